@@ -1,0 +1,73 @@
+"""Spawner settings, read from SPAWNER_* environment variables.
+
+Every field here is listed in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class SpawnerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPAWNER_", frozen=True)
+
+    # Where the gRPC server listens. Loopback by default: only control (or an
+    # operator's grpcurl) should reach a spawner.
+    listen: str = "127.0.0.1:50051"
+    # Labels every container and names the cgroup parent; two spawners sharing
+    # one Docker host must use different names.
+    name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    python_image: str = "sandbox-mesh/runtime:local"
+    node_image: str = "sandbox-mesh/runtime:local"
+    # OCI runtime for sandbox containers (e.g. runsc where gVisor is installed).
+    oci_runtime: str = "runc"
+    # Per-execution workspaces live here. When the spawner runs in a container
+    # this directory must be mounted at the same path as on the host, since
+    # the engine resolves bind-mount sources on the host.
+    workspace_root: str = "/var/lib/sandbox-mesh/workspaces"
+    # The host's cgroup filesystem as the spawner sees it.
+    cgroup_root: str = "/sys/fs/cgroup"
+
+    capacity: int = Field(default=4, ge=1, le=256)
+
+    default_timeout_ms: int = Field(default=10_000, ge=100)
+    max_timeout_ms: int = Field(default=300_000, ge=100)
+    default_memory_bytes: int = Field(default=256 * MIB, ge=16 * MIB)
+    min_memory_bytes: int = Field(default=32 * MIB, ge=16 * MIB)
+    max_memory_bytes: int = Field(default=2048 * MIB, ge=16 * MIB)
+    default_cpus: float = Field(default=1.0, gt=0)
+    max_cpus: float = Field(default=2.0, gt=0)
+    pids_limit: int = Field(default=128, ge=16)
+    # Largest single file the sandbox may write (RLIMIT_FSIZE).
+    file_size_limit_bytes: int = Field(default=64 * MIB, ge=MIB)
+    tmpfs_bytes: int = Field(default=64 * MIB, ge=MIB)
+
+    # Request caps.
+    max_files: int = Field(default=100, ge=1)
+    max_file_bytes: int = Field(default=1 * MIB, ge=1)
+    max_total_file_bytes: int = Field(default=10 * MIB, ge=1)
+    max_path_length: int = Field(default=255, ge=1)
+    max_stdin_bytes: int = Field(default=1 * MIB, ge=0)
+    max_args: int = Field(default=64, ge=0)
+    max_env: int = Field(default=64, ge=0)
+    max_env_bytes: int = Field(default=64 * 1024, ge=0)
+
+    # stdout + stderr streamed per execution; past it the run is killed with
+    # OUTPUT_LIMIT.
+    max_output_bytes: int = Field(default=1 * MIB, ge=1024)
+
+    # Cleanup of containers or workspaces that a previous spawner left behind.
+    reap_on_start: bool = True
+
+    @model_validator(mode="after")
+    def _ranges_are_consistent(self) -> "SpawnerSettings":
+        if not self.default_timeout_ms <= self.max_timeout_ms:
+            raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
+        if not self.min_memory_bytes <= self.default_memory_bytes <= self.max_memory_bytes:
+            raise ValueError("memory defaults must satisfy min <= default <= max")
+        if not self.default_cpus <= self.max_cpus:
+            raise ValueError("default_cpus must not exceed max_cpus")
+        return self
