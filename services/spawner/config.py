@@ -59,6 +59,9 @@ class SpawnerSettings(BaseSettings):
     # OUTPUT_LIMIT.
     max_output_bytes: int = Field(default=1 * MIB, ge=1024)
 
+    # On SIGTERM, executions in flight get this long before they are cancelled.
+    drain_seconds: float = Field(default=30.0, ge=0)
+
     # Cleanup of containers or workspaces that a previous spawner left behind.
     reap_on_start: bool = True
 

@@ -1,0 +1,50 @@
+# Sandbox mesh: local set-up, images, tests and bring-up.
+# `make test` runs everything from a fresh Debian 12 machine (as root):
+# Docker engine, virtualenv, images, then pytest.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+
+# Compose v2 plugin when the CLI has it, else the v1 `docker-compose`.
+ifndef COMPOSE
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+endif
+export COMPOSE
+
+.PHONY: setup docker venv protos images test up down bench doctor
+
+setup: docker venv
+
+docker:
+	scripts/ensure_docker.sh
+
+venv: $(VENV_STAMP)
+
+# Re-installed only when pyproject.toml changed since the last install.
+$(VENV_STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[dev]'
+	touch $@
+
+protos: venv
+	$(VENV)/bin/python scripts/gen_protos.py
+
+images: setup
+	images/build.sh
+
+test: images
+	$(VENV)/bin/pytest -q
+
+up: images
+	scripts/up.sh
+
+down:
+	scripts/down.sh
+
+bench: venv
+	$(VENV)/bin/python bench/bench_execute.py
+
+doctor:
+	scripts/doctor.sh

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stops the mesh. The spawner drains on SIGTERM and removes the sandboxes it
+# started; anything labelled with its name that is still there is removed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
+PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
+$COMPOSE -p "$PROJECT" -f compose.yml down --remove-orphans --volumes
+left=$(docker ps -aq --filter "label=sandbox-mesh.role=sandbox" --filter "label=sandbox-mesh.spawner=${SPAWNER_NAME:-compose}")
+if [ -n "$left" ]; then
+    echo "removing sandboxes left behind: $left"
+    docker rm -f $left >/dev/null
+fi

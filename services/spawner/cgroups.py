@@ -1,0 +1,144 @@
+"""Per-execution cgroup parents: what an execution used, measured from outside.
+
+Every sandbox container is started under its own cgroup parent. The
+container's cgroup vanishes with the container, but the parent keeps the
+hierarchical peak memory, CPU time and OOM-kill count, so the spawner reads
+them after the container is gone and then removes the parent. Nothing inside
+the container can influence these numbers.
+
+Supports cgroup v1 (memory.max_usage_in_bytes, cpuacct.usage,
+memory.oom_control) and v2 (memory.peak, cpu.stat, memory.events), with
+Docker's cgroupfs driver and, on v2, its systemd driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+ROOT_SEGMENT = "sandbox-mesh"
+
+
+@dataclasses.dataclass(frozen=True)
+class CgroupUsage:
+    cpu_seconds: float = 0.0
+    peak_memory_bytes: int = 0
+    oom_kills: int = 0
+
+
+def _read_int(path: pathlib.Path) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _read_keyed(path: pathlib.Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (FileNotFoundError, ValueError):
+        pass
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class CgroupLayout:
+    """How this host lays out cgroups, and where the spawner sees them."""
+
+    root: pathlib.Path
+    unified: bool  # cgroup v2
+    systemd_driver: bool
+
+    @classmethod
+    def detect(cls, root: str, docker_cgroup_driver: str) -> "CgroupLayout":
+        path = pathlib.Path(root)
+        unified = (path / "cgroup.controllers").exists()
+        return cls(root=path, unified=unified, systemd_driver=docker_cgroup_driver == "systemd")
+
+    def parent_for(self, spawner_name: str, token: str) -> "CgroupParent":
+        """`token` is [a-z0-9] only: systemd reads '-' in slice names as nesting."""
+        if self.systemd_driver:
+            # Docker's systemd driver takes a slice name; "a-b-c.slice" lives at
+            # a.slice/a-b.slice/a-b-c.slice.
+            prefix = f"sandboxmesh-{spawner_name.replace('-', '').replace('_', '')}"
+            name = f"{prefix}-{token}.slice"
+            relative = pathlib.PurePosixPath("sandboxmesh.slice", f"{prefix}.slice", name)
+            return CgroupParent(self, docker_value=name, relative=relative)
+        relative = pathlib.PurePosixPath(ROOT_SEGMENT, spawner_name, token)
+        return CgroupParent(self, docker_value=f"/{relative}", relative=relative)
+
+    def spawner_directories(self, spawner_name: str) -> list[pathlib.Path]:
+        """Directories holding this spawner's parents (for the reaper)."""
+        if self.systemd_driver:
+            prefix = f"sandboxmesh-{spawner_name.replace('-', '').replace('_', '')}"
+            bases = [self.root / "sandboxmesh.slice" / f"{prefix}.slice"]
+        elif self.unified:
+            bases = [self.root / ROOT_SEGMENT / spawner_name]
+        else:
+            bases = [c / ROOT_SEGMENT / spawner_name for c in self._v1_controllers()]
+        return [b for b in bases if b.is_dir()]
+
+    def _v1_controllers(self) -> list[pathlib.Path]:
+        return [p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink()]
+
+
+@dataclasses.dataclass(frozen=True)
+class CgroupParent:
+    layout: CgroupLayout
+    docker_value: str  # what goes into HostConfig.CgroupParent
+    relative: pathlib.PurePosixPath
+
+    def read(self) -> CgroupUsage:
+        root = self.layout.root
+        if self.layout.unified:
+            directory = root / self.relative
+            return CgroupUsage(
+                cpu_seconds=_read_keyed(directory / "cpu.stat", "usage_usec") / 1e6,
+                peak_memory_bytes=_read_int(directory / "memory.peak"),
+                oom_kills=_read_keyed(directory / "memory.events", "oom_kill"),
+            )
+        memory = root / "memory" / self.relative
+        cpuacct = root / "cpuacct" / self.relative
+        return CgroupUsage(
+            cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / 1e9,
+            peak_memory_bytes=_read_int(memory / "memory.max_usage_in_bytes"),
+            oom_kills=_read_keyed(memory / "memory.oom_control", "oom_kill"),
+        )
+
+    def directories(self) -> list[pathlib.Path]:
+        if self.layout.unified:
+            return [self.layout.root / self.relative]
+        return [c / self.relative for c in self.layout._v1_controllers()]
+
+    def remove(self) -> None:
+        """Removes the parent in every hierarchy. Raises OSError on failure
+        (the caller logs and counts it); a parent that is already gone is fine."""
+        errors = []
+        for directory in self.directories():
+            try:
+                remove_tree(directory)
+            except OSError as exc:
+                errors.append(f"{directory}: {exc}")
+        if errors:
+            raise OSError("cannot remove cgroup parent: " + "; ".join(errors))
+
+
+def remove_tree(directory: pathlib.Path) -> None:
+    """rmdir a cgroup directory and its (empty) child cgroups, deepest first.
+    cgroup directories cannot be removed with rmtree: their files are virtual."""
+    if not directory.is_dir():
+        return
+    for dirpath, dirnames, _ in os.walk(directory, topdown=False):
+        for name in dirnames:
+            try:
+                os.rmdir(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,162 @@
+"""One hardened sandbox container, driven through the Docker Engine API.
+
+The container's PID 1 is the runtime image's runner in `hold` mode; every
+program (today the entry or each step, later package installs) runs as a
+`docker exec`, so its exit code comes from the engine and not from anything
+the sandboxed code prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Iterator
+
+import docker
+from docker.types import Ulimit
+
+from services.spawner.config import SpawnerSettings
+
+SANDBOX_UID = 10001
+WORKSPACE = "/workspace"
+RUNNER = "/opt/sandbox/runner.py"
+
+LABEL_ROLE = "sandbox-mesh.role"
+ROLE_SANDBOX = "sandbox"
+LABEL_SPAWNER = "sandbox-mesh.spawner"
+LABEL_EXECUTION = "sandbox-mesh.execution"
+LABEL_TENANT = "sandbox-mesh.tenant"
+LABEL_CREATED = "sandbox-mesh.created"
+LABEL_WORKSPACE = "sandbox-mesh.workspace"
+
+STDOUT, STDERR = 1, 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerLimits:
+    memory_bytes: int
+    cpus: float
+
+
+def host_config(
+    api: docker.APIClient,
+    settings: SpawnerSettings,
+    *,
+    workspace: str,
+    limits: ContainerLimits,
+    cgroup_parent: str,
+    network: str | None,
+) -> dict:
+    fsize = settings.file_size_limit_bytes
+    return api.create_host_config(
+        binds={workspace: {"bind": WORKSPACE, "mode": "rw"}},
+        read_only=True,
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={settings.tmpfs_bytes}"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        mem_limit=limits.memory_bytes,
+        memswap_limit=limits.memory_bytes,  # no swap: the limit is the limit
+        nano_cpus=int(limits.cpus * 1e9),
+        pids_limit=settings.pids_limit,
+        ulimits=[
+            Ulimit(name="fsize", soft=fsize, hard=fsize),
+            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="core", soft=0, hard=0),
+        ],
+        network_mode=network or "none",
+        cgroup_parent=cgroup_parent,
+        runtime=settings.oci_runtime,
+        ipc_mode="private",
+        oom_score_adj=500,  # the host's OOM killer should pick sandboxes first
+    )
+
+
+class SandboxContainer:
+    def __init__(self, api: docker.APIClient, container_id: str):
+        self.api = api
+        self.id = container_id
+
+    @classmethod
+    def create(
+        cls,
+        api: docker.APIClient,
+        *,
+        image: str,
+        host_config: dict,
+        labels: dict[str, str],
+        environment: dict[str, str],
+    ) -> "SandboxContainer":
+        created = api.create_container(
+            image=image,
+            command=["python3", RUNNER, "hold"],
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            working_dir=f"{WORKSPACE}/code",
+            environment=environment,
+            labels=labels,
+            host_config=host_config,
+            network_disabled=host_config.get("NetworkMode") == "none",
+            stop_signal="SIGKILL",
+        )
+        return cls(api, created["Id"])
+
+    def start(self) -> None:
+        self.api.start(self.id)
+
+    def exec(self, argv: list[str], environment: dict[str, str]) -> "ExecHandle":
+        created = self.api.exec_create(
+            self.id,
+            argv,
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            environment=environment,
+            workdir=f"{WORKSPACE}/code",
+        )
+        return ExecHandle(self.api, created["Id"])
+
+    def kill(self) -> None:
+        try:
+            self.api.kill(self.id)
+        except docker.errors.APIError as exc:
+            # 409: not running any more, which is what we wanted.
+            if exc.status_code not in (404, 409):
+                raise
+
+    def oom_killed(self) -> bool:
+        try:
+            return bool(self.api.inspect_container(self.id)["State"].get("OOMKilled"))
+        except docker.errors.NotFound:
+            return False
+
+    def remove(self) -> None:
+        try:
+            self.api.remove_container(self.id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+
+class ExecHandle:
+    def __init__(self, api: docker.APIClient, exec_id: str):
+        self.api = api
+        self.id = exec_id
+        self.started_at = 0.0
+        self.finished_at = 0.0
+
+    def stream(self) -> Iterator[tuple[int, bytes]]:
+        """Yields (STDOUT|STDERR, bytes) as the program writes them."""
+        self.started_at = time.monotonic()
+        try:
+            for out, err in self.api.exec_start(self.id, stream=True, demux=True):
+                if out:
+                    yield STDOUT, out
+                if err:
+                    yield STDERR, err
+        finally:
+            self.finished_at = time.monotonic()
+
+    def exit_code(self) -> int:
+        """The program's exit code; -1 if it never finished (container killed
+        before the exec started)."""
+        code = self.api.exec_inspect(self.id).get("ExitCode")
+        return -1 if code is None else int(code)

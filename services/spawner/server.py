@@ -1,0 +1,68 @@
+"""Builds and runs the spawner's gRPC server: Spawner, health, reflection."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from concurrent import futures
+
+import docker
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
+from services.spawner.config import SpawnerSettings
+from services.spawner.servicer import SpawnerServicer
+from services.spawner.spawner import Spawner
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = spawner_pb2.DESCRIPTOR.services_by_name["Spawner"].full_name
+
+
+@dataclasses.dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    spawner: Spawner
+    health: health.HealthServicer
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Drains: refuses new calls, lets executions finish within the grace
+        period, cancels what is left and removes its containers."""
+        self.health.enter_graceful_shutdown()
+        self.spawner.shutdown(grace_seconds)
+        self.server.stop(grace=1).wait()
+
+
+def docker_client(settings: SpawnerSettings) -> docker.APIClient:
+    # One pooled connection per concurrent execution plus a few for control calls.
+    return docker.APIClient(version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8)
+
+
+def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> RunningServer:
+    api = api or docker_client(settings)
+    spawner = Spawner(settings, api)
+    if settings.reap_on_start:
+        spawner.reap()
+    max_request = settings.max_total_file_bytes * 2 + settings.max_stdin_bytes + 4 * 1024 * 1024
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.capacity + 16, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", max_request)],
+        maximum_concurrent_rpcs=settings.capacity + 12,
+    )
+    spawner_pb2_grpc.add_SpawnerServicer_to_server(SpawnerServicer(spawner), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen}")
+    server.start()
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("spawner %r listening on %s (port %d)", settings.name, settings.listen, port)
+    return RunningServer(server, port, spawner, health_servicer)

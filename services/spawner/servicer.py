@@ -1,0 +1,29 @@
+"""gRPC servicer: translates between protobuf and the Spawner domain object."""
+
+from __future__ import annotations
+
+from sandbox.spawner.v1 import spawner_pb2 as pb
+from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.spawner.errors import grpc_errors
+from services.spawner.spawner import Spawner
+
+
+class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
+    def __init__(self, spawner: Spawner):
+        self.spawner = spawner
+
+    @grpc_errors
+    def Execute(self, request, context):
+        execution = self.spawner.execute(request)
+        # Fires when the call ends for any reason: a no-op after the result,
+        # a kill when the caller cancelled, disconnected or its deadline passed.
+        context.add_callback(execution.listener_gone)
+        yield from execution.events()
+
+    @grpc_errors
+    def Cancel(self, request, context):
+        return pb.CancelResponse(cancelled=self.spawner.cancel(request.execution_id, request.tenant))
+
+    @grpc_errors
+    def Info(self, request, context):
+        return self.spawner.info()

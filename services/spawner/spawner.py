@@ -1,0 +1,127 @@
+"""The spawner's domain object: admits executions, runs each on a worker
+thread, cancels, reports capacity. The gRPC servicer is a thin layer on this."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import threading
+
+import docker
+
+from sandbox.spawner.v1 import spawner_pb2 as pb
+from services.spawner.cgroups import CgroupLayout
+from services.spawner.config import SpawnerSettings
+from services.spawner.execution import Execution
+from services.spawner.inflight import InFlight
+from services.spawner.reaper import reap
+from services.spawner.validation import validate_execute
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("sandbox-mesh")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Spawner:
+    def __init__(self, settings: SpawnerSettings, api: docker.APIClient):
+        self.settings = settings
+        self.api = api
+        engine = api.info()
+        self.available_runtimes = sorted(engine.get("Runtimes", {}))
+        if settings.oci_runtime not in self.available_runtimes:
+            raise ConfigurationError(
+                f"SPAWNER_OCI_RUNTIME={settings.oci_runtime!r} is not registered with the "
+                f"Docker engine; it offers: {', '.join(self.available_runtimes)}"
+            )
+        self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
+        self.inflight = InFlight(settings.capacity)
+        self._lock = threading.Lock()
+        self.cleanup_failures = 0
+        self._workers: list[threading.Thread] = []
+
+    def reap(self) -> None:
+        owned = {e.token for e in self.inflight.all()}
+        failures = reap(self.api, self.settings.name, self.settings.workspace_root, self.cgroups, owned)
+        with self._lock:
+            self.cleanup_failures += failures
+
+    def execute(self, request: pb.ExecuteRequest) -> Execution:
+        """Validates and admits; raises a domain error before anything is
+        started or written when the request is refused."""
+        spec = validate_execute(request, self.settings)
+        execution = Execution(
+            spec,
+            self.settings,
+            self.api,
+            self.cgroups,
+            on_cleanup_failure=self._cleanup_failed,
+            on_finished=self.inflight.release,
+        )
+        self.inflight.admit(execution)
+        worker = threading.Thread(
+            target=execution.run, name=f"execution-{spec.execution_id}", daemon=True
+        )
+        with self._lock:
+            self._workers = [w for w in self._workers if w.is_alive()] + [worker]
+        worker.start()
+        return execution
+
+    def cancel(self, execution_id: str, tenant: str) -> bool:
+        execution = self.inflight.get(execution_id)
+        if execution is None or (tenant and execution.spec.tenant != tenant):
+            return False
+        return execution.cancel()
+
+    def info(self) -> pb.InfoResponse:
+        s = self.settings
+        return pb.InfoResponse(
+            version=version(),
+            capacity=s.capacity,
+            free_slots=self.inflight.free_slots,
+            runtime_images={"python": s.python_image, "node": s.node_image},
+            oci_runtime=s.oci_runtime,
+            available_runtimes=self.available_runtimes,
+            limits=pb.LimitRange(
+                default_timeout_ms=s.default_timeout_ms,
+                max_timeout_ms=s.max_timeout_ms,
+                default_memory_bytes=s.default_memory_bytes,
+                min_memory_bytes=s.min_memory_bytes,
+                max_memory_bytes=s.max_memory_bytes,
+                default_cpus=s.default_cpus,
+                max_cpus=s.max_cpus,
+            ),
+        )
+
+    def shutdown(self, grace_seconds: float) -> None:
+        """Stops admitting, lets executions run up to the grace period, then
+        cancels the rest and waits for their clean-up."""
+        self.inflight.close()
+        with self._lock:
+            workers = list(self._workers)
+        deadline = _now() + grace_seconds
+        for worker in workers:
+            worker.join(max(0.0, deadline - _now()))
+        for execution in self.inflight.all():
+            execution.cancel(message="the spawner is shutting down")
+        for worker in workers:
+            worker.join(30)
+
+    def _cleanup_failed(self, what: str, exc: Exception) -> None:
+        log.error("clean-up of a %s failed: %s", what, exc)
+        with self._lock:
+            self.cleanup_failures += 1
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()

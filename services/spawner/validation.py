@@ -1,0 +1,264 @@
+"""Validation of ExecuteRequest into a defaulted, immutable ExecutionSpec.
+
+Everything a request says is checked here, before any container, workspace or
+record exists. Fields are checked in the order they appear in the proto and
+the first violation is reported, naming the field the way the proto does
+("files[2].path"), so a caller can find what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sandbox.common.v1 import execution_pb2
+from sandbox.spawner.v1 import spawner_pb2
+from services.spawner.config import SpawnerSettings
+from services.spawner.paths import check_path, find_collisions, path_key
+
+# \Z, not $: "$" also matches before a trailing newline.
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+
+MIN_TIMEOUT_MS = 100
+MAX_STEPS = 10
+MAX_ARG_BYTES = 4096
+
+# Set by the spawner itself (proxy with per-execution credentials, runner
+# control); a request must not override them. Compared upper-cased.
+RESERVED_ENV = frozenset(
+    {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "LD_PRELOAD", "LD_LIBRARY_PATH"}
+)
+RESERVED_ENV_PREFIX = "SANDBOX_"
+
+LANGUAGES = {
+    execution_pb2.LANGUAGE_PYTHON: "python",
+    execution_pb2.LANGUAGE_NODE: "node",
+}
+
+
+class RequestError(Exception):
+    """A request refused because of one field."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(field, description)
+        self.field = field
+        self.description = description
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.description}"
+
+
+class InvalidArgument(RequestError):
+    """The request is malformed or over a cap (gRPC INVALID_ARGUMENT)."""
+
+
+class Unsupported(RequestError):
+    """The request is well-formed but asks for what this spawner cannot do
+    (gRPC UNIMPLEMENTED). Deliberately not an InvalidArgument."""
+
+
+@dataclass(frozen=True)
+class Step:
+    path: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    execution_id: str
+    tenant: str
+    language: str  # "python" | "node"
+    files: tuple[tuple[str, bytes], ...]
+    steps: tuple[Step, ...]
+    env: dict[str, str] = field(hash=False)
+    stdin: bytes
+    timeout_ms: int
+    memory_bytes: int
+    cpus: float
+    prior_outputs: tuple[tuple[str, bytes], ...]
+
+
+def validate_execute(
+    request: spawner_pb2.ExecuteRequest, settings: SpawnerSettings
+) -> ExecutionSpec:
+    """Check `request` against the rules and caps in `settings`.
+
+    Raises InvalidArgument (or Unsupported) for the first violation found.
+    """
+    execution_id = _check_id("execution_id", request.execution_id)
+    tenant = _check_id("tenant", request.tenant)
+    language = LANGUAGES.get(request.language)
+    if language is None:
+        raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
+    files = _check_files("files", request.files, settings, required=True)
+    steps = _check_entry_and_steps(request, {path for path, _ in files}, settings)
+    if request.packages:
+        raise Unsupported("packages", "package installs are not supported by this spawner yet")
+    timeout_ms, memory_bytes, cpus = _check_limits(request.limits, settings)
+    env = _check_env(request.env, settings)
+    if len(request.stdin) > settings.max_stdin_bytes:
+        raise InvalidArgument("stdin", f"must be at most {settings.max_stdin_bytes} bytes")
+    # Request-level args belong to `entry`; with steps they would be silently
+    # ignored, so refuse them.
+    if request.args and request.steps:
+        raise InvalidArgument("args", "only used with entry; give each step its own args")
+    args = _check_args("args", request.args, settings)
+    if request.entry:
+        steps = (Step(request.entry, args),)
+    prior_outputs = _check_files("prior_outputs", request.prior_outputs, settings, required=False)
+    return ExecutionSpec(
+        execution_id=execution_id,
+        tenant=tenant,
+        language=language,
+        files=files,
+        steps=steps,
+        env=env,
+        stdin=bytes(request.stdin),
+        timeout_ms=timeout_ms,
+        memory_bytes=memory_bytes,
+        cpus=cpus,
+        prior_outputs=prior_outputs,
+    )
+
+
+def _check_id(name: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(name, "required")
+    if not ID_RE.match(value):
+        raise InvalidArgument(name, "must match [A-Za-z0-9_-]{1,64}")
+    return value
+
+
+def _check_files(
+    name: str,
+    files: Sequence[execution_pb2.File],
+    settings: SpawnerSettings,
+    *,
+    required: bool,
+) -> tuple[tuple[str, bytes], ...]:
+    """Shared by `files` and `prior_outputs`: each has its own count and total."""
+    if required and not files:
+        raise InvalidArgument(name, "at least one file is required")
+    if len(files) > settings.max_files:
+        raise InvalidArgument(name, f"at most {settings.max_files} files allowed")
+    total = 0
+    for i, f in enumerate(files):
+        reason = check_path(f.path, max_length=settings.max_path_length)
+        if reason:
+            raise InvalidArgument(f"{name}[{i}].path", reason)
+        if len(f.content) > settings.max_file_bytes:
+            raise InvalidArgument(
+                f"{name}[{i}].content", f"must be at most {settings.max_file_bytes} bytes"
+            )
+        total += len(f.content)
+    if total > settings.max_total_file_bytes:
+        raise InvalidArgument(
+            name, f"total content must be at most {settings.max_total_file_bytes} bytes"
+        )
+    collisions = find_collisions(f.path for f in files)
+    if collisions:
+        a, b = collisions[0]
+        if path_key(a) == path_key(b):
+            why = f'"{a}" and "{b}" collide: paths must differ in more than case or Unicode form'
+        else:
+            why = f'"{a}" and "{b}" collide: one would be both a file and a directory'
+        raise InvalidArgument(name, why)
+    return tuple((f.path, bytes(f.content)) for f in files)
+
+
+def _check_entry_and_steps(
+    request: spawner_pb2.ExecuteRequest, staged: set[str], settings: SpawnerSettings
+) -> tuple[Step, ...]:
+    # Which of the two is given is decided first: a path check on one of them
+    # would be beside the point when the pair itself is wrong.
+    if not request.entry and not request.steps:
+        raise InvalidArgument("entry", "required (or steps)")
+    if request.entry and request.steps:
+        raise InvalidArgument("steps", "give entry or steps, not both")
+    if request.entry:
+        if request.entry not in staged:
+            raise InvalidArgument("entry", "must be the path of one of the files")
+        return ()  # the entry step is built once `args` (field 11) is checked
+    if len(request.steps) > MAX_STEPS:
+        raise InvalidArgument("steps", f"at most {MAX_STEPS} steps allowed")
+    steps = []
+    for i, step in enumerate(request.steps):
+        if step.path not in staged:
+            raise InvalidArgument(f"steps[{i}].path", "must be the path of one of the files")
+        steps.append(Step(step.path, _check_args(f"steps[{i}].args", step.args, settings)))
+    return tuple(steps)
+
+
+def _check_args(name: str, args: Sequence[str], settings: SpawnerSettings) -> tuple[str, ...]:
+    if len(args) > settings.max_args:
+        raise InvalidArgument(name, f"at most {settings.max_args} arguments allowed")
+    for i, arg in enumerate(args):
+        # argv entries are C strings: a NUL would silently cut the argument.
+        if "\x00" in arg:
+            raise InvalidArgument(f"{name}[{i}]", "must not contain NUL")
+        if len(arg.encode("utf-8")) > MAX_ARG_BYTES:
+            raise InvalidArgument(f"{name}[{i}]", f"must be at most {MAX_ARG_BYTES} bytes")
+    return tuple(args)
+
+
+def _check_limits(
+    limits: execution_pb2.Limits, settings: SpawnerSettings
+) -> tuple[int, int, float]:
+    # An unset Limits message reads as all zeros, i.e. all defaults.
+    timeout_ms = limits.timeout_ms or settings.default_timeout_ms
+    if not MIN_TIMEOUT_MS <= timeout_ms <= settings.max_timeout_ms:
+        raise InvalidArgument(
+            "limits.timeout_ms",
+            f"must be between {MIN_TIMEOUT_MS} and {settings.max_timeout_ms}"
+            f" (0 for the default {settings.default_timeout_ms})",
+        )
+    memory_bytes = limits.memory_bytes or settings.default_memory_bytes
+    if not settings.min_memory_bytes <= memory_bytes <= settings.max_memory_bytes:
+        raise InvalidArgument(
+            "limits.memory_bytes",
+            f"must be between {settings.min_memory_bytes} and {settings.max_memory_bytes}"
+            f" (0 for the default {settings.default_memory_bytes})",
+        )
+    cpus = limits.cpus
+    # NaN compares false with everything, so test finiteness explicitly.
+    if not math.isfinite(cpus) or cpus < 0 or cpus > settings.max_cpus:
+        raise InvalidArgument(
+            "limits.cpus",
+            f"must be greater than 0 and at most {settings.max_cpus}"
+            f" (0 for the default {settings.default_cpus})",
+        )
+    return timeout_ms, memory_bytes, cpus or settings.default_cpus
+
+
+def _check_env(env: dict[str, str], settings: SpawnerSettings) -> dict[str, str]:
+    if len(env) > settings.max_env:
+        raise InvalidArgument("env", f"at most {settings.max_env} variables allowed")
+    total = 0
+    # Map order is unspecified on the wire; sort so the error is deterministic.
+    for name in sorted(env):
+        value = env[name]
+        where = _env_field(name)
+        if not ENV_NAME_RE.match(name):
+            raise InvalidArgument(where, "name must match [A-Za-z_][A-Za-z0-9_]{0,127}")
+        upper = name.upper()
+        if upper in RESERVED_ENV or upper.startswith(RESERVED_ENV_PREFIX):
+            raise InvalidArgument(where, "reserved: set by the spawner")
+        if "\x00" in value:
+            raise InvalidArgument(where, "value must not contain NUL")
+        total += len(name.encode("utf-8")) + len(value.encode("utf-8"))
+    if total > settings.max_env_bytes:
+        raise InvalidArgument(
+            "env", f"names and values must total at most {settings.max_env_bytes} bytes"
+        )
+    return dict(env)
+
+
+def _env_field(name: str) -> str:
+    # JSON-quoted so odd names cannot forge the message; shortened because the
+    # message travels in gRPC trailers, which have a small size limit.
+    shown = name if len(name) <= 64 else name[:64] + "..."
+    return f"env[{json.dumps(shown)}]"

@@ -1,0 +1,79 @@
+"""Per-execution workspace on the host, bind-mounted at /workspace.
+
+    <root>/<execution id>.<token>/
+        code/      the staged files (the working directory)
+        output/    harvested after every exit
+        stdin      the request's standard input
+
+Paths were validated before they get here (services/spawner/paths.py); the
+resolved-path check below is a second, independent guard.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+from services.spawner.sandbox import SANDBOX_UID
+
+WORKSPACE_SUFFIX = ".ws"
+
+
+class Workspace:
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        self.code = path / "code"
+        self.output = path / "output"
+        self.stdin = path / "stdin"
+
+    @classmethod
+    def create(cls, root: str, execution_id: str, token: str) -> "Workspace":
+        base = pathlib.Path(root)
+        base.mkdir(parents=True, exist_ok=True)
+        path = base / f"{execution_id}.{token}{WORKSPACE_SUFFIX}"
+        path.mkdir(mode=0o755)
+        workspace = cls(path)
+        workspace.code.mkdir(mode=0o755)
+        workspace.output.mkdir(mode=0o755)
+        return workspace
+
+    def stage(self, files: tuple[tuple[str, bytes], ...], stdin: bytes) -> None:
+        self._write_all(self.code, files)
+        self.stdin.write_bytes(stdin)
+        self._hand_over()
+
+    def stage_outputs(self, files: tuple[tuple[str, bytes], ...]) -> None:
+        self._write_all(self.output, files)
+        self._hand_over()
+
+    def _write_all(self, base: pathlib.Path, files: tuple[tuple[str, bytes], ...]) -> None:
+        resolved_base = base.resolve()
+        for relative, content in files:
+            target = (base / relative).resolve()
+            if resolved_base not in target.parents:
+                raise ValueError(f"path escapes the workspace: {relative!r}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as handle:  # never overwrite, never follow
+                handle.write(content)
+
+    def _hand_over(self) -> None:
+        """Make the workspace the sandbox user's. Running as root we chown;
+        otherwise we can only open it up."""
+        as_root = os.geteuid() == 0
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            for name in [*dirnames, *filenames]:
+                self._own(os.path.join(dirpath, name), as_root)
+        self._own(str(self.path), as_root)
+
+    @staticmethod
+    def _own(path: str, as_root: bool) -> None:
+        if as_root:
+            os.lchown(path, SANDBOX_UID, SANDBOX_UID)
+        else:
+            os.chmod(path, 0o777 if os.path.isdir(path) else 0o666)
+
+    def remove(self) -> None:
+        """Raises OSError when removal fails; the caller logs and counts it."""
+        if self.path.exists():
+            shutil.rmtree(self.path)

