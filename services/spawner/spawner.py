@@ -114,6 +114,15 @@ class Spawner:
             execution.cancel(message="the spawner is shutting down")
         for worker in workers:
             worker.join(30)
+        self._remove_cgroup_base()
+
+    def _remove_cgroup_base(self) -> None:
+        """Removes this spawner's (now empty) directory of cgroup parents."""
+        for directory in self.cgroups.spawner_directories(self.settings.name):
+            try:
+                directory.rmdir()
+            except OSError as exc:
+                self._cleanup_failed("cgroup directory", exc)
 
     def _cleanup_failed(self, what: str, exc: Exception) -> None:
         log.error("clean-up of a %s failed: %s", what, exc)

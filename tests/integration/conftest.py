@@ -67,6 +67,7 @@ def spawner_server(docker_api, spawner_name, workspace_root):
     yield running
     running.stop(grace_seconds=5)
     assert_nothing_left(docker_api, spawner_name, workspace_root, running.spawner.cgroups)
+    assert running.spawner.cgroups.spawner_directories(spawner_name) == []
     assert running.spawner.cleanup_failures == 0
 
 

@@ -45,6 +45,7 @@ def test_restart_reaps_leftovers(docker_api, tmp_path):
             assert running.spawner.cleanup_failures == 0
         finally:
             running.stop(grace_seconds=1)
+        assert running.spawner.cgroups.spawner_directories(name) == []
     finally:
         for leftover in labelled_containers(docker_api, name):
             docker_api.remove_container(leftover["Id"], force=True)
