@@ -5,7 +5,7 @@ Every field here is listed in the README's configuration table.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -17,6 +17,10 @@ class SpawnerSettings(BaseSettings):
     # Where the gRPC server listens. Loopback by default: only control (or an
     # operator's grpcurl) should reach a spawner.
     listen: str = "127.0.0.1:50051"
+    # Shared secret for HMAC-signed calls (services/common/auth.py). Without
+    # one the spawner refuses to start unless `insecure` is set explicitly.
+    secret: SecretStr | None = None
+    insecure: bool = False
     # Labels every container and names the cgroup parent; two spawners sharing
     # one Docker host must use different names.
     name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")

@@ -12,9 +12,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
+from services.common.auth import ServerAuthInterceptor, Verifier
 from services.spawner.config import SpawnerSettings
 from services.spawner.servicer import SpawnerServicer
-from services.spawner.spawner import Spawner
+from services.spawner.spawner import ConfigurationError, Spawner
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,24 @@ def docker_client(settings: SpawnerSettings) -> docker.APIClient:
     return docker.APIClient(version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8)
 
 
+def auth_interceptors(settings: SpawnerSettings) -> list[grpc.ServerInterceptor]:
+    if settings.secret is not None and settings.secret.get_secret_value():
+        return [ServerAuthInterceptor(Verifier(settings.secret.get_secret_value().encode()))]
+    if settings.insecure:
+        log.warning(
+            "SPAWNER_INSECURE=1: NO AUTHENTICATION. Anyone who reaches %s can run code "
+            "and cancel executions. Set SPAWNER_SECRET for anything but local development.",
+            settings.listen,
+        )
+        return []
+    raise ConfigurationError(
+        "SPAWNER_SECRET is not set. Set it (a long random string shared with control), "
+        "or set SPAWNER_INSECURE=1 to run without authentication."
+    )
+
+
 def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> RunningServer:
+    interceptors = auth_interceptors(settings)
     api = api or docker_client(settings)
     spawner = Spawner(settings, api)
     if settings.reap_on_start:
@@ -51,6 +69,7 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
         futures.ThreadPoolExecutor(max_workers=settings.capacity + 16, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", max_request)],
         maximum_concurrent_rpcs=settings.capacity + 12,
+        interceptors=interceptors,
     )
     spawner_pb2_grpc.add_SpawnerServicer_to_server(SpawnerServicer(spawner), server)
     health_servicer = health.HealthServicer()

@@ -15,11 +15,13 @@ import grpc
 import pytest
 
 from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
 from services.spawner import sandbox
 from services.spawner.config import SpawnerSettings
 from services.spawner.server import start
 
 RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
+SECRET = secrets.token_hex(32)
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,7 @@ def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) 
         default_timeout_ms=20_000,
         max_timeout_ms=60_000,
         drain_seconds=5,
+        secret=SECRET,
     )
     values.update(overrides)
     return SpawnerSettings(**values)
@@ -74,7 +77,7 @@ def spawner_server(docker_api, spawner_name, workspace_root):
 @pytest.fixture(scope="session")
 def channel(spawner_server):
     with grpc.insecure_channel(f"127.0.0.1:{spawner_server.port}") as chan:
-        yield chan
+        yield grpc.intercept_channel(chan, ClientAuthInterceptor(SECRET.encode()))
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
 from tests.integration.helpers import execute, request
 
 pytestmark = pytest.mark.integration
@@ -29,12 +30,14 @@ def _free_port() -> int:
 def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     suffix = secrets.token_hex(4)
     project, port = f"sandbox-mesh-test-{suffix}", _free_port()
+    secret = secrets.token_hex(32)
     env = dict(
         os.environ,
         COMPOSE_PROJECT_NAME=project,
         SPAWNER_PORT=str(port),
         SPAWNER_NAME=f"compose-{suffix}",
         SPAWNER_WORKSPACE_ROOT=str(tmp_path / "workspaces"),
+        SANDBOX_SECRET=secret,
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:
@@ -43,7 +46,8 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         assert "is SERVING" in up.stdout
         assert "grpcurl -plaintext" in up.stdout
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            outcome = execute(spawner_pb2_grpc.SpawnerStub(channel), request({"main.py": "print('via compose')"}))
+            signed = grpc.intercept_channel(channel, ClientAuthInterceptor(secret.encode()))
+            outcome = execute(spawner_pb2_grpc.SpawnerStub(signed), request({"main.py": "print('via compose')"}))
         assert outcome.stdout == b"via compose\n", outcome.result
     finally:
         down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+from services.common.sign import signature
+from tests.integration.conftest import SECRET
+
 pytestmark = pytest.mark.integration
 
 GRPCURL = str(pathlib.Path(sys.executable).parent / "grpcurl")
@@ -41,7 +44,10 @@ def test_execute_with_json(spawner_server):
         "files": [{"path": "main.py", "content": base64.b64encode(b'print("hello")').decode()}],
         "entry": "main.py",
     }
-    out = grpcurl("-d", json.dumps(request), f"127.0.0.1:{spawner_server.port}", "sandbox.spawner.v1.Spawner/Execute")
+    body = json.dumps(request)
+    method = "sandbox.spawner.v1.Spawner/Execute"
+    header = f"x-sandbox-signature: {signature(method, body, SECRET.encode())}"
+    out = grpcurl("-H", header, "-d", body, f"127.0.0.1:{spawner_server.port}", method)
     decoder, events, position = json.JSONDecoder(), [], 0
     while position < len(out):
         if out[position].isspace():
@@ -57,3 +63,12 @@ def test_execute_with_json(spawner_server):
 def test_health_check(spawner_server):
     out = json.loads(grpcurl(f"127.0.0.1:{spawner_server.port}", "grpc.health.v1.Health/Check"))
     assert out["status"] == "SERVING"
+
+
+def test_execute_without_signature_is_unauthenticated(spawner_server):
+    done = subprocess.run(
+        [GRPCURL, "-plaintext", "-d", "{}", f"127.0.0.1:{spawner_server.port}", "sandbox.spawner.v1.Spawner/Info"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Unauthenticated" in done.stderr
