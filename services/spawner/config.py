@@ -66,8 +66,34 @@ class SpawnerSettings(BaseSettings):
     # On SIGTERM, executions in flight get this long before they are cancelled.
     drain_seconds: float = Field(default=30.0, ge=0)
 
+    # Output files harvested from /workspace/output/ after every exit.
+    max_output_files: int = Field(default=100, ge=0)
+    max_output_file_bytes: int = Field(default=10 * MIB, ge=0)
+    max_output_total_bytes: int = Field(default=50 * MIB, ge=0)
+    # Directory entries the harvest looks at before it stops looking.
+    max_output_entries: int = Field(default=1000, ge=1)
+    # The whole workspace (code, outputs, installed packages) on the host's
+    # disk; past it the run is stopped with OUTPUT_LIMIT.
+    max_workspace_bytes: int = Field(default=512 * MIB, ge=MIB)
+
+    # Packages. Executions that ask for packages join this Docker network
+    # (the internal sandbox network, whose only way out is the egress);
+    # without one, package requests are refused with FAILED_PRECONDITION.
+    package_network: str | None = None
+    # The egress proxy, e.g. http://egress:3128, set as HTTPS_PROXY/HTTP_PROXY
+    # with per-execution credentials when `egress_secret` is set.
+    egress_proxy_url: str | None = None
+    egress_secret: SecretStr | None = None
+    install_timeout_ms: int = Field(default=180_000, ge=1000)
+    max_packages: int = Field(default=50, ge=0, le=200)
+
     # Cleanup of containers or workspaces that a previous spawner left behind.
     reap_on_start: bool = True
+    # How often the sweep looks for unowned leftovers older than any
+    # execution can live.
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # Prometheus /metrics over HTTP; empty to turn off.
+    metrics_listen: str = "127.0.0.1:9464"
 
     @model_validator(mode="after")
     def _ranges_are_consistent(self) -> "SpawnerSettings":

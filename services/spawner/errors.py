@@ -26,6 +26,14 @@ class DuplicateExecution(Exception):
         super().__init__(f"execution_id: {execution_id!r} is already in flight")
 
 
+class PackagesUnavailable(Exception):
+    def __init__(self):
+        super().__init__(
+            "packages: this spawner has no package network (SPAWNER_PACKAGE_NETWORK); "
+            "run without packages or use a spawner that has one"
+        )
+
+
 class ShuttingDown(Exception):
     def __init__(self):
         super().__init__("the spawner is shutting down and accepts no new executions")
@@ -57,6 +65,8 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return _status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, DuplicateExecution):
         return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+    if isinstance(exc, PackagesUnavailable):
+        return _status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ShuttingDown):
         return _status(grpc.StatusCode.UNAVAILABLE, str(exc))
     return None

@@ -1,4 +1,4 @@
-"""One execution: stage, run in a sandbox container, stream, classify, clean up.
+"""One execution: stage, install, run, harvest, clean up, classify.
 
 `Execution.run()` runs on a worker thread of its own and pushes events into a
 bounded queue that the gRPC call drains. Clean-up therefore never depends on
@@ -20,9 +20,11 @@ import docker
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
-from services.spawner import sandbox
+from services.spawner import outputs, packages, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
+from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
+from services.spawner.network import NetworkAccess
 from services.spawner.validation import ExecutionSpec
 from services.spawner.workspace import Workspace
 
@@ -34,6 +36,7 @@ Status = common.ExecutionStatus
 _STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
 _INTERPRETERS = {"python": ["python3"], "node": ["node"]}
 _EVENT_QUEUE_SIZE = 64
+_INSTALL_OUTPUT_TAIL = 4096
 
 
 class Execution:
@@ -44,12 +47,14 @@ class Execution:
         api: docker.APIClient,
         cgroups: CgroupLayout,
         on_cleanup_failure: Callable[[str, Exception], None],
-        on_finished: Callable[["Execution"], None],
+        on_finished: Callable[["Execution", pb.ExecuteResult], None],
+        network: NetworkAccess | None = None,
     ):
         self.spec = spec
         self.settings = settings
         self.api = api
         self.cgroups = cgroups
+        self.network = network
         self.on_cleanup_failure = on_cleanup_failure
         self.on_finished = on_finished
         self.token = secrets.token_hex(8)
@@ -60,9 +65,10 @@ class Execution:
         self._lock = threading.Lock()
         self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
+        self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
         self._stdout_bytes = 0
         self._stderr_bytes = 0
-        self._oom_from_engine = False
+        self._output_cut = False
 
     # ---- called from other threads -------------------------------------
 
@@ -117,52 +123,56 @@ class Execution:
             self.finished.set()
         # Free the slot before the caller sees the result, so a caller that
         # immediately sends the next request finds it free.
-        self.on_finished(self)
+        self.on_finished(self, result)
         self._emit(pb.ExecuteEvent(result=result))
         self._emit(None)
 
     def _run(self) -> pb.ExecuteResult:
         spec = self.spec
-        token = self.token
         workspace: Workspace | None = None
         container: sandbox.SandboxContainer | None = None
-        parent = self.cgroups.parent_for(self.settings.name, token)
-        steps: list[common.StepResult] = []
-        exit_code = -1
-        wall_ms = 0
-        failure: tuple[int, str] | None = None
+        parent = self.cgroups.parent_for(self.settings.name, self.token)
+        result = pb.ExecuteResult(exit_code=-1)
         usage = CgroupUsage()
         try:
             self._phase(pb.PHASE_STARTING)
-            workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, token)
+            workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, self.token)
             workspace.stage(spec.files, spec.stdin)
             if spec.prior_outputs:
                 workspace.stage_outputs(spec.prior_outputs)
-            container = self._create_container(workspace, parent, token)
+            container = self._create_container(workspace, parent)
             with self._lock:
                 self._container = container
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
-                self._phase(pb.PHASE_RUNNING)
-                exit_code, wall_ms, steps, failure = self._run_steps(container)
+                guard = _DiskGuard(self, workspace, self.settings.max_workspace_bytes)
+                guard.start()
+                try:
+                    installed = self._install(container, result) if spec.packages else True
+                    if installed and self._killed() is None:
+                        self._run_steps(container, result)
+                finally:
+                    guard.stop()
             self._phase(pb.PHASE_FINISHING)
+            if container is not None:
+                container.kill()  # nothing may write to the outputs while they are read
+            self._harvest(workspace, result)
         finally:
             usage = self._clean_up(container, workspace, parent)
-        return self._result(exit_code, wall_ms, steps, failure, usage)
+        return self._finish(result, usage)
 
-    def _create_container(
-        self, workspace: Workspace, parent: CgroupParent, token: str
-    ) -> sandbox.SandboxContainer:
+    def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
         image = settings.python_image if spec.language == "python" else settings.node_image
+        network = self.network if spec.packages else None
         host_config = sandbox.host_config(
             self.api,
             settings,
             workspace=str(workspace.path),
             limits=sandbox.ContainerLimits(spec.memory_bytes, spec.cpus),
             cgroup_parent=parent.docker_value,
-            network=None,
+            network=network.name if network else None,
         )
         labels = {
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
@@ -172,51 +182,92 @@ class Execution:
             sandbox.LABEL_CREATED: str(int(time.time())),
             sandbox.LABEL_WORKSPACE: workspace.path.name,
         }
+        environment = network.environment(spec.execution_id, spec.tenant) if network else {}
         return sandbox.SandboxContainer.create(
-            self.api, image=image, host_config=host_config, labels=labels, environment={}
+            self.api, image=image, host_config=host_config, labels=labels, environment=environment
         )
 
-    def _run_steps(self, container: sandbox.SandboxContainer):
-        """Runs the steps in order until one fails or the execution is killed.
-        Returns (last exit code, wall ms, step results, failure or None)."""
+    def _install(self, container: sandbox.SandboxContainer, result: pb.ExecuteResult) -> bool:
+        """Installs the requested packages into the workspace. Its output is
+        kept (a bounded tail) for the error message, not streamed as the
+        program's output."""
         spec = self.spec
+        self._phase(pb.PHASE_INSTALLING)
+        argv = packages.install_command(
+            spec.language,
+            [packages.requirement(spec.language, p.name, p.version) for p in spec.packages],
+            allow_sdist=spec.allow_sdist,
+            allow_scripts=spec.allow_install_scripts,
+        )
+        limit_ms = self.settings.install_timeout_ms
+        timer = threading.Timer(
+            limit_ms / 1000,
+            self.cancel,
+            (ErrorCode.ERROR_CODE_TIMEOUT, f"package install took longer than {limit_ms} ms"),
+        )
+        timer.daemon = True
+        started = time.monotonic()
+        tail = bytearray()
+        timer.start()
+        try:
+            handle = container.exec(argv, {}, workdir=sandbox.WORKSPACE)
+            for _, data in handle.stream():
+                tail += data
+                del tail[:-_INSTALL_OUTPUT_TAIL]
+            exit_code = _exit_code(handle, self._killed())
+        finally:
+            timer.cancel()
+            result.usage.install_ms = int((time.monotonic() - started) * 1000)
+        if exit_code == 0 or self._killed() is not None:
+            return exit_code == 0
+        output = tail.decode(errors="replace").strip()
+        self._facts.install_failed = True
+        self._facts.install_not_found = packages.looks_not_found(output)
+        self._facts.install_output = output[-1000:]
+        result.exit_code = exit_code
+        return False
+
+    def _run_steps(self, container: sandbox.SandboxContainer, result: pb.ExecuteResult) -> None:
+        """Runs the steps in order until one fails or the execution is killed."""
+        spec = self.spec
+        environment = dict(spec.env)
+        if spec.packages:
+            environment.update(packages.run_environment(spec.language))
+        self._phase(pb.PHASE_RUNNING)
         timer = threading.Timer(spec.timeout_ms / 1000, self._time_out)
         timer.daemon = True
-        timer.start()
         started = time.monotonic()
-        results: list[common.StepResult] = []
-        exit_code = -1
-        failure = None
+        timer.start()
         try:
             for index, step in enumerate(spec.steps):
                 argv = ["/bin/sh", "-c", _STDIN_WRAPPER, "sandbox-run"]
                 argv += [*_INTERPRETERS[spec.language], step.path, *step.args]
+                handle = None
                 try:
-                    handle = container.exec(argv, dict(spec.env))
+                    handle = container.exec(argv, environment)
                     self._relay(handle.stream(), index)
-                    exit_code = handle.exit_code()
-                    duration = handle.finished_at - handle.started_at
                 except docker.errors.APIError:
                     if self._killed() is None:
                         raise
-                    exit_code, duration = -1, 0.0  # killed before the exec began
-                killed = self._killed()
-                ok = exit_code == 0 and killed is None
-                result = common.StepResult(
+                exit_code = _exit_code(handle, self._killed())
+                duration = handle.finished_at - handle.started_at if handle and handle.finished_at else 0.0
+                ok = exit_code == 0 and self._killed() is None
+                step_result = common.StepResult(
                     index=index,
                     path=step.path,
                     status=Status.EXECUTION_STATUS_COMPLETED if ok else Status.EXECUTION_STATUS_FAILED,
                     exit_code=exit_code,
                     duration_ms=int(duration * 1000),
                 )
-                results.append(result)
-                self._emit(pb.ExecuteEvent(step=result))
+                result.steps.append(step_result)
+                result.exit_code = exit_code
+                self._emit(pb.ExecuteEvent(step=step_result))
                 if not ok:
-                    failure = (index, step.path)
+                    self._facts.failed_step = (index, step.path, exit_code)
                     break
         finally:
             timer.cancel()
-        return exit_code, int((time.monotonic() - started) * 1000), results, failure
+            result.usage.wall_ms = int((time.monotonic() - started) * 1000)
 
     def _relay(self, chunks: Iterator[tuple[int, bytes]], step_index: int) -> None:
         """Streams output to the caller up to the cap; past it, kills the run
@@ -228,18 +279,46 @@ class Execution:
                 self._stdout_bytes += len(data)
             else:
                 self._stderr_bytes += len(data)
-            if already >= cap:
-                continue
-            allowed = data[: cap - already]
-            chunk = pb.OutputChunk(data=allowed, step_index=step_index)
-            if stream == sandbox.STDOUT:
-                self._emit(pb.ExecuteEvent(stdout=chunk))
-            else:
-                self._emit(pb.ExecuteEvent(stderr=chunk))
-            if already + len(data) > cap:
+            if already < cap:
+                chunk = pb.OutputChunk(data=data[: cap - already], step_index=step_index)
+                self._emit(pb.ExecuteEvent(stdout=chunk) if stream == sandbox.STDOUT else pb.ExecuteEvent(stderr=chunk))
+            if already + len(data) > cap and not self._output_cut:
+                self._output_cut = True
                 marker = f"\n[sandbox-mesh: output limit of {cap} bytes reached; execution stopped]\n"
                 self._emit(pb.ExecuteEvent(stderr=pb.OutputChunk(data=marker.encode(), step_index=step_index)))
                 self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, f"stdout and stderr passed {cap} bytes")
+
+    def _harvest(self, workspace: Workspace | None, result: pb.ExecuteResult) -> None:
+        """Streams /workspace/output/ back in chunks; the result lists each
+        file's path and size, and names what was dropped."""
+        if workspace is None or not workspace.output.is_dir():
+            return
+        s = self.settings
+        caps = outputs.OutputCaps(
+            max_files=s.max_output_files,
+            max_file_bytes=s.max_output_file_bytes,
+            max_total_bytes=s.max_output_total_bytes,
+            max_entries=s.max_output_entries,
+            max_path_length=s.max_path_length,
+        )
+        harvest = outputs.select(str(workspace.output), caps)
+        for path, size in harvest.files:
+            sent = 0
+            for offset, data in outputs.read_chunks(str(workspace.output), path, size):
+                sent = offset + len(data)
+                self._emit(pb.ExecuteEvent(output_file=common.OutputFile(
+                    path=path, size=size, content=data, offset=offset, last_chunk=sent >= size,
+                )))
+            if size == 0:
+                self._emit(pb.ExecuteEvent(output_file=common.OutputFile(path=path, size=0, last_chunk=True)))
+            result.output_files.append(common.OutputFile(path=path, size=size))
+        result.dropped_output_files.extend(harvest.dropped)
+        result.usage.output_files = len(harvest.files)
+        result.usage.output_files_dropped = harvest.dropped_count
+        over_caps = [d for d in harvest.dropped if " (over the " in d or "(too many entries)" in d]
+        if over_caps:
+            self._facts.outputs_dropped_over_caps = len(over_caps)
+            self._facts.output_caps_message = f"{harvest.dropped_count} output files dropped: " + ", ".join(over_caps[:5])
 
     def _time_out(self) -> None:
         self.cancel(ErrorCode.ERROR_CODE_TIMEOUT, f"time limit of {self.spec.timeout_ms} ms reached")
@@ -253,7 +332,7 @@ class Execution:
         if container is not None:
             try:
                 container.kill()
-                self._oom_from_engine = container.oom_killed()
+                self._facts.engine_oom = container.oom_killed()
                 container.remove()
             except docker.errors.DockerException as exc:
                 self.on_cleanup_failure("container", exc)
@@ -271,41 +350,20 @@ class Execution:
                 self.on_cleanup_failure("workspace", exc)
         return usage
 
-    def _result(self, exit_code, wall_ms, steps, failure, usage: CgroupUsage) -> pb.ExecuteResult:
-        spec = self.spec
-        result = pb.ExecuteResult(
-            exit_code=exit_code,
-            steps=steps,
-            usage=common.Usage(
-                wall_ms=wall_ms,
-                cpu_seconds=usage.cpu_seconds,
-                peak_memory_bytes=usage.peak_memory_bytes,
-                stdout_bytes=self._stdout_bytes,
-                stderr_bytes=self._stderr_bytes,
-            ),
-        )
-        killed = self._killed()
-        if killed is not None:
-            code, message = killed
-            result.error_code = code
-            result.error_message = message
-            result.status = (
-                Status.EXECUTION_STATUS_CANCELLED
-                if code == ErrorCode.ERROR_CODE_CANCELLED
-                else Status.EXECUTION_STATUS_FAILED
-            )
-        elif failure is not None and (usage.oom_kills > 0 or self._oom_from_engine):
-            result.status = Status.EXECUTION_STATUS_FAILED
-            result.error_code = ErrorCode.ERROR_CODE_MEMORY_LIMIT
-            result.error_message = f"killed by the OOM killer at the {spec.memory_bytes}-byte memory limit"
-        elif failure is not None:
-            index, path = failure
-            where = path if len(spec.steps) == 1 else f"step {index + 1}/{len(spec.steps)} {path}"
-            result.status = Status.EXECUTION_STATUS_FAILED
-            result.error_code = ErrorCode.ERROR_CODE_RUNTIME_ERROR
-            result.error_message = f"{where} exited {exit_code}"
-        else:
-            result.status = Status.EXECUTION_STATUS_COMPLETED
+    def _finish(self, result: pb.ExecuteResult, usage: CgroupUsage) -> pb.ExecuteResult:
+        facts = self._facts
+        facts.kill = self._killed()
+        facts.oom_kills = usage.oom_kills
+        if self.network is not None and self.spec.packages:
+            facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
+        verdict = classify(facts)
+        result.status = verdict.status
+        result.error_code = verdict.error_code
+        result.error_message = verdict.message
+        result.usage.cpu_seconds = usage.cpu_seconds
+        result.usage.peak_memory_bytes = usage.peak_memory_bytes
+        result.usage.stdout_bytes = self._stdout_bytes
+        result.usage.stderr_bytes = self._stderr_bytes
         return result
 
     # ---- event plumbing ------------------------------------------------
@@ -323,3 +381,47 @@ class Execution:
                 return
             except queue.Full:
                 continue
+
+
+def _exit_code(handle: sandbox.ExecHandle | None, killed) -> int:
+    if handle is None:
+        return -1  # killed before the exec began
+    try:
+        return handle.exit_code()
+    except docker.errors.APIError:
+        if killed is None:
+            raise
+        return -1
+
+
+class _DiskGuard:
+    """Samples the workspace's size while code runs and stops the execution
+    with OUTPUT_LIMIT when it passes the cap: the workspace lives on the
+    host's disk, which RLIMIT_FSIZE alone (one file) does not protect."""
+
+    INTERVAL = 0.25
+
+    def __init__(self, execution: Execution, workspace: Workspace, cap: int):
+        self._execution = execution
+        self._workspace = workspace
+        self._cap = cap
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="disk-guard")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        max_entries = self._execution.settings.max_output_entries * 10
+        while not self._stop.wait(self.INTERVAL):
+            used, entries = self._workspace.disk_usage(max_entries)
+            if used > self._cap or entries > max_entries:
+                self._execution.cancel(
+                    ErrorCode.ERROR_CODE_OUTPUT_LIMIT,
+                    f"the workspace passed {self._cap} bytes or {max_entries} entries",
+                )
+                return

@@ -1,12 +1,15 @@
 """Finds and removes what no execution in flight owns: containers labelled
-with this spawner's name, workspaces and cgroup parents. Run at start, so a
-restarted spawner cleans up after a crashed one."""
+with this spawner's name, workspaces and cgroup parents. Run at start (so a
+restarted spawner cleans up after a crashed one) with no age limit, and
+periodically as a sweep that only touches things older than any execution
+could live."""
 
 from __future__ import annotations
 
 import logging
 import pathlib
 import shutil
+import time
 
 import docker
 
@@ -23,18 +26,25 @@ def reap(
     workspace_root: str,
     cgroups: CgroupLayout,
     owned_tokens: set[str],
+    min_age_seconds: float = 0.0,
 ) -> int:
     """Returns the number of clean-up failures (each one is logged)."""
     failures = 0
+    cutoff = time.time() - min_age_seconds
+    if min_age_seconds == 0:
+        reason = "left by a previous run"
+    else:
+        reason = f"unowned and older than {min_age_seconds:.0f} s"
     labels = [f"{sandbox.LABEL_ROLE}={sandbox.ROLE_SANDBOX}", f"{sandbox.LABEL_SPAWNER}={spawner_name}"]
     for container in api.containers(all=True, filters={"label": labels}):
         workspace = container["Labels"].get(sandbox.LABEL_WORKSPACE, "")
-        if _token_of(workspace) in owned_tokens:
+        if _token_of(workspace) in owned_tokens or container.get("Created", 0) > cutoff:
             continue
         log.warning(
-            "reaping container %s of execution %s: no execution in flight owns it",
+            "reaping container %s of execution %s: %s",
             container["Id"][:12],
             container["Labels"].get(sandbox.LABEL_EXECUTION),
+            reason,
         )
         try:
             api.remove_container(container["Id"], force=True, v=True)
@@ -48,7 +58,9 @@ def reap(
         for path in root.iterdir():
             if not path.name.endswith(WORKSPACE_SUFFIX) or _token_of(path.name) in owned_tokens:
                 continue
-            log.warning("reaping workspace %s: no execution in flight owns it", path.name)
+            if _mtime(path) > cutoff:
+                continue
+            log.warning("reaping workspace %s: %s", path.name, reason)
             try:
                 shutil.rmtree(path)
             except OSError as exc:
@@ -56,15 +68,22 @@ def reap(
                 failures += 1
     for base in cgroups.spawner_directories(spawner_name):
         for path in base.iterdir():
-            if not path.is_dir() or _token_of(path.name) in owned_tokens:
+            if not path.is_dir() or _token_of(path.name) in owned_tokens or _mtime(path) > cutoff:
                 continue
-            log.warning("reaping cgroup parent %s", path)
+            log.warning("reaping cgroup parent %s: %s", path, reason)
             try:
                 remove_tree(path)
             except OSError as exc:
                 log.error("cannot remove cgroup parent %s: %s", path, exc)
                 failures += 1
     return failures
+
+
+def _mtime(path: pathlib.Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _token_of(name: str) -> str:

@@ -102,7 +102,7 @@ class SandboxContainer:
     def start(self) -> None:
         self.api.start(self.id)
 
-    def exec(self, argv: list[str], environment: dict[str, str]) -> "ExecHandle":
+    def exec(self, argv: list[str], environment: dict[str, str], workdir: str = f"{WORKSPACE}/code") -> "ExecHandle":
         created = self.api.exec_create(
             self.id,
             argv,
@@ -111,7 +111,7 @@ class SandboxContainer:
             stdin=False,
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             environment=environment,
-            workdir=f"{WORKSPACE}/code",
+            workdir=workdir,
         )
         return ExecHandle(self.api, created["Id"])
 

@@ -28,6 +28,7 @@ class RunningServer:
     port: int
     spawner: Spawner
     health: health.HealthServicer
+    metrics_port: int | None = None
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Drains: refuses new calls, lets executions finish within the grace
@@ -35,6 +36,7 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.spawner.shutdown(grace_seconds)
         self.server.stop(grace=1).wait()
+        self.spawner.metrics.stop()
 
 
 def docker_client(settings: SpawnerSettings) -> docker.APIClient:
@@ -64,6 +66,8 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     spawner = Spawner(settings, api)
     if settings.reap_on_start:
         spawner.reap()
+    spawner.start_sweeper()
+    metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     max_request = settings.max_total_file_bytes * 2 + settings.max_stdin_bytes + 4 * 1024 * 1024
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.capacity + 16, thread_name_prefix="grpc"),
@@ -84,4 +88,4 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("spawner %r listening on %s (port %d)", settings.name, settings.listen, port)
-    return RunningServer(server, port, spawner, health_servicer)
+    return RunningServer(server, port, spawner, health_servicer, metrics_port)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
-from services.spawner.errors import grpc_errors
+from services.spawner.errors import grpc_errors, to_status
 from services.spawner.spawner import Spawner
 
 
@@ -14,7 +14,12 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
 
     @grpc_errors
     def Execute(self, request, context):
-        execution = self.spawner.execute(request)
+        try:
+            execution = self.spawner.execute(request)
+        except Exception as exc:
+            status = to_status(exc)
+            self.spawner.metrics.refused.labels(str(status.code) if status else "internal").inc()
+            raise
         # Fires when the call ends for any reason: a no-op after the result,
         # a kill when the caller cancelled, disconnected or its deadline passed.
         context.add_callback(execution.listener_gone)

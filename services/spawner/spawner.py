@@ -6,14 +6,18 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import threading
+import time
 
 import docker
 
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
+from services.spawner.errors import PackagesUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
+from services.spawner.metrics import SpawnerMetrics
+from services.spawner.network import NetworkAccess
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
 
@@ -44,27 +48,79 @@ class Spawner:
             )
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
         self.inflight = InFlight(settings.capacity)
+        self.network = self._network_access(settings, api)
+        self.metrics = SpawnerMetrics(
+            in_flight=lambda: settings.capacity - self.inflight.free_slots,
+            free_slots=lambda: self.inflight.free_slots,
+        )
         self._lock = threading.Lock()
+        self._sweeper_stop = threading.Event()
         self.cleanup_failures = 0
         self._workers: list[threading.Thread] = []
 
-    def reap(self) -> None:
+    @staticmethod
+    def _network_access(settings: SpawnerSettings, api: docker.APIClient) -> NetworkAccess | None:
+        if not settings.package_network:
+            return None
+        try:
+            api.inspect_network(settings.package_network)
+        except docker.errors.NotFound:
+            raise ConfigurationError(
+                f"SPAWNER_PACKAGE_NETWORK={settings.package_network!r}: no such Docker network"
+            ) from None
+        mint = None
+        if settings.egress_secret is not None:
+            from services.egress.credentials import mint as mint_credentials
+
+            secret = settings.egress_secret.get_secret_value().encode()
+            ttl = (settings.install_timeout_ms + settings.max_timeout_ms) // 1000 + 60
+
+            def mint(execution_id: str, tenant: str) -> str:
+                return mint_credentials(secret, execution_id, tenant, ttl)
+
+        return NetworkAccess(settings.package_network, settings.egress_proxy_url, mint_token=mint)
+
+    def reap(self, min_age_seconds: float = 0.0) -> None:
         owned = {e.token for e in self.inflight.all()}
-        failures = reap(self.api, self.settings.name, self.settings.workspace_root, self.cgroups, owned)
-        with self._lock:
-            self.cleanup_failures += failures
+        failures = reap(
+            self.api, self.settings.name, self.settings.workspace_root, self.cgroups, owned, min_age_seconds
+        )
+        if failures:
+            self.metrics.cleanup_failures.labels("sweep").inc(failures)
+            with self._lock:
+                self.cleanup_failures += failures
+
+    def start_sweeper(self) -> None:
+        """Periodically removes what no execution owns and that is older than
+        the longest an execution may live."""
+        s = self.settings
+        max_age = (s.max_timeout_ms + s.install_timeout_ms) / 1000 + s.drain_seconds + 60
+        stop = self._sweeper_stop
+
+        def sweep() -> None:
+            while not stop.wait(s.sweep_interval_seconds):
+                try:
+                    self.reap(min_age_seconds=max_age)
+                except Exception:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
+                    log.exception("sweep failed")
+                    self.metrics.cleanup_failures.labels("sweep").inc()
+
+        threading.Thread(target=sweep, name="sweeper", daemon=True).start()
 
     def execute(self, request: pb.ExecuteRequest) -> Execution:
         """Validates and admits; raises a domain error before anything is
         started or written when the request is refused."""
         spec = validate_execute(request, self.settings)
+        if spec.packages and self.network is None:
+            raise PackagesUnavailable()
         execution = Execution(
             spec,
             self.settings,
             self.api,
             self.cgroups,
             on_cleanup_failure=self._cleanup_failed,
-            on_finished=self.inflight.release,
+            on_finished=self._finished,
+            network=self.network,
         )
         self.inflight.admit(execution)
         worker = threading.Thread(
@@ -105,6 +161,7 @@ class Spawner:
         """Stops admitting, lets executions run up to the grace period, then
         cancels the rest and waits for their clean-up."""
         self.inflight.close()
+        self._sweeper_stop.set()
         with self._lock:
             workers = list(self._workers)
         deadline = _now() + grace_seconds
@@ -124,13 +181,24 @@ class Spawner:
             except OSError as exc:
                 self._cleanup_failed("cgroup directory", exc)
 
+    def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
+        self.inflight.release(execution)
+        self.metrics.finished(result.status, result.error_code, time.monotonic() - execution.admitted_at)
+        log.info(
+            "execution %s (tenant %s) finished: %s %s %s",
+            execution.spec.execution_id,
+            execution.spec.tenant,
+            result.status,
+            result.error_code,
+            result.error_message,
+        )
+
     def _cleanup_failed(self, what: str, exc: Exception) -> None:
         log.error("clean-up of a %s failed: %s", what, exc)
+        self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
 
 
 def _now() -> float:
-    import time
-
     return time.monotonic()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sandbox.common.v1 import execution_pb2
 from sandbox.spawner.v1 import spawner_pb2
+from services.spawner import packages as package_rules
 from services.spawner.config import SpawnerSettings
 from services.spawner.paths import check_path, find_collisions, path_key
 
@@ -68,6 +69,12 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Package:
+    name: str
+    version: str = ""
+
+
+@dataclass(frozen=True)
 class ExecutionSpec:
     execution_id: str
     tenant: str
@@ -80,6 +87,9 @@ class ExecutionSpec:
     memory_bytes: int
     cpus: float
     prior_outputs: tuple[tuple[str, bytes], ...]
+    packages: tuple[Package, ...] = ()
+    allow_sdist: bool = False
+    allow_install_scripts: bool = False
 
 
 def validate_execute(
@@ -96,8 +106,7 @@ def validate_execute(
         raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
     files = _check_files("files", request.files, settings, required=True)
     steps = _check_entry_and_steps(request, {path for path, _ in files}, settings)
-    if request.packages:
-        raise Unsupported("packages", "package installs are not supported by this spawner yet")
+    packages = _check_packages(language, request.packages, settings)
     timeout_ms, memory_bytes, cpus = _check_limits(request.limits, settings)
     env = _check_env(request.env, settings)
     if len(request.stdin) > settings.max_stdin_bytes:
@@ -122,7 +131,26 @@ def validate_execute(
         memory_bytes=memory_bytes,
         cpus=cpus,
         prior_outputs=prior_outputs,
+        packages=packages,
+        allow_sdist=request.install.allow_sdist,
+        allow_install_scripts=request.install.allow_install_scripts,
     )
+
+
+def _check_packages(language: str, requested, settings: SpawnerSettings) -> tuple[Package, ...]:
+    if len(requested) > settings.max_packages:
+        raise InvalidArgument("packages", f"at most {settings.max_packages} packages")
+    seen = set()
+    for index, package in enumerate(requested):
+        refusal = package_rules.check(language, package.name, package.version)
+        if refusal:
+            field_name = "version" if package_rules.check(language, package.name, "") is None else "name"
+            raise InvalidArgument(f"packages[{index}].{field_name}", refusal)
+        key = package.name.lower().replace("_", "-")
+        if key in seen:
+            raise InvalidArgument(f"packages[{index}].name", f"{package.name!r} is listed twice")
+        seen.add(key)
+    return tuple(Package(p.name, p.version) for p in requested)
 
 
 def _check_id(name: str, value: str) -> str:

@@ -26,6 +26,7 @@ class Workspace:
         self.code = path / "code"
         self.output = path / "output"
         self.stdin = path / "stdin"
+        self.deps = path / "deps"
 
     @classmethod
     def create(cls, root: str, execution_id: str, token: str) -> "Workspace":
@@ -36,6 +37,7 @@ class Workspace:
         workspace = cls(path)
         workspace.code.mkdir(mode=0o755)
         workspace.output.mkdir(mode=0o755)
+        workspace.deps.mkdir(mode=0o755)
         return workspace
 
     def stage(self, files: tuple[tuple[str, bytes], ...], stdin: bytes) -> None:
@@ -72,6 +74,29 @@ class Workspace:
             os.lchown(path, SANDBOX_UID, SANDBOX_UID)
         else:
             os.chmod(path, 0o777 if os.path.isdir(path) else 0o666)
+
+    def disk_usage(self, max_entries: int) -> tuple[int, int]:
+        """(bytes allocated, entries) under the workspace, counting no further
+        than max_entries + 1 entries. Never follows symlinks."""
+        used, entries = 0, 0
+        stack = [str(self.path)]
+        while stack and entries <= max_entries:
+            try:
+                with os.scandir(stack.pop()) as listing:
+                    for entry in listing:
+                        entries += 1
+                        if entries > max_entries:
+                            break
+                        try:
+                            info = entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        used += info.st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+            except OSError:
+                continue
+        return used, entries
 
     def remove(self) -> None:
         """Raises OSError when removal fails; the caller logs and counts it."""

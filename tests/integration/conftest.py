@@ -52,6 +52,7 @@ def workspace_root(tmp_path_factory):
 def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) -> SpawnerSettings:
     values = dict(
         listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
         name=spawner_name,
         workspace_root=str(workspace_root),
         capacity=4,

@@ -78,10 +78,21 @@ def test_refused_request_names_the_field(stub, docker_api, spawner_name, workspa
     assert list(pathlib.Path(workspace_root).iterdir()) == []
 
 
-def test_packages_are_not_supported_yet(stub):
+def test_packages_without_a_package_network_fail_precondition(stub, docker_api, spawner_name, workspace_root):
     req = request({"main.py": "print(1)"})
     req.packages.add(name="six")
     with pytest.raises(grpc.RpcError) as refused:
         collect(stub.Execute(req, timeout=30))
-    assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "packages" in refused.value.details()
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.details().startswith("packages:")
+    assert labelled_containers(docker_api, spawner_name) == []
+    assert list(pathlib.Path(workspace_root).iterdir()) == []
+
+
+def test_bad_package_name_is_invalid(stub):
+    req = request({"main.py": "print(1)"})
+    req.packages.add(name="--index-url=http://decoy.invalid/simple")
+    with pytest.raises(grpc.RpcError) as refused:
+        collect(stub.Execute(req, timeout=30))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("packages[0].name:")

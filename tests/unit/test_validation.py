@@ -213,14 +213,47 @@ def test_boundaries_accepted(mutate: Mutation, expected: tuple[str, object]) -> 
     assert getattr(spec, name) == value
 
 
-def test_packages_are_unsupported_not_invalid() -> None:
+def test_packages_are_validated_and_kept() -> None:
     req = good_request()
     req.packages.add(name="requests", version="==2.32")
-    with pytest.raises(Unsupported) as info:
+    req.packages.add(name="six")
+    req.install.allow_sdist = True
+    spec = validate_execute(req, SETTINGS)
+    assert [(p.name, p.version) for p in spec.packages] == [("requests", "==2.32"), ("six", "")]
+    assert spec.allow_sdist and not spec.allow_install_scripts
+
+
+@pytest.mark.parametrize(
+    "name, version, field",
+    [
+        ("--index-url=http://evil", "", "packages[0].name"),
+        ("git+https://x/y", "", "packages[0].name"),
+        ("../local", "", "packages[0].name"),
+        ("requests", "@ https://x/y.whl", "packages[0].version"),
+        ("requests", "==1.0; os_name=='nt'", "packages[0].version"),
+    ],
+    ids=["option", "vcs", "path", "url-version", "marker"],
+)
+def test_bad_packages_are_refused(name, version, field) -> None:
+    req = good_request()
+    req.packages.add(name=name, version=version)
+    with pytest.raises(InvalidArgument) as info:
         validate_execute(req, SETTINGS)
-    assert not isinstance(info.value, InvalidArgument)
+    assert info.value.field == field
+
+
+def test_duplicate_and_too_many_packages_are_refused() -> None:
+    req = good_request()
+    req.packages.add(name="six")
+    req.packages.add(name="Six")
+    with pytest.raises(InvalidArgument, match="listed twice"):
+        validate_execute(req, SETTINGS)
+    req = good_request()
+    for i in range(SETTINGS.max_packages + 1):
+        req.packages.add(name=f"pkg{i}")
+    with pytest.raises(InvalidArgument) as info:
+        validate_execute(req, SETTINGS)
     assert info.value.field == "packages"
-    assert info.value.description == "package installs are not supported by this spawner yet"
 
 
 def test_first_violation_in_proto_order_wins() -> None:

@@ -1,0 +1,99 @@
+"""Control settings, read from CONTROL_* environment variables.
+
+Every field here is listed in docs/control.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class ControlSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONTROL_", frozen=True)
+
+    # Where the gRPC server listens (loopback by default).
+    listen: str = "127.0.0.1:50061"
+    # Holds the SQLite database (when `database_url` is empty) and the blob
+    # store of output files.
+    data_dir: str = "/var/lib/sandbox-mesh/control"
+    # SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db. Empty means
+    # SQLite at <data_dir>/control.db in WAL mode.
+    database_url: str = ""
+
+    # Spawners to use, comma-separated host:port.
+    spawners: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1:50051",)
+    # Shared secret for signing calls to the spawners.
+    spawner_secret: SecretStr | None = None
+    # Tenant keys: JSON object {"tenant": "key", ...}. A caller proves its
+    # tenant by signing every call with that tenant's key.
+    tenant_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # Without secrets control refuses to start unless this is set: then calls
+    # to spawners are unsigned and the tenant header is trusted as sent.
+    insecure: bool = False
+
+    # Per-tenant quota defaults, overridable per tenant with
+    # `tenant_quotas` = JSON {"tenant": {"max_in_flight": 2, "daily_cpu_seconds": 60}}.
+    max_in_flight: int = Field(default=4, ge=1)
+    daily_cpu_seconds: float = Field(default=3600.0, ge=0)
+    tenant_quotas: Annotated[dict[str, dict[str, float]], NoDecode] = Field(default_factory=dict)
+
+    # Timeout range; the requested timeout is what the CPU budget is
+    # pre-debited with.
+    default_timeout_ms: int = Field(default=10_000, ge=100)
+    max_timeout_ms: int = Field(default=300_000, ge=100)
+
+    # How long an execution may wait for a spawner with a free slot.
+    queue_timeout_seconds: float = Field(default=30.0, ge=0)
+    # A spawner whose call failed is skipped for this long.
+    unhealthy_seconds: float = Field(default=10.0, ge=0)
+    # Heartbeats and preview writes of running executions are flushed this often.
+    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # The watchdog fails an execution whose heartbeat is older than
+    # max(2 x its timeout, watchdog_min_seconds).
+    watchdog_interval_seconds: float = Field(default=5.0, gt=0)
+    watchdog_min_seconds: float = Field(default=10.0, ge=0)
+
+    # Bytes of stdout and of stderr kept in the record.
+    preview_bytes: int = Field(default=64 * 1024, ge=0)
+
+    @field_validator("spawners", mode="before")
+    @classmethod
+    def _split(cls, value):
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("tenant_keys", "tenant_quotas", mode="before")
+    @classmethod
+    def _json(cls, value):
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ControlSettings":
+        if not self.default_timeout_ms <= self.max_timeout_ms:
+            raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
+        if not self.spawners:
+            raise ValueError("at least one spawner address is required")
+        for tenant, limits in self.tenant_quotas.items():
+            unknown = set(limits) - {"max_in_flight", "daily_cpu_seconds"}
+            if unknown:
+                raise ValueError(f"tenant_quotas[{tenant!r}]: unknown keys {sorted(unknown)}")
+        return self
+
+    def quota_for(self, tenant: str) -> tuple[int, float]:
+        limits = self.tenant_quotas.get(tenant, {})
+        return (
+            int(limits.get("max_in_flight", self.max_in_flight)),
+            float(limits.get("daily_cpu_seconds", self.daily_cpu_seconds)),
+        )
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir}/control.db"

@@ -1,0 +1,92 @@
+"""Engine, transactions and migrations for SQLite and PostgreSQL.
+
+Writes on SQLite run in `BEGIN IMMEDIATE` transactions: the write lock is
+taken up front, so two writers queue on the busy timeout instead of one
+failing on a stale snapshot. On PostgreSQL writers that must serialise lock
+the rows they depend on (`SELECT ... FOR UPDATE`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import Session
+
+MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
+HEAD = "0002"
+
+
+def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = sa.make_url(url).database
+        if path and path != ":memory:":
+            pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
+            pool_size=16,
+            max_overflow=16,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(connection):
+            # The driver runs in autocommit mode; transactions are ours.
+            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that writes: committed on success, rolled back on error."""
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                connection.execution_options(sqlite_immediate=True)
+            with Session(bind=connection, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.engine.connect() as connection:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+
+    def migrate(self, revision: str = "head") -> None:
+        """Creates or upgrades the schema to `revision`."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,96 @@
+"""Builds and runs control's gRPC server: Control, health, reflection."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sandbox.control.v1 import control_pb2, control_pb2_grpc
+from services.control.auth import TenantAuthInterceptor
+from services.control.blobs import BlobStore
+from services.control.config import ControlSettings
+from services.control.db import Database
+from services.control.executions import Control
+from services.control.servicer import ControlServicer
+from services.control.spawners import SpawnerPool
+from services.control.store import QuotaLimits, Store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
+MAX_REQUEST = 64 * 1024 * 1024
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    control: Control
+    database: Database
+    health: health.HealthServicer
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.control.stop(grace_seconds)
+        self.server.stop(grace=1).wait()
+        self.control.pool.close()
+        self.database.dispose()
+
+
+def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes] | None]:
+    """(spawner secret, tenant keys); None where insecure mode allows it."""
+    spawner_secret = settings.spawner_secret.get_secret_value().encode() if settings.spawner_secret else None
+    keys = {t: k.get_secret_value().encode() for t, k in settings.tenant_keys.items() if k.get_secret_value()}
+    if spawner_secret and keys:
+        return spawner_secret, keys
+    if settings.insecure:
+        log.warning(
+            "CONTROL_INSECURE=1: %s. Set CONTROL_SPAWNER_SECRET and CONTROL_TENANT_KEYS for anything "
+            "but local development.",
+            "calls to spawners are unsigned" if not spawner_secret else "tenants are not authenticated",
+        )
+        return spawner_secret, keys or None
+    missing = [name for name, value in (("CONTROL_SPAWNER_SECRET", spawner_secret), ("CONTROL_TENANT_KEYS", keys)) if not value]
+    raise ConfigurationError(f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication.")
+
+
+def build_control(settings: ControlSettings, spawner_secret: bytes | None) -> tuple[Control, Database]:
+    database = Database(settings.sqlalchemy_url())
+    database.migrate()
+    store = Store(database, lambda tenant: QuotaLimits(*settings.quota_for(tenant)))
+    blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
+    pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
+    return Control(settings, store, blobs, pool), database
+
+
+def start(settings: ControlSettings) -> RunningServer:
+    spawner_secret, tenant_keys = secrets_of(settings)
+    control, database = build_control(settings, spawner_secret)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST)],
+        interceptors=[TenantAuthInterceptor(tenant_keys)],
+    )
+    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise RuntimeError(f"cannot listen on {settings.listen}")
+    control.start()
+    server.start()
+    for service in ("", SERVICE_NAME):
+        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("control listening on %s (port %d), database %s", settings.listen, port, database.dialect)
+    return RunningServer(server, port, control, database, health_servicer)

@@ -1,0 +1,49 @@
+"""gRPC servicer: translates between protobuf and the Control domain object.
+Every method works for the authenticated tenant only."""
+
+from __future__ import annotations
+
+from sandbox.control.v1 import control_pb2 as pb
+from sandbox.control.v1 import control_pb2_grpc
+from services.control.auth import tenant_of
+from services.control.errors import grpc_errors
+from services.control.executions import Control
+
+
+class ControlServicer(control_pb2_grpc.ControlServicer):
+    def __init__(self, control: Control):
+        self.control = control
+
+    @grpc_errors
+    def Execute(self, request, context):
+        live = self.control.execute(tenant_of(context), request)
+        context.add_callback(lambda: self.control.listener_gone(live))
+        yield from self.control.events(live)
+
+    @grpc_errors
+    def GetExecution(self, request, context):
+        return self.control.get(tenant_of(context), request.execution_id)
+
+    @grpc_errors
+    def ListExecutions(self, request, context):
+        return self.control.list(tenant_of(context), request)
+
+    @grpc_errors
+    def CancelExecution(self, request, context):
+        cancelled, row = self.control.cancel(tenant_of(context), request.execution_id)
+        return pb.CancelExecutionResponse(
+            cancelled=cancelled, execution=self.control.get(tenant_of(context), row.execution_id)
+        )
+
+    @grpc_errors
+    def CancelSession(self, request, context):
+        ids = self.control.cancel_session(tenant_of(context), request.session_id)
+        return pb.CancelSessionResponse(cancelled_execution_ids=ids)
+
+    @grpc_errors
+    def GetOutputFile(self, request, context):
+        yield from self.control.output_file(tenant_of(context), request.execution_id, request.path)
+
+    @grpc_errors
+    def GetQuota(self, request, context):
+        return self.control.quota(tenant_of(context))

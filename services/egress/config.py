@@ -1,0 +1,53 @@
+"""Egress settings, read from EGRESS_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def split_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").replace("\n", ",").split(",") if item.strip()]
+
+
+class EgressSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EGRESS_", frozen=True)
+
+    # Proxy listen address (compose: 0.0.0.0:3128 on the sandbox network only).
+    listen: str = "127.0.0.1:3128"
+    # Comma-separated names and *.suffix wildcards. Unset: derived from the
+    # runtime image's own pip and npm configuration (needs the Docker engine).
+    allow_hosts: str | None = None
+    runtime_image: str = "sandbox-mesh/runtime:local"
+    mode: Literal["passthrough", "intercept"] = "passthrough"
+    allow_plain_http: bool = False
+    # HMAC secret for per-execution proxy credentials (or a file holding it).
+    secret: SecretStr | None = None
+    secret_file: str | None = None
+    # hosts(5)-style file the egress's own resolver consults before DNS.
+    hosts_file: str | None = None
+    dns: bool = True
+    # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
+    allow_networks: str = ""
+    own_addresses: str = ""
+    # sandbox.egress.v1.Egress gRPC service; empty disables it.
+    grpc_listen: str = "127.0.0.1:50053"
+    # CA bundle for verifying upstream servers in intercept mode.
+    upstream_ca: str | None = None
+    # Where the intercept-mode CA lives (mitmproxy's confdir).
+    confdir: str = "/var/lib/sandbox-mesh/egress"
+    ring_size: int = Field(default=256, ge=1)
+    ring_executions: int = Field(default=4096, ge=1)
+    decision_log: str = ""
+
+    @model_validator(mode="after")
+    def _has_secret(self) -> "EgressSettings":
+        if not self.secret and not self.secret_file:
+            raise ValueError("EGRESS_SECRET or EGRESS_SECRET_FILE is required")
+        return self
+
+    def listen_host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)

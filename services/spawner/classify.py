@@ -1,0 +1,72 @@
+"""The one place an execution's facts become its status and error code.
+
+Facts come from the spawner's own actions (its kills), the kernel (the
+cgroup's OOM-kill count, the engine's OOMKilled flag), the engine (exit codes
+of each exec), the egress's decision log and the harvest. What the sandboxed
+code printed is never consulted, except the installer's own output to tell a
+missing package from other install failures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sandbox.common.v1 import execution_pb2 as common
+
+Code = common.ErrorCode
+Status = common.ExecutionStatus
+
+
+@dataclasses.dataclass
+class Facts:
+    kill: tuple[int, str] | None = None  # (ErrorCode, message) of the spawner's own kill
+    oom_kills: int = 0
+    engine_oom: bool = False
+    memory_bytes: int = 0
+    install_failed: bool = False
+    install_not_found: bool = False
+    install_output: str = ""  # tail of the installer's output
+    egress_denials: tuple[str, ...] = ()
+    failed_step: tuple[int, str, int] | None = None  # (index, path, exit code)
+    step_count: int = 1
+    outputs_dropped_over_caps: int = 0
+    output_caps_message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    status: int
+    error_code: int = Code.ERROR_CODE_UNSPECIFIED
+    message: str = ""
+
+
+def classify(facts: Facts) -> Verdict:
+    if facts.kill is not None:
+        code, message = facts.kill
+        status = Status.EXECUTION_STATUS_CANCELLED if code == Code.ERROR_CODE_CANCELLED else Status.EXECUTION_STATUS_FAILED
+        return Verdict(status, code, message)
+    failed = facts.install_failed or facts.failed_step is not None
+    if failed and facts.egress_denials:
+        return Verdict(
+            Status.EXECUTION_STATUS_FAILED,
+            Code.ERROR_CODE_EGRESS_DENIED,
+            "the egress refused: " + "; ".join(facts.egress_denials[:5]),
+        )
+    if failed and (facts.oom_kills > 0 or facts.engine_oom):
+        return Verdict(
+            Status.EXECUTION_STATUS_FAILED,
+            Code.ERROR_CODE_MEMORY_LIMIT,
+            f"killed by the OOM killer at the {facts.memory_bytes}-byte memory limit",
+        )
+    if facts.install_failed:
+        # Any install that cannot complete is the caller's packages failing to
+        # resolve; the installer's own words say which and why.
+        what = "package not found" if facts.install_not_found else "package install failed"
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_PACKAGE_NOT_FOUND, f"{what}: {facts.install_output}")
+    if facts.failed_step is not None:
+        index, path, exit_code = facts.failed_step
+        where = path if facts.step_count == 1 else f"step {index + 1}/{facts.step_count} {path}"
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_RUNTIME_ERROR, f"{where} exited {exit_code}")
+    if facts.outputs_dropped_over_caps:
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_OUTPUT_LIMIT, facts.output_caps_message)
+    return Verdict(Status.EXECUTION_STATUS_COMPLETED)

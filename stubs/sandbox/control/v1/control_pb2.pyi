@@ -1,0 +1,239 @@
+from sandbox.common.v1 import execution_pb2 as _execution_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InstallOptions(_message.Message):
+    __slots__ = ("allow_sdist", "allow_install_scripts")
+    ALLOW_SDIST_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_INSTALL_SCRIPTS_FIELD_NUMBER: _ClassVar[int]
+    allow_sdist: bool
+    allow_install_scripts: bool
+    def __init__(self, allow_sdist: _Optional[bool] = ..., allow_install_scripts: _Optional[bool] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("execution_id", "session_id", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "install")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    session_id: str
+    language: _execution_pb2.Language
+    files: _containers.RepeatedCompositeFieldContainer[_execution_pb2.File]
+    entry: str
+    steps: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Step]
+    packages: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Package]
+    limits: _execution_pb2.Limits
+    env: _containers.ScalarMap[str, str]
+    stdin: bytes
+    args: _containers.RepeatedScalarFieldContainer[str]
+    install: InstallOptions
+    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ...) -> None: ...
+
+class Accepted(_message.Message):
+    __slots__ = ("execution_id", "status")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    status: _execution_pb2.ExecutionStatus
+    def __init__(self, execution_id: _Optional[str] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ...) -> None: ...
+
+class StatusChange(_message.Message):
+    __slots__ = ("status", "elapsed_ms")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_MS_FIELD_NUMBER: _ClassVar[int]
+    status: _execution_pb2.ExecutionStatus
+    elapsed_ms: int
+    def __init__(self, status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., elapsed_ms: _Optional[int] = ...) -> None: ...
+
+class OutputChunk(_message.Message):
+    __slots__ = ("data", "step_index")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    step_index: int
+    def __init__(self, data: _Optional[bytes] = ..., step_index: _Optional[int] = ...) -> None: ...
+
+class ExecuteEvent(_message.Message):
+    __slots__ = ("accepted", "status", "stdout", "stderr", "step", "finished")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    accepted: Accepted
+    status: StatusChange
+    stdout: OutputChunk
+    stderr: OutputChunk
+    step: _execution_pb2.StepResult
+    finished: Execution
+    def __init__(self, accepted: _Optional[_Union[Accepted, _Mapping]] = ..., status: _Optional[_Union[StatusChange, _Mapping]] = ..., stdout: _Optional[_Union[OutputChunk, _Mapping]] = ..., stderr: _Optional[_Union[OutputChunk, _Mapping]] = ..., step: _Optional[_Union[_execution_pb2.StepResult, _Mapping]] = ..., finished: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class StoredFile(_message.Message):
+    __slots__ = ("path", "size", "sha256")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    size: int
+    sha256: str
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class Execution(_message.Message):
+    __slots__ = ("execution_id", "session_id", "language", "status", "error_code", "error_message", "exit_code", "timeout_ms", "usage", "steps", "output_files", "dropped_output_files", "stdout_preview", "stderr_preview", "stdout_truncated", "stderr_truncated", "created_at_ms", "started_at_ms", "finished_at_ms", "heartbeat_at_ms", "spawner")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    STDERR_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    STDERR_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    SPAWNER_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    session_id: str
+    language: _execution_pb2.Language
+    status: _execution_pb2.ExecutionStatus
+    error_code: _execution_pb2.ErrorCode
+    error_message: str
+    exit_code: int
+    timeout_ms: int
+    usage: _execution_pb2.Usage
+    steps: _containers.RepeatedCompositeFieldContainer[_execution_pb2.StepResult]
+    output_files: _containers.RepeatedCompositeFieldContainer[StoredFile]
+    dropped_output_files: _containers.RepeatedScalarFieldContainer[str]
+    stdout_preview: bytes
+    stderr_preview: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    created_at_ms: int
+    started_at_ms: int
+    finished_at_ms: int
+    heartbeat_at_ms: int
+    spawner: str
+    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.StepResult, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[StoredFile, _Mapping]]] = ..., dropped_output_files: _Optional[_Iterable[str]] = ..., stdout_preview: _Optional[bytes] = ..., stderr_preview: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., heartbeat_at_ms: _Optional[int] = ..., spawner: _Optional[str] = ...) -> None: ...
+
+class GetExecutionRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class ListExecutionsRequest(_message.Message):
+    __slots__ = ("statuses", "session_id", "page_size", "page_token")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[_execution_pb2.ExecutionStatus]
+    session_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[_execution_pb2.ExecutionStatus, str]]] = ..., session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListExecutionsResponse(_message.Message):
+    __slots__ = ("executions", "next_page_token")
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    executions: _containers.RepeatedCompositeFieldContainer[Execution]
+    next_page_token: str
+    def __init__(self, executions: _Optional[_Iterable[_Union[Execution, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelExecutionRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class CancelExecutionResponse(_message.Message):
+    __slots__ = ("cancelled", "execution")
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_FIELD_NUMBER: _ClassVar[int]
+    cancelled: bool
+    execution: Execution
+    def __init__(self, cancelled: _Optional[bool] = ..., execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
+
+class CancelSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CancelSessionResponse(_message.Message):
+    __slots__ = ("cancelled_execution_ids",)
+    CANCELLED_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    cancelled_execution_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cancelled_execution_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetOutputFileRequest(_message.Message):
+    __slots__ = ("execution_id", "path")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    path: str
+    def __init__(self, execution_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class OutputFileChunk(_message.Message):
+    __slots__ = ("data", "offset", "size", "sha256")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    size: int
+    sha256: str
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class GetQuotaRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Quota(_message.Message):
+    __slots__ = ("tenant", "max_in_flight", "in_flight", "daily_cpu_seconds", "cpu_seconds_used", "day")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    DAILY_CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_USED_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    max_in_flight: int
+    in_flight: int
+    daily_cpu_seconds: float
+    cpu_seconds_used: float
+    day: str
+    def __init__(self, tenant: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., daily_cpu_seconds: _Optional[float] = ..., cpu_seconds_used: _Optional[float] = ..., day: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,225 @@
+"""The store on SQLite and on a real PostgreSQL: migrations, admission,
+the state machine under concurrent writers, quota settlement."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from sandbox.common.v1 import execution_pb2 as common
+from services.control.db import Database
+from services.control.errors import AlreadyExists, InvalidArgument, QuotaExceeded
+from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
+from services.control.store import QuotaLimits, Store, Verdict
+
+
+def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> Store:
+    limits = QuotaLimits(max_in_flight, daily_cpu_seconds)
+    return Store(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
+
+
+def reserve(store: Store, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
+    return store.reserve(
+        key=secrets.token_hex(16),
+        tenant=tenant,
+        execution_id=execution_id or secrets.token_hex(4),
+        session_id=session_id,
+        language=common.LANGUAGE_PYTHON,
+        timeout_ms=timeout_ms,
+    )
+
+
+def test_upgrade_from_an_older_revision(database_url):
+    old = Database(database_url)
+    old.migrate("0001")
+    assert old.revision() == "0001"
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
+                " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
+                " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
+                " ('k1', 't1', 'old-run', '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
+                " '[]', 1, 2, 3, 3)"
+            )
+        )
+    old.dispose()
+
+    upgraded = Database(database_url)
+    upgraded.migrate()
+    assert upgraded.revision() == "0002"
+    store = make_store(upgraded)
+    row = store.get("t1", "old-run")
+    assert (row.status, row.stdout_preview, row.stdout_truncated) == (COMPLETED, b"", False)
+    assert store.files("k1") == []
+    upgraded.migrate()  # idempotent
+    upgraded.dispose()
+
+
+def test_reserve_checks_duplicates_and_in_flight(database):
+    store = make_store(database, max_in_flight=2)
+    first = reserve(store, execution_id="same")
+    with pytest.raises(AlreadyExists):
+        reserve(store, execution_id="same")
+    reserve(store, tenant="t2", execution_id="same")  # ids are per tenant
+    reserve(store)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        reserve(store)
+    assert exceeded.value.subject == "tenant:t1/executions_in_flight"
+    assert store.quota("t1").in_flight == 2
+    assert store.finalize(first.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.25))
+    reserve(store)  # the slot is free again
+
+
+def test_cpu_budget_is_pre_debited_and_settled(database):
+    store = make_store(database, max_in_flight=10, daily_cpu_seconds=10.0)
+    a = reserve(store, timeout_ms=6000)
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(6.0)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        reserve(store, timeout_ms=5000)
+    assert exceeded.value.subject == "tenant:t1/daily_cpu_seconds"
+    assert store.finalize(a.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.5))
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(0.5)
+    b = reserve(store, timeout_ms=5000)
+    # Nothing measured (watchdog, forced cancel): the debit stands.
+    assert store.finalize(b.key, Verdict(FAILED, "SPAWNER_UNAVAILABLE"))
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(5.5)
+    # A refused request gives its debit back and leaves no row.
+    c = reserve(store, timeout_ms=1000)
+    assert store.discard(c.key)
+    assert store.by_key(c.key) is None
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(5.5)
+
+
+def test_the_day_rolls_over(database):
+    now = [1_700_000_000_000]
+    store = make_store(database, daily_cpu_seconds=2.0, clock=lambda: now[0])
+    row = reserve(store, timeout_ms=2000)
+    with pytest.raises(QuotaExceeded):
+        reserve(store, timeout_ms=1000)
+    now[0] += 86_400_000
+    reserve(store, timeout_ms=2000)
+    # Settling yesterday's debit does not touch today's.
+    store.finalize(row.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.1))
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(2.0)
+
+
+def test_transitions_only_move_forward(database):
+    store = make_store(database)
+    row = reserve(store)
+    assert store.advance(row.key, RUNNING)
+    assert not store.advance(row.key, INSTALLING)
+    assert not store.advance(row.key, RUNNING)
+    assert store.by_key(row.key).started_at_ms > 0
+    assert store.finalize(row.key, Verdict(FAILED, "RUNTIME_ERROR", "exit 1", exit_code=1, cpu_seconds=0.1))
+    assert not store.finalize(row.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.1))
+    assert not store.advance(row.key, RUNNING)
+    assert not store.assign_spawner(row.key, "elsewhere")
+    final = store.by_key(row.key)
+    assert (final.status, final.error_code, final.exit_code) == (FAILED, "RUNTIME_ERROR", 1)
+    assert not store.discard(row.key)
+
+
+def test_watchdog_verdict_races_a_late_finalize(database):
+    """Many rounds of the watchdog's FAILED against the relay's COMPLETED on
+    the same row, from two threads: exactly one wins, it never changes
+    afterwards, and the quota is settled exactly once."""
+    store = make_store(database, max_in_flight=100, daily_cpu_seconds=10_000)
+    for _ in range(15):
+        row = reserve(store, timeout_ms=1000)
+        store.advance(row.key, RUNNING)
+        barrier = threading.Barrier(2)
+        wins: dict[str, bool] = {}
+
+        def attempt(name, verdict):
+            barrier.wait()
+            wins[name] = store.finalize(row.key, verdict)
+
+        threads = [
+            threading.Thread(target=attempt, args=("watchdog", Verdict(FAILED, "SPAWNER_UNAVAILABLE", "no heartbeat"))),
+            threading.Thread(target=attempt, args=("finalize", Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins.values()) == [False, True]
+        winner = "watchdog" if wins["watchdog"] else "finalize"
+        stored = store.by_key(row.key)
+        assert stored.status == (FAILED if winner == "watchdog" else COMPLETED)
+        # The loser, retried later, changes nothing.
+        late = Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0) if winner == "watchdog" else Verdict(FAILED, "SPAWNER_UNAVAILABLE")
+        assert not store.finalize(row.key, late)
+        assert store.by_key(row.key).status == stored.status
+    # Each round settled once: watchdog wins keep the 1 s debit, finalize wins settle to 0.
+    used = store.quota("t1").cpu_seconds_used
+    with database.read() as session:
+        failed = session.execute(sa.text("select count(*) from executions where status = 'failed'")).scalar_one()
+    assert used == pytest.approx(failed * 1.0)
+
+
+def test_concurrent_reservations_never_exceed_the_cap(database):
+    store = make_store(database, max_in_flight=4, daily_cpu_seconds=1_000_000)
+    barrier = threading.Barrier(40)
+    admitted, refused, errors = [], [], []
+
+    def one():
+        barrier.wait()
+        try:
+            admitted.append(reserve(store))
+        except QuotaExceeded:
+            refused.append(1)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(admitted) == 4 and len(refused) == 36
+    assert store.quota("t1").in_flight == 4
+
+
+def test_stale_executions(database):
+    now = [1_700_000_000_000]
+    store = make_store(database, clock=lambda: now[0])
+    short = reserve(store, timeout_ms=1000)
+    long = reserve(store, timeout_ms=60_000)
+    now[0] += 5_000
+    assert store.stale(min_ms=3_000) == [] or {r.key for r in store.stale(min_ms=3_000)} == {short.key}
+    assert {r.key for r in store.stale(min_ms=3_000)} == {short.key}
+    store.flush([short.key], {})
+    assert store.stale(min_ms=3_000) == []
+    now[0] += 200_000
+    assert {r.key for r in store.stale(min_ms=3_000)} == {short.key, long.key}
+
+
+def test_list_pages_and_filters(database):
+    now = [1_700_000_000_000]
+    store = make_store(database, max_in_flight=100, clock=lambda: now[0])
+    keys = []
+    for i in range(7):
+        now[0] += 1 if i != 3 else 0  # two rows share a timestamp
+        keys.append(reserve(store, execution_id=f"e{i}", session_id="s1" if i % 2 else "").key)
+    reserve(store, tenant="other", execution_id="e0")
+    store.finalize(keys[0], Verdict(CANCELLED, "CANCELLED"))
+    seen, token = [], ""
+    while True:
+        rows, token = store.list("t1", page_size=3, page_token=token)
+        seen += [r.execution_id for r in rows]
+        if not token:
+            break
+    assert sorted(seen) == [f"e{i}" for i in range(7)] and len(seen) == 7
+    rows, _ = store.list("t1", session_id="s1")
+    assert {r.execution_id for r in rows} == {"e1", "e3", "e5"}
+    rows, _ = store.list("t1", statuses=[CANCELLED])
+    assert [r.execution_id for r in rows] == ["e0"]
+    rows, _ = store.list("t1", statuses=[QUEUED], session_id="s1", page_size=100)
+    assert len(rows) == 3
+    with pytest.raises(InvalidArgument):
+        store.list("t1", page_token="garbage!")

@@ -1,0 +1,271 @@
+"""The egress on a real Docker engine, against upstream servers of the suite's own.
+
+    sandbox ──(internal net "inner")── egress ──(internal net "outer")── upstream
+
+Both networks are `internal: true` with IPv6 off, so nothing the suite starts
+can reach anything beyond them. The egress runs from the services image with
+this working tree mounted; its resolver answers only from a test hosts file,
+which maps the suite's names to the upstream (on "outer") and to loopback,
+link-local and private addresses that must be refused before any connection.
+Everything carries `sandbox-mesh.role=test` plus a per-run label, and is
+removed by id at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import secrets
+import time
+
+import docker
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sandbox.egress.v1 import egress_pb2_grpc
+from services.egress import credentials
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+HERE = pathlib.Path(__file__).resolve().parent
+RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
+SERVICES_IMAGE = "sandbox-mesh/services:local"
+ROLE = "sandbox-mesh.role"
+TEST_LABEL = "sandbox-mesh.egress-test"
+
+UPSTREAM_NAMES = ["pkgs.test.internal", "other.test.internal"]
+REFUSED_NAMES = {
+    "loop.test.internal": "127.0.0.1",
+    "meta.test.internal": "169.254.169.254",
+    "ten.test.internal": "10.255.0.1",
+}
+PROXY_PORT = 3128
+GRPC_PORT = 50053
+
+
+def _cert(subject: str, key, issuer_name, issuer_key, *, ca: bool, names=()):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer_name or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def make_certs(directory: pathlib.Path) -> None:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("egress test CA", ca_key, None, None, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = _cert("pkgs.test.internal", key, ca.subject, ca_key, ca=False, names=UPSTREAM_NAMES)
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "server.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    (directory / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    for path in directory.iterdir():
+        path.chmod(0o644)  # a throw-away test key, read by uid 10001 in the upstream container
+    directory.chmod(0o755)
+
+
+class Mesh:
+    def __init__(self, client: docker.DockerClient, tmp: pathlib.Path):
+        self.client = client
+        self.tmp = tmp
+        self.run_id = secrets.token_hex(4)
+        self.labels = {ROLE: "test", TEST_LABEL: self.run_id}
+        self.containers: list = []
+        self.networks: list = []
+        self.secret = secrets.token_urlsafe(32)
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def network(self, name: str):
+        net = self.client.networks.create(
+            f"egress-test-{name}-{self.run_id}", driver="bridge", internal=True, enable_ipv6=False,
+            labels=self.labels, check_duplicate=True,
+        )
+        self.networks.append(net)
+        return net
+
+    def container(self, image: str, command, network, **kwargs):
+        kwargs.setdefault("labels", self.labels)
+        container = self.client.containers.create(image, command, network=network.name, detach=True, **kwargs)
+        self.containers.append(container)
+        container.start()
+        container.reload()
+        return container
+
+    def address(self, container, network) -> str:
+        container.reload()
+        return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+
+    def teardown(self) -> None:
+        for container in reversed(self.containers):
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        for net in reversed(self.networks):
+            try:
+                net.remove()
+            except docker.errors.NotFound:
+                pass
+        filters = {"label": f"{TEST_LABEL}={self.run_id}"}
+        left = self.client.containers.list(all=True, filters=filters) + self.client.networks.list(filters=filters)
+        assert left == [], f"left behind: {left}"
+
+    # --- helpers for tests --------------------------------------------------
+
+    def auth(self, execution_id: str, tenant: str = "tenant-a", secret: str | None = None) -> str:
+        token = credentials.mint(secret or self.secret, execution_id, tenant, 600)
+        return credentials.proxy_authorization(execution_id, token)
+
+    def run_client(self, request: dict, timeout: int = 30) -> dict:
+        code, output = self.sandbox.exec_run(
+            ["timeout", str(timeout), "python3", "/client/client.py", json.dumps(request)], user="10001"
+        )
+        text = output.decode("utf-8", "replace").strip()
+        assert code == 0, f"client exited {code}: {text}"
+        return json.loads(text.splitlines()[-1])
+
+    def tunnel(self, target: str, *, auth: str | None, sni: str | None = "", host_header: str | None = None) -> dict:
+        request = dict(op="tunnel", proxy_host=self.proxy_host, proxy_port=PROXY_PORT, target=target, auth=auth,
+                       ca="/certs/ca.pem", host_header=host_header)
+        request["sni"] = target.rsplit(":", 1)[0] if sni == "" else sni
+        return self.run_client(request)
+
+    def plain(self, url: str, host_header: str, *, auth: str | None) -> dict:
+        return self.run_client(dict(op="plain", proxy_host=self.proxy_host, proxy_port=PROXY_PORT, url=url,
+                                    host_header=host_header, auth=auth))
+
+    def decision_lines(self) -> list[dict]:
+        lines = []
+        for raw in self.egress.logs(stdout=True, stderr=False).decode("utf-8", "replace").splitlines():
+            if raw.startswith("{"):
+                lines.append(json.loads(raw))
+        return lines
+
+    def upstream_accepts(self) -> int:
+        logs = self.upstream.logs(stdout=True, stderr=False).decode("utf-8", "replace").splitlines()
+        return sum(1 for line in logs if '"accept"' in line)
+
+    def decisions(self, execution_id: str):
+        from sandbox.egress.v1 import egress_pb2 as pb
+
+        return self.egress_stub.GetDecisions(pb.GetDecisionsRequest(execution_id=execution_id), timeout=10).decisions
+
+
+def _wait(predicate, what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory):
+    client = docker.from_env(version="auto", timeout=120)
+    for image in (RUNTIME_IMAGE, SERVICES_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"{image} is missing; run `make images`")
+    tmp = tmp_path_factory.mktemp("egress")
+    tmp.chmod(0o755)
+    certs = tmp / "certs"
+    certs.mkdir()
+    make_certs(certs)
+    m = Mesh(client, tmp)
+    try:
+        inner, outer = m.network("inner"), m.network("outer")
+        m.inner, m.outer = inner, outer
+        m.upstream = m.container(
+            RUNTIME_IMAGE, ["python3", "/upstream/server.py", "/certs"], outer, user="10001",
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"}, cap_drop=["ALL"],
+            volumes={str(certs): {"bind": "/certs", "mode": "ro"},
+                     str(HERE / "upstream_server.py"): {"bind": "/upstream/server.py", "mode": "ro"}},
+        )
+        _wait(lambda: b"ready" in m.upstream.logs(), "the upstream server")
+        upstream_ip = m.address(m.upstream, outer)
+        outer_subnet = client.api.inspect_network(outer.id)["IPAM"]["Config"][0]["Subnet"]
+
+        hosts = [f"{upstream_ip} {' '.join(UPSTREAM_NAMES)}"] + [f"{a} {n}" for n, a in REFUSED_NAMES.items()]
+        (tmp / "hosts").write_text("\n".join(hosts) + "\n")
+        (tmp / "hosts").chmod(0o644)
+        env = {
+            "EGRESS_SECRET": m.secret,
+            "EGRESS_LISTEN": f"0.0.0.0:{PROXY_PORT}",
+            "EGRESS_GRPC_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+            "EGRESS_ALLOW_HOSTS": ",".join(UPSTREAM_NAMES + list(REFUSED_NAMES)),
+            "EGRESS_ALLOW_NETWORKS": outer_subnet,
+            "EGRESS_HOSTS_FILE": "/etc/egress/hosts",
+            "EGRESS_DNS": "false",
+            "EGRESS_ALLOW_PLAIN_HTTP": "true",
+            "EGRESS_CONFDIR": "/var/lib/sandbox-mesh/egress",
+            # The working tree, not what the image was built with.
+            "PYTHONPATH": "/src:/src/stubs",
+        }
+        m.egress = m.container(
+            SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], inner, user="10001",
+            environment=env, working_dir="/src", read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
+            volumes={str(ROOT / "services"): {"bind": "/src/services", "mode": "ro"},
+                     str(ROOT / "stubs"): {"bind": "/src/stubs", "mode": "ro"},
+                     str(tmp / "hosts"): {"bind": "/etc/egress/hosts", "mode": "ro"}},
+        )
+        outer.connect(m.egress)
+        m.proxy_host = m.address(m.egress, inner)
+        grpc_target = f"{m.address(m.egress, outer)}:{GRPC_PORT}"
+        m.channel = grpc.insecure_channel(grpc_target)
+        health = health_pb2_grpc.HealthStub(m.channel)
+
+        def serving() -> bool:
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                m.egress.reload()
+                if m.egress.status == "exited":
+                    raise AssertionError("egress exited: " + m.egress.logs().decode()[-3000:])
+                return False
+
+        _wait(serving, "the egress gRPC health check")
+        m.egress_stub = egress_pb2_grpc.EgressStub(m.channel)
+
+        m.sandbox = m.container(
+            RUNTIME_IMAGE, ["sleep", "600"], inner, user="10001", read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], tmpfs={"/tmp": "size=8m"},
+            volumes={str(certs / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
+                     str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"}},
+        )
+        m.upstream_ip = upstream_ip
+        yield m
+    finally:
+        if getattr(m, "channel", None):
+            m.channel.close()
+        m.teardown()
+        client.close()

@@ -1,0 +1,63 @@
+"""A tiny upstream of the suite's own (runtime image's python3, stdlib only):
+HTTPS on 443 with the suite's CA-signed certificate, plain HTTP on 80. Logs
+one JSON line per accepted connection so tests can prove that refused
+attempts never reached it."""
+
+import http.server
+import json
+import socketserver
+import ssl
+import sys
+import threading
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        sni = getattr(self.request, "egress_test_sni", None) if hasattr(self.request, "egress_test_sni") else None
+        body = json.dumps({"upstream": "ok", "host": self.headers.get("Host"), "sni": sni, "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    tls_context = None
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        print(json.dumps({"event": "accept", "port": self.server_address[1], "peer": addr[0]}), flush=True)
+        if self.tls_context is not None:
+            sock.settimeout(10)
+            seen = {}
+
+            def on_sni(_sock, name, _ctx):
+                seen["sni"] = name
+
+            self.tls_context.sni_callback = on_sni
+            sock = self.tls_context.wrap_socket(sock, server_side=True)
+            sock.egress_test_sni = seen.get("sni")
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        print(json.dumps({"event": "error", "peer": client_address[0]}), flush=True)
+
+
+def main():
+    certs = sys.argv[1]
+    tls = Server(("0.0.0.0", 443), Handler)
+    tls.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.tls_context.load_cert_chain(f"{certs}/server.pem", f"{certs}/server.key")
+    plain = Server(("0.0.0.0", 80), Handler)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    print(json.dumps({"event": "ready"}), flush=True)
+    tls.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

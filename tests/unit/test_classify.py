@@ -1,0 +1,40 @@
+"""Classification is by facts, in a fixed order of precedence."""
+
+import pytest
+
+from sandbox.common.v1 import execution_pb2 as common
+from services.spawner.classify import Facts, classify
+
+C = common.ErrorCode
+S = common.ExecutionStatus
+
+
+@pytest.mark.parametrize(
+    "facts, status, code",
+    [
+        (Facts(), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
+        (Facts(kill=(C.ERROR_CODE_TIMEOUT, "t")), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_TIMEOUT),
+        (Facts(kill=(C.ERROR_CODE_CANCELLED, "c")), S.EXECUTION_STATUS_CANCELLED, C.ERROR_CODE_CANCELLED),
+        (Facts(kill=(C.ERROR_CODE_OUTPUT_LIMIT, "o"), oom_kills=1, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (Facts(oom_kills=1, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
+        (Facts(engine_oom=True, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
+        # A child was OOM-killed but the program handled it and exited 0.
+        (Facts(oom_kills=1), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
+        (Facts(failed_step=(0, "a", 1)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
+        (Facts(install_failed=True, install_not_found=True), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_PACKAGE_NOT_FOUND),
+        (Facts(install_failed=True, egress_denials=("x: off the list",)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_EGRESS_DENIED),
+        (Facts(failed_step=(0, "a", 1), egress_denials=("x: off the list",)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_EGRESS_DENIED),
+        # A denial that did not make anything fail does not fail the run.
+        (Facts(egress_denials=("x: off the list",)), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
+        (Facts(outputs_dropped_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (Facts(failed_step=(0, "a", 1), outputs_dropped_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
+    ],
+)
+def test_precedence(facts, status, code):
+    verdict = classify(facts)
+    assert (verdict.status, verdict.error_code) == (status, code)
+
+
+def test_runtime_error_names_the_step():
+    assert classify(Facts(failed_step=(1, "validate.py", 1), step_count=3)).message == "step 2/3 validate.py exited 1"
+    assert classify(Facts(failed_step=(0, "main.py", 3), step_count=1)).message == "main.py exited 3"
