@@ -75,6 +75,7 @@ async def run(settings: EgressSettings) -> int:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("mitmproxy").setLevel(logging.WARNING)  # decisions are logged by the addon
     try:
         settings = EgressSettings()
     except ValueError as exc:

@@ -83,6 +83,7 @@ class ClientState:
     permitted: set[tuple[str, int]] = dataclasses.field(default_factory=set)
     bytes_up: int = 0
     bytes_down: int = 0
+    metered: bool = False
     open_records: list[Record] = dataclasses.field(default_factory=list)
 
 
@@ -300,15 +301,16 @@ class EgressAddon:
     # --- hooks --------------------------------------------------------------
 
     def next_layer(self, nextlayer: layer.NextLayer):
-        # Meter the top layer of every client connection (set by mitmproxy's
-        # own next_layer addon, which runs before this one).
-        if (
-            nextlayer.layer is not None
-            and not isinstance(nextlayer.layer, Metered)
-            and nextlayer.context.layers
-            and nextlayer.context.layers[0] is nextlayer
-        ):
-            nextlayer.layer = Metered(nextlayer.layer, self._state(nextlayer.context.client))
+        # Meter the first layer decided on each client connection (just below
+        # the proxy-mode layer; mitmproxy's own next_layer addon, which runs
+        # before this one, decided it): every event of the connection passes
+        # through it.
+        if nextlayer.layer is None or isinstance(nextlayer.layer, Metered):
+            return
+        state = self._state(nextlayer.context.client)
+        if not state.metered:
+            state.metered = True
+            nextlayer.layer = Metered(nextlayer.layer, state)
 
     async def http_connect(self, flow: http.HTTPFlow):
         state = self._state(flow.client_conn)
@@ -395,11 +397,17 @@ class EgressAddon:
             self.decisions.add(record)
             _refuse(flow, 403, Reason.TLS_REQUIRED)
             return
-        host_header = flow.request.host_header
-        targets = [(flow.request.host, flow.request.port)]
-        if host_header:
-            targets.append(_split_host_header(host_header, tunnel.port))
-        if any(policy.normalize_host(h) != tunnel.name or p != tunnel.port for h, p in targets):
+        # Inside a tunnel mitmproxy fills request.host from the (pinned)
+        # upstream address or the request; the Host header (or :authority)
+        # is what the upstream will serve, and both must be the tunnel's.
+        request = flow.request
+        host_header = request.host_header
+        uri_ok = request.port == tunnel.port and (
+            request.host == tunnel.address or policy.normalize_host(request.host) == tunnel.name
+        )
+        header_host, header_port = _split_host_header(host_header or "", tunnel.port)
+        header_ok = bool(host_header) and header_port == tunnel.port and policy.normalize_host(header_host) == tunnel.name
+        if not (uri_ok and header_ok):
             self._deny(record, Reason.REQUEST_HOST_MISMATCH)
             self.decisions.add(record)
             _refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)

@@ -127,8 +127,10 @@ class Spawner:
             target=execution.run, name=f"execution-{spec.execution_id}", daemon=True
         )
         with self._lock:
+            # Started under the lock: a concurrent execute() must not see it
+            # as "not alive" and drop it from the list shutdown() waits for.
             self._workers = [w for w in self._workers if w.is_alive()] + [worker]
-        worker.start()
+            worker.start()
         return execution
 
     def cancel(self, execution_id: str, tenant: str) -> bool:

@@ -33,7 +33,9 @@ from services.spawner.server import start as start_spawner
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 
 PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
-TENANT_KEYS = {"tenant-a": secrets.token_hex(16), "tenant-b": secrets.token_hex(16)}
+TENANT_KEYS = {name: secrets.token_hex(16) for name in ("tenant-a", "tenant-b", "tenant-c")}
+# tenant-c has a tiny CPU budget.
+TENANT_QUOTAS = {"tenant-c": {"daily_cpu_seconds": 5}}
 
 
 def _free_port() -> int:
@@ -115,6 +117,7 @@ def control_settings(spawner_port: int, data_dir, database_url: str, **overrides
         spawners=(f"127.0.0.1:{spawner_port}",),
         spawner_secret=SECRET,
         tenant_keys=TENANT_KEYS,
+        tenant_quotas=TENANT_QUOTAS,
         max_in_flight=4,
         daily_cpu_seconds=100_000,
         default_timeout_ms=20_000,

@@ -191,7 +191,6 @@ def test_stale_executions(database):
     short = reserve(store, timeout_ms=1000)
     long = reserve(store, timeout_ms=60_000)
     now[0] += 5_000
-    assert store.stale(min_ms=3_000) == [] or {r.key for r in store.stale(min_ms=3_000)} == {short.key}
     assert {r.key for r in store.stale(min_ms=3_000)} == {short.key}
     store.flush([short.key], {})
     assert store.stale(min_ms=3_000) == []

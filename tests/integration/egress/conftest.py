@@ -88,6 +88,17 @@ def make_certs(directory: pathlib.Path) -> None:
     directory.chmod(0o755)
 
 
+class Egress:
+    def __init__(self, name: str, container, proxy_host: str):
+        self.name, self.container, self.proxy_host = name, container, proxy_host
+        self.channel = self.stub = None
+
+    def decisions(self, execution_id: str):
+        from sandbox.egress.v1 import egress_pb2 as pb
+
+        return self.stub.GetDecisions(pb.GetDecisionsRequest(execution_id=execution_id), timeout=10).decisions
+
+
 class Mesh:
     def __init__(self, client: docker.DockerClient, tmp: pathlib.Path):
         self.client = client
@@ -97,6 +108,8 @@ class Mesh:
         self.containers: list = []
         self.networks: list = []
         self.secret = secrets.token_urlsafe(32)
+        self.channels: list = []
+        self.egress = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -135,6 +148,55 @@ class Mesh:
         left = self.client.containers.list(all=True, filters=filters) + self.client.networks.list(filters=filters)
         assert left == [], f"left behind: {left}"
 
+    def start_egress(self, name: str, env_overrides: dict, networks=None) -> "Egress":
+        """An egress container on the inner network plus ``networks`` (default:
+        the outer one), running this working tree."""
+        env = {
+            "EGRESS_SECRET": self.secret,
+            "EGRESS_LISTEN": f"0.0.0.0:{PROXY_PORT}",
+            "EGRESS_GRPC_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+            "EGRESS_CONFDIR": "/var/lib/sandbox-mesh/egress",
+            # The working tree, not what the image was built with.
+            "PYTHONPATH": "/src:/src/stubs",
+            **self.base_env,
+            **env_overrides,
+        }
+        volumes = {
+            str(ROOT / "services"): {"bind": "/src/services", "mode": "ro"},
+            str(ROOT / "stubs"): {"bind": "/src/stubs", "mode": "ro"},
+            str(self.tmp / "hosts"): {"bind": "/etc/egress/hosts", "mode": "ro"},
+            str(self.tmp / "certs" / "ca.pem"): {"bind": "/etc/egress/upstream-ca.pem", "mode": "ro"},
+        }
+        container = self.container(
+            SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], self.inner, user="10001",
+            environment=env, working_dir="/src", read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
+            volumes=volumes,
+        )
+        for net in networks or [self.outer]:
+            net.connect(container)
+        egress = Egress(name, container, self.address(container, self.inner))
+        egress.channel = grpc.insecure_channel(f"{self.address(container, (networks or [self.outer])[0])}:{GRPC_PORT}")
+        self.channels.append(egress.channel)
+        health = health_pb2_grpc.HealthStub(egress.channel)
+
+        def serving() -> bool:
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+            except grpc.RpcError:
+                container.reload()
+                if container.status == "exited":
+                    raise AssertionError("egress exited: " + container.logs().decode()[-3000:])
+                return False
+
+        _wait(serving, f"the {name} egress's gRPC health check")
+        egress.stub = egress_pb2_grpc.EgressStub(egress.channel)
+        if self.egress is None:
+            self.egress, self.proxy_host, self.egress_stub = container, egress.proxy_host, egress.stub
+        return egress
+
     # --- helpers for tests --------------------------------------------------
 
     def auth(self, execution_id: str, tenant: str = "tenant-a", secret: str | None = None) -> str:
@@ -149,9 +211,10 @@ class Mesh:
         assert code == 0, f"client exited {code}: {text}"
         return json.loads(text.splitlines()[-1])
 
-    def tunnel(self, target: str, *, auth: str | None, sni: str | None = "", host_header: str | None = None) -> dict:
-        request = dict(op="tunnel", proxy_host=self.proxy_host, proxy_port=PROXY_PORT, target=target, auth=auth,
-                       ca="/certs/ca.pem", host_header=host_header)
+    def tunnel(self, target: str, *, auth: str | None, sni: str | None = "", host_header: str | None = None,
+               proxy_host: str | None = None, cadata: str | None = None) -> dict:
+        request = dict(op="tunnel", proxy_host=proxy_host or self.proxy_host, proxy_port=PROXY_PORT, target=target,
+                       auth=auth, ca="/certs/ca.pem", cadata=cadata, host_header=host_header)
         request["sni"] = target.rsplit(":", 1)[0] if sni == "" else sni
         return self.run_client(request)
 
@@ -215,47 +278,14 @@ def mesh(tmp_path_factory):
         hosts = [f"{upstream_ip} {' '.join(UPSTREAM_NAMES)}"] + [f"{a} {n}" for n, a in REFUSED_NAMES.items()]
         (tmp / "hosts").write_text("\n".join(hosts) + "\n")
         (tmp / "hosts").chmod(0o644)
-        env = {
-            "EGRESS_SECRET": m.secret,
-            "EGRESS_LISTEN": f"0.0.0.0:{PROXY_PORT}",
-            "EGRESS_GRPC_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+        m.base_env = {
             "EGRESS_ALLOW_HOSTS": ",".join(UPSTREAM_NAMES + list(REFUSED_NAMES)),
             "EGRESS_ALLOW_NETWORKS": outer_subnet,
             "EGRESS_HOSTS_FILE": "/etc/egress/hosts",
             "EGRESS_DNS": "false",
             "EGRESS_ALLOW_PLAIN_HTTP": "true",
-            "EGRESS_CONFDIR": "/var/lib/sandbox-mesh/egress",
-            # The working tree, not what the image was built with.
-            "PYTHONPATH": "/src:/src/stubs",
         }
-        m.egress = m.container(
-            SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], inner, user="10001",
-            environment=env, working_dir="/src", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
-            volumes={str(ROOT / "services"): {"bind": "/src/services", "mode": "ro"},
-                     str(ROOT / "stubs"): {"bind": "/src/stubs", "mode": "ro"},
-                     str(tmp / "hosts"): {"bind": "/etc/egress/hosts", "mode": "ro"}},
-        )
-        outer.connect(m.egress)
-        m.proxy_host = m.address(m.egress, inner)
-        grpc_target = f"{m.address(m.egress, outer)}:{GRPC_PORT}"
-        m.channel = grpc.insecure_channel(grpc_target)
-        health = health_pb2_grpc.HealthStub(m.channel)
-
-        def serving() -> bool:
-            try:
-                reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
-                m.egress.reload()
-                if m.egress.status == "exited":
-                    raise AssertionError("egress exited: " + m.egress.logs().decode()[-3000:])
-                return False
-
-        _wait(serving, "the egress gRPC health check")
-        m.egress_stub = egress_pb2_grpc.EgressStub(m.channel)
-
+        m.start_egress("passthrough", {})
         m.sandbox = m.container(
             RUNTIME_IMAGE, ["sleep", "600"], inner, user="10001", read_only=True, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], tmpfs={"/tmp": "size=8m"},
@@ -265,7 +295,7 @@ def mesh(tmp_path_factory):
         m.upstream_ip = upstream_ip
         yield m
     finally:
-        if getattr(m, "channel", None):
-            m.channel.close()
+        for channel in m.channels:
+            channel.close()
         m.teardown()
         client.close()

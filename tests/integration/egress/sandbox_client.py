@@ -56,7 +56,10 @@ def tunnel(req):
         out["body"] = read_body(sock, rest)
         return out
     sni = req.get("sni")
-    ctx = ssl.create_default_context(cafile=req["ca"])
+    if req.get("cadata"):  # e.g. the egress's own CA in intercept mode
+        ctx = ssl.create_default_context(cadata=req["cadata"])
+    else:
+        ctx = ssl.create_default_context(cafile=req["ca"])
     if sni is None:
         ctx.check_hostname = False  # no SNI at all
     try:

@@ -300,14 +300,22 @@ def test_intercept_mode_requests_must_name_the_tunnel_host():
     good.response = tutils.tresp(content=b"abc")
     env.addon.response(good)
 
-    for host, header in [("files.pkgs.test.internal", "files.pkgs.test.internal"), (ALLOWED, "elsewhere.test.internal")]:
+    # mitmproxy's transparent HTTP layer inside a tunnel fills in the pinned address as host:
+    pinned = plain_flow("198.51.100.7", ALLOWED + ":443", 443, client=client, scheme=b"https")
+    run(env.addon.requestheaders(pinned))
+    assert pinned.response is None
+    pinned.response = tutils.tresp(content=b"")
+    env.addon.response(pinned)
+
+    for host, header in [("files.pkgs.test.internal", "files.pkgs.test.internal"), (ALLOWED, "elsewhere.test.internal"),
+                         ("198.51.100.7", "elsewhere.test.internal"), ("198.51.100.7", None),
+                         ("198.51.100.8", ALLOWED), (ALLOWED, ALLOWED + ":444")]:
         bad = plain_flow(host, header, 443, client=client, scheme=b"https")
         run(env.addon.requestheaders(bad))
         assert bad.response.status_code == 403
         assert bad.response.headers["X-Egress-Reason"] == "request_host_mismatch"
     kinds = [(l["kind"], l["decision"], l["reason"]) for l in env.lines()]
-    assert kinds == [("request", "allow", "allowed"), ("request", "deny", "request_host_mismatch"),
-                     ("request", "deny", "request_host_mismatch")]
+    assert kinds == [("request", "allow", "allowed")] * 2 + [("request", "deny", "request_host_mismatch")] * 6
     assert env.lines()[0]["url"] == f"https://{ALLOWED}:443/simple/"
 
 
@@ -397,3 +405,22 @@ def test_metered_counts_upstream_bytes():
     out += list(metered.handle_event(events.DataReceived(client, b"zzz")))
     assert len(out) == 4
     assert (state.bytes_up, state.bytes_down) == (10, 7)
+
+
+def test_next_layer_meters_only_the_first_decided_layer(env):
+    from mitmproxy.proxy import layer as mlayer
+    from mitmproxy.proxy.layers import HttpLayer, modes, tcp
+    from mitmproxy.proxy.layers.http import HTTPMode
+
+    ctx = context.Context(tflow.tclient_conn(), env.tctx.options)
+    modes.HttpProxy(ctx)  # the mode layer mitmproxy puts on top by itself
+    first = mlayer.NextLayer(ctx)
+    first.layer = HttpLayer(ctx, HTTPMode.regular)
+    env.addon.next_layer(first)
+    assert isinstance(first.layer, Metered)
+    env.addon.next_layer(first)
+    assert not isinstance(first.layer.inner, Metered)  # wrapped once
+    child = mlayer.NextLayer(ctx.fork())
+    child.layer = tcp.TCPLayer(child.context)
+    env.addon.next_layer(child)
+    assert isinstance(child.layer, tcp.TCPLayer)

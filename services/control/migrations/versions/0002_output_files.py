@@ -14,9 +14,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # An empty binary literal in each dialect's syntax.
+    empty = sa.text("X''" if op.get_bind().dialect.name == "sqlite" else "''::bytea")
     with op.batch_alter_table("executions") as batch:
-        batch.add_column(sa.Column("stdout_preview", sa.LargeBinary(), nullable=False, server_default=sa.text("''")))
-        batch.add_column(sa.Column("stderr_preview", sa.LargeBinary(), nullable=False, server_default=sa.text("''")))
+        batch.add_column(sa.Column("stdout_preview", sa.LargeBinary(), nullable=False, server_default=empty))
+        batch.add_column(sa.Column("stderr_preview", sa.LargeBinary(), nullable=False, server_default=empty))
         batch.add_column(sa.Column("stdout_truncated", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("stderr_truncated", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
