@@ -113,9 +113,9 @@ class Mesh:
 
     # --- lifecycle ----------------------------------------------------------
 
-    def network(self, name: str):
+    def network(self, name: str, internal: bool = True):
         net = self.client.networks.create(
-            f"egress-test-{name}-{self.run_id}", driver="bridge", internal=True, enable_ipv6=False,
+            f"egress-test-{name}-{self.run_id}", driver="bridge", internal=internal, enable_ipv6=False,
             labels=self.labels, check_duplicate=True,
         )
         self.networks.append(net)
@@ -203,6 +203,10 @@ class Mesh:
         token = credentials.mint(secret or self.secret, execution_id, tenant, 600)
         return credentials.proxy_authorization(execution_id, token)
 
+    def sandbox_exec(self, argv: list[str], env: dict | None = None, timeout: int = 180) -> tuple[int, str]:
+        code, output = self.sandbox.exec_run(["timeout", str(timeout), *argv], user="10001", environment=env or {})
+        return code, output.decode("utf-8", "replace")
+
     def run_client(self, request: dict, timeout: int = 30) -> dict:
         code, output = self.sandbox.exec_run(
             ["timeout", str(timeout), "python3", "/client/client.py", json.dumps(request)], user="10001"
@@ -288,7 +292,7 @@ def mesh(tmp_path_factory):
         m.start_egress("passthrough", {})
         m.sandbox = m.container(
             RUNTIME_IMAGE, ["sleep", "600"], inner, user="10001", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], tmpfs={"/tmp": "size=8m"},
+            security_opt=["no-new-privileges"], tmpfs={"/tmp": "size=128m,uid=10001,gid=10001,mode=0700"},
             volumes={str(certs / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
                      str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"}},
         )
