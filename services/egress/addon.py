@@ -226,7 +226,9 @@ class EgressAddon:
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
             from services.egress import grpc_service
 
-            self.grpc_server, self.grpc_port = await grpc_service.start(self.decisions_for, ctx.options.egress_grpc_listen)
+            self.grpc_server, self.grpc_port = await grpc_service.start(
+                self.decisions_for, ctx.options.egress_grpc_listen, self.secret
+            )
             log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
 
     async def done(self):

@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
+from services.common.auth import HEADER, AuthError, Verifier
 from services.egress.audit import ALLOW, Record
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Egress"].full_name
@@ -37,20 +38,35 @@ def to_proto(record: Record) -> pb.Decision:
     )
 
 
+GET_DECISIONS = f"/{SERVICE_NAME}/GetDecisions"
+
+
 class EgressServicer(egress_pb2_grpc.EgressServicer):
-    def __init__(self, source: DecisionSource):
+    def __init__(self, source: DecisionSource, verifier: Verifier | None = None):
         self.source = source
+        # Calls are signed like every service-to-service call
+        # (services/common/auth.py) with the egress's shared secret.
+        self.verifier = verifier
 
     async def GetDecisions(self, request: pb.GetDecisionsRequest, context: grpc.aio.ServicerContext):
+        if self.verifier is not None:
+            header = dict(context.invocation_metadata() or ()).get(HEADER)
+            try:
+                self.verifier.verify(GET_DECISIONS, request.SerializeToString(deterministic=True), header)
+            except AuthError as exc:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if not _ID.match(request.execution_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "execution_id: must match [A-Za-z0-9_-]{1,64}")
         records, dropped = self.source(request.execution_id)
         return pb.GetDecisionsResponse(decisions=[to_proto(r) for r in records], dropped=dropped)
 
 
-async def start(source: DecisionSource, listen: str) -> tuple[grpc.aio.Server, int]:
+async def start(
+    source: DecisionSource, listen: str, secret: bytes | None = None
+) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(maximum_concurrent_rpcs=64)
-    egress_pb2_grpc.add_EgressServicer_to_server(EgressServicer(source), server)
+    verifier = Verifier(secret) if secret else None
+    egress_pb2_grpc.add_EgressServicer_to_server(EgressServicer(source, verifier), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

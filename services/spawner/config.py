@@ -84,6 +84,10 @@ class SpawnerSettings(BaseSettings):
     # with per-execution credentials when `egress_secret` is set.
     egress_proxy_url: str | None = None
     egress_secret: SecretStr | None = None
+    # The egress's gRPC address (host:port): after a failed run the spawner
+    # asks it what it refused for the execution, to report EGRESS_DENIED as a
+    # fact. Calls are signed with `egress_secret`.
+    egress_grpc: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
     max_packages: int = Field(default=50, ge=0, le=200)
 

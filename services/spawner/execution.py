@@ -354,8 +354,12 @@ class Execution:
         facts = self._facts
         facts.kill = self._killed()
         facts.oom_kills = usage.oom_kills
-        if self.network is not None and self.spec.packages:
-            facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
+        failed = facts.install_failed or facts.failed_step is not None
+        if self.network is not None and self.spec.packages and failed and facts.kill is None:
+            try:
+                facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
+            except Exception as exc:  # noqa: BLE001 - classification falls back, loudly
+                log.error("execution %s: cannot read the egress's decisions: %s", self.spec.execution_id, exc)
         verdict = classify(facts)
         result.status = verdict.status
         result.error_code = verdict.error_code

@@ -37,9 +37,30 @@ class NetworkAccess:
             "http_proxy": url,
             "NO_PROXY": "",
             "no_proxy": "",
+            "npm_config_proxy": url,
+            "npm_config_https_proxy": url,
         }
 
     def denials(self, execution_id: str) -> list[str]:
         if self.fetch_denials is None:
             return []
         return self.fetch_denials(execution_id)
+
+
+def egress_denials_client(address: str, secret: bytes) -> Callable[[str], list[str]]:
+    """A function that asks the egress what it refused for one execution."""
+    import grpc
+
+    from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
+    from services.common.auth import ClientAuthInterceptor
+
+    channel = grpc.intercept_channel(grpc.insecure_channel(address), ClientAuthInterceptor(secret))
+    stub = egress_pb2_grpc.EgressStub(channel)
+
+    def fetch(execution_id: str) -> list[str]:
+        reply = stub.GetDecisions(egress_pb2.GetDecisionsRequest(execution_id=execution_id), timeout=5)
+        return [
+            f"{d.host}:{d.port} {d.reason}" for d in reply.decisions if d.verdict == egress_pb2.VERDICT_DENY
+        ]
+
+    return fetch

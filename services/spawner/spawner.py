@@ -17,7 +17,7 @@ from services.spawner.errors import PackagesUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
-from services.spawner.network import NetworkAccess
+from services.spawner.network import NetworkAccess, egress_denials_client
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
 
@@ -78,7 +78,10 @@ class Spawner:
             def mint(execution_id: str, tenant: str) -> str:
                 return mint_credentials(secret, execution_id, tenant, ttl)
 
-        return NetworkAccess(settings.package_network, settings.egress_proxy_url, mint_token=mint)
+        fetch = None
+        if settings.egress_grpc and settings.egress_secret is not None:
+            fetch = egress_denials_client(settings.egress_grpc, settings.egress_secret.get_secret_value().encode())
+        return NetworkAccess(settings.package_network, settings.egress_proxy_url, mint_token=mint, fetch_denials=fetch)
 
     def reap(self, min_age_seconds: float = 0.0) -> None:
         owned = {e.token for e in self.inflight.all()}

@@ -21,6 +21,8 @@ import time
 
 import docker
 import grpc
+
+from services.common.auth import ClientAuthInterceptor
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -192,7 +194,8 @@ class Mesh:
                 return False
 
         _wait(serving, f"the {name} egress's gRPC health check")
-        egress.stub = egress_pb2_grpc.EgressStub(egress.channel)
+        signed = grpc.intercept_channel(egress.channel, ClientAuthInterceptor(self.secret.encode()))
+        egress.stub = egress_pb2_grpc.EgressStub(signed)
         if self.egress is None:
             self.egress, self.proxy_host, self.egress_stub = container, egress.proxy_host, egress.stub
         return egress

@@ -25,7 +25,6 @@ from services.egress.resolver import Resolver, parse_hosts
 SECRET = b"k" * 32
 NOW = 1_900_000_000.0
 ALLOWED = "pkgs.test.internal"
-PUBLIC = "203.0.113.80"  # TEST-NET-3 is documentation space, so exempt it below
 HOSTS = {
     ALLOWED: ["198.51.100.7"],
     "files.pkgs.test.internal": ["198.51.100.8"],

@@ -11,7 +11,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
-from tests.unit.egress.test_addon import Env, auth, connect_flow
+from services.common.auth import HEADER, sign
+from services.egress.grpc_service import GET_DECISIONS
+from tests.unit.egress.test_addon import SECRET, Env, auth, connect_flow
+
+
+def _signed(request):
+    return [(HEADER, sign(SECRET, GET_DECISIONS, request.SerializeToString(deterministic=True)))]
 
 
 async def _scenario():
@@ -25,7 +31,7 @@ async def _scenario():
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{addon.grpc_port}") as channel:
             stub = egress_pb2_grpc.EgressStub(channel)
-            reply = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="exec-1"), timeout=10)
+            reply = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="exec-1"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="exec-1")))
             got = [(d.host, d.verdict, d.reason, d.tenant, d.port, d.kind) for d in reply.decisions]
             assert got == [
                 ("elsewhere.test.internal", pb.VERDICT_DENY, "not_allowlisted", "tenant-a", 443, "connect"),
@@ -33,11 +39,14 @@ async def _scenario():
             ]
             assert reply.decisions[1].resolved_address == "198.51.100.7"
             assert reply.dropped == 0
-            unknown = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="nobody"), timeout=10)
+            unknown = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="nobody"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="nobody")))
             assert list(unknown.decisions) == []
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="bad id!"), timeout=10)
+                await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="bad id!"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="bad id!")))
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="exec-1"), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
             health = health_pb2_grpc.HealthStub(channel)
             for service in ("", "sandbox.egress.v1.Egress"):
                 status = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)

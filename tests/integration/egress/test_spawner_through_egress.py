@@ -1,0 +1,97 @@
+"""The spawner's package installs go out only through the egress, with
+per-execution credentials, and a refusal comes back as EGRESS_DENIED from the
+egress's own decision log (not from anything printed)."""
+
+from __future__ import annotations
+
+import secrets
+
+import grpc
+import pytest
+
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
+from services.spawner.server import start
+from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
+from tests.integration.egress.conftest import GRPC_PORT, PROXY_PORT
+from tests.integration.egress.test_egress_registries import registry_egress  # noqa: F401 - fixture
+from tests.integration.helpers import execute, request
+
+pytestmark = pytest.mark.integration
+
+
+def _grpc_address(mesh, egress) -> str:
+    egress.container.reload()
+    networks = egress.container.attrs["NetworkSettings"]["Networks"]
+    outside = next(name for name in networks if name != mesh.inner.name)
+    return f"{networks[outside]['IPAddress']}:{GRPC_PORT}"
+
+
+@pytest.fixture
+def spawner_via(mesh, docker_api, tmp_path):
+    """A spawner whose package network is the suite's internal network and
+    whose only way out is the given egress."""
+    started = []
+
+    def make(egress):
+        name = f"egr-{secrets.token_hex(4)}"
+        running = start(make_settings(
+            name,
+            tmp_path,
+            package_network=mesh.inner.name,
+            egress_proxy_url=f"http://{egress.proxy_host}:{PROXY_PORT}",
+            egress_secret=mesh.secret,
+            egress_grpc=_grpc_address(mesh, egress),
+            install_timeout_ms=240_000,
+        ))
+        started.append((name, running))
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+        return spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))
+
+    yield make
+    for name, running in started:
+        running.stop(grace_seconds=5)
+        assert running.spawner.cleanup_failures == 0
+        assert_nothing_left(docker_api, name, tmp_path, running.spawner.cgroups)
+
+
+@pytest.fixture(scope="module")
+def test_names_egress(mesh):
+    """An egress that allowlists only the suite's own names, not the registries."""
+    return mesh.start_egress("names-only", {})
+
+
+def test_install_refused_by_the_egress_is_egress_denied(mesh, test_names_egress, spawner_via):
+    stub = spawner_via(test_names_egress)
+    req = request({"main.py": "print('never runs')"})
+    req.packages.add(name="six", version="==1.16.0")
+    outcome = execute(stub, req, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_FAILED
+    assert outcome.result.error_code == common.ERROR_CODE_EGRESS_DENIED, outcome.result
+    assert "not_allowlisted" in outcome.result.error_message
+    denied = [d for d in test_names_egress.decisions(req.execution_id) if d.reason == "not_allowlisted"]
+    assert denied and all(d.tenant == req.tenant for d in denied)
+
+
+def test_install_through_the_egress_succeeds(mesh, registry_egress, spawner_via):  # noqa: F811
+    stub = spawner_via(registry_egress)
+    req = request({"main.py": "import six\nprint(six.__version__)"})
+    req.packages.add(name="six", version="==1.16.0")
+    outcome = execute(stub, req, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+    assert outcome.stdout == b"1.16.0\n"
+    decisions = list(registry_egress.decisions(req.execution_id))
+    assert decisions, "the install did not go through the egress"
+    assert all(d.tenant == req.tenant for d in decisions)
+
+
+def test_printed_refusal_is_not_egress_denied(mesh, registry_egress, spawner_via):  # noqa: F811
+    """Code that prints an egress-looking refusal and fails is a RUNTIME_ERROR:
+    the egress refused nothing for it."""
+    stub = spawner_via(registry_egress)
+    code = "import sys, six\nprint('EGRESS_DENIED: 403 not_allowlisted by egress', file=sys.stderr)\nsys.exit(1)"
+    req = request({"main.py": code})
+    req.packages.add(name="six", version="==1.16.0")
+    outcome = execute(stub, req, timeout=300)
+    assert outcome.result.error_code == common.ERROR_CODE_RUNTIME_ERROR, outcome.result

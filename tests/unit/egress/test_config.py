@@ -1,0 +1,46 @@
+"""EGRESS_* settings and the mitmproxy options they become."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.egress.__main__ import allow_hosts, proxy_options
+from services.egress.config import EgressSettings, split_list
+
+
+def test_secret_required(monkeypatch):
+    for name in ("EGRESS_SECRET", "EGRESS_SECRET_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError):
+        EgressSettings()
+
+
+def test_options_from_environment(monkeypatch):
+    monkeypatch.setenv("EGRESS_SECRET", "s" * 32)
+    monkeypatch.setenv("EGRESS_ALLOW_HOSTS", " pkgs.test.internal,*.files.test.internal ,")
+    monkeypatch.setenv("EGRESS_ALLOW_NETWORKS", "10.20.0.0/16")
+    monkeypatch.setenv("EGRESS_MODE", "intercept")
+    monkeypatch.setenv("EGRESS_UPSTREAM_CA", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("EGRESS_LISTEN", "0.0.0.0:3128")
+    settings = EgressSettings()
+    assert settings.listen_host_port() == ("0.0.0.0", 3128)
+    hosts = allow_hosts(settings)
+    assert hosts == ["pkgs.test.internal", "*.files.test.internal"]
+    opts = proxy_options(settings, hosts)
+    assert opts["egress_mode"] == "intercept"
+    assert opts["egress_allow_networks"] == ["10.20.0.0/16"]
+    assert opts["ssl_verify_upstream_trusted_ca"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert opts["egress_allow_plain_http"] is False and opts["egress_dns"] is True
+    assert "egress_secret_file" not in opts
+
+
+def test_bad_mode_refused(monkeypatch):
+    monkeypatch.setenv("EGRESS_SECRET", "s" * 32)
+    monkeypatch.setenv("EGRESS_MODE", "transparent")
+    with pytest.raises(ValueError):
+        EgressSettings()
+
+
+def test_split_list():
+    assert split_list("a, b\nc,,") == ["a", "b", "c"]
+    assert split_list(None) == []
