@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
 PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
-# compose validates the whole file, secret included, even to take it down.
-export SANDBOX_SECRET=${SANDBOX_SECRET:-$(sed -n 's/^SANDBOX_SECRET=//p' .env 2>/dev/null | tail -1)}
-export SANDBOX_SECRET=${SANDBOX_SECRET:-unset}
+# compose validates the whole file, secrets included, even to take it down.
+for name in SANDBOX_SECRET EGRESS_SECRET EGRESS_ALLOW_HOSTS; do
+    if [ -z "${!name:-}" ]; then
+        value=$(sed -n "s/^$name=//p" .env 2>/dev/null | tail -1 || true)
+        export "$name=${value:-unset}"
+    fi
+done
 $COMPOSE -p "$PROJECT" -f compose.yml down --remove-orphans --volumes
 left=$(docker ps -aq --filter "label=sandbox-mesh.role=sandbox" --filter "label=sandbox-mesh.spawner=${SPAWNER_NAME:-compose}")
 if [ -n "$left" ]; then

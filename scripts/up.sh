@@ -7,16 +7,33 @@ PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
 PORT=${SPAWNER_PORT:-50051}
 mkdir -p "${SPAWNER_WORKSPACE_ROOT:-/var/lib/sandbox-mesh/workspaces}"
 
-# The services authenticate each other with a shared secret. Keep the one in
-# .env (gitignored; compose reads it too) or make one on first use.
-if [ -z "${SANDBOX_SECRET:-}" ]; then
-    if ! grep -q '^SANDBOX_SECRET=' .env 2>/dev/null; then
-        echo "SANDBOX_SECRET=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" >> .env
-        chmod 600 .env
-        echo "generated a shared secret in .env"
+# The services authenticate each other with shared secrets. Keep the ones in
+# .env (gitignored; compose reads it too) or make them on first use.
+for name in SANDBOX_SECRET EGRESS_SECRET; do
+    if [ -z "${!name:-}" ]; then
+        if ! grep -q "^$name=" .env 2>/dev/null; then
+            echo "$name=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" >> .env
+            chmod 600 .env
+            echo "generated $name in .env"
+        fi
+        export "$name=$(sed -n "s/^$name=//p" .env | tail -1)"
     fi
-    SANDBOX_SECRET=$(sed -n 's/^SANDBOX_SECRET=//p' .env | tail -1)
-    export SANDBOX_SECRET
+done
+
+# The egress allowlist: the registries the runtime image's own pip and npm
+# are configured with (a private mirror there is allowlisted automatically).
+if [ -z "${EGRESS_ALLOW_HOSTS:-}" ]; then
+    EGRESS_ALLOW_HOSTS=$(.venv/bin/python -m services.egress.allowlist)
+    export EGRESS_ALLOW_HOSTS
+fi
+echo "egress allowlist: $EGRESS_ALLOW_HOSTS"
+# Where those names resolve to non-global addresses here (a mirror on the
+# LAN, or a TLS-intercepting gateway), the egress must be told to accept
+# exactly those addresses; it refuses every other non-global address.
+if [ -z "${EGRESS_ALLOW_NETWORKS+set}" ]; then
+    EGRESS_ALLOW_NETWORKS=$(.venv/bin/python -m services.egress.private_registries "$EGRESS_ALLOW_HOSTS")
+    export EGRESS_ALLOW_NETWORKS
+    [ -z "$EGRESS_ALLOW_NETWORKS" ] || echo "NOTE: registries resolve to non-global addresses here; the egress accepts exactly: $EGRESS_ALLOW_NETWORKS"
 fi
 
 $COMPOSE -p "$PROJECT" -f compose.yml up -d

@@ -5,6 +5,7 @@ thin layer on this."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -23,7 +24,7 @@ from services.control import convert, states
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
 from services.control.errors import InvalidArgument, Refused
-from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, ExecutionRow
+from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, RUNNING, ExecutionRow
 from services.control.spawners import SpawnerPool
 from services.control.store import Store, StoredFile, Verdict
 from services.spawner.validation import ID_RE
@@ -258,14 +259,8 @@ class Control:
         previews = live.previews(clear=False)
         if verdict.stdout_preview is None and previews is not None:
             out, out_cut, err, err_cut = previews
-            verdict = Verdict(
-                **{
-                    **verdict.__dict__,
-                    "stdout_preview": out,
-                    "stdout_truncated": out_cut,
-                    "stderr_preview": err,
-                    "stderr_truncated": err_cut,
-                }
+            verdict = dataclasses.replace(
+                verdict, stdout_preview=out, stdout_truncated=out_cut, stderr_preview=err, stderr_truncated=err_cut
             )
         self.record(live.key, verdict, files)
         self._finish_event(live)
@@ -375,7 +370,11 @@ class Control:
                     part = event.output_file
                     chunks.setdefault(part.path, bytearray()).extend(part.content)
                 elif kind == "result":
-                    self._finalize(live, *_verdict(event.result, chunks))
+                    verdict, files = _verdict(event.result, chunks)
+                    if verdict.status == CANCELLED and live.cancel_reason is not None:
+                        # The spawner only knows it was asked to; control knows why.
+                        verdict = dataclasses.replace(verdict, error_message=live.cancel_reason)
+                    self._finalize(live, verdict, files)
                     return
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED and live.cancel_reason is not None:

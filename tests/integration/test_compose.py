@@ -14,7 +14,9 @@ import pytest
 
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
+from sandbox.common.v1 import execution_pb2 as common
 from tests.integration.helpers import execute, request
+
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +40,8 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         SPAWNER_NAME=f"compose-{suffix}",
         SPAWNER_WORKSPACE_ROOT=str(tmp_path / "workspaces"),
         SANDBOX_SECRET=secret,
+        EGRESS_SECRET=secrets.token_hex(32),
+        SPAWNER_METRICS_PORT=str(_free_port()),
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:
@@ -47,12 +51,23 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         assert "grpcurl -plaintext" in up.stdout
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             signed = grpc.intercept_channel(channel, ClientAuthInterceptor(secret.encode()))
-            outcome = execute(spawner_pb2_grpc.SpawnerStub(signed), request({"main.py": "print('via compose')"}))
-        assert outcome.stdout == b"via compose\n", outcome.result
+            stub = spawner_pb2_grpc.SpawnerStub(signed)
+            outcome = execute(stub, request({"main.py": "print('via compose')"}))
+            assert outcome.stdout == b"via compose\n", outcome.result
+            # Packages come in through the compose egress, the sandbox's only way out.
+            with_package = request({"main.py": "import six\nprint(six.__version__)"})
+            with_package.packages.add(name="six", version="==1.16.0")
+            outcome = execute(stub, with_package, timeout=300)
+            assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+            assert outcome.stdout == b"1.16.0\n"
+            sandbox_network = docker_api.inspect_network(f"{project}-sandbox")
+            assert sandbox_network["Internal"] is True
+            assert sandbox_network["EnableIPv6"] is False
     finally:
         down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     assert docker_api.containers(all=True, filters=project_filter) == []
     assert docker_api.networks(filters=project_filter) == []
+    assert docker_api.networks(names=[f"{project}-sandbox"]) == []
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
     assert list((tmp_path / "workspaces").iterdir()) == []
