@@ -88,6 +88,10 @@ class SpawnerSettings(BaseSettings):
     # asks it what it refused for the execution, to report EGRESS_DENIED as a
     # fact. Calls are signed with `egress_secret`.
     egress_grpc: str | None = None
+    # Host path of the intercepting egress's CA certificate (intercept mode):
+    # mounted read-only into sandboxes on the sandbox network and trusted by
+    # pip, npm, Python and Node there. Refused at start if it holds a key.
+    egress_ca_cert: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
     max_packages: int = Field(default=50, ge=0, le=200)
 

@@ -26,11 +26,11 @@ class DuplicateExecution(Exception):
         super().__init__(f"execution_id: {execution_id!r} is already in flight")
 
 
-class PackagesUnavailable(Exception):
-    def __init__(self):
+class NetworkUnavailable(Exception):
+    def __init__(self, field: str):
         super().__init__(
-            "packages: this spawner has no package network (SPAWNER_PACKAGE_NETWORK); "
-            "run without packages or use a spawner that has one"
+            f"{field}: this spawner has no sandbox network (SPAWNER_PACKAGE_NETWORK); "
+            "run without packages and network or use a spawner that has one"
         )
 
 
@@ -65,7 +65,7 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return _status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, DuplicateExecution):
         return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-    if isinstance(exc, PackagesUnavailable):
+    if isinstance(exc, NetworkUnavailable):
         return _status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ShuttingDown):
         return _status(grpc.StatusCode.UNAVAILABLE, str(exc))

@@ -165,7 +165,7 @@ class Execution:
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
         image = settings.python_image if spec.language == "python" else settings.node_image
-        network = self.network if spec.packages else None
+        network = self.network if spec.network else None
         host_config = sandbox.host_config(
             self.api,
             settings,
@@ -173,6 +173,7 @@ class Execution:
             limits=sandbox.ContainerLimits(spec.memory_bytes, spec.cpus),
             cgroup_parent=parent.docker_value,
             network=network.name if network else None,
+            extra_binds=network.binds() if network else None,
         )
         labels = {
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
@@ -355,7 +356,7 @@ class Execution:
         facts.kill = self._killed()
         facts.oom_kills = usage.oom_kills
         failed = facts.install_failed or facts.failed_step is not None
-        if self.network is not None and self.spec.packages and failed and facts.kill is None:
+        if self.network is not None and self.spec.network and failed and facts.kill is None:
             try:
                 facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
             except Exception as exc:  # noqa: BLE001 - classification falls back, loudly

@@ -9,6 +9,8 @@ import dataclasses
 import urllib.parse
 from typing import Callable
 
+SANDBOX_CA_PATH = "/etc/sandbox-mesh/egress-ca.pem"
+
 
 @dataclasses.dataclass(frozen=True)
 class NetworkAccess:
@@ -18,10 +20,23 @@ class NetworkAccess:
     mint_token: Callable[[str, str], str] | None = None
     # execution id -> the egress's refusals for it ("host: reason").
     fetch_denials: Callable[[str], list[str]] | None = None
+    # Host path of an intercepting egress's CA certificate (never its key),
+    # mounted read-only into the sandbox and trusted by pip, npm, Python, Node.
+    ca_cert: str | None = None
+
+    def binds(self) -> dict[str, dict[str, str]]:
+        if not self.ca_cert:
+            return {}
+        return {self.ca_cert: {"bind": SANDBOX_CA_PATH, "mode": "ro"}}
 
     def environment(self, execution_id: str, tenant: str) -> dict[str, str]:
+        trust = {}
+        if self.ca_cert:
+            trust = {name: SANDBOX_CA_PATH for name in (
+                "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"
+            )}
         if not self.proxy_url:
-            return {}
+            return trust
         parts = urllib.parse.urlsplit(self.proxy_url)
         netloc = parts.netloc
         if self.mint_token is not None:
@@ -39,6 +54,7 @@ class NetworkAccess:
             "no_proxy": "",
             "npm_config_proxy": url,
             "npm_config_https_proxy": url,
+            **trust,
         }
 
     def denials(self, execution_id: str) -> list[str]:

@@ -46,10 +46,11 @@ def host_config(
     limits: ContainerLimits,
     cgroup_parent: str,
     network: str | None,
+    extra_binds: dict[str, dict[str, str]] | None = None,
 ) -> dict:
     fsize = settings.file_size_limit_bytes
     return api.create_host_config(
-        binds={workspace: {"bind": WORKSPACE, "mode": "rw"}},
+        binds={workspace: {"bind": WORKSPACE, "mode": "rw"}, **(extra_binds or {})},
         read_only=True,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={settings.tmpfs_bytes}"},
         cap_drop=["ALL"],

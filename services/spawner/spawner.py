@@ -13,7 +13,7 @@ import docker
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
-from services.spawner.errors import PackagesUnavailable
+from services.spawner.errors import NetworkUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
@@ -81,7 +81,10 @@ class Spawner:
         fetch = None
         if settings.egress_grpc and settings.egress_secret is not None:
             fetch = egress_denials_client(settings.egress_grpc, settings.egress_secret.get_secret_value().encode())
-        return NetworkAccess(settings.package_network, settings.egress_proxy_url, mint_token=mint, fetch_denials=fetch)
+        ca_cert = _checked_ca_cert(settings.egress_ca_cert) if settings.egress_ca_cert else None
+        return NetworkAccess(
+            settings.package_network, settings.egress_proxy_url, mint_token=mint, fetch_denials=fetch, ca_cert=ca_cert
+        )
 
     def reap(self, min_age_seconds: float = 0.0) -> None:
         owned = {e.token for e in self.inflight.all()}
@@ -114,8 +117,8 @@ class Spawner:
         """Validates and admits; raises a domain error before anything is
         started or written when the request is refused."""
         spec = validate_execute(request, self.settings)
-        if spec.packages and self.network is None:
-            raise PackagesUnavailable()
+        if spec.network and self.network is None:
+            raise NetworkUnavailable("packages" if spec.packages else "network")
         execution = Execution(
             spec,
             self.settings,
@@ -203,6 +206,20 @@ class Spawner:
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
+
+
+def _checked_ca_cert(path: str) -> str:
+    """The intercepting egress's CA certificate is mounted into sandboxes:
+    make sure it is a certificate and that no key came along with it."""
+    try:
+        pem = open(path, encoding="ascii", errors="replace").read()
+    except OSError as exc:
+        raise ConfigurationError(f"SPAWNER_EGRESS_CA_CERT: {exc}") from None
+    if "PRIVATE KEY" in pem:
+        raise ConfigurationError("SPAWNER_EGRESS_CA_CERT holds a private key; mount the certificate only")
+    if "BEGIN CERTIFICATE" not in pem:
+        raise ConfigurationError("SPAWNER_EGRESS_CA_CERT is not a PEM certificate")
+    return path
 
 
 def _now() -> float:

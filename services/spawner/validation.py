@@ -90,6 +90,7 @@ class ExecutionSpec:
     packages: tuple[Package, ...] = ()
     allow_sdist: bool = False
     allow_install_scripts: bool = False
+    network: bool = False  # joins the egress-only network (always with packages)
 
 
 def validate_execute(
@@ -134,6 +135,7 @@ def validate_execute(
         packages=packages,
         allow_sdist=request.install.allow_sdist,
         allow_install_scripts=request.install.allow_install_scripts,
+        network=request.network or bool(packages),
     )
 
 

@@ -15,6 +15,8 @@ from services.common.auth import ClientAuthInterceptor
 from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 from tests.integration.egress.conftest import GRPC_PORT, PROXY_PORT
+from services.spawner.spawner import ConfigurationError
+from tests.integration.egress.test_egress_intercept import intercept  # noqa: F401 - fixture
 from tests.integration.egress.test_egress_registries import registry_egress  # noqa: F401 - fixture
 from tests.integration.helpers import execute, request
 
@@ -33,17 +35,20 @@ def spawner_via(mesh, docker_api, tmp_path):
     """A spawner whose package network is the suite's internal network and
     whose only way out is the given egress."""
     started = []
+    root = tmp_path / "workspaces"
+    root.mkdir()
 
-    def make(egress):
+    def make(egress, **overrides):
         name = f"egr-{secrets.token_hex(4)}"
         running = start(make_settings(
             name,
-            tmp_path,
+            root,
             package_network=mesh.inner.name,
             egress_proxy_url=f"http://{egress.proxy_host}:{PROXY_PORT}",
             egress_secret=mesh.secret,
             egress_grpc=_grpc_address(mesh, egress),
             install_timeout_ms=240_000,
+            **overrides,
         ))
         started.append((name, running))
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
@@ -53,7 +58,7 @@ def spawner_via(mesh, docker_api, tmp_path):
     for name, running in started:
         running.stop(grace_seconds=5)
         assert running.spawner.cleanup_failures == 0
-        assert_nothing_left(docker_api, name, tmp_path, running.spawner.cgroups)
+        assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +100,37 @@ def test_printed_refusal_is_not_egress_denied(mesh, registry_egress, spawner_via
     req.packages.add(name="six", version="==1.16.0")
     outcome = execute(stub, req, timeout=300)
     assert outcome.result.error_code == common.ERROR_CODE_RUNTIME_ERROR, outcome.result
+
+
+FETCH = """
+import json, urllib.request
+with urllib.request.urlopen("https://pkgs.test.internal/hello", timeout=20) as reply:
+    print(reply.status, json.loads(reply.read())["upstream"])
+"""
+
+
+def test_network_without_packages_and_intercept_ca(mesh, intercept, spawner_via, tmp_path):  # noqa: F811
+    """`network` alone joins the egress-only network; with an intercepting
+    egress the spawner mounts its CA certificate (never the key) and Python
+    trusts it."""
+    ca = tmp_path / "egress-ca.pem"
+    ca.write_text(intercept.ca_pem)
+    ca.chmod(0o644)
+    stub = spawner_via(intercept, egress_ca_cert=str(ca))
+    outcome = execute(stub, request({"main.py": FETCH}, network=True), timeout=120)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.stderr
+    assert outcome.stdout == b"200 ok\n"
+
+
+def test_a_ca_file_with_a_key_is_refused(mesh, intercept, spawner_via, tmp_path):  # noqa: F811
+    bad = tmp_path / "with-key.pem"
+    bad.write_text(intercept.ca_pem + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigurationError, match="private key"):
+        spawner_via(intercept, egress_ca_cert=str(bad))
+
+
+def test_no_network_without_packages_or_network(mesh, test_names_egress, spawner_via):
+    stub = spawner_via(test_names_egress)
+    code = "import os\nprint(sorted(os.listdir('/sys/class/net')))"
+    outcome = execute(stub, request({"main.py": code}), timeout=120)
+    assert outcome.stdout == b"['lo']\n"
