@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import socket
 import time
 
 from sandbox.common.v1 import execution_pb2 as common
@@ -79,3 +80,10 @@ def collect(call) -> Outcome:
 
 def execute(stub, req, timeout: float = 120) -> Outcome:
     return collect(stub.Execute(req, timeout=timeout))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 import secrets
-import socket
 import subprocess
 
 import docker
@@ -15,7 +14,7 @@ import pytest
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from sandbox.common.v1 import execution_pb2 as common
-from tests.integration.helpers import execute, request
+from tests.integration.helpers import execute, request, free_port
 
 
 pytestmark = pytest.mark.integration
@@ -23,15 +22,9 @@ pytestmark = pytest.mark.integration
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     suffix = secrets.token_hex(4)
-    project, port = f"sandbox-mesh-test-{suffix}", _free_port()
+    project, port = f"sandbox-mesh-test-{suffix}", free_port()
     secret = secrets.token_hex(32)
     env = dict(
         os.environ,
@@ -41,7 +34,7 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         SPAWNER_WORKSPACE_ROOT=str(tmp_path / "workspaces"),
         SANDBOX_SECRET=secret,
         EGRESS_SECRET=secrets.token_hex(32),
-        SPAWNER_METRICS_PORT=str(_free_port()),
+        SPAWNER_METRICS_PORT=str(free_port()),
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:

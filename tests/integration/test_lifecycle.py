@@ -7,7 +7,6 @@ import os
 import pathlib
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,18 +20,13 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.spawner import sandbox
+from services.spawner.cgroups import CgroupLayout
 from tests.integration.conftest import RUNTIME_IMAGE, SECRET, assert_nothing_left, labelled_containers
-from tests.integration.helpers import collect, execute, request
+from tests.integration.helpers import collect, execute, request, free_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class SpawnerProcess:
@@ -40,8 +34,8 @@ class SpawnerProcess:
 
     def __init__(self, tmp_path: pathlib.Path, **env):
         self.name = f"proc-{secrets.token_hex(4)}"
-        self.port = _free_port()
-        self.metrics_port = _free_port()
+        self.port = free_port()
+        self.metrics_port = free_port()
         self.root = tmp_path / "workspaces"
         self.log = tmp_path / "spawner.log"
         environment = dict(
@@ -118,8 +112,6 @@ def test_sigterm_drains_then_cancels_and_leaves_nothing(spawner_process, docker_
     assert "shutting down" in slow_outcome.result.error_message
     assert spawner.process.wait(timeout=30) == 0
     assert time.monotonic() - signalled < 15
-    from services.spawner.cgroups import CgroupLayout
-
     layout = CgroupLayout.detect("/sys/fs/cgroup", docker_api.info().get("CgroupDriver", "cgroupfs"))
     assert_nothing_left(docker_api, spawner.name, spawner.root, layout)
     assert layout.spawner_directories(spawner.name) == []
