@@ -42,6 +42,13 @@ ensure_debootstrap() {
     fi
 }
 
+# compose (v2 plugin or v1 docker-compose) is needed by `make up`.
+ensure_compose() {
+    if ! docker compose version >/dev/null 2>&1 && ! have docker-compose; then
+        apt_install docker-compose
+    fi
+}
+
 wait_for_docker() {
     local deadline=$((SECONDS + WAIT_SECONDS))
     while [ "$SECONDS" -lt "$deadline" ]; do
@@ -62,6 +69,7 @@ start_dockerd() {
 
 if docker_ok; then
     ensure_debootstrap
+    ensure_compose
     log "docker engine is up"
     exit 0
 fi
@@ -70,6 +78,7 @@ if ! have dockerd; then
     apt_install docker.io docker-compose debootstrap iptables
 fi
 ensure_debootstrap
+ensure_compose
 have docker || die "docker CLI not found after installing docker.io"
 
 # A dockerd may already be starting (e.g. a parallel run); only start one
