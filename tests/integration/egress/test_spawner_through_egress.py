@@ -62,20 +62,20 @@ def spawner_via(mesh, docker_api, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def test_names_egress(mesh):
+def names_only_egress(mesh):
     """An egress that allowlists only the suite's own names, not the registries."""
     return mesh.start_egress("names-only", {})
 
 
-def test_install_refused_by_the_egress_is_egress_denied(mesh, test_names_egress, spawner_via):
-    stub = spawner_via(test_names_egress)
+def test_install_refused_by_the_egress_is_egress_denied(mesh, names_only_egress, spawner_via):
+    stub = spawner_via(names_only_egress)
     req = request({"main.py": "print('never runs')"})
     req.packages.add(name="six", version="==1.16.0")
     outcome = execute(stub, req, timeout=300)
     assert outcome.result.status == common.EXECUTION_STATUS_FAILED
     assert outcome.result.error_code == common.ERROR_CODE_EGRESS_DENIED, outcome.result
     assert "not_allowlisted" in outcome.result.error_message
-    denied = [d for d in test_names_egress.decisions(req.execution_id) if d.reason == "not_allowlisted"]
+    denied = [d for d in names_only_egress.decisions(req.execution_id) if d.reason == "not_allowlisted"]
     assert denied and all(d.tenant == req.tenant for d in denied)
 
 
@@ -129,8 +129,8 @@ def test_a_ca_file_with_a_key_is_refused(mesh, intercept, spawner_via, tmp_path)
         spawner_via(intercept, egress_ca_cert=str(bad))
 
 
-def test_no_network_without_packages_or_network(mesh, test_names_egress, spawner_via):
-    stub = spawner_via(test_names_egress)
+def test_no_network_without_packages_or_network(mesh, names_only_egress, spawner_via):
+    stub = spawner_via(names_only_egress)
     code = "import os\nprint(sorted(os.listdir('/sys/class/net')))"
     outcome = execute(stub, request({"main.py": code}), timeout=120)
     assert outcome.stdout == b"['lo']\n"
