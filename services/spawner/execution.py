@@ -24,6 +24,7 @@ from services.spawner import outputs, packages, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
+from services.spawner.diskguard import DiskGuard
 from services.spawner.network import NetworkAccess
 from services.spawner.validation import ExecutionSpec
 from services.spawner.workspace import Workspace
@@ -146,7 +147,12 @@ class Execution:
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
-                guard = _DiskGuard(self, workspace, self.settings.max_workspace_bytes)
+                guard = DiskGuard(
+                    workspace,
+                    max_bytes=self.settings.max_workspace_bytes,
+                    max_entries=self.settings.max_output_entries * 10,
+                    on_exceeded=lambda why: self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, why),
+                )
                 guard.start()
                 try:
                     installed = self._install(container, result) if spec.packages else True
@@ -397,36 +403,3 @@ def _exit_code(handle: sandbox.ExecHandle | None, killed) -> int:
         if killed is None:
             raise
         return -1
-
-
-class _DiskGuard:
-    """Samples the workspace's size while code runs and stops the execution
-    with OUTPUT_LIMIT when it passes the cap: the workspace lives on the
-    host's disk, which RLIMIT_FSIZE alone (one file) does not protect."""
-
-    INTERVAL = 0.25
-
-    def __init__(self, execution: Execution, workspace: Workspace, cap: int):
-        self._execution = execution
-        self._workspace = workspace
-        self._cap = cap
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="disk-guard")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        max_entries = self._execution.settings.max_output_entries * 10
-        while not self._stop.wait(self.INTERVAL):
-            used, entries = self._workspace.disk_usage(max_entries)
-            if used > self._cap or entries > max_entries:
-                self._execution.cancel(
-                    ErrorCode.ERROR_CODE_OUTPUT_LIMIT,
-                    f"the workspace passed {self._cap} bytes or {max_entries} entries",
-                )
-                return
