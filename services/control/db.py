@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
-HEAD = "0002"
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -53,6 +53,16 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
 
 
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -78,8 +88,7 @@ class Database:
 
     def migrate(self, revision: str = "head") -> None:
         """Creates or upgrades the schema to `revision`."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config = alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from sandbox.common.v1 import execution_pb2 as common
@@ -47,10 +48,6 @@ _END = object()
 CANCEL_WAIT_SECONDS = 10.0
 
 
-def _finished_statuses(result: spb.ExecuteResult) -> str:
-    return states.from_proto(result.status) if result.status else FAILED
-
-
 class Live:
     """An execution running in this process: its worker, caller queue and
     coalesced previews."""
@@ -76,7 +73,9 @@ class Live:
         self.listener_present = True
 
     def push(self, item) -> None:
-        if self.listener_present:
+        # Once the caller is gone only the end marker is queued: it releases
+        # the server thread still waiting in events().
+        if self.listener_present or item is _END:
             self.events.put(item)
 
     def add_output(self, stream: str, data: bytes) -> None:
@@ -225,7 +224,12 @@ class Control:
     def events(live: Live) -> Iterator[pb.ExecuteEvent]:
         """The caller's view: events until `finished`; raises Refused."""
         while True:
-            item = live.events.get()
+            try:
+                item = live.events.get(timeout=1.0)
+            except queue.Empty:
+                if live.done.is_set() and live.events.empty():
+                    return
+                continue
             if item is _END:
                 return
             if isinstance(item, Exception):
@@ -286,19 +290,12 @@ class Control:
             if live.cancel_reason is not None:
                 self._finalize(live, Verdict(CANCELLED, "CANCELLED", live.cancel_reason, cpu_seconds=0.0))
                 return
+            if time.monotonic() > deadline:
+                message = f"no spawner took the execution within {self.settings.queue_timeout_seconds:.0f}s"
+                self._finalize(live, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
+                return
             spawner = self.pool.pick()
             if spawner is None:
-                if time.monotonic() > deadline:
-                    self._finalize(
-                        live,
-                        Verdict(
-                            FAILED,
-                            "SPAWNER_UNAVAILABLE",
-                            f"no spawner had a free slot within {self.settings.queue_timeout_seconds:.0f}s",
-                            cpu_seconds=0.0,
-                        ),
-                    )
-                    return
                 live.wake.wait(0.2)
                 continue
             if not self.store.assign_spawner(live.key, spawner.address):
@@ -323,11 +320,9 @@ class Control:
                 if code == grpc.StatusCode.CANCELLED and live.cancel_reason is not None:
                     continue  # loop top records the cancellation
                 if code in REFUSALS or code == grpc.StatusCode.ALREADY_EXISTS:
-                    status = rpc_status.from_call(exc)
-                    if status is None:
-                        from google.rpc import status_pb2
-
-                        status = status_pb2.Status(code=code.value[0], message=exc.details() or "")
+                    status = rpc_status.from_call(exc) or status_pb2.Status(
+                        code=code.value[0], message=exc.details() or ""
+                    )
                     if self.store.discard(live.key):
                         live.push(Refused(status))
                     else:
@@ -335,6 +330,7 @@ class Control:
                     return
                 # Nothing started there: try another spawner.
                 self.pool.mark_unhealthy(spawner.address, f"Execute failed: {code.name}")
+                live.wake.wait(0.1)
                 continue
             self._relay(live, spawner.address, call, first)
             return
@@ -499,7 +495,7 @@ def _verdict(result: spb.ExecuteResult, chunks: dict[str, bytearray]) -> tuple[V
             files[output.path] = bytes(chunks[output.path])
         else:
             files[output.path] = bytes(output.content)
-    status = _finished_statuses(result)
+    status = states.from_proto(result.status) if result.status else FAILED
     if status not in states.TERMINAL:
         status = FAILED
     verdict = Verdict(

@@ -24,7 +24,6 @@ from services.control import states
 from services.control.db import Database
 from services.control.errors import AlreadyExists, InvalidArgument, NotFound, QuotaExceeded
 from services.control.models import (
-    CANCELLED,
     QUEUED,
     RUNNING,
     ExecutionRow,

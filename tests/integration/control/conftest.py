@@ -32,7 +32,9 @@ from services.control.server import start as start_control
 from services.spawner.server import start as start_spawner
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 
-PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+# Debian's layout (postgresql-<version> packages); PG_BIN overrides it.
+_DEBIAN_PG = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+PG_BIN = pathlib.Path(os.environ.get("PG_BIN") or (_DEBIAN_PG[-1].parent if _DEBIAN_PG else "."))
 TENANT_KEYS = {name: secrets.token_hex(16) for name in ("tenant-a", "tenant-b", "tenant-c")}
 # tenant-c has a tiny CPU budget.
 TENANT_QUOTAS = {"tenant-c": {"daily_cpu_seconds": 5}}

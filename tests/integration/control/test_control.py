@@ -4,11 +4,14 @@ SQLite and on PostgreSQL, callers signing as their tenant."""
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import secrets
 import threading
 import time
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -126,6 +129,11 @@ def _start_sleeper(stub, execution_id, session_id=""):
 
 def test_cancel_execution(tenant_a, tenant_b):
     call, _ = _start_sleeper(tenant_a, "to-cancel")
+    # While it runs, the record shows a moving heartbeat and the output so far.
+    get = lambda: tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="to-cancel"))  # noqa: E731
+    first = _wait_for(lambda: (e := get()).stdout_preview and e)
+    assert first.status == S.EXECUTION_STATUS_RUNNING and first.stdout_preview == b"started\n"
+    _wait_for(lambda: get().heartbeat_at_ms > first.heartbeat_at_ms)
     # Another tenant cannot see or cancel it.
     assert _error(lambda: tenant_b.CancelExecution(pb.CancelExecutionRequest(execution_id="to-cancel"))).code() == grpc.StatusCode.NOT_FOUND
     started = time.monotonic()
@@ -275,12 +283,10 @@ def test_cap_holds_under_50_concurrent_executes(control_server, tenant_a):
 def test_watchdog_fails_silent_executions_and_frees_the_slot(control_server, tenant_a):
     control = control_server.control
     store = control.store
-    row = store.reserve(key="watchdog0000000000000000000000000", tenant="tenant-a", execution_id="silent",
+    row = store.reserve(key=secrets.token_hex(16), tenant="tenant-a", execution_id="silent",
                         session_id="", language=S.LANGUAGE_PYTHON, timeout_ms=1000)
     assert tenant_a.GetQuota(pb.GetQuotaRequest()).in_flight == 1
     assert control.sweep() == []  # the heartbeat is fresh
-    import sqlalchemy as sa
-
     with store.db.write() as session:
         session.execute(sa.text("update executions set heartbeat_at_ms = heartbeat_at_ms - 600000 where key = :k"), {"k": row.key})
     assert control.sweep() == [row.key]
@@ -290,17 +296,15 @@ def test_watchdog_fails_silent_executions_and_frees_the_slot(control_server, ten
     # A late finalize does not overturn the verdict.
     assert not control.record(row.key, Verdict("completed", exit_code=0, cpu_seconds=0.0), [("late.txt", b"late")])
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="silent")).status == S.EXECUTION_STATUS_FAILED
-    assert control.blobs.all() == [] or all(b != __import__("hashlib").sha256(b"late").hexdigest() for b in control.blobs.all())
+    assert hashlib.sha256(b"late").hexdigest() not in control.blobs.all()
 
 
 def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant_b):
-    import hashlib
-
     control = control_server.control
     store = control.store
 
     def reserve(execution_id):
-        return store.reserve(key=f"{execution_id:0>32}"[:32].replace("-", "0"), tenant="tenant-a",
+        return store.reserve(key=secrets.token_hex(16), tenant="tenant-a",
                              execution_id=execution_id, session_id="", language=S.LANGUAGE_PYTHON, timeout_ms=1000)
 
     row = reserve("files-ok")
@@ -328,12 +332,16 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
     assert control.blobs.all() == blobs_before
 
 
-def test_a_dead_spawner_is_skipped(control_spawner, tmp_path, postgres):
+def _dead_port() -> int:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        dead = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+def test_a_dead_spawner_is_skipped(control_spawner, tmp_path):
+    dead = _dead_port()
     settings = control_settings(control_spawner.port, tmp_path, "", spawners=(f"127.0.0.1:{dead}", f"127.0.0.1:{control_spawner.port}"))
     running = start_control(settings)
     try:
@@ -344,3 +352,48 @@ def test_a_dead_spawner_is_skipped(control_spawner, tmp_path, postgres):
         assert [s.address for s in running.control.pool.healthy()] == [f"127.0.0.1:{control_spawner.port}"]
     finally:
         running.stop()
+
+
+def test_no_spawner_within_the_queue_timeout(control_spawner, tmp_path):
+    settings = control_settings(
+        control_spawner.port, tmp_path, "", spawners=(f"127.0.0.1:{_dead_port()}",), queue_timeout_seconds=1
+    )
+    running = start_control(settings)
+    try:
+        with control_channel(running.port, "tenant-a") as channel:
+            stub = control_pb2_grpc.ControlStub(channel)
+            done = run(stub, request({"main.py": "print(1)"})).finished
+            assert (done.status, done.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_SPAWNER_UNAVAILABLE)
+            assert "no spawner" in done.error_message
+            quota = stub.GetQuota(pb.GetQuotaRequest())
+            assert (quota.in_flight, quota.cpu_seconds_used) == (0, 0)
+    finally:
+        running.stop()
+
+
+def test_grpcurl_with_reflection_and_hand_made_headers(control_server):
+    import json
+    import os
+    import pathlib
+    import shlex
+    import subprocess
+    import sys
+
+    bin_dir = pathlib.Path(sys.executable).parent
+    target = f"127.0.0.1:{control_server.port}"
+    listed = subprocess.run([str(bin_dir / "grpcurl"), "-plaintext", target, "list"], capture_output=True, text=True, timeout=60)
+    assert "sandbox.control.v1.Control" in listed.stdout.split()
+    from tests.integration.control.conftest import TENANT_KEYS
+
+    method = "sandbox.control.v1.Control/GetQuota"
+    headers = subprocess.run(
+        [sys.executable, "-m", "services.control.sign", "tenant-b", method, "{}"],
+        capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "SANDBOX_SECRET": TENANT_KEYS["tenant-b"]},
+    ).stdout
+    answer = subprocess.run(
+        [str(bin_dir / "grpcurl"), "-plaintext", *shlex.split(headers), "-d", "{}", target, method],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["tenant"] == "tenant-b"
