@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
+from services.control.artifacts_servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
@@ -84,15 +85,18 @@ def start(settings: ControlSettings) -> RunningServer:
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
+    artifacts_name = add_artifacts(server, database)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, artifacts_name, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen}")
     control.start()
     server.start()
-    for service in ("", SERVICE_NAME):
+    for service in ("", SERVICE_NAME, artifacts_name):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("control listening on %s (port %d), database %s", settings.listen, port, database.dialect)
     return RunningServer(server, port, control, database, health_servicer)

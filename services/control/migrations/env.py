@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from services.control.models import SQLModel
+import services.control.artifact_models  # noqa: F401,E402 - registers the artifact tables
 
 target_metadata = SQLModel.metadata
 
