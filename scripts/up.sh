@@ -20,6 +20,15 @@ for name in SANDBOX_SECRET EGRESS_SECRET; do
     fi
 done
 
+# Control's tenants and their keys (JSON); a "demo" tenant to start with.
+if [ -z "${CONTROL_TENANT_KEYS:-}" ]; then
+    if ! grep -q '^CONTROL_TENANT_KEYS=' .env 2>/dev/null; then
+        echo "CONTROL_TENANT_KEYS={\"demo\": \"$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')\"}" >> .env
+        echo "generated a key for tenant demo in .env"
+    fi
+    export "CONTROL_TENANT_KEYS=$(sed -n 's/^CONTROL_TENANT_KEYS=//p' .env | tail -1)"
+fi
+
 # The egress allowlist: the registries the runtime image's own pip and npm
 # are configured with (a private mirror there is allowlisted automatically).
 if [ -z "${EGRESS_ALLOW_HOSTS:-}" ]; then
@@ -37,19 +46,23 @@ if [ -z "${EGRESS_ALLOW_NETWORKS+set}" ]; then
 fi
 
 $COMPOSE -p "$PROJECT" -f compose.yml up -d
-if ! .venv/bin/python scripts/wait_healthy.py "127.0.0.1:$PORT" 90; then
-    $COMPOSE -p "$PROJECT" -f compose.yml logs --tail 50 spawner >&2
-    exit 1
-fi
+CONTROL_PORT=${CONTROL_PORT:-50061}
+for target in "127.0.0.1:$PORT" "127.0.0.1:$CONTROL_PORT"; do
+    if ! .venv/bin/python scripts/wait_healthy.py "$target" 90; then
+        $COMPOSE -p "$PROJECT" -f compose.yml logs --tail 50 >&2
+        exit 1
+    fi
+done
 
 cat <<MSG
 
-The spawner is up on 127.0.0.1:$PORT. Run some code (calls are signed with
-the secret in .env; a signature is good for one call within 60 s):
+The mesh is up: control on 127.0.0.1:$CONTROL_PORT (what clients call), the
+spawner on 127.0.0.1:$PORT, the egress inside. Calls are signed (keys in .env;
+a signature is good for one call within 60 s). Run some code as tenant "demo":
 
-  export \$(grep SANDBOX_SECRET .env)
-  REQ='{"execution_id": "hello-1", "tenant": "demo", "language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
-  .venv/bin/grpcurl -plaintext -d "\$REQ" -H "x-sandbox-signature: \$(.venv/bin/python -m services.common.sign sandbox.spawner.v1.Spawner/Execute "\$REQ")" 127.0.0.1:$PORT sandbox.spawner.v1.Spawner/Execute
+  export SANDBOX_SECRET=\$(sed -n 's/^CONTROL_TENANT_KEYS=.*"demo": *"\([0-9a-f]*\)".*/\1/p' .env)
+  REQ='{"language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
+  eval .venv/bin/grpcurl -plaintext -d "'\$REQ'" \$(.venv/bin/python -m services.control.sign demo sandbox.control.v1.Control/Execute "\$REQ") 127.0.0.1:$CONTROL_PORT sandbox.control.v1.Control/Execute
 
 (file contents are base64: cHJpbnQoImhlbGxvIik= is print("hello")). Stop with: make down
 MSG

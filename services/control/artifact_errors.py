@@ -8,6 +8,7 @@ QuotaExceeded) falls through to `errors.to_status`.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 import grpc
@@ -78,20 +79,36 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
 
 
 def grpc_errors(method):
-    """Decorates a unary servicer method: domain errors abort the call with
-    their status, anything else is logged and INTERNAL."""
+    """Decorates a servicer method (unary or server-streaming): domain errors
+    abort the call with their status, anything else is logged and INTERNAL."""
+
+    def abort(context, exc):
+        status = to_status(exc)
+        if status is None:
+            log.exception("unexpected error in %s", method.__name__)
+            status = _status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+        context.abort_with_status(rpc_status.to_status(status))
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def streaming(self, request, context):
+            try:
+                yield from method(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+                if isinstance(exc, grpc.RpcError) or context.code() is not None:
+                    raise
+                abort(context, exc)
+
+        return streaming
 
     @functools.wraps(method)
     def unary(self, request, context):
         try:
             return method(self, request, context)
-        except grpc.RpcError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - mapped or logged below
-            status = to_status(exc)
-            if status is None:
-                log.exception("unexpected error in %s", method.__name__)
-                status = _status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-            context.abort_with_status(rpc_status.to_status(status))
+        except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+            if isinstance(exc, grpc.RpcError) or context.code() is not None:
+                raise  # already a status (context.abort)
+            abort(context, exc)
 
     return unary

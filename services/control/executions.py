@@ -12,7 +12,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 from google.rpc import status_pb2
@@ -172,9 +172,23 @@ class Control:
 
     # ---- execute ---------------------------------------------------------
 
-    def execute(self, tenant: str, request: pb.ExecuteRequest) -> Live:
+    def execute(
+        self,
+        tenant: str,
+        request: pb.ExecuteRequest,
+        *,
+        prior_outputs: Sequence[common.File] = (),
+        stderr_notice: bytes = b"",
+        also: Callable | None = None,
+    ) -> Live:
         """Admits (raises QuotaExceeded, AlreadyExists, InvalidArgument) and
-        starts the worker; the caller reads `events(live)`."""
+        starts the worker; the caller reads `events(live)`.
+
+        Internal extras (not in the public ExecuteRequest), used by artifact
+        runs: `prior_outputs` are pre-staged into /workspace/output/ by the
+        spawner; `stderr_notice` is sent as the first stderr chunk and kept in
+        the stderr preview; `also(session, row)` writes rows that belong to the
+        execution in its admission transaction (Store.reserve)."""
         execution_id = request.execution_id or f"ex-{secrets.token_hex(8)}"
         if not ID_RE.match(execution_id):
             raise InvalidArgument("execution_id", "must match [A-Za-z0-9_-]{1,64}")
@@ -192,11 +206,15 @@ class Control:
             session_id=request.session_id,
             language=request.language,
             timeout_ms=timeout_ms,
+            also=also,
         )
         live = Live(row, self.settings.preview_bytes)
         with self._lock:
             self._live[row.key] = live
         live.push(pb.ExecuteEvent(accepted=pb.Accepted(execution_id=execution_id, status=common.EXECUTION_STATUS_QUEUED)))
+        if stderr_notice:
+            live.add_output("stderr", stderr_notice)
+            live.push(pb.ExecuteEvent(stderr=pb.OutputChunk(data=stderr_notice)))
         spawner_request = spb.ExecuteRequest(
             execution_id=row.key,
             tenant=tenant,
@@ -211,6 +229,7 @@ class Control:
             env=request.env,
             stdin=request.stdin,
             args=request.args,
+            prior_outputs=prior_outputs,
             install=spb.InstallOptions(
                 allow_sdist=request.install.allow_sdist,
                 allow_install_scripts=request.install.allow_install_scripts,

@@ -85,7 +85,7 @@ def start(settings: ControlSettings) -> RunningServer:
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
-    artifacts_name = add_artifacts(server, database)
+    artifacts_name = add_artifacts(server, database, control=control)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -30,6 +30,7 @@ from services.control.models import (
     OutputFileRow,
     TenantQuota,
 )
+from services.control.run_models import RunPathRow, RunRow
 
 
 def now_ms() -> int:
@@ -118,9 +119,12 @@ class Store:
         session_id: str,
         language: int,
         timeout_ms: int,
+        also: Callable[[Session, ExecutionRow], None] | None = None,
     ) -> ExecutionRow:
         """Admits one execution: quota check, debit and insert in one
-        transaction. Raises QuotaExceeded or AlreadyExists; then nothing changed."""
+        transaction. Raises QuotaExceeded or AlreadyExists; then nothing changed.
+        `also(session, row)` writes rows that belong to the execution (a run's
+        record) in the same transaction."""
         limits = self.limits_for(tenant)
         debit = timeout_ms / 1000.0
         with self.db.write() as session:
@@ -169,6 +173,8 @@ class Store:
                 session.flush()
             except sa.exc.IntegrityError:
                 raise AlreadyExists(f"execution_id: {execution_id!r} already exists") from None
+            if also is not None:
+                also(session, row)
             return row
 
     def quota(self, tenant: str) -> QuotaUsage:
@@ -255,6 +261,10 @@ class Store:
             row = session.get(ExecutionRow, key)
             if row is None or row.status != QUEUED:
                 return False
+            # A run's record goes with its execution (the run never happened).
+            run_ids = sa.select(RunRow.id).where(col(RunRow.execution_key) == key)
+            session.execute(sa.delete(RunPathRow).where(col(RunPathRow.run_id).in_(run_ids)))
+            session.execute(sa.delete(RunRow).where(col(RunRow.execution_key) == key))
             session.execute(
                 sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )

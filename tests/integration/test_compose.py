@@ -1,4 +1,5 @@
-"""`make up` brings the spawner up with compose and `make down` removes it all."""
+"""`make up` brings the mesh up with compose (control, spawner, egress) and
+`make down` removes it all."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import docker
 import grpc
 import pytest
 
+from sandbox.control.v1 import control_pb2, control_pb2_grpc
 from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.control.auth import TenantClientInterceptor
 from services.common.auth import ClientAuthInterceptor
 from sandbox.common.v1 import execution_pb2 as common
 from tests.integration.helpers import execute, request, free_port
@@ -26,6 +29,8 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     suffix = secrets.token_hex(4)
     project, port = f"sandbox-mesh-test-{suffix}", free_port()
     secret = secrets.token_hex(32)
+    tenant_key = secrets.token_hex(32)
+    control_port = free_port()
     env = dict(
         os.environ,
         COMPOSE_PROJECT_NAME=project,
@@ -35,6 +40,8 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         SANDBOX_SECRET=secret,
         EGRESS_SECRET=secrets.token_hex(32),
         SPAWNER_METRICS_PORT=str(free_port()),
+        CONTROL_PORT=str(control_port),
+        CONTROL_TENANT_KEYS=f'{{"demo": "{tenant_key}"}}',
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:
@@ -53,6 +60,23 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
             outcome = execute(stub, with_package, timeout=300)
             assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
             assert outcome.stdout == b"1.16.0\n"
+        # Clients call control, which relays to the spawner and keeps the record and files.
+        with grpc.insecure_channel(f"127.0.0.1:{control_port}") as channel:
+            signed = grpc.intercept_channel(channel, TenantClientInterceptor("demo", tenant_key.encode()))
+            control = control_pb2_grpc.ControlStub(signed)
+            code = "open('/workspace/output/answer.txt', 'w').write('42')\nprint('via control')"
+            req = control_pb2.ExecuteRequest(
+                language=common.LANGUAGE_PYTHON,
+                files=[common.File(path="main.py", content=code.encode())],
+                entry="main.py",
+            )
+            events = list(control.Execute(req, timeout=120))
+            finished = events[-1].finished
+            assert finished.status == common.EXECUTION_STATUS_COMPLETED, finished
+            chunks = control.GetOutputFile(
+                control_pb2.GetOutputFileRequest(execution_id=finished.execution_id, path="answer.txt"), timeout=30
+            )
+            assert b"".join(c.data for c in chunks) == b"42"
             sandbox_network = docker_api.inspect_network(f"{project}-sandbox")
             assert sandbox_network["Internal"] is True
             assert sandbox_network["EnableIPv6"] is False
@@ -62,5 +86,6 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     assert docker_api.containers(all=True, filters=project_filter) == []
     assert docker_api.networks(filters=project_filter) == []
     assert docker_api.networks(names=[f"{project}-sandbox"]) == []
+    assert docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] in (None, [])
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
     assert list((tmp_path / "workspaces").iterdir()) == []

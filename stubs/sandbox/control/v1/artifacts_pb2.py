@@ -23,49 +23,78 @@ _sym_db = _symbol_database.Default()
 
 
 from sandbox.common.v1 import execution_pb2 as sandbox_dot_common_dot_v1_dot_execution__pb2
+from sandbox.control.v1 import control_pb2 as sandbox_dot_control_dot_v1_dot_control__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sandbox/control/v1/artifacts.proto\x12\x12sandbox.control.v1\x1a!sandbox/common/v1/execution.proto\"\x83\x02\n\x08\x41rtifact\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12-\n\x08language\x18\x02 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05\x65ntry\x18\x04 \x01(\t\x12,\n\x08packages\x18\x05 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\x12\x10\n\x08revision\x18\x06 \x01(\x04\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x08 \x01(\x03\x12\x12\n\nfile_count\x18\t \x01(\r\x12\x13\n\x0btotal_bytes\x18\n \x01(\x04\"U\n\x0c\x41rtifactFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x19\n\x11modified_revision\x18\x04 \x01(\x04\"\x92\x01\n\x15\x43reateArtifactRequest\x12-\n\x08language\x18\x01 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\t\x12,\n\x08packages\x18\x04 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\")\n\x12GetArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"=\n\x14ListArtifactsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x15ListArtifactsResponse\x12/\n\tartifacts\x18\x01 \x03(\x0b\x32\x1c.sandbox.control.v1.Artifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x83\x01\n\x15UpdateArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x12\n\x05title\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65ntry\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\x08\n\x06_titleB\x08\n\x06_entry\"b\n\x11\x43reateFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"b\n\x11UpdateFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"Q\n\x11\x44\x65leteFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\"c\n\x11RenameFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x10\n\x08new_path\x18\x04 \x01(\t\"s\n\x11\x46ileWriteResponse\x12.\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1c.sandbox.control.v1.Artifact\x12.\n\x04\x66ile\x18\x02 \x01(\x0b\x32 .sandbox.control.v1.ArtifactFile\"4\n\x0fReadFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"e\n\x10ReadFileResponse\x12.\n\x04\x66ile\x18\x01 \x01(\x0b\x32 .sandbox.control.v1.ArtifactFile\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x10\n\x08revision\x18\x03 \x01(\x04\"\'\n\x10ListFilesRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"e\n\x11ListFilesResponse\x12/\n\x05\x66iles\x18\x01 \x03(\x0b\x32 .sandbox.control.v1.ArtifactFile\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\r\n\x05\x65ntry\x18\x03 \x01(\t\"r\n\x12\x41\x64\x64PackagesRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12,\n\x08packages\x18\x03 \x03(\x0b\x32\x1a.sandbox.common.v1.Package2\xf2\x07\n\tArtifacts\x12Y\n\x0e\x43reateArtifact\x12).sandbox.control.v1.CreateArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12S\n\x0bGetArtifact\x12&.sandbox.control.v1.GetArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12\x64\n\rListArtifacts\x12(.sandbox.control.v1.ListArtifactsRequest\x1a).sandbox.control.v1.ListArtifactsResponse\x12Y\n\x0eUpdateArtifact\x12).sandbox.control.v1.UpdateArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12Z\n\nCreateFile\x12%.sandbox.control.v1.CreateFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nUpdateFile\x12%.sandbox.control.v1.UpdateFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nDeleteFile\x12%.sandbox.control.v1.DeleteFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nRenameFile\x12%.sandbox.control.v1.RenameFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12U\n\x08ReadFile\x12#.sandbox.control.v1.ReadFileRequest\x1a$.sandbox.control.v1.ReadFileResponse\x12X\n\tListFiles\x12$.sandbox.control.v1.ListFilesRequest\x1a%.sandbox.control.v1.ListFilesResponse\x12S\n\x0b\x41\x64\x64Packages\x12&.sandbox.control.v1.AddPackagesRequest\x1a\x1c.sandbox.control.v1.Artifactb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sandbox/control/v1/artifacts.proto\x12\x12sandbox.control.v1\x1a!sandbox/common/v1/execution.proto\x1a sandbox/control/v1/control.proto\"\x14\n\x12LatestCompletedRun\"\x0c\n\nNoPriorRun\"\xe9\x03\n\x12RunArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12&\n\x05steps\x18\x03 \x03(\x0b\x32\x17.sandbox.common.v1.Step\x12\x38\n\x06latest\x18\x04 \x01(\x0b\x32&.sandbox.control.v1.LatestCompletedRunH\x00\x12\x10\n\x06run_id\x18\x05 \x01(\tH\x00\x12.\n\x04none\x18\x06 \x01(\x0b\x32\x1e.sandbox.control.v1.NoPriorRunH\x00\x12)\n\x06limits\x18\x07 \x01(\x0b\x32\x19.sandbox.common.v1.Limits\x12<\n\x03\x65nv\x18\x08 \x03(\x0b\x32/.sandbox.control.v1.RunArtifactRequest.EnvEntry\x12\r\n\x05stdin\x18\t \x01(\x0c\x12\x0c\n\x04\x61rgs\x18\n \x03(\t\x12\x33\n\x07install\x18\x0b \x01(\x0b\x32\".sandbox.control.v1.InstallOptions\x12\x12\n\nsession_id\x18\x0c \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x11\n\x0finputs_from_run\"\xb6\x02\n\x08RunEvent\x12+\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x17.sandbox.control.v1.RunH\x00\x12\x32\n\x06status\x18\x02 \x01(\x0b\x32 .sandbox.control.v1.StatusChangeH\x00\x12\x31\n\x06stdout\x18\x03 \x01(\x0b\x32\x1f.sandbox.control.v1.OutputChunkH\x00\x12\x31\n\x06stderr\x18\x04 \x01(\x0b\x32\x1f.sandbox.control.v1.OutputChunkH\x00\x12-\n\x04step\x18\x05 \x01(\x0b\x32\x1d.sandbox.common.v1.StepResultH\x00\x12+\n\x08\x66inished\x18\x06 \x01(\x0b\x32\x17.sandbox.control.v1.RunH\x00\x42\x07\n\x05\x65vent\"\xb1\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61rtifact_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12\r\n\x05stale\x18\x04 \x01(\x08\x12\x0c\n\x04path\x18\x05 \x01(\t\x12&\n\x05steps\x18\x06 \x03(\x0b\x32\x17.sandbox.common.v1.Step\x12\x1a\n\x12inputs_from_run_id\x18\x07 \x01(\t\x12\x17\n\x0fprestaged_files\x18\x08 \x01(\r\x12\x17\n\x0fprestaged_bytes\x18\t \x01(\x04\x12\x17\n\x0fprestage_notice\x18\n \x01(\t\x12\x30\n\texecution\x18\x0b \x01(\x0b\x32\x1d.sandbox.control.v1.Execution\x12\x15\n\rcreated_at_ms\x18\x0c \x01(\x03\"\x1f\n\rGetRunRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"M\n\x0fListRunsRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\t\"R\n\x10ListRunsResponse\x12%\n\x04runs\x18\x01 \x03(\x0b\x32\x17.sandbox.control.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x14GetLatestRunsRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"?\n\tLatestRun\x12\x0c\n\x04path\x18\x01 \x01(\t\x12$\n\x03run\x18\x02 \x01(\x0b\x32\x17.sandbox.control.v1.Run\"F\n\x15GetLatestRunsResponse\x12-\n\x06latest\x18\x01 \x03(\x0b\x32\x1d.sandbox.control.v1.LatestRun\"7\n\x17GetRunOutputFileRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"\x83\x02\n\x08\x41rtifact\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12-\n\x08language\x18\x02 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12\r\n\x05title\x18\x03 \x01(\t\x12\r\n\x05\x65ntry\x18\x04 \x01(\t\x12,\n\x08packages\x18\x05 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\x12\x10\n\x08revision\x18\x06 \x01(\x04\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x08 \x01(\x03\x12\x12\n\nfile_count\x18\t \x01(\r\x12\x13\n\x0btotal_bytes\x18\n \x01(\x04\"U\n\x0c\x41rtifactFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x19\n\x11modified_revision\x18\x04 \x01(\x04\"\x92\x01\n\x15\x43reateArtifactRequest\x12-\n\x08language\x18\x01 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05\x65ntry\x18\x03 \x01(\t\x12,\n\x08packages\x18\x04 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\")\n\x12GetArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"=\n\x14ListArtifactsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x15ListArtifactsResponse\x12/\n\tartifacts\x18\x01 \x03(\x0b\x32\x1c.sandbox.control.v1.Artifact\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x83\x01\n\x15UpdateArtifactRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x12\n\x05title\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x65ntry\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\x08\n\x06_titleB\x08\n\x06_entry\"b\n\x11\x43reateFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"b\n\x11UpdateFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\"Q\n\x11\x44\x65leteFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\"c\n\x11RenameFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x10\n\x08new_path\x18\x04 \x01(\t\"s\n\x11\x46ileWriteResponse\x12.\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x1c.sandbox.control.v1.Artifact\x12.\n\x04\x66ile\x18\x02 \x01(\x0b\x32 .sandbox.control.v1.ArtifactFile\"4\n\x0fReadFileRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"e\n\x10ReadFileResponse\x12.\n\x04\x66ile\x18\x01 \x01(\x0b\x32 .sandbox.control.v1.ArtifactFile\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x10\n\x08revision\x18\x03 \x01(\x04\"\'\n\x10ListFilesRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\"e\n\x11ListFilesResponse\x12/\n\x05\x66iles\x18\x01 \x03(\x0b\x32 .sandbox.control.v1.ArtifactFile\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\r\n\x05\x65ntry\x18\x03 \x01(\t\"r\n\x12\x41\x64\x64PackagesRequest\x12\x13\n\x0b\x61rtifact_id\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x12,\n\x08packages\x18\x03 \x03(\x0b\x32\x1a.sandbox.common.v1.Package2\xb4\x0b\n\tArtifacts\x12Y\n\x0e\x43reateArtifact\x12).sandbox.control.v1.CreateArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12S\n\x0bGetArtifact\x12&.sandbox.control.v1.GetArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12\x64\n\rListArtifacts\x12(.sandbox.control.v1.ListArtifactsRequest\x1a).sandbox.control.v1.ListArtifactsResponse\x12Y\n\x0eUpdateArtifact\x12).sandbox.control.v1.UpdateArtifactRequest\x1a\x1c.sandbox.control.v1.Artifact\x12Z\n\nCreateFile\x12%.sandbox.control.v1.CreateFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nUpdateFile\x12%.sandbox.control.v1.UpdateFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nDeleteFile\x12%.sandbox.control.v1.DeleteFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12Z\n\nRenameFile\x12%.sandbox.control.v1.RenameFileRequest\x1a%.sandbox.control.v1.FileWriteResponse\x12U\n\x08ReadFile\x12#.sandbox.control.v1.ReadFileRequest\x1a$.sandbox.control.v1.ReadFileResponse\x12X\n\tListFiles\x12$.sandbox.control.v1.ListFilesRequest\x1a%.sandbox.control.v1.ListFilesResponse\x12S\n\x0b\x41\x64\x64Packages\x12&.sandbox.control.v1.AddPackagesRequest\x1a\x1c.sandbox.control.v1.Artifact\x12U\n\x0bRunArtifact\x12&.sandbox.control.v1.RunArtifactRequest\x1a\x1c.sandbox.control.v1.RunEvent0\x01\x12\x44\n\x06GetRun\x12!.sandbox.control.v1.GetRunRequest\x1a\x17.sandbox.control.v1.Run\x12U\n\x08ListRuns\x12#.sandbox.control.v1.ListRunsRequest\x1a$.sandbox.control.v1.ListRunsResponse\x12\x64\n\rGetLatestRuns\x12(.sandbox.control.v1.GetLatestRunsRequest\x1a).sandbox.control.v1.GetLatestRunsResponse\x12\x66\n\x10GetRunOutputFile\x12+.sandbox.control.v1.GetRunOutputFileRequest\x1a#.sandbox.control.v1.OutputFileChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sandbox.control.v1.artifacts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ARTIFACT']._serialized_start=94
-  _globals['_ARTIFACT']._serialized_end=353
-  _globals['_ARTIFACTFILE']._serialized_start=355
-  _globals['_ARTIFACTFILE']._serialized_end=440
-  _globals['_CREATEARTIFACTREQUEST']._serialized_start=443
-  _globals['_CREATEARTIFACTREQUEST']._serialized_end=589
-  _globals['_GETARTIFACTREQUEST']._serialized_start=591
-  _globals['_GETARTIFACTREQUEST']._serialized_end=632
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=634
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=695
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=697
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=794
-  _globals['_UPDATEARTIFACTREQUEST']._serialized_start=797
-  _globals['_UPDATEARTIFACTREQUEST']._serialized_end=928
-  _globals['_CREATEFILEREQUEST']._serialized_start=930
-  _globals['_CREATEFILEREQUEST']._serialized_end=1028
-  _globals['_UPDATEFILEREQUEST']._serialized_start=1030
-  _globals['_UPDATEFILEREQUEST']._serialized_end=1128
-  _globals['_DELETEFILEREQUEST']._serialized_start=1130
-  _globals['_DELETEFILEREQUEST']._serialized_end=1211
-  _globals['_RENAMEFILEREQUEST']._serialized_start=1213
-  _globals['_RENAMEFILEREQUEST']._serialized_end=1312
-  _globals['_FILEWRITERESPONSE']._serialized_start=1314
-  _globals['_FILEWRITERESPONSE']._serialized_end=1429
-  _globals['_READFILEREQUEST']._serialized_start=1431
-  _globals['_READFILEREQUEST']._serialized_end=1483
-  _globals['_READFILERESPONSE']._serialized_start=1485
-  _globals['_READFILERESPONSE']._serialized_end=1586
-  _globals['_LISTFILESREQUEST']._serialized_start=1588
-  _globals['_LISTFILESREQUEST']._serialized_end=1627
-  _globals['_LISTFILESRESPONSE']._serialized_start=1629
-  _globals['_LISTFILESRESPONSE']._serialized_end=1730
-  _globals['_ADDPACKAGESREQUEST']._serialized_start=1732
-  _globals['_ADDPACKAGESREQUEST']._serialized_end=1846
-  _globals['_ARTIFACTS']._serialized_start=1849
-  _globals['_ARTIFACTS']._serialized_end=2859
+  _globals['_RUNARTIFACTREQUEST_ENVENTRY']._loaded_options = None
+  _globals['_RUNARTIFACTREQUEST_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_LATESTCOMPLETEDRUN']._serialized_start=127
+  _globals['_LATESTCOMPLETEDRUN']._serialized_end=147
+  _globals['_NOPRIORRUN']._serialized_start=149
+  _globals['_NOPRIORRUN']._serialized_end=161
+  _globals['_RUNARTIFACTREQUEST']._serialized_start=164
+  _globals['_RUNARTIFACTREQUEST']._serialized_end=653
+  _globals['_RUNARTIFACTREQUEST_ENVENTRY']._serialized_start=592
+  _globals['_RUNARTIFACTREQUEST_ENVENTRY']._serialized_end=634
+  _globals['_RUNEVENT']._serialized_start=656
+  _globals['_RUNEVENT']._serialized_end=966
+  _globals['_RUN']._serialized_start=969
+  _globals['_RUN']._serialized_end=1274
+  _globals['_GETRUNREQUEST']._serialized_start=1276
+  _globals['_GETRUNREQUEST']._serialized_end=1307
+  _globals['_LISTRUNSREQUEST']._serialized_start=1309
+  _globals['_LISTRUNSREQUEST']._serialized_end=1386
+  _globals['_LISTRUNSRESPONSE']._serialized_start=1388
+  _globals['_LISTRUNSRESPONSE']._serialized_end=1470
+  _globals['_GETLATESTRUNSREQUEST']._serialized_start=1472
+  _globals['_GETLATESTRUNSREQUEST']._serialized_end=1530
+  _globals['_LATESTRUN']._serialized_start=1532
+  _globals['_LATESTRUN']._serialized_end=1595
+  _globals['_GETLATESTRUNSRESPONSE']._serialized_start=1597
+  _globals['_GETLATESTRUNSRESPONSE']._serialized_end=1667
+  _globals['_GETRUNOUTPUTFILEREQUEST']._serialized_start=1669
+  _globals['_GETRUNOUTPUTFILEREQUEST']._serialized_end=1724
+  _globals['_ARTIFACT']._serialized_start=1727
+  _globals['_ARTIFACT']._serialized_end=1986
+  _globals['_ARTIFACTFILE']._serialized_start=1988
+  _globals['_ARTIFACTFILE']._serialized_end=2073
+  _globals['_CREATEARTIFACTREQUEST']._serialized_start=2076
+  _globals['_CREATEARTIFACTREQUEST']._serialized_end=2222
+  _globals['_GETARTIFACTREQUEST']._serialized_start=2224
+  _globals['_GETARTIFACTREQUEST']._serialized_end=2265
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=2267
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=2328
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=2330
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=2427
+  _globals['_UPDATEARTIFACTREQUEST']._serialized_start=2430
+  _globals['_UPDATEARTIFACTREQUEST']._serialized_end=2561
+  _globals['_CREATEFILEREQUEST']._serialized_start=2563
+  _globals['_CREATEFILEREQUEST']._serialized_end=2661
+  _globals['_UPDATEFILEREQUEST']._serialized_start=2663
+  _globals['_UPDATEFILEREQUEST']._serialized_end=2761
+  _globals['_DELETEFILEREQUEST']._serialized_start=2763
+  _globals['_DELETEFILEREQUEST']._serialized_end=2844
+  _globals['_RENAMEFILEREQUEST']._serialized_start=2846
+  _globals['_RENAMEFILEREQUEST']._serialized_end=2945
+  _globals['_FILEWRITERESPONSE']._serialized_start=2947
+  _globals['_FILEWRITERESPONSE']._serialized_end=3062
+  _globals['_READFILEREQUEST']._serialized_start=3064
+  _globals['_READFILEREQUEST']._serialized_end=3116
+  _globals['_READFILERESPONSE']._serialized_start=3118
+  _globals['_READFILERESPONSE']._serialized_end=3219
+  _globals['_LISTFILESREQUEST']._serialized_start=3221
+  _globals['_LISTFILESREQUEST']._serialized_end=3260
+  _globals['_LISTFILESRESPONSE']._serialized_start=3262
+  _globals['_LISTFILESRESPONSE']._serialized_end=3363
+  _globals['_ADDPACKAGESREQUEST']._serialized_start=3365
+  _globals['_ADDPACKAGESREQUEST']._serialized_end=3479
+  _globals['_ARTIFACTS']._serialized_start=3482
+  _globals['_ARTIFACTS']._serialized_end=4942
 # @@protoc_insertion_point(module_scope)

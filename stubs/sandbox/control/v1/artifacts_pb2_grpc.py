@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from sandbox.control.v1 import artifacts_pb2 as sandbox_dot_control_dot_v1_dot_artifacts__pb2
+from sandbox.control.v1 import control_pb2 as sandbox_dot_control_dot_v1_dot_control__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -88,6 +89,31 @@ class ArtifactsStub:
                 '/sandbox.control.v1.Artifacts/AddPackages',
                 request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.AddPackagesRequest.SerializeToString,
                 response_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.Artifact.FromString,
+                _registered_method=True)
+        self.RunArtifact = channel.unary_stream(
+                '/sandbox.control.v1.Artifacts/RunArtifact',
+                request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunArtifactRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunEvent.FromString,
+                _registered_method=True)
+        self.GetRun = channel.unary_unary(
+                '/sandbox.control.v1.Artifacts/GetRun',
+                request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.Run.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/sandbox.control.v1.Artifacts/ListRuns',
+                request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsResponse.FromString,
+                _registered_method=True)
+        self.GetLatestRuns = channel.unary_unary(
+                '/sandbox.control.v1.Artifacts/GetLatestRuns',
+                request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsResponse.FromString,
+                _registered_method=True)
+        self.GetRunOutputFile = channel.unary_stream(
+                '/sandbox.control.v1.Artifacts/GetRunOutputFile',
+                request_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunOutputFileRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.FromString,
                 _registered_method=True)
 
 
@@ -175,6 +201,46 @@ class ArtifactsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunArtifact(self, request, context):
+        """Runs the artifact as it is now (its files, packages, language) and
+        streams like Control.Execute: `accepted` (the run as recorded, QUEUED),
+        status changes, output, step results, and last `finished`. A run is an
+        execution (same id; Control's GetExecution/GetOutputFile work on it)
+        plus the run record: the artifact, the revision it ran, its inputs.
+        Output files of an earlier run are pre-staged into /workspace/output/
+        (by default those of the latest COMPLETED run; see docs/control-runs.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """The artifact's runs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLatestRuns(self, request, context):
+        """Per file: the newest run whose entry (or one of whose steps) is that file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRunOutputFile(self, request, context):
+        """Streams one output file of a run (as Control.GetOutputFile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -232,6 +298,31 @@ def add_ArtifactsServicer_to_server(servicer, server):
                     servicer.AddPackages,
                     request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.AddPackagesRequest.FromString,
                     response_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.Artifact.SerializeToString,
+            ),
+            'RunArtifact': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunArtifact,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunArtifactRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunEvent.SerializeToString,
+            ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.Run.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'GetLatestRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLatestRuns,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsResponse.SerializeToString,
+            ),
+            'GetRunOutputFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetRunOutputFile,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunOutputFileRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -531,6 +622,141 @@ class Artifacts:
             '/sandbox.control.v1.Artifacts/AddPackages',
             sandbox_dot_control_dot_v1_dot_artifacts__pb2.AddPackagesRequest.SerializeToString,
             sandbox_dot_control_dot_v1_dot_artifacts__pb2.Artifact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.control.v1.Artifacts/RunArtifact',
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunArtifactRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.RunEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Artifacts/GetRun',
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Artifacts/ListRuns',
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLatestRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Artifacts/GetLatestRuns',
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetLatestRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunOutputFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.control.v1.Artifacts/GetRunOutputFile',
+            sandbox_dot_control_dot_v1_dot_artifacts__pb2.GetRunOutputFileRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.FromString,
             options,
             channel_credentials,
             insecure,
