@@ -9,13 +9,16 @@ from concurrent import futures
 
 import grpc
 import pytest
+import sqlalchemy as sa
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
 from sandbox.control.v1 import control_pb2 as cpb
+from services.control.artifacts import Artifacts
 from services.control.artifacts_servicer import add_to_server
 from services.control.auth import TenantAuthInterceptor
+from services.control.db import Database, head_revision
 from services.control.runs import PrestageLimits
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
@@ -184,6 +187,26 @@ def test_failed_runs_keep_partial_files_named_and_no_inputs_and_tenants(control_
     assert len(arts_a.ListRuns(pb.ListRunsRequest(artifact_id=art.artifact_id)).runs) == 3
 
 
+def test_a_cancelled_run_keeps_its_partial_files(arts_a, tenant_a):
+    art = _artifact(
+        arts_a,
+        {"main.py": "import time\nopen('/workspace/output/early.txt', 'w').write('early')\n"
+                    "print('ready', flush=True)\ntime.sleep(60)\n"},
+    )
+    stream = arts_a.RunArtifact(pb.RunArtifactRequest(artifact_id=art.artifact_id), timeout=90)
+    events = []
+    for event in stream:
+        events.append(event)
+        if event.WhichOneof("event") == "stdout" and b"ready" in event.stdout.data:
+            # The run id is the execution id: Control cancels it.
+            answer = tenant_a.CancelExecution(cpb.CancelExecutionRequest(execution_id=events[0].accepted.run_id))
+            assert answer.cancelled
+    finished = events[-1].finished
+    assert finished.execution.status == common.EXECUTION_STATUS_CANCELLED
+    assert [f.path for f in finished.execution.output_files] == ["early.txt"]
+    assert _download(arts_a, finished.run_id, "early.txt") == b"early"
+
+
 @pytest.fixture(scope="module")
 def tight_port(control_server):
     """A second Artifacts server on the same control domain whose pre-staging
@@ -237,3 +260,17 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
             assert _error(lambda: stub.GetRun(pb.GetRunRequest(run_id="x"))).code() == C.UNIMPLEMENTED
     finally:
         server.stop(None).wait()
+
+
+def test_upgrade_from_0100_adds_the_run_tables(database_url):
+    old = Database(database_url)
+    old.migrate("0100")
+    art = Artifacts(old).create("t", PY, "x", "", [])
+    old.dispose()
+    upgraded = Database(database_url)
+    upgraded.migrate()
+    assert upgraded.revision() == head_revision() == "0101"
+    tables = set(sa.inspect(upgraded.engine).get_table_names())
+    assert {"runs", "run_paths"} <= tables
+    assert Artifacts(upgraded).get("t", art.artifact_id).revision == 1
+    upgraded.dispose()
