@@ -3,6 +3,7 @@ thread, cancels, reports capacity. The gRPC servicer is a thin layer on this."""
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import threading
@@ -11,6 +12,7 @@ import time
 import docker
 
 from sandbox.spawner.v1 import spawner_pb2 as pb
+from services.egress.credentials import mint as mint_credentials
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
 from services.spawner.errors import NetworkUnavailable
@@ -70,13 +72,10 @@ class Spawner:
             ) from None
         mint = None
         if settings.egress_secret is not None:
-            from services.egress.credentials import mint as mint_credentials
-
             secret = settings.egress_secret.get_secret_value().encode()
+            # Valid for as long as an execution can live.
             ttl = (settings.install_timeout_ms + settings.max_timeout_ms) // 1000 + 60
-
-            def mint(execution_id: str, tenant: str) -> str:
-                return mint_credentials(secret, execution_id, tenant, ttl)
+            mint = functools.partial(_mint_proxy_token, secret, ttl)
 
         fetch = None
         if settings.egress_grpc and settings.egress_secret is not None:
@@ -206,6 +205,10 @@ class Spawner:
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
+
+
+def _mint_proxy_token(secret: bytes, ttl: int, execution_id: str, tenant: str) -> str:
+    return mint_credentials(secret, execution_id, tenant, ttl)
 
 
 def _checked_ca_cert(path: str) -> str:

@@ -8,7 +8,6 @@ import pathlib
 import secrets
 import subprocess
 
-import docker
 import grpc
 import pytest
 

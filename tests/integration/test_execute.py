@@ -11,7 +11,7 @@ import pytest
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from tests.integration.conftest import labelled_containers
-from tests.integration.helpers import collect, execute, new_id, request
+from tests.integration.helpers import collect, execute, request
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ from services.spawner.validation import (
     ExecutionSpec,
     InvalidArgument,
     Step,
-    Unsupported,
     validate_execute,
 )
 

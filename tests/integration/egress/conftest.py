@@ -14,15 +14,15 @@ removed by id at the end.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import pathlib
 import secrets
+import socket
 import time
 
 import docker
 import grpc
-
-from services.common.auth import ClientAuthInterceptor
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,7 +31,9 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandbox.egress.v1 import egress_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
 from services.egress import credentials
+from services.egress.allowlist import derive
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -306,3 +308,31 @@ def mesh(tmp_path_factory):
             channel.close()
         m.teardown()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def registry_egress(mesh):
+    hosts = derive("sandbox-mesh/runtime:local", api=mesh.client)
+    addresses = sorted({info[4][0] for host in hosts for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)})
+    networks = [str(ipaddress.ip_network(a)) for a in addresses]
+    wan = mesh.network("wan", internal=False)
+    return mesh.start_egress(
+        "registries",
+        {"EGRESS_ALLOW_HOSTS": ",".join(hosts), "EGRESS_DNS": "true", "EGRESS_HOSTS_FILE": "",
+         "EGRESS_ALLOW_NETWORKS": ",".join(networks), "EGRESS_ALLOW_PLAIN_HTTP": "false"},
+        networks=[wan],
+    )
+
+
+INTERCEPT_CA_PATH = "/var/lib/sandbox-mesh/egress/mitmproxy-ca-cert.pem"
+
+
+@pytest.fixture(scope="session")
+def intercept(mesh):
+    egress = mesh.start_egress(
+        "intercept", {"EGRESS_MODE": "intercept", "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem"}
+    )
+    code, pem = egress.container.exec_run(["cat", INTERCEPT_CA_PATH], user="10001")
+    assert code == 0 and b"BEGIN CERTIFICATE" in pem and b"PRIVATE KEY" not in pem
+    egress.ca_pem = pem.decode()
+    return egress

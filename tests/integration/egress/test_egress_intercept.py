@@ -13,18 +13,7 @@ from sandbox.egress.v1 import egress_pb2 as pb
 
 pytestmark = pytest.mark.integration
 
-CA_PATH = "/var/lib/sandbox-mesh/egress/mitmproxy-ca-cert.pem"
 
-
-@pytest.fixture(scope="session")
-def intercept(mesh):
-    egress = mesh.start_egress(
-        "intercept", {"EGRESS_MODE": "intercept", "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem"}
-    )
-    code, pem = egress.container.exec_run(["cat", CA_PATH], user="10001")
-    assert code == 0 and b"BEGIN CERTIFICATE" in pem and b"PRIVATE KEY" not in pem
-    egress.ca_pem = pem.decode()
-    return egress
 
 
 def new_id(prefix: str) -> str:

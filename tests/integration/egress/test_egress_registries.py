@@ -10,32 +10,16 @@ refuses). The sandbox itself stays on the internal network.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-import socket
 
 import pytest
 
 from sandbox.egress.v1 import egress_pb2 as pb
-from services.egress.allowlist import derive
 
 pytestmark = pytest.mark.integration
 
 PROXY_PORT = 3128
 
-
-@pytest.fixture(scope="session")
-def registry_egress(mesh):
-    hosts = derive("sandbox-mesh/runtime:local", api=mesh.client)
-    addresses = sorted({info[4][0] for host in hosts for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)})
-    networks = [str(ipaddress.ip_network(a)) for a in addresses]
-    wan = mesh.network("wan", internal=False)
-    return mesh.start_egress(
-        "registries",
-        {"EGRESS_ALLOW_HOSTS": ",".join(hosts), "EGRESS_DNS": "true", "EGRESS_HOSTS_FILE": "",
-         "EGRESS_ALLOW_NETWORKS": ",".join(networks), "EGRESS_ALLOW_PLAIN_HTTP": "false"},
-        networks=[wan],
-    )
 
 
 def proxy_env(mesh, egress, execution_id):

@@ -16,8 +16,6 @@ from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 from tests.integration.egress.conftest import GRPC_PORT, PROXY_PORT
 from services.spawner.spawner import ConfigurationError
-from tests.integration.egress.test_egress_intercept import intercept  # noqa: F401 - fixture
-from tests.integration.egress.test_egress_registries import registry_egress  # noqa: F401 - fixture
 from tests.integration.helpers import execute, request
 
 pytestmark = pytest.mark.integration
@@ -79,7 +77,7 @@ def test_install_refused_by_the_egress_is_egress_denied(mesh, names_only_egress,
     assert denied and all(d.tenant == req.tenant for d in denied)
 
 
-def test_install_through_the_egress_succeeds(mesh, registry_egress, spawner_via):  # noqa: F811
+def test_install_through_the_egress_succeeds(mesh, registry_egress, spawner_via):
     stub = spawner_via(registry_egress)
     req = request({"main.py": "import six\nprint(six.__version__)"})
     req.packages.add(name="six", version="==1.16.0")
@@ -91,7 +89,7 @@ def test_install_through_the_egress_succeeds(mesh, registry_egress, spawner_via)
     assert all(d.tenant == req.tenant for d in decisions)
 
 
-def test_printed_refusal_is_not_egress_denied(mesh, registry_egress, spawner_via):  # noqa: F811
+def test_printed_refusal_is_not_egress_denied(mesh, registry_egress, spawner_via):
     """Code that prints an egress-looking refusal and fails is a RUNTIME_ERROR:
     the egress refused nothing for it."""
     stub = spawner_via(registry_egress)
@@ -109,7 +107,7 @@ with urllib.request.urlopen("https://pkgs.test.internal/hello", timeout=20) as r
 """
 
 
-def test_network_without_packages_and_intercept_ca(mesh, intercept, spawner_via, tmp_path):  # noqa: F811
+def test_network_without_packages_and_intercept_ca(mesh, intercept, spawner_via, tmp_path):
     """`network` alone joins the egress-only network; with an intercepting
     egress the spawner mounts its CA certificate (never the key) and Python
     trusts it."""
@@ -122,7 +120,7 @@ def test_network_without_packages_and_intercept_ca(mesh, intercept, spawner_via,
     assert outcome.stdout == b"200 ok\n"
 
 
-def test_a_ca_file_with_a_key_is_refused(mesh, intercept, spawner_via, tmp_path):  # noqa: F811
+def test_a_ca_file_with_a_key_is_refused(mesh, intercept, spawner_via, tmp_path):
     bad = tmp_path / "with-key.pem"
     bad.write_text(intercept.ca_pem + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(ConfigurationError, match="private key"):
