@@ -133,7 +133,9 @@ class ServerAuthInterceptor(grpc.ServerInterceptor):
         raise NotImplementedError(f"{method}: only unary requests are authenticated")
 
 
-class _ClientCallDetails(grpc.ClientCallDetails):
+class CallDetails(grpc.ClientCallDetails):
+    """The details of an outgoing call with replaced metadata."""
+
     def __init__(self, details, metadata):
         self.method = details.method
         self.timeout = details.timeout
@@ -152,7 +154,7 @@ class ClientAuthInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
     def _signed(self, details, request):
         metadata = list(details.metadata or [])
         metadata.append((HEADER, sign(self._secret, details.method, _body(request))))
-        return _ClientCallDetails(details, metadata)
+        return CallDetails(details, metadata)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         return continuation(self._signed(client_call_details, request), request)

@@ -17,7 +17,7 @@ import re
 
 import grpc
 
-from services.common.auth import HEADER, OPEN_PREFIXES, ServerAuthInterceptor, Verifier, sign
+from services.common.auth import HEADER, OPEN_PREFIXES, CallDetails, ServerAuthInterceptor, Verifier, sign
 
 TENANT_HEADER = "x-sandbox-tenant"
 TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
@@ -72,16 +72,6 @@ class TenantAuthInterceptor(grpc.ServerInterceptor):
         return interceptor.intercept_service(lambda _details: handler, handler_call_details)
 
 
-class _Details(grpc.ClientCallDetails):
-    def __init__(self, details, metadata):
-        self.method = details.method
-        self.timeout = details.timeout
-        self.metadata = metadata
-        self.credentials = details.credentials
-        self.wait_for_ready = details.wait_for_ready
-        self.compression = details.compression
-
-
 class TenantClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     """For callers: `grpc.intercept_channel(channel, TenantClientInterceptor(tenant, key))`."""
 
@@ -94,7 +84,7 @@ class TenantClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStream
         metadata.append((TENANT_HEADER, self._tenant))
         if self._key:
             metadata.append((HEADER, sign(self._key, details.method, request.SerializeToString(deterministic=True))))
-        return _Details(details, metadata)
+        return CallDetails(details, metadata)
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         return continuation(self._details(client_call_details, request), request)
