@@ -293,7 +293,13 @@ class Execution:
                 self._output_cut = True
                 marker = f"\n[sandbox-mesh: output limit of {cap} bytes reached; execution stopped]\n"
                 self._emit(pb.ExecuteEvent(stderr=pb.OutputChunk(data=marker.encode(), step_index=step_index)))
-                self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, f"stdout and stderr passed {cap} bytes")
+                # Killed from another thread: this one must keep reading, or the
+                # engine blocks the kill while it cannot flush the stream to us.
+                threading.Thread(
+                    target=self.cancel,
+                    args=(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, f"stdout and stderr passed {cap} bytes"),
+                    daemon=True,
+                ).start()
 
     def _harvest(self, workspace: Workspace | None, result: pb.ExecuteResult) -> None:
         """Streams /workspace/output/ back in chunks; the result lists each
