@@ -3,7 +3,9 @@
 Everything a request says is checked here, before any container, workspace or
 record exists. Fields are checked in the order they appear in the proto and
 the first violation is reported, naming the field the way the proto does
-("files[2].path"), so a caller can find what to fix.
+("files[2].path"), so a caller can find what to fix. The rules control
+enforces too (ids, languages, paths, package names) come from
+services/common/contract/.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from dataclasses import dataclass, field
 
 from sandbox.common.v1 import execution_pb2
 from sandbox.spawner.v1 import spawner_pb2
-from services.spawner import packages as package_rules
+from services.common.contract import packages as package_rules
+from services.common.contract.errors import InvalidArgument
+from services.common.contract.ids import check_id
+from services.common.contract.languages import check_language
+from services.common.contract.paths import check_path, find_collisions, path_key
 from services.spawner.config import SpawnerSettings
-from services.spawner.paths import check_path, find_collisions, path_key
 
-# \Z, not $: "$" also matches before a trailing newline.
-ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
 MIN_TIMEOUT_MS = 100
@@ -34,33 +37,6 @@ RESERVED_ENV = frozenset(
     {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "LD_PRELOAD", "LD_LIBRARY_PATH"}
 )
 RESERVED_ENV_PREFIX = "SANDBOX_"
-
-LANGUAGES = {
-    execution_pb2.LANGUAGE_PYTHON: "python",
-    execution_pb2.LANGUAGE_NODE: "node",
-}
-
-
-class RequestError(Exception):
-    """A request refused because of one field."""
-
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(field, description)
-        self.field = field
-        self.description = description
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.description}"
-
-
-class InvalidArgument(RequestError):
-    """The request is malformed or over a cap (gRPC INVALID_ARGUMENT)."""
-
-
-class Unsupported(RequestError):
-    """The request is well-formed but asks for what this spawner cannot do
-    (gRPC UNIMPLEMENTED). Deliberately not an InvalidArgument."""
-
 
 @dataclass(frozen=True)
 class Step:
@@ -98,13 +74,11 @@ def validate_execute(
 ) -> ExecutionSpec:
     """Check `request` against the rules and caps in `settings`.
 
-    Raises InvalidArgument (or Unsupported) for the first violation found.
+    Raises InvalidArgument for the first violation found.
     """
-    execution_id = _check_id("execution_id", request.execution_id)
-    tenant = _check_id("tenant", request.tenant)
-    language = LANGUAGES.get(request.language)
-    if language is None:
-        raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
+    execution_id = check_id("execution_id", request.execution_id)
+    tenant = check_id("tenant", request.tenant)
+    language = check_language(request.language)
     files = _check_files("files", request.files, settings, required=True)
     steps = _check_entry_and_steps(request, {path for path, _ in files}, settings)
     packages = _check_packages(language, request.packages, settings)
@@ -146,21 +120,13 @@ def _check_packages(language: str, requested, settings: SpawnerSettings) -> tupl
     for index, package in enumerate(requested):
         refusal = package_rules.check(language, package.name, package.version)
         if refusal:
-            field_name = "version" if package_rules.check(language, package.name, "") is None else "name"
+            field_name = package_rules.refused_field(language, package.name)
             raise InvalidArgument(f"packages[{index}].{field_name}", refusal)
-        key = package.name.lower().replace("_", "-")
+        key = package_rules.package_key(language, package.name)
         if key in seen:
             raise InvalidArgument(f"packages[{index}].name", f"{package.name!r} is listed twice")
         seen.add(key)
     return tuple(Package(p.name, p.version) for p in requested)
-
-
-def _check_id(name: str, value: str) -> str:
-    if not value:
-        raise InvalidArgument(name, "required")
-    if not ID_RE.match(value):
-        raise InvalidArgument(name, "must match [A-Za-z0-9_-]{1,64}")
-    return value
 
 
 def _check_files(

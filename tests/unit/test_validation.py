@@ -8,10 +8,10 @@ import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2
+from services.common.contract.errors import InvalidArgument
 from services.spawner.config import MIB, SpawnerSettings
 from services.spawner.validation import (
     ExecutionSpec,
-    InvalidArgument,
     Step,
     validate_execute,
 )
@@ -253,6 +253,19 @@ def test_duplicate_and_too_many_packages_are_refused() -> None:
     with pytest.raises(InvalidArgument) as info:
         validate_execute(req, SETTINGS)
     assert info.value.field == "packages"
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("Foo_Bar", "foo-bar"), ("zope.interface", "Zope_Interface"), ("requests[socks]", "requests")],
+)
+def test_the_same_pip_package_twice_is_refused(first, second) -> None:
+    req = good_request()
+    req.packages.add(name=first)
+    req.packages.add(name=second)
+    with pytest.raises(InvalidArgument, match="listed twice") as info:
+        validate_execute(req, SETTINGS)
+    assert info.value.field == "packages[1].name"
 
 
 def test_first_violation_in_proto_order_wins() -> None:
