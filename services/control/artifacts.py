@@ -45,6 +45,7 @@ from sqlmodel import Session, select
 from services.common.contract import packages as package_rules
 from services.common.contract.ids import ID_RE
 from services.common.contract.languages import LANGUAGES
+from services.common.contract.limits import DEFAULT_MAX_PACKAGES
 from services.common.contract.packages import package_key
 from services.common.contract.paths import check_path as path_refusal
 from services.common.contract.paths import find_collisions, path_key
@@ -72,7 +73,7 @@ class ArtifactLimits(BaseSettings):
     max_file_bytes: int = Field(default=1 * MIB, ge=1)
     max_total_bytes: int = Field(default=10 * MIB, ge=1)
     max_path_length: int = Field(default=255, ge=1)
-    max_packages: int = Field(default=package_rules.MAX_PACKAGES, ge=0)
+    max_packages: int = Field(default=DEFAULT_MAX_PACKAGES, ge=0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -313,7 +313,7 @@ class Execution:
             max_file_bytes=s.max_output_file_bytes,
             max_total_bytes=s.max_output_total_bytes,
             max_entries=s.max_output_entries,
-            max_path_length=s.max_path_length,
+            max_path_length=s.limits.max_path_length,
         )
         harvest = outputs.select(str(workspace.output), caps)
         for path, size in harvest.files:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-MAX_PACKAGES = 50
 MAX_NPM_NAME_LENGTH = 214
 
 _PIP_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]{1,100}\])?")
