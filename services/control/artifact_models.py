@@ -33,7 +33,7 @@ class ArtifactRow(SQLModel, table=True):
 class ArtifactFileRow(SQLModel, table=True):
     __tablename__ = "artifact_files"
     __table_args__ = (
-        # A backstop for the case-insensitive rule (services.spawner.paths.path_key).
+        # A backstop for the case-insensitive rule (services.common.contract.paths.path_key).
         UniqueConstraint("artifact_id", "path_key", name="uq_artifact_files_artifact_path_key"),
     )
 

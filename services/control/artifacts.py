@@ -32,7 +32,6 @@ import binascii
 import dataclasses
 import hashlib
 import json
-import re
 import secrets
 import time
 import unicodedata
@@ -43,14 +42,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session, select
 
+from services.common.contract import packages as package_rules
+from services.common.contract.ids import ID_RE
+from services.common.contract.languages import LANGUAGES
+from services.common.contract.limits import DEFAULT_MAX_PACKAGES
+from services.common.contract.packages import package_key
+from services.common.contract.paths import check_path as path_refusal
+from services.common.contract.paths import find_collisions, path_key
 from services.control.artifact_errors import FailedPrecondition, LimitExceeded, StaleRevision
 from services.control.artifact_models import ArtifactFileRow, ArtifactRow
 from services.control.db import Database
 from services.control.errors import AlreadyExists, InvalidArgument, NotFound
-from services.spawner import packages as package_rules
-from services.spawner.paths import check_path as path_refusal
-from services.spawner.paths import find_collisions, path_key
-from services.spawner.validation import ID_RE, LANGUAGES
 
 MIB = 1024 * 1024
 MAX_TITLE_CHARS = 200
@@ -71,7 +73,7 @@ class ArtifactLimits(BaseSettings):
     max_file_bytes: int = Field(default=1 * MIB, ge=1)
     max_total_bytes: int = Field(default=10 * MIB, ge=1)
     max_path_length: int = Field(default=255, ge=1)
-    max_packages: int = Field(default=package_rules.MAX_PACKAGES, ge=0)
+    max_packages: int = Field(default=DEFAULT_MAX_PACKAGES, ge=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,14 +150,6 @@ def check_content(field: str, content: bytes, limits: ArtifactLimits) -> bytes:
     if len(content) > limits.max_file_bytes:
         raise InvalidArgument(field, f"must be at most {limits.max_file_bytes} bytes")
     return bytes(content)
-
-
-def package_key(language: str, name: str) -> str:
-    """The name two packages are the same package under: for Python the
-    normalized project name (PEP 503) without extras, for npm the name."""
-    if language == "python":
-        return re.sub(r"[-_.]+", "-", name.split("[", 1)[0]).lower()
-    return name
 
 
 def check_packages(

@@ -13,14 +13,12 @@ development only).
 
 from __future__ import annotations
 
-import re
-
 import grpc
 
 from services.common.auth import HEADER, OPEN_PREFIXES, CallDetails, ServerAuthInterceptor, Verifier, sign
+from services.common.contract.ids import ID_RE
 
 TENANT_HEADER = "x-sandbox-tenant"
-TENANT_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 def tenant_of(context: grpc.ServicerContext) -> str:
@@ -61,7 +59,7 @@ class TenantAuthInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         tenant = dict(handler_call_details.invocation_metadata or ()).get(TENANT_HEADER)
-        if not tenant or not TENANT_RE.match(tenant):
+        if not tenant or not ID_RE.match(tenant):
             return _refuse(handler, f"missing or malformed {TENANT_HEADER} metadata")
         if self._per_tenant is None:
             return handler

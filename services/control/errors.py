@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
-from services.spawner.validation import InvalidArgument
 
 
 __all__ = ["InvalidArgument", "NotFound", "AlreadyExists", "QuotaExceeded", "Refused", "grpc_errors"]
@@ -41,8 +41,7 @@ class Refused(Exception):
 
 def to_status(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, InvalidArgument):
-        violation = error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)
-        return rich_status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), error_details_pb2.BadRequest(field_violations=[violation]))
+        return bad_request_status(exc)
     if isinstance(exc, NotFound):
         return rich_status(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, AlreadyExists):

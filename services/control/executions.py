@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
+from services.common.contract.ids import ID_RE
 from services.control import convert, states
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
@@ -28,7 +29,6 @@ from services.control.errors import InvalidArgument, Refused
 from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, RUNNING, ExecutionRow
 from services.control.spawners import SpawnerPool
 from services.control.store import Store, StoredFile, Verdict
-from services.spawner.validation import ID_RE
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,8 @@ from sqlmodel import Session, col, select
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import control_pb2 as pb
+from services.common.contract.ids import ID_RE
+from services.common.contract.paths import check_path as path_refusal
 from services.control import convert, states
 from services.control.artifact_errors import FailedPrecondition
 from services.control.artifact_models import ArtifactFileRow, ArtifactRow
@@ -50,8 +52,6 @@ from services.control.executions import Control, Live
 from services.control.models import COMPLETED, ExecutionRow
 from services.control.run_models import RunPathRow, RunRow
 from services.control.store import StoredFile
-from services.spawner.paths import check_path as path_refusal
-from services.spawner.validation import ID_RE
 
 MIB = 1024 * 1024
 

@@ -37,7 +37,8 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from services.egress import credentials, policy
+from services.common.contract import egress_token
+from services.egress import policy
 from services.egress.audit import ALLOW, DENY, DecisionLog, Record
 from services.egress.resolver import Resolver, parse_hosts
 
@@ -52,7 +53,7 @@ REALM = "sandbox-egress"
 
 class Reason:
     """Reasons decided by the addon (policy and credential reasons come from
-    ``policy.Reason`` and ``credentials.Refusal``)."""
+    ``policy.Reason`` and ``egress_token.Refusal``)."""
 
     SNI_MISSING = "sni_missing"
     SNI_MISMATCH = "sni_mismatch"
@@ -213,9 +214,9 @@ class EgressAddon:
                     raise exceptions.OptionsError(f"egress_secret_file: {exc}") from exc
             elif secret is None and os.environ.get("EGRESS_SECRET"):
                 secret = os.environ["EGRESS_SECRET"].encode()
-            if not secret or len(secret) < credentials.MIN_SECRET_BYTES:
+            if not secret or len(secret) < egress_token.MIN_SECRET_BYTES:
                 raise exceptions.OptionsError(
-                    f"egress: a secret of at least {credentials.MIN_SECRET_BYTES} bytes is required "
+                    f"egress: a secret of at least {egress_token.MIN_SECRET_BYTES} bytes is required "
                     "(egress_secret_file or EGRESS_SECRET)"
                 )
             self.secret = secret
@@ -257,12 +258,12 @@ class EgressAddon:
         self.decisions.emit(record)
 
     def _authenticate(self, flow: http.HTTPFlow, record: Record) -> bool:
-        parsed = credentials.parse_proxy_authorization(flow.request.headers.get("Proxy-Authorization"))
+        parsed = egress_token.parse_proxy_authorization(flow.request.headers.get("Proxy-Authorization"))
         if isinstance(parsed, str):
-            result: credentials.Identity | str = parsed
+            result: egress_token.Identity | str = parsed
         else:
             record.claimed_user = parsed[0]
-            result = credentials.verify(self.secret, parsed[0], parsed[1], now=self.clock())
+            result = egress_token.verify(self.secret, parsed[0], parsed[1], now=self.clock())
         if isinstance(result, str):
             self._deny(record, result)
             _refuse(flow, 407, result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import grpc
@@ -12,10 +11,10 @@ from grpc_reflection.v1alpha import reflection
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
 from services.common.auth import HEADER, AuthError, Verifier
+from services.common.contract.ids import ID_RE, ID_RULE
 from services.egress.audit import ALLOW, Record
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Egress"].full_name
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DecisionSource = Callable[[str], tuple[list[Record], int]]
 
@@ -55,8 +54,8 @@ class EgressServicer(egress_pb2_grpc.EgressServicer):
                 self.verifier.verify(GET_DECISIONS, request.SerializeToString(deterministic=True), header)
             except AuthError as exc:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        if not _ID.match(request.execution_id):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "execution_id: must match [A-Za-z0-9_-]{1,64}")
+        if not ID_RE.match(request.execution_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"execution_id: {ID_RULE}")
         records, dropped = self.source(request.execution_id)
         return pb.GetDecisionsResponse(decisions=[to_proto(r) for r in records], dropped=dropped)
 

@@ -1,4 +1,5 @@
-"""Spawner settings, read from SPAWNER_* environment variables.
+"""Spawner settings, read from SPAWNER_* environment variables (the request
+limits it shares with control from MESH_* ones).
 
 Every field here is listed in the README's configuration table.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.contract.limits import RequestLimits
 
 MIB = 1024 * 1024
 
@@ -49,15 +52,8 @@ class SpawnerSettings(BaseSettings):
     file_size_limit_bytes: int = Field(default=64 * MIB, ge=MIB)
     tmpfs_bytes: int = Field(default=64 * MIB, ge=MIB)
 
-    # Request caps.
-    max_files: int = Field(default=100, ge=1)
-    max_file_bytes: int = Field(default=1 * MIB, ge=1)
-    max_total_file_bytes: int = Field(default=10 * MIB, ge=1)
-    max_path_length: int = Field(default=255, ge=1)
-    max_stdin_bytes: int = Field(default=1 * MIB, ge=0)
-    max_args: int = Field(default=64, ge=0)
-    max_env: int = Field(default=64, ge=0)
-    max_env_bytes: int = Field(default=64 * 1024, ge=0)
+    # Size and count caps of a request, shared with control (MESH_* variables).
+    limits: RequestLimits = Field(default_factory=RequestLimits)
 
     # stdout + stderr streamed per execution; past it the run is killed with
     # OUTPUT_LIMIT.
@@ -93,7 +89,6 @@ class SpawnerSettings(BaseSettings):
     # pip, npm, Python and Node there. Refused at start if it holds a key.
     egress_ca_cert: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
-    max_packages: int = Field(default=50, ge=0, le=200)
 
     # Cleanup of containers or workspaces that a previous spawner left behind.
     reap_on_start: bool = True

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import status_pb2
 
+from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
-from services.spawner.validation import InvalidArgument, Unsupported
-
 
 
 class CapacityExhausted(Exception):
@@ -38,16 +36,7 @@ class ShuttingDown(Exception):
 def to_status(exc: Exception) -> status_pb2.Status | None:
     """Maps a domain error to a rich gRPC status, or None for a bug."""
     if isinstance(exc, InvalidArgument):
-        violation = error_details_pb2.BadRequest.FieldViolation(
-            field=exc.field, description=exc.description
-        )
-        return rich_status(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            str(exc),
-            error_details_pb2.BadRequest(field_violations=[violation]),
-        )
-    if isinstance(exc, Unsupported):
-        return rich_status(grpc.StatusCode.UNIMPLEMENTED, str(exc))
+        return bad_request_status(exc)
     if isinstance(exc, CapacityExhausted):
         return rich_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     if isinstance(exc, DuplicateExecution):

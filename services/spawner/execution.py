@@ -20,7 +20,8 @@ import docker
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
-from services.spawner import outputs, packages, sandbox
+from services.common.contract.packages import requirement
+from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
@@ -200,9 +201,9 @@ class Execution:
         program's output."""
         spec = self.spec
         self._phase(pb.PHASE_INSTALLING)
-        argv = packages.install_command(
+        argv = install.install_command(
             spec.language,
-            [packages.requirement(spec.language, p.name, p.version) for p in spec.packages],
+            [requirement(spec.language, p.name, p.version) for p in spec.packages],
             allow_sdist=spec.allow_sdist,
             allow_scripts=spec.allow_install_scripts,
         )
@@ -229,7 +230,7 @@ class Execution:
             return exit_code == 0
         output = tail.decode(errors="replace").strip()
         self._facts.install_failed = True
-        self._facts.install_not_found = packages.looks_not_found(output)
+        self._facts.install_not_found = install.looks_not_found(output)
         self._facts.install_output = output[-1000:]
         result.exit_code = exit_code
         return False
@@ -239,7 +240,7 @@ class Execution:
         spec = self.spec
         environment = dict(spec.env)
         if spec.packages:
-            environment.update(packages.run_environment(spec.language))
+            environment.update(install.run_environment(spec.language))
         self._phase(pb.PHASE_RUNNING)
         timer = threading.Timer(spec.timeout_ms / 1000, self._time_out)
         timer.daemon = True
@@ -312,7 +313,7 @@ class Execution:
             max_file_bytes=s.max_output_file_bytes,
             max_total_bytes=s.max_output_total_bytes,
             max_entries=s.max_output_entries,
-            max_path_length=s.max_path_length,
+            max_path_length=s.limits.max_path_length,
         )
         harvest = outputs.select(str(workspace.output), caps)
         for path, size in harvest.files:

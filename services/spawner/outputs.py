@@ -14,7 +14,7 @@ import os
 import stat
 from typing import Iterator
 
-from services.spawner.paths import check_path
+from services.common.contract.paths import check_path
 
 CHUNK_BYTES = 1024 * 1024
 MAX_NAMED_DROPS = 100

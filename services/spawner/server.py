@@ -68,7 +68,7 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
         spawner.reap()
     spawner.start_sweeper()
     metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
-    max_request = settings.max_total_file_bytes * 2 + settings.max_stdin_bytes + 4 * 1024 * 1024
+    max_request = settings.limits.max_total_file_bytes * 2 + settings.limits.max_stdin_bytes + 4 * 1024 * 1024
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.capacity + 16, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", max_request)],

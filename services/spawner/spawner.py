@@ -12,7 +12,7 @@ import time
 import docker
 
 from sandbox.spawner.v1 import spawner_pb2 as pb
-from services.egress.credentials import mint as mint_credentials
+from services.common.contract.egress_token import mint as mint_credentials
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
 from services.spawner.errors import NetworkUnavailable

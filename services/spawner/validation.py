@@ -3,7 +3,10 @@
 Everything a request says is checked here, before any container, workspace or
 record exists. Fields are checked in the order they appear in the proto and
 the first violation is reported, naming the field the way the proto does
-("files[2].path"), so a caller can find what to fix.
+("files[2].path"), so a caller can find what to fix. The rules control
+enforces too (ids, languages, paths, package names, size and count caps) come
+from services/common/contract/; env names, timeouts, memory and cpus are the
+spawner's own.
 """
 
 from __future__ import annotations
@@ -16,17 +19,17 @@ from dataclasses import dataclass, field
 
 from sandbox.common.v1 import execution_pb2
 from sandbox.spawner.v1 import spawner_pb2
-from services.spawner import packages as package_rules
+from services.common.contract import packages as package_rules
+from services.common.contract.errors import InvalidArgument
+from services.common.contract.ids import check_id
+from services.common.contract.languages import check_language
+from services.common.contract.limits import MAX_ARG_BYTES, MAX_STEPS, RequestLimits
+from services.common.contract.paths import check_path, find_collisions, path_key
 from services.spawner.config import SpawnerSettings
-from services.spawner.paths import check_path, find_collisions, path_key
 
-# \Z, not $: "$" also matches before a trailing newline.
-ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
 MIN_TIMEOUT_MS = 100
-MAX_STEPS = 10
-MAX_ARG_BYTES = 4096
 
 # Set by the spawner itself (proxy with per-execution credentials, runner
 # control); a request must not override them. Compared upper-cased.
@@ -34,33 +37,6 @@ RESERVED_ENV = frozenset(
     {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "LD_PRELOAD", "LD_LIBRARY_PATH"}
 )
 RESERVED_ENV_PREFIX = "SANDBOX_"
-
-LANGUAGES = {
-    execution_pb2.LANGUAGE_PYTHON: "python",
-    execution_pb2.LANGUAGE_NODE: "node",
-}
-
-
-class RequestError(Exception):
-    """A request refused because of one field."""
-
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(field, description)
-        self.field = field
-        self.description = description
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.description}"
-
-
-class InvalidArgument(RequestError):
-    """The request is malformed or over a cap (gRPC INVALID_ARGUMENT)."""
-
-
-class Unsupported(RequestError):
-    """The request is well-formed but asks for what this spawner cannot do
-    (gRPC UNIMPLEMENTED). Deliberately not an InvalidArgument."""
-
 
 @dataclass(frozen=True)
 class Step:
@@ -98,28 +74,27 @@ def validate_execute(
 ) -> ExecutionSpec:
     """Check `request` against the rules and caps in `settings`.
 
-    Raises InvalidArgument (or Unsupported) for the first violation found.
+    Raises InvalidArgument for the first violation found.
     """
-    execution_id = _check_id("execution_id", request.execution_id)
-    tenant = _check_id("tenant", request.tenant)
-    language = LANGUAGES.get(request.language)
-    if language is None:
-        raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
-    files = _check_files("files", request.files, settings, required=True)
-    steps = _check_entry_and_steps(request, {path for path, _ in files}, settings)
-    packages = _check_packages(language, request.packages, settings)
+    caps = settings.limits
+    execution_id = check_id("execution_id", request.execution_id)
+    tenant = check_id("tenant", request.tenant)
+    language = check_language(request.language)
+    files = _check_files("files", request.files, caps, required=True)
+    steps = _check_entry_and_steps(request, {path for path, _ in files}, caps)
+    packages = _check_packages(language, request.packages, caps)
     timeout_ms, memory_bytes, cpus = _check_limits(request.limits, settings)
-    env = _check_env(request.env, settings)
-    if len(request.stdin) > settings.max_stdin_bytes:
-        raise InvalidArgument("stdin", f"must be at most {settings.max_stdin_bytes} bytes")
+    env = _check_env(request.env, caps)
+    if len(request.stdin) > caps.max_stdin_bytes:
+        raise InvalidArgument("stdin", f"must be at most {caps.max_stdin_bytes} bytes")
     # Request-level args belong to `entry`; with steps they would be silently
     # ignored, so refuse them.
     if request.args and request.steps:
         raise InvalidArgument("args", "only used with entry; give each step its own args")
-    args = _check_args("args", request.args, settings)
+    args = _check_args("args", request.args, caps)
     if request.entry:
         steps = (Step(request.entry, args),)
-    prior_outputs = _check_files("prior_outputs", request.prior_outputs, settings, required=False)
+    prior_outputs = _check_files("prior_outputs", request.prior_outputs, caps, required=False)
     return ExecutionSpec(
         execution_id=execution_id,
         tenant=tenant,
@@ -139,55 +114,47 @@ def validate_execute(
     )
 
 
-def _check_packages(language: str, requested, settings: SpawnerSettings) -> tuple[Package, ...]:
-    if len(requested) > settings.max_packages:
-        raise InvalidArgument("packages", f"at most {settings.max_packages} packages")
+def _check_packages(language: str, requested, caps: RequestLimits) -> tuple[Package, ...]:
+    if len(requested) > caps.max_packages:
+        raise InvalidArgument("packages", f"at most {caps.max_packages} packages")
     seen = set()
     for index, package in enumerate(requested):
         refusal = package_rules.check(language, package.name, package.version)
         if refusal:
-            field_name = "version" if package_rules.check(language, package.name, "") is None else "name"
+            field_name = package_rules.refused_field(language, package.name)
             raise InvalidArgument(f"packages[{index}].{field_name}", refusal)
-        key = package.name.lower().replace("_", "-")
+        key = package_rules.package_key(language, package.name)
         if key in seen:
             raise InvalidArgument(f"packages[{index}].name", f"{package.name!r} is listed twice")
         seen.add(key)
     return tuple(Package(p.name, p.version) for p in requested)
 
 
-def _check_id(name: str, value: str) -> str:
-    if not value:
-        raise InvalidArgument(name, "required")
-    if not ID_RE.match(value):
-        raise InvalidArgument(name, "must match [A-Za-z0-9_-]{1,64}")
-    return value
-
-
 def _check_files(
     name: str,
     files: Sequence[execution_pb2.File],
-    settings: SpawnerSettings,
+    caps: RequestLimits,
     *,
     required: bool,
 ) -> tuple[tuple[str, bytes], ...]:
     """Shared by `files` and `prior_outputs`: each has its own count and total."""
     if required and not files:
         raise InvalidArgument(name, "at least one file is required")
-    if len(files) > settings.max_files:
-        raise InvalidArgument(name, f"at most {settings.max_files} files allowed")
+    if len(files) > caps.max_files:
+        raise InvalidArgument(name, f"at most {caps.max_files} files allowed")
     total = 0
     for i, f in enumerate(files):
-        reason = check_path(f.path, max_length=settings.max_path_length)
+        reason = check_path(f.path, max_length=caps.max_path_length)
         if reason:
             raise InvalidArgument(f"{name}[{i}].path", reason)
-        if len(f.content) > settings.max_file_bytes:
+        if len(f.content) > caps.max_file_bytes:
             raise InvalidArgument(
-                f"{name}[{i}].content", f"must be at most {settings.max_file_bytes} bytes"
+                f"{name}[{i}].content", f"must be at most {caps.max_file_bytes} bytes"
             )
         total += len(f.content)
-    if total > settings.max_total_file_bytes:
+    if total > caps.max_total_file_bytes:
         raise InvalidArgument(
-            name, f"total content must be at most {settings.max_total_file_bytes} bytes"
+            name, f"total content must be at most {caps.max_total_file_bytes} bytes"
         )
     collisions = find_collisions(f.path for f in files)
     if collisions:
@@ -201,7 +168,7 @@ def _check_files(
 
 
 def _check_entry_and_steps(
-    request: spawner_pb2.ExecuteRequest, staged: set[str], settings: SpawnerSettings
+    request: spawner_pb2.ExecuteRequest, staged: set[str], caps: RequestLimits
 ) -> tuple[Step, ...]:
     # Which of the two is given is decided first: a path check on one of them
     # would be beside the point when the pair itself is wrong.
@@ -219,13 +186,13 @@ def _check_entry_and_steps(
     for i, step in enumerate(request.steps):
         if step.path not in staged:
             raise InvalidArgument(f"steps[{i}].path", "must be the path of one of the files")
-        steps.append(Step(step.path, _check_args(f"steps[{i}].args", step.args, settings)))
+        steps.append(Step(step.path, _check_args(f"steps[{i}].args", step.args, caps)))
     return tuple(steps)
 
 
-def _check_args(name: str, args: Sequence[str], settings: SpawnerSettings) -> tuple[str, ...]:
-    if len(args) > settings.max_args:
-        raise InvalidArgument(name, f"at most {settings.max_args} arguments allowed")
+def _check_args(name: str, args: Sequence[str], caps: RequestLimits) -> tuple[str, ...]:
+    if len(args) > caps.max_args:
+        raise InvalidArgument(name, f"at most {caps.max_args} arguments allowed")
     for i, arg in enumerate(args):
         # argv entries are C strings: a NUL would silently cut the argument.
         if "\x00" in arg:
@@ -264,9 +231,9 @@ def _check_limits(
     return timeout_ms, memory_bytes, cpus or settings.default_cpus
 
 
-def _check_env(env: dict[str, str], settings: SpawnerSettings) -> dict[str, str]:
-    if len(env) > settings.max_env:
-        raise InvalidArgument("env", f"at most {settings.max_env} variables allowed")
+def _check_env(env: dict[str, str], caps: RequestLimits) -> dict[str, str]:
+    if len(env) > caps.max_env:
+        raise InvalidArgument("env", f"at most {caps.max_env} variables allowed")
     total = 0
     # Map order is unspecified on the wire; sort so the error is deterministic.
     for name in sorted(env):
@@ -280,9 +247,9 @@ def _check_env(env: dict[str, str], settings: SpawnerSettings) -> dict[str, str]
         if "\x00" in value:
             raise InvalidArgument(where, "value must not contain NUL")
         total += len(name.encode("utf-8")) + len(value.encode("utf-8"))
-    if total > settings.max_env_bytes:
+    if total > caps.max_env_bytes:
         raise InvalidArgument(
-            "env", f"names and values must total at most {settings.max_env_bytes} bytes"
+            "env", f"names and values must total at most {caps.max_env_bytes} bytes"
         )
     return dict(env)
 

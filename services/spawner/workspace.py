@@ -5,7 +5,7 @@
         output/    harvested after every exit
         stdin      the request's standard input
 
-Paths were validated before they get here (services/spawner/paths.py); the
+Paths were validated before they get here (services/common/contract/paths.py); the
 resolved-path check below is a second, independent guard.
 """
 

@@ -8,10 +8,10 @@ import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2
+from services.common.contract.errors import InvalidArgument
 from services.spawner.config import MIB, SpawnerSettings
 from services.spawner.validation import (
     ExecutionSpec,
-    InvalidArgument,
     Step,
     validate_execute,
 )
@@ -121,14 +121,14 @@ INVALID = [
     ("language-unspecified", _set("language", common.LANGUAGE_UNSPECIFIED), "language"),
     ("language-unknown-number", _set("language", 7), "language"),
     ("files-none", _files(), "files"),
-    ("files-too-many", _many_files(S.max_files + 1), "files"),
+    ("files-too-many", _many_files(S.limits.max_files + 1), "files"),
     ("file-path-absolute", _files(F(path="a.py"), F(path="/etc/x")), "files[1].path"),
     ("file-path-dotdot", _files(F(path="a.py"), F(path="../x")), "files[1].path"),
-    ("file-path-too-long", _files(F(path="a" * (S.max_path_length + 1))), "files[0].path"),
-    ("file-too-big", _files(F(path="a.py", content=b"x" * (S.max_file_bytes + 1))),
+    ("file-path-too-long", _files(F(path="a" * (S.limits.max_path_length + 1))), "files[0].path"),
+    ("file-too-big", _files(F(path="a.py", content=b"x" * (S.limits.max_file_bytes + 1))),
      "files[0].content"),
-    ("files-total-too-big", _many_files(S.max_total_file_bytes // S.max_file_bytes + 1,
-                                        S.max_file_bytes), "files"),
+    ("files-total-too-big", _many_files(S.limits.max_total_file_bytes // S.limits.max_file_bytes + 1,
+                                        S.limits.max_file_bytes), "files"),
     ("files-collide-case", _files(F(path="a.py"), F(path="A.py")), "files"),
     ("files-collide-dir", _files(F(path="a"), F(path="a/b.py")), "files"),
     ("entry-and-steps-missing", _set("entry", ""), "entry"),
@@ -138,7 +138,7 @@ INVALID = [
     ("steps-too-many", _steps(*[common.Step(path="main.py")] * 11), "steps"),
     ("step-not-staged", _steps(common.Step(path="main.py"), common.Step(path="x.py")),
      "steps[1].path"),
-    ("step-args-too-many", _steps(common.Step(path="main.py", args=["a"] * (S.max_args + 1))),
+    ("step-args-too-many", _steps(common.Step(path="main.py", args=["a"] * (S.limits.max_args + 1))),
      "steps[0].args"),
     ("step-arg-nul", _steps(common.Step(path="main.py", args=["ok", "a\x00b"])),
      "steps[0].args[1]"),
@@ -150,7 +150,7 @@ INVALID = [
     ("limits-cpus-inf", _limits(cpus=float("inf")), "limits.cpus"),
     ("limits-cpus-negative", _limits(cpus=-0.5), "limits.cpus"),
     ("limits-cpus-high", _limits(cpus=S.max_cpus + 0.5), "limits.cpus"),
-    ("env-too-many", lambda r: r.env.update({f"V{i}": "" for i in range(S.max_env + 1)}), "env"),
+    ("env-too-many", lambda r: r.env.update({f"V{i}": "" for i in range(S.limits.max_env + 1)}), "env"),
     ("env-name-digit-first", _env(**{"1X": "v"}), 'env["1X"]'),
     ("env-name-dash", _env(**{"A-B": "v"}), 'env["A-B"]'),
     ("env-name-newline", _env(**{"A\n": "v"}), 'env["A\\n"]'),
@@ -159,19 +159,19 @@ INVALID = [
     ("env-reserved-proxy", _env(https_proxy="http://evil"), 'env["https_proxy"]'),
     ("env-reserved-sandbox", _env(SANDBOX_TOKEN="x"), 'env["SANDBOX_TOKEN"]'),
     ("env-reserved-ld-preload", _env(LD_PRELOAD="/x.so"), 'env["LD_PRELOAD"]'),
-    ("env-too-big", _env(A="x" * S.max_env_bytes), "env"),
-    ("stdin-too-big", _set("stdin", b"x" * (S.max_stdin_bytes + 1)), "stdin"),
-    ("args-too-many", lambda r: r.args.extend(["a"] * S.max_args), "args"),
+    ("env-too-big", _env(A="x" * S.limits.max_env_bytes), "env"),
+    ("stdin-too-big", _set("stdin", b"x" * (S.limits.max_stdin_bytes + 1)), "stdin"),
+    ("args-too-many", lambda r: r.args.extend(["a"] * S.limits.max_args), "args"),
     ("arg-nul", lambda r: r.args.append("a\x00"), "args[2]"),
     ("arg-too-long", lambda r: r.args.append("é" * 2049), "args[2]"),
     ("args-with-steps", lambda r: (_steps(common.Step(path="main.py"))(r), r.args.append("x")),
      "args"),
     ("prior-output-too-many", lambda r: r.prior_outputs.extend(
-        F(path=f"o{i}") for i in range(S.max_files + 1)), "prior_outputs"),
+        F(path=f"o{i}") for i in range(S.limits.max_files + 1)), "prior_outputs"),
     ("prior-output-hidden", lambda r: r.prior_outputs.extend([F(path="ok"), F(path=".x")]),
      "prior_outputs[1].path"),
     ("prior-output-too-big", lambda r: r.prior_outputs.add(
-        path="o", content=b"x" * (S.max_file_bytes + 1)), "prior_outputs[0].content"),
+        path="o", content=b"x" * (S.limits.max_file_bytes + 1)), "prior_outputs[0].content"),
     ("prior-output-collide", lambda r: r.prior_outputs.extend([F(path="o"), F(path="O")]),
      "prior_outputs"),
 ]
@@ -197,8 +197,8 @@ def test_invalid(mutate: Mutation, field: str) -> None:
                      ("memory_bytes", S.min_memory_bytes), id="memory-at-min"),
         pytest.param(_limits(cpus=S.max_cpus), ("cpus", S.max_cpus), id="cpus-at-max"),
         pytest.param(_limits(cpus=-0.0), ("cpus", S.default_cpus), id="cpus-negative-zero"),
-        pytest.param(lambda r: r.args.extend(["a"] * (S.max_args - 2)),
-                     ("steps", (Step("main.py", ("--x", "1") + ("a",) * (S.max_args - 2)),)),
+        pytest.param(lambda r: r.args.extend(["a"] * (S.limits.max_args - 2)),
+                     ("steps", (Step("main.py", ("--x", "1") + ("a",) * (S.limits.max_args - 2)),)),
                      id="args-at-max"),
         pytest.param(_env(**{"A" * 128: "v"}), ("env", {"A" * 128: "v"}), id="env-name-at-max"),
         pytest.param(_env(my_proxy="x"), ("env", {"my_proxy": "x"}), id="env-not-reserved"),
@@ -248,17 +248,38 @@ def test_duplicate_and_too_many_packages_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="listed twice"):
         validate_execute(req, SETTINGS)
     req = good_request()
-    for i in range(SETTINGS.max_packages + 1):
+    for i in range(SETTINGS.limits.max_packages + 1):
         req.packages.add(name=f"pkg{i}")
     with pytest.raises(InvalidArgument) as info:
         validate_execute(req, SETTINGS)
     assert info.value.field == "packages"
 
 
+@pytest.mark.parametrize(
+    "first, second",
+    [("Foo_Bar", "foo-bar"), ("zope.interface", "Zope_Interface"), ("requests[socks]", "requests")],
+)
+def test_the_same_pip_package_twice_is_refused(first, second) -> None:
+    req = good_request()
+    req.packages.add(name=first)
+    req.packages.add(name=second)
+    with pytest.raises(InvalidArgument, match="listed twice") as info:
+        validate_execute(req, SETTINGS)
+    assert info.value.field == "packages[1].name"
+
+
+def test_limits_come_from_mesh_variables(monkeypatch) -> None:
+    monkeypatch.setenv("MESH_MAX_FILES", "1")
+    req = good_request()  # two files
+    with pytest.raises(InvalidArgument) as info:
+        validate_execute(req, SpawnerSettings())
+    assert info.value.field == "files"
+
+
 def test_first_violation_in_proto_order_wins() -> None:
     req = good_request()
     req.tenant = "bad tenant"  # field 2
-    req.stdin = b"x" * (SETTINGS.max_stdin_bytes + 1)  # field 10
+    req.stdin = b"x" * (SETTINGS.limits.max_stdin_bytes + 1)  # field 10
     req.execution_id = "bad id"  # field 1
     with pytest.raises(InvalidArgument) as info:
         validate_execute(req, SETTINGS)
@@ -284,7 +305,7 @@ def test_limit_message_names_the_range() -> None:
 
 def test_prior_outputs_counted_apart_from_files() -> None:
     req = good_request()
-    _many_files(SETTINGS.max_files)(req)
-    req.prior_outputs.extend(F(path=f"o{i}") for i in range(SETTINGS.max_files))
+    _many_files(SETTINGS.limits.max_files)(req)
+    req.prior_outputs.extend(F(path=f"o{i}") for i in range(SETTINGS.limits.max_files))
     spec = validate_execute(req, SETTINGS)
-    assert len(spec.files) == len(spec.prior_outputs) == SETTINGS.max_files
+    assert len(spec.files) == len(spec.prior_outputs) == SETTINGS.limits.max_files

@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandbox.egress.v1 import egress_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
-from services.egress import credentials
+from services.common.contract import egress_token
 from services.egress.allowlist import derive
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -205,8 +205,8 @@ class Mesh:
     # --- helpers for tests --------------------------------------------------
 
     def auth(self, execution_id: str, tenant: str = "tenant-a", secret: str | None = None) -> str:
-        token = credentials.mint(secret or self.secret, execution_id, tenant, 600)
-        return credentials.proxy_authorization(execution_id, token)
+        token = egress_token.mint(secret or self.secret, execution_id, tenant, 600)
+        return egress_token.proxy_authorization(execution_id, token)
 
     def sandbox_exec(self, argv: list[str], env: dict | None = None, timeout: int = 180) -> tuple[int, str]:
         code, output = self.sandbox.exec_run(["timeout", str(timeout), *argv], user="10001", environment=env or {})

@@ -15,6 +15,7 @@ import secrets
 import pytest
 
 from sandbox.egress.v1 import egress_pb2 as pb
+from services.common.contract import egress_token
 
 pytestmark = pytest.mark.integration
 
@@ -23,9 +24,7 @@ PROXY_PORT = 3128
 
 
 def proxy_env(mesh, egress, execution_id):
-    from services.egress import credentials
-
-    token = credentials.mint(mesh.secret, execution_id, "tenant-a", 600)
+    token = egress_token.mint(mesh.secret, execution_id, "tenant-a", 600)
     url = f"http://{execution_id}:{token}@{egress.proxy_host}:{PROXY_PORT}"
     return {"HTTPS_PROXY": url, "HTTP_PROXY": url, "https_proxy": url, "http_proxy": url,
             "npm_config_https_proxy": url, "npm_config_proxy": url}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.common.contract.ids import ID_RE
 from services.control.artifact_errors import FailedPrecondition, LimitExceeded, StaleRevision, to_status
 from services.control.artifacts import (
     ArtifactLimits,
@@ -28,7 +29,6 @@ from services.control.artifacts import (
     page_size,
 )
 from services.control.errors import AlreadyExists, InvalidArgument, NotFound
-from services.spawner.validation import ID_RE
 
 LIMITS = ArtifactLimits(max_files=3, max_file_bytes=10, max_total_bytes=20, max_path_length=40, max_packages=2)
 

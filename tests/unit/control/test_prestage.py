@@ -1,8 +1,8 @@
 """The pre-staging bound of artifact runs (pure rules)."""
 
+from services.common.contract.ids import ID_RE
 from services.control.runs import PrestageLimits, judge_prestage, new_run_id
 from services.control.store import StoredFile
-from services.spawner.validation import ID_RE
 
 LIMITS = PrestageLimits(max_bytes=100, max_files=2, max_file_bytes=60)
 

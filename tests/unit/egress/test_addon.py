@@ -18,7 +18,7 @@ from mitmproxy.proxy import commands, context, events
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow, tutils
 
-from services.egress import credentials
+from services.common.contract import egress_token
 from services.egress.addon import EgressAddon, Metered
 from services.egress.resolver import Resolver, parse_hosts
 
@@ -74,7 +74,7 @@ def env():
 
 
 def auth(execution_id="exec-1", tenant="tenant-a", ttl=600, now=NOW):
-    return credentials.proxy_authorization(execution_id, credentials.mint(SECRET, execution_id, tenant, ttl, now=now))
+    return egress_token.proxy_authorization(execution_id, egress_token.mint(SECRET, execution_id, tenant, ttl, now=now))
 
 
 def connect_flow(host=ALLOWED, port=443, authorization=None, client=None):
@@ -170,9 +170,9 @@ def test_connect_refused(env, host, port, status, reason):
         ("Basic !!", "credentials_malformed"),
         (auth(now=NOW - 3600), "credentials_expired"),
         # exec-2's token presented under exec-1's name:
-        (credentials.proxy_authorization("exec-1", credentials.mint(SECRET, "exec-2", "tenant-a", 600, now=NOW)),
+        (egress_token.proxy_authorization("exec-1", egress_token.mint(SECRET, "exec-2", "tenant-a", 600, now=NOW)),
          "credentials_bad_signature"),
-        (credentials.proxy_authorization("exec-1", credentials.mint(b"x" * 32, "exec-1", "tenant-a", 600, now=NOW)),
+        (egress_token.proxy_authorization("exec-1", egress_token.mint(b"x" * 32, "exec-1", "tenant-a", 600, now=NOW)),
          "credentials_bad_signature"),
     ],
 )

@@ -1,7 +1,7 @@
-"""Per-execution proxy credentials, verified without a round-trip.
+"""The per-execution egress proxy credential, verified without a round-trip.
 
-The spawner mints, for every execution, the proxy user name (the execution id)
-and a password token::
+The spawner mints it and the egress verifies it. For every execution the
+proxy user name is the execution id and the password a token::
 
     v1.<tenant>.<expiry unix seconds>.<base64url HMAC-SHA256(secret, "v1|id|tenant|expiry")>
 
@@ -20,12 +20,13 @@ import hmac
 import re
 import time
 
+from services.common.contract.ids import ID_RE, ID_RULE
+
 VERSION = "v1"
 MIN_SECRET_BYTES = 16
 MAX_TOKEN_LENGTH = 256
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_EXPIRY = re.compile(r"^[0-9]{1,12}$")
-_MAC = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes, unpadded base64url
+_EXPIRY = re.compile(r"[0-9]{1,12}\Z")
+_MAC = re.compile(r"[A-Za-z0-9_-]{43}\Z")  # 32 bytes, unpadded base64url
 
 
 class Refusal:
@@ -61,10 +62,10 @@ def mint(
     secret: bytes | str, execution_id: str, tenant: str, ttl_seconds: int, now: float | None = None
 ) -> str:
     """The proxy password for ``execution_id`` (the proxy user name)."""
-    if not _ID.match(execution_id or ""):
-        raise ValueError("execution_id must match [A-Za-z0-9_-]{1,64}")
-    if not _ID.match(tenant or ""):
-        raise ValueError("tenant must match [A-Za-z0-9_-]{1,64}")
+    if not ID_RE.match(execution_id or ""):
+        raise ValueError(f"execution_id {ID_RULE}")
+    if not ID_RE.match(tenant or ""):
+        raise ValueError(f"tenant {ID_RULE}")
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
     expiry = int(time.time() if now is None else now) + int(ttl_seconds)
@@ -84,7 +85,7 @@ def verify(
     if len(parts) != 4 or parts[0] != VERSION:
         return Refusal.MALFORMED
     _, tenant, expiry_text, mac = parts
-    if not (_ID.match(username) and _ID.match(tenant) and _EXPIRY.match(expiry_text) and _MAC.match(mac)):
+    if not (ID_RE.match(username) and ID_RE.match(tenant) and _EXPIRY.match(expiry_text) and _MAC.match(mac)):
         return Refusal.MALFORMED
     expiry = int(expiry_text)
     if not hmac.compare_digest(_mac(key, username, tenant, expiry).encode(), mac.encode()):

@@ -1,4 +1,4 @@
-"""Path rules for staged files (services/spawner/paths.py)."""
+"""Path rules for staged files (services/common/contract/paths.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from services.spawner.paths import check_path, find_collisions
+from services.common.contract.paths import check_path, find_collisions
 
 MAX = 255
 

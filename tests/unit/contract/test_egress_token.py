@@ -1,4 +1,4 @@
-"""services.egress.credentials: mint and verify per-execution proxy tokens."""
+"""services.common.contract.egress_token: mint and verify per-execution proxy tokens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.egress.credentials import (
+from services.common.contract.egress_token import (
     Identity,
     Refusal,
     mint,
@@ -67,6 +67,10 @@ def test_tampered_tenant_or_expiry():
         ("exec-1", "v1.tenant-a.1800000060." + "A" * 42, Refusal.MALFORMED),
         ("exec-1", "v1.ten|ant.1800000060." + "A" * 43, Refusal.MALFORMED),
         ("exec|1", "v1.tenant-a.1800000060." + "A" * 43, Refusal.MALFORMED),
+        ("exec-1\n", "v1.tenant-a.1800000060." + "A" * 43, Refusal.MALFORMED),
+        ("exec-1", "v1.tenant-a\n.1800000060." + "A" * 43, Refusal.MALFORMED),
+        ("exec-1", "v1.tenant-a.1800000060\n." + "A" * 43, Refusal.MALFORMED),
+        ("exec-1", "v1.tenant-a.1800000060." + "A" * 43 + "\n", Refusal.MALFORMED),
         ("exec-1", "v1.tenant-a.1800000060." + "A" * 43 + ".x", Refusal.MALFORMED),
         ("exec-1", "v1." + "a" * 300, Refusal.MALFORMED),
         ("exec-1", "v1.tenant-a.1800000060." + "A" * 43, Refusal.BAD_SIGNATURE),
@@ -78,7 +82,8 @@ def test_malformed(username, token, reason):
 
 @pytest.mark.parametrize(
     "args",
-    [("bad id", "t", 60), ("e", "bad|tenant", 60), ("e", "t", 0), ("e" * 65, "t", 60)],
+    [("bad id", "t", 60), ("e", "bad|tenant", 60), ("e", "t", 0), ("e" * 65, "t", 60), ("e\n", "t", 60),
+     ("e", "t\n", 60)],
 )
 def test_mint_validates(args):
     with pytest.raises(ValueError):
