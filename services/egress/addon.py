@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import pathlib
 import socket
 import time
@@ -153,7 +152,7 @@ class EgressAddon:
         loader.add_option("egress_allow_hosts", Sequence[str], [], "Allowed host names: exact names and *.suffix wildcards.")
         loader.add_option("egress_mode", str, PASSTHROUGH, "passthrough (TLS end to end) or intercept (terminate TLS with the egress CA).", choices=[PASSTHROUGH, INTERCEPT])
         loader.add_option("egress_allow_plain_http", bool, False, "Allow plain-HTTP requests to port 80 (Host must equal the request-URI host).")
-        loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the EGRESS_SECRET environment variable).")
+        loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the secret the addon was made with).")
         loader.add_option("egress_hosts_file", str, "", "hosts(5)-style file consulted before DNS by the egress's own resolver.")
         loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
         loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
@@ -211,8 +210,6 @@ class EgressAddon:
                     secret = pathlib.Path(o.egress_secret_file).read_bytes().strip()
                 except OSError as exc:
                     raise exceptions.OptionsError(f"egress_secret_file: {exc}") from exc
-            elif secret is None and os.environ.get("EGRESS_SECRET"):
-                secret = os.environ["EGRESS_SECRET"].encode()
             if not secret or len(secret) < credentials.MIN_SECRET_BYTES:
                 raise exceptions.OptionsError(
                     f"egress: a secret of at least {credentials.MIN_SECRET_BYTES} bytes is required "
