@@ -38,6 +38,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.egress import credentials, policy
 from services.egress.audit import ALLOW, DENY, DecisionLog, Record
+from services.egress.grpc_service import serve_decisions
 from services.egress.resolver import Resolver, parse_hosts
 
 log = logging.getLogger(__name__)
@@ -221,9 +222,8 @@ class EgressAddon:
 
     async def running(self):
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
-            from services.egress import grpc_service
-
-            self.grpc_server, self.grpc_port = await grpc_service.start(
+            assert self.secret is not None  # configure() refuses to go on without one
+            self.grpc_server, self.grpc_port = await serve_decisions(
                 self.decisions_for, ctx.options.egress_grpc_listen, self.secret
             )
             log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
