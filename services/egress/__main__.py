@@ -13,6 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
+from services.egress.allowlist import derive
 from services.egress.config import EgressSettings, split_list
 
 log = logging.getLogger("services.egress")
@@ -21,8 +22,6 @@ log = logging.getLogger("services.egress")
 def allow_hosts(settings: EgressSettings) -> list[str]:
     if settings.allow_hosts is not None:
         return split_list(settings.allow_hosts)
-    from services.egress.allowlist import derive
-
     hosts = derive(settings.runtime_image)
     log.info("allowlist derived from %s: %s", settings.runtime_image, ",".join(hosts))
     return hosts
