@@ -37,7 +37,7 @@ from mitmproxy.proxy import commands, events, layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.egress import credentials, policy
-from services.egress.audit import ALLOW, DENY, DecisionLog, Record
+from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
 from services.egress.grpc_service import serve_decisions
 from services.egress.resolver import Resolver, parse_hosts
 
@@ -48,6 +48,11 @@ INTERCEPT = "intercept"
 TLS_PORTS = frozenset({443})
 PLAIN_PORTS = frozenset({80})
 REALM = "sandbox-egress"
+# URLs in decision records are cut here: a record is evidence, not a copy of
+# whatever a sandbox chose to send.
+MAX_RECORDED_URL_LENGTH = 2048
+# "65535" at most; a longer port in a Host header is refused as malformed.
+MAX_PORT_DIGITS = 5
 
 
 class Reason:
@@ -159,8 +164,8 @@ class EgressAddon:
         loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
         loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
         loader.add_option("egress_grpc_listen", str, "", "host:port of the sandbox.egress.v1.Egress gRPC service; empty to disable.")
-        loader.add_option("egress_ring_size", int, 256, "Decisions kept in memory per execution.")
-        loader.add_option("egress_ring_executions", int, 4096, "Executions whose decisions are kept in memory.")
+        loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
+        loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
         loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
 
     def configure(self, updated: set[str]):
@@ -390,7 +395,7 @@ class EgressAddon:
         record.execution_id, record.tenant = tunnel.record.execution_id, tunnel.record.tenant
         record.claimed_user = tunnel.record.claimed_user
         record.sni = tunnel.record.sni
-        record.url = f"https://{tunnel.name}:{tunnel.port}{flow.request.path}"[:2048]
+        record.url = f"https://{tunnel.name}:{tunnel.port}{flow.request.path}"[:MAX_RECORDED_URL_LENGTH]
         if not (tunnel.sni_checked and flow.client_conn.tls_established):
             self._deny(record, Reason.TLS_REQUIRED)
             self.decisions.add(record)
@@ -421,7 +426,7 @@ class EgressAddon:
     async def _plain_request(self, flow: http.HTTPFlow, state: ClientState) -> None:
         request = flow.request
         record = self._record(state, "http", request.host, request.port)
-        record.url = request.url[:2048]
+        record.url = request.url[:MAX_RECORDED_URL_LENGTH]
         if not self._authenticate(flow, record):
             return
         if not ctx.options.egress_allow_plain_http or request.scheme != "http":
@@ -502,7 +507,7 @@ def _split_host_header(value: str, default_port: int) -> tuple[str, int]:
     else:
         host, port_text = value, ""
     if port_text:
-        if not port_text.isdigit() or len(port_text) > 5:
+        if not port_text.isdigit() or len(port_text) > MAX_PORT_DIGITS:
             return host, -1
         return host, int(port_text)
     return host, default_port

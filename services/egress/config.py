@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
+
 
 def split_list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").replace("\n", ",").split(",") if item.strip()]
@@ -38,8 +40,8 @@ class EgressSettings(BaseSettings):
     upstream_ca: str | None = None
     # Where the intercept-mode CA lives (mitmproxy's confdir).
     confdir: str = "/var/lib/sandbox-mesh/egress"
-    ring_size: int = Field(default=256, ge=1)
-    ring_executions: int = Field(default=4096, ge=1)
+    ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
+    ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
     decision_log: str = ""
 
     @model_validator(mode="after")
