@@ -1,4 +1,5 @@
-"""Egress settings, read from EGRESS_* environment variables."""
+"""Egress settings, read from EGRESS_* environment variables (lists are
+comma-separated, services/common/settings.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.settings import CommaList
 from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
-
-
-def split_list(value: str | None) -> list[str]:
-    return [item.strip() for item in (value or "").replace("\n", ",").split(",") if item.strip()]
 
 
 class EgressSettings(BaseSettings):
@@ -19,9 +17,9 @@ class EgressSettings(BaseSettings):
 
     # Proxy listen address (compose: 0.0.0.0:3128 on the sandbox network only).
     listen: str = "127.0.0.1:3128"
-    # Comma-separated names and *.suffix wildcards. Unset: derived from the
-    # runtime image's own pip and npm configuration (needs the Docker engine).
-    allow_hosts: str | None = None
+    # Names and *.suffix wildcards. Unset: derived from the runtime image's
+    # own pip and npm configuration (needs the Docker engine); empty: none.
+    allow_hosts: CommaList | None = None
     runtime_image: str = "sandbox-mesh/runtime:local"
     mode: Literal["passthrough", "intercept"] = "passthrough"
     allow_plain_http: bool = False
@@ -32,8 +30,8 @@ class EgressSettings(BaseSettings):
     hosts_file: str | None = None
     dns: bool = True
     # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
-    allow_networks: str = ""
-    own_addresses: str = ""
+    allow_networks: CommaList = ()
+    own_addresses: CommaList = ()
     # sandbox.egress.v1.Egress gRPC service; empty disables it.
     grpc_listen: str = "127.0.0.1:50053"
     # CA bundle for verifying upstream servers in intercept mode.
