@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
 PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
 # compose validates the whole file, secrets included, even to take it down.
-for name in SANDBOX_SECRET EGRESS_SECRET EGRESS_ALLOW_HOSTS CONTROL_TENANT_KEYS; do
+for name in SERVICE_SECRET EGRESS_SECRET EGRESS_ALLOW_HOSTS CONTROL_TENANT_KEYS; do
     if [ -z "${!name:-}" ]; then
         value=$(sed -n "s/^$name=//p" .env 2>/dev/null | tail -1 || true)
         export "$name=${value:-unset}"

@@ -9,7 +9,13 @@ mkdir -p "${SPAWNER_WORKSPACE_ROOT:-/var/lib/sandbox-mesh/workspaces}"
 
 # The services authenticate each other with shared secrets. Keep the ones in
 # .env (gitignored; compose reads it too) or make them on first use.
-for name in SANDBOX_SECRET EGRESS_SECRET; do
+# An .env from before the rename calls the service secret SANDBOX_SECRET:
+# rename it in place, so the mesh keeps its secret.
+if grep -q '^SANDBOX_SECRET=' .env 2>/dev/null && ! grep -q '^SERVICE_SECRET=' .env; then
+    sed -i.bak 's/^SANDBOX_SECRET=/SERVICE_SECRET=/' .env && rm -f .env.bak
+    echo "renamed SANDBOX_SECRET to SERVICE_SECRET in .env"
+fi
+for name in SERVICE_SECRET EGRESS_SECRET; do
     if [ -z "${!name:-}" ]; then
         if ! grep -q "^$name=" .env 2>/dev/null; then
             echo "$name=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" >> .env
@@ -60,7 +66,7 @@ The mesh is up: control on 127.0.0.1:$CONTROL_PORT (what clients call), the
 spawner on 127.0.0.1:$PORT, the egress inside. Calls are signed (keys in .env;
 a signature is good for one call within 60 s). Run some code as tenant "demo":
 
-  export SANDBOX_SECRET=\$(sed -n 's/^CONTROL_TENANT_KEYS=.*"demo": *"\([0-9a-f]*\)".*/\1/p' .env)
+  export SANDBOX_TENANT_KEY=\$(sed -n 's/^CONTROL_TENANT_KEYS=.*"demo": *"\([0-9a-f]*\)".*/\1/p' .env)
   REQ='{"language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
   eval .venv/bin/grpcurl -plaintext -d "'\$REQ'" \$(.venv/bin/python -m services.control.sign demo sandbox.control.v1.Control/Execute "\$REQ") 127.0.0.1:$CONTROL_PORT sandbox.control.v1.Control/Execute
 

@@ -92,6 +92,23 @@ def _body(request) -> bytes:
     return request.SerializeToString(deterministic=True)
 
 
+def _needs_check(handler, method: str) -> bool:
+    return handler is not None and not method.startswith(OPEN_PREFIXES)
+
+
+def _header(handler_call_details) -> str | None:
+    return dict(handler_call_details.invocation_metadata or ()).get(HEADER)
+
+
+def _refusal(verifier: Verifier, method: str, request, header: str | None) -> str | None:
+    """Why the call is refused, or None when it is authentic."""
+    try:
+        verifier.verify(method, _body(request), header)
+    except AuthError as exc:
+        return str(exc)
+    return None
+
+
 class ServerAuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, verifier: Verifier):
         self._verifier = verifier
@@ -99,16 +116,15 @@ class ServerAuthInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(OPEN_PREFIXES):
+        if not _needs_check(handler, method):
             return handler
-        header = dict(handler_call_details.invocation_metadata or ()).get(HEADER)
+        header = _header(handler_call_details)
         verifier = self._verifier
 
         def check(request, context):
-            try:
-                verifier.verify(method, _body(request), header)
-            except AuthError as exc:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            refusal = _refusal(verifier, method, request, header)
+            if refusal is not None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
 
         if handler.unary_unary:
             inner = handler.unary_unary
@@ -131,6 +147,35 @@ class ServerAuthInterceptor(grpc.ServerInterceptor):
                 unary_stream, handler.request_deserializer, handler.response_serializer
             )
         raise NotImplementedError(f"{method}: only unary requests are authenticated")
+
+
+class AsyncServerAuthInterceptor(grpc.aio.ServerInterceptor):
+    """The same check for grpc.aio servers (the egress serves on mitmproxy's
+    event loop)."""
+
+    def __init__(self, verifier: Verifier):
+        self._verifier = verifier
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if not _needs_check(handler, method):
+            return handler
+        if not handler.unary_unary:
+            raise NotImplementedError(f"{method}: only unary-unary calls are authenticated on grpc.aio")
+        header = _header(handler_call_details)
+        verifier = self._verifier
+        inner = handler.unary_unary
+
+        async def unary_unary(request, context):
+            refusal = _refusal(verifier, method, request, header)
+            if refusal is not None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )
 
 
 class CallDetails(grpc.ClientCallDetails):

@@ -1,6 +1,10 @@
 """Prints an `x-sandbox-signature` value for one call, for grpcurl.
 
-    SANDBOX_SECRET=... python -m services.common.sign sandbox.spawner.v1.Spawner/Execute '{"execution_id": ...}'
+    SERVICE_SECRET=... python -m services.common.sign sandbox.spawner.v1.Spawner/Execute '{"execution_id": ...}'
+
+SERVICE_SECRET is the secret the services share (the spawner's SPAWNER_SECRET,
+which is also read). A tenant's key signs calls to control instead:
+services.control.sign.
 
 The signature covers the request, so pass the same JSON to grpcurl's -d. It
 is valid for one call within the replay window (60 s).
@@ -29,9 +33,9 @@ def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    secret = os.environ.get("SANDBOX_SECRET") or os.environ.get("SPAWNER_SECRET")
+    secret = os.environ.get("SERVICE_SECRET") or os.environ.get("SPAWNER_SECRET")
     if not secret:
-        print("set SANDBOX_SECRET", file=sys.stderr)
+        print("set SERVICE_SECRET (SANDBOX_SECRET is no longer read)", file=sys.stderr)
         return 2
     print(signature(sys.argv[1], sys.argv[2], secret.encode()))
     return 0

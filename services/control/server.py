@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pathlib
-from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
+from services.common import grpc_server
 from services.control.artifacts_servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
@@ -79,24 +78,13 @@ def build_control(settings: ControlSettings, spawner_secret: bytes | None) -> tu
 def start(settings: ControlSettings) -> RunningServer:
     spawner_secret, tenant_keys = secrets_of(settings)
     control, database = build_control(settings, spawner_secret)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", MAX_REQUEST)],
-        interceptors=[TenantAuthInterceptor(tenant_keys)],
+    server = grpc_server.thread_pool_server(
+        workers=64, interceptors=[TenantAuthInterceptor(tenant_keys)], max_request_bytes=MAX_REQUEST
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
     artifacts_name = add_artifacts(server, database, control=control)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [SERVICE_NAME, artifacts_name, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.listen}")
+    bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])
     control.start()
-    server.start()
-    for service in ("", SERVICE_NAME, artifacts_name):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("control listening on %s (port %d), database %s", settings.listen, port, database.dialect)
-    return RunningServer(server, port, control, database, health_servicer)
+    bound.start()
+    log.info("control listening on %s (port %d), database %s", settings.listen, bound.port, database.dialect)
+    return RunningServer(server, bound.port, control, database, bound.health)

@@ -1,6 +1,6 @@
 """Prints the two metadata headers of one control call, for grpcurl.
 
-    SANDBOX_SECRET=<tenant key> python -m services.control.sign <tenant> sandbox.control.v1.Control/GetQuota '{}'
+    SANDBOX_TENANT_KEY=<tenant key> python -m services.control.sign <tenant> sandbox.control.v1.Control/GetQuota '{}'
 
 prints `-H 'x-sandbox-tenant: ...' -H 'x-sandbox-signature: ...'`. The
 signature covers the request, so pass the same JSON to grpcurl's -d; it is
@@ -20,7 +20,7 @@ from services.control.auth import TENANT_HEADER
 
 
 def main() -> int:
-    secret = os.environ.get("SANDBOX_SECRET")
+    secret = os.environ.get("SANDBOX_TENANT_KEY")
     if len(sys.argv) != 4 or not secret:
         print(__doc__, file=sys.stderr)
         return 2

@@ -13,16 +13,15 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
-from services.egress.config import EgressSettings, split_list
+from services.egress.allowlist import derive
+from services.egress.config import EgressSettings
 
 log = logging.getLogger("services.egress")
 
 
 def allow_hosts(settings: EgressSettings) -> list[str]:
     if settings.allow_hosts is not None:
-        return split_list(settings.allow_hosts)
-    from services.egress.allowlist import derive
-
+        return list(settings.allow_hosts)
     hosts = derive(settings.runtime_image)
     log.info("allowlist derived from %s: %s", settings.runtime_image, ",".join(hosts))
     return hosts
@@ -35,8 +34,8 @@ def proxy_options(settings: EgressSettings, hosts: list[str]) -> dict:
         egress_allow_plain_http=settings.allow_plain_http,
         egress_hosts_file=settings.hosts_file or "",
         egress_dns=settings.dns,
-        egress_allow_networks=split_list(settings.allow_networks),
-        egress_own_addresses=split_list(settings.own_addresses),
+        egress_allow_networks=list(settings.allow_networks),
+        egress_own_addresses=list(settings.own_addresses),
         egress_grpc_listen=settings.grpc_listen,
         egress_ring_size=settings.ring_size,
         egress_ring_executions=settings.ring_executions,

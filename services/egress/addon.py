@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import pathlib
 import socket
 import time
@@ -39,7 +38,8 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
 from services.egress import policy
-from services.egress.audit import ALLOW, DENY, DecisionLog, Record
+from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
+from services.egress.grpc_service import serve_decisions
 from services.egress.resolver import Resolver, parse_hosts
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ INTERCEPT = "intercept"
 TLS_PORTS = frozenset({443})
 PLAIN_PORTS = frozenset({80})
 REALM = "sandbox-egress"
+# URLs in decision records are cut here: a record is evidence, not a copy of
+# whatever a sandbox chose to send.
+MAX_RECORDED_URL_LENGTH = 2048
+# "65535" at most; a longer port in a Host header is refused as malformed.
+MAX_PORT_DIGITS = 5
 
 
 class Reason:
@@ -154,14 +159,14 @@ class EgressAddon:
         loader.add_option("egress_allow_hosts", Sequence[str], [], "Allowed host names: exact names and *.suffix wildcards.")
         loader.add_option("egress_mode", str, PASSTHROUGH, "passthrough (TLS end to end) or intercept (terminate TLS with the egress CA).", choices=[PASSTHROUGH, INTERCEPT])
         loader.add_option("egress_allow_plain_http", bool, False, "Allow plain-HTTP requests to port 80 (Host must equal the request-URI host).")
-        loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the EGRESS_SECRET environment variable).")
+        loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the secret the addon was made with).")
         loader.add_option("egress_hosts_file", str, "", "hosts(5)-style file consulted before DNS by the egress's own resolver.")
         loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
         loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
         loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
         loader.add_option("egress_grpc_listen", str, "", "host:port of the sandbox.egress.v1.Egress gRPC service; empty to disable.")
-        loader.add_option("egress_ring_size", int, 256, "Decisions kept in memory per execution.")
-        loader.add_option("egress_ring_executions", int, 4096, "Executions whose decisions are kept in memory.")
+        loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
+        loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
         loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
 
     def configure(self, updated: set[str]):
@@ -212,8 +217,6 @@ class EgressAddon:
                     secret = pathlib.Path(o.egress_secret_file).read_bytes().strip()
                 except OSError as exc:
                     raise exceptions.OptionsError(f"egress_secret_file: {exc}") from exc
-            elif secret is None and os.environ.get("EGRESS_SECRET"):
-                secret = os.environ["EGRESS_SECRET"].encode()
             if not secret or len(secret) < egress_token.MIN_SECRET_BYTES:
                 raise exceptions.OptionsError(
                     f"egress: a secret of at least {egress_token.MIN_SECRET_BYTES} bytes is required "
@@ -225,9 +228,8 @@ class EgressAddon:
 
     async def running(self):
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
-            from services.egress import grpc_service
-
-            self.grpc_server, self.grpc_port = await grpc_service.start(
+            assert self.secret is not None  # configure() refuses to go on without one
+            self.grpc_server, self.grpc_port = await serve_decisions(
                 self.decisions_for, ctx.options.egress_grpc_listen, self.secret
             )
             log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
@@ -394,7 +396,7 @@ class EgressAddon:
         record.execution_id, record.tenant = tunnel.record.execution_id, tunnel.record.tenant
         record.claimed_user = tunnel.record.claimed_user
         record.sni = tunnel.record.sni
-        record.url = f"https://{tunnel.name}:{tunnel.port}{flow.request.path}"[:2048]
+        record.url = f"https://{tunnel.name}:{tunnel.port}{flow.request.path}"[:MAX_RECORDED_URL_LENGTH]
         if not (tunnel.sni_checked and flow.client_conn.tls_established):
             self._deny(record, Reason.TLS_REQUIRED)
             self.decisions.add(record)
@@ -425,7 +427,7 @@ class EgressAddon:
     async def _plain_request(self, flow: http.HTTPFlow, state: ClientState) -> None:
         request = flow.request
         record = self._record(state, "http", request.host, request.port)
-        record.url = request.url[:2048]
+        record.url = request.url[:MAX_RECORDED_URL_LENGTH]
         if not self._authenticate(flow, record):
             return
         if not ctx.options.egress_allow_plain_http or request.scheme != "http":
@@ -506,7 +508,7 @@ def _split_host_header(value: str, default_port: int) -> tuple[str, int]:
     else:
         host, port_text = value, ""
     if port_text:
-        if not port_text.isdigit() or len(port_text) > 5:
+        if not port_text.isdigit() or len(port_text) > MAX_PORT_DIGITS:
             return host, -1
         return host, int(port_text)
     return host, default_port

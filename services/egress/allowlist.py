@@ -15,15 +15,22 @@ import json
 import sys
 import urllib.parse
 
+import docker
+
 from services.egress.policy import Allowlist, Decision, normalize_host
 
 LABEL_ROLE = "sandbox-mesh.role"
 ROLE = "egress-allowlist"
 MARKER = "EGRESS-ALLOWLIST-JSON:"
+# Docker API timeout; it bounds the wait for the probe container to finish.
+PROBE_TIMEOUT_SECONDS = 120
 
-# Runs inside the runtime image with its own python3, pip and npm.
+# Runs inside the runtime image with its own python3, pip and npm. pip's
+# internals are imported inside the try: the image may lack pip or have one
+# whose internals moved, and npm must still be asked.
 PROBE = r"""
 import json, subprocess
+NPM_TIMEOUT_SECONDS = 60
 out = {"pip_index_urls": [], "pip_default_file_hosts": [], "npm_registries": []}
 try:
     from pip._internal.configuration import Configuration
@@ -45,8 +52,8 @@ try:
 except Exception as exc:
     out["pip_error"] = repr(exc)
 try:
-    listing = json.loads(subprocess.run(["npm", "config", "list", "--json"], capture_output=True, text=True, timeout=60).stdout or "{}")
-    registries = [listing.get("registry") or subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=60).stdout.strip()]
+    listing = json.loads(subprocess.run(["npm", "config", "list", "--json"], capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS).stdout or "{}")
+    registries = [listing.get("registry") or subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS).stdout.strip()]
     registries += [v for k, v in listing.items() if k.endswith(":registry") and isinstance(v, str)]
     out["npm_registries"] = [r for r in registries if r]
 except Exception as exc:
@@ -88,10 +95,8 @@ def parse_probe_output(output: str) -> list[str]:
     return hosts
 
 
-def derive(image: str, api=None, timeout: int = 120) -> list[str]:
+def derive(image: str, api=None, timeout: int = PROBE_TIMEOUT_SECONDS) -> list[str]:
     """Runs the probe in ``image`` (no network, removed afterwards)."""
-    import docker
-
     client = docker.DockerClient(version="auto", timeout=timeout) if api is None else api
     try:
         output = client.containers.run(

@@ -15,6 +15,10 @@ from typing import IO
 ALLOW = "allow"
 DENY = "deny"
 
+# Decisions kept in memory per execution, and executions kept (oldest dropped).
+DEFAULT_RING_SIZE = 256
+DEFAULT_RING_EXECUTIONS = 4096
+
 _log = logging.getLogger("sandbox.egress.decisions")
 
 
@@ -69,7 +73,12 @@ class DecisionLog:
     credentials) are logged but never stored under the id they claimed: a
     sandbox must not be able to plant decisions in another execution's record."""
 
-    def __init__(self, per_execution: int = 256, max_executions: int = 4096, stream: IO[str] | None = None):
+    def __init__(
+        self,
+        per_execution: int = DEFAULT_RING_SIZE,
+        max_executions: int = DEFAULT_RING_EXECUTIONS,
+        stream: IO[str] | None = None,
+    ):
         self.per_execution = per_execution
         self.max_executions = max_executions
         self.stream = stream if stream is not None else sys.stdout

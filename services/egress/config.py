@@ -1,4 +1,5 @@
-"""Egress settings, read from EGRESS_* environment variables."""
+"""Egress settings, read from EGRESS_* environment variables (lists are
+comma-separated, services/common/settings.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def split_list(value: str | None) -> list[str]:
-    return [item.strip() for item in (value or "").replace("\n", ",").split(",") if item.strip()]
+from services.common.settings import CommaList
+from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
 
 
 class EgressSettings(BaseSettings):
@@ -17,9 +17,9 @@ class EgressSettings(BaseSettings):
 
     # Proxy listen address (compose: 0.0.0.0:3128 on the sandbox network only).
     listen: str = "127.0.0.1:3128"
-    # Comma-separated names and *.suffix wildcards. Unset: derived from the
-    # runtime image's own pip and npm configuration (needs the Docker engine).
-    allow_hosts: str | None = None
+    # Names and *.suffix wildcards. Unset: derived from the runtime image's
+    # own pip and npm configuration (needs the Docker engine); empty: none.
+    allow_hosts: CommaList | None = None
     runtime_image: str = "sandbox-mesh/runtime:local"
     mode: Literal["passthrough", "intercept"] = "passthrough"
     allow_plain_http: bool = False
@@ -30,16 +30,16 @@ class EgressSettings(BaseSettings):
     hosts_file: str | None = None
     dns: bool = True
     # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
-    allow_networks: str = ""
-    own_addresses: str = ""
+    allow_networks: CommaList = ()
+    own_addresses: CommaList = ()
     # sandbox.egress.v1.Egress gRPC service; empty disables it.
     grpc_listen: str = "127.0.0.1:50053"
     # CA bundle for verifying upstream servers in intercept mode.
     upstream_ca: str | None = None
     # Where the intercept-mode CA lives (mitmproxy's confdir).
     confdir: str = "/var/lib/sandbox-mesh/egress"
-    ring_size: int = Field(default=256, ge=1)
-    ring_executions: int = Field(default=4096, ge=1)
+    ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
+    ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
     decision_log: str = ""
 
     @model_validator(mode="after")

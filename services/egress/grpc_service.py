@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
-from services.common.auth import HEADER, AuthError, Verifier
+from services.common import grpc_server
 from services.common.contract.ids import ID_RE, ID_RULE
 from services.egress.audit import ALLOW, Record
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Egress"].full_name
+# The only caller is the spawner, once per failed execution with packages.
+MAX_CONCURRENT_RPCS = 64
 
 DecisionSource = Callable[[str], tuple[list[Record], int]]
 
@@ -41,38 +41,24 @@ GET_DECISIONS = f"/{SERVICE_NAME}/GetDecisions"
 
 
 class EgressServicer(egress_pb2_grpc.EgressServicer):
-    def __init__(self, source: DecisionSource, verifier: Verifier | None = None):
+    """Calls are signed like every service-to-service call (the interceptor
+    of services/common/auth.py, with the egress's shared secret)."""
+
+    def __init__(self, source: DecisionSource):
         self.source = source
-        # Calls are signed like every service-to-service call
-        # (services/common/auth.py) with the egress's shared secret.
-        self.verifier = verifier
 
     async def GetDecisions(self, request: pb.GetDecisionsRequest, context: grpc.aio.ServicerContext):
-        if self.verifier is not None:
-            header = dict(context.invocation_metadata() or ()).get(HEADER)
-            try:
-                self.verifier.verify(GET_DECISIONS, request.SerializeToString(deterministic=True), header)
-            except AuthError as exc:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if not ID_RE.match(request.execution_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"execution_id: {ID_RULE}")
         records, dropped = self.source(request.execution_id)
         return pb.GetDecisionsResponse(decisions=[to_proto(r) for r in records], dropped=dropped)
 
 
-async def start(
-    source: DecisionSource, listen: str, secret: bytes | None = None
-) -> tuple[grpc.aio.Server, int]:
-    server = grpc.aio.server(maximum_concurrent_rpcs=64)
-    verifier = Verifier(secret) if secret else None
-    egress_pb2_grpc.add_EgressServicer_to_server(EgressServicer(source, verifier), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {listen}")
-    await server.start()
-    for service in ("", SERVICE_NAME):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    return server, port
+async def serve_decisions(source: DecisionSource, listen: str, secret: bytes) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server(
+        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS, interceptors=[grpc_server.async_auth_interceptor(secret)]
+    )
+    egress_pb2_grpc.add_EgressServicer_to_server(EgressServicer(source), server)
+    bound = grpc_server.bind_async(server, listen, [SERVICE_NAME])
+    await bound.start()
+    return server, bound.port

@@ -7,10 +7,12 @@ Three checks, applied in this order by the addon:
    names are normalised (ASCII case, one trailing dot, IDNA 2008) and must be
    on the allowlist of exact names and ``*.suffix`` wildcards.
 2. ``check_port(port, allowed_ports)``.
-3. ``check_address(ip, own_addresses)``: every address the name resolves to
-   must be global unicast; loopback, private, link-local (the cloud metadata
-   address among them), CGNAT, IPv4-mapped/compatible, NAT64, 6to4, Teredo,
-   multicast, unspecified, reserved and the proxy's own addresses are refused.
+3. ``check_addresses(addresses, own_addresses, permitted)``: every address the
+   name resolves to must be global unicast; loopback, private, link-local (the
+   cloud metadata address among them), CGNAT, IPv4-mapped/compatible, NAT64,
+   6to4, Teredo, multicast, unspecified, reserved and the proxy's own
+   addresses are refused. Operator-``permitted`` networks (a private mirror)
+   are exempt from the global-unicast rule only.
 
 Every check returns a ``Decision`` whose ``reason`` is a stable,
 machine-readable string (one of the ``Reason`` constants).
@@ -63,7 +65,7 @@ class Reason:
 class Decision:
     allowed: bool
     reason: str
-    # The normalised host (for host checks) or the address (for address checks).
+    # The normalised host, the port or the address, by check.
     value: str | None = None
 
     def __bool__(self) -> bool:  # a Decision reads as "allowed?"
@@ -107,13 +109,10 @@ def normalize_host(host: str) -> str | Decision:
         except (idna.IDNAError, UnicodeError, ValueError):
             return _deny(Reason.INVALID_IDNA)
     labels = name.split(".")
+    # Covers every IPv4 address too (its last label is decimal); IPv6 was
+    # refused above by its colons.
     if _NUMERIC_LABEL.match(labels[-1]):
         return _deny(Reason.IP_LITERAL)
-    try:
-        ipaddress.ip_address(name)
-        return _deny(Reason.IP_LITERAL)
-    except ValueError:
-        pass
     for label in labels:
         if len(label) > MAX_LABEL_LENGTH:
             return _deny(Reason.LABEL_TOO_LONG)
@@ -235,9 +234,8 @@ def check_address(
     if any(ip.version == net.version and ip in net for net in permitted):
         return Decision(True, Reason.ALLOWED, text)
     if isinstance(ip, ipaddress.IPv6Address):
-        # Embedded-IPv4 forms reach IPv4 space through translators or tunnels.
-        if ip.ipv4_mapped is not None:
-            return _deny(Reason.IPV4_MAPPED, text)
+        # Embedded-IPv4 forms reach IPv4 space through translators or tunnels
+        # (IPv4-mapped was refused above, before the permitted networks).
         if any(ip in net for net in _NAT64):
             return _deny(Reason.NAT64, text)
         if ip in _SIX_TO_FOUR:

@@ -14,6 +14,8 @@ import ipaddress
 import socket
 import sys
 
+from services.common.settings import split_comma_list
+
 
 def non_global_addresses(hosts: list[str]) -> list[str]:
     found = set()
@@ -30,7 +32,8 @@ def non_global_addresses(hosts: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    hosts = [h.strip() for h in (argv[1] if len(argv) > 1 else "").split(",") if h.strip() and not h.startswith("*")]
+    # Wildcards name no host to resolve.
+    hosts = [h for h in split_comma_list(argv[1] if len(argv) > 1 else "") if not h.startswith("*")]
     print(",".join(non_global_addresses(hosts)))
     return 0
 

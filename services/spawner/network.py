@@ -9,6 +9,11 @@ import dataclasses
 import urllib.parse
 from typing import Callable
 
+import grpc
+
+from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
+
 SANDBOX_CA_PATH = "/etc/sandbox-mesh/egress-ca.pem"
 
 
@@ -65,11 +70,6 @@ class NetworkAccess:
 
 def egress_denials_client(address: str, secret: bytes) -> Callable[[str], list[str]]:
     """A function that asks the egress what it refused for one execution."""
-    import grpc
-
-    from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
-    from services.common.auth import ClientAuthInterceptor
-
     channel = grpc.intercept_channel(grpc.insecure_channel(address), ClientAuthInterceptor(secret))
     stub = egress_pb2_grpc.EgressStub(channel)
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from concurrent import futures
 
 import docker
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
-from services.common.auth import ServerAuthInterceptor, Verifier
+from services.common import grpc_server
 from services.spawner.config import SpawnerSettings
 from services.spawner.servicer import SpawnerServicer
 from services.spawner.spawner import ConfigurationError, Spawner
@@ -46,7 +44,7 @@ def docker_client(settings: SpawnerSettings) -> docker.APIClient:
 
 def auth_interceptors(settings: SpawnerSettings) -> list[grpc.ServerInterceptor]:
     if settings.secret is not None and settings.secret.get_secret_value():
-        return [ServerAuthInterceptor(Verifier(settings.secret.get_secret_value().encode()))]
+        return [grpc_server.auth_interceptor(settings.secret.get_secret_value().encode())]
     if settings.insecure:
         log.warning(
             "SPAWNER_INSECURE=1: NO AUTHENTICATION. Anyone who reaches %s can run code "
@@ -69,23 +67,14 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     spawner.start_sweeper()
     metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     max_request = settings.limits.max_total_file_bytes * 2 + settings.limits.max_stdin_bytes + 4 * 1024 * 1024
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.capacity + 16, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", max_request)],
-        maximum_concurrent_rpcs=settings.capacity + 12,
+    server = grpc_server.thread_pool_server(
+        workers=settings.capacity + 16,
         interceptors=interceptors,
+        max_request_bytes=max_request,
+        max_concurrent_rpcs=settings.capacity + 12,
     )
     spawner_pb2_grpc.add_SpawnerServicer_to_server(SpawnerServicer(spawner), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise RuntimeError(f"cannot listen on {settings.listen}")
-    server.start()
-    for service in ("", SERVICE_NAME):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("spawner %r listening on %s (port %d)", settings.name, settings.listen, port)
-    return RunningServer(server, port, spawner, health_servicer, metrics_port)
+    bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME])
+    bound.start()
+    log.info("spawner %r listening on %s (port %d)", settings.name, settings.listen, bound.port)
+    return RunningServer(server, bound.port, spawner, bound.health, metrics_port)

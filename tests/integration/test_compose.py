@@ -36,7 +36,7 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         SPAWNER_PORT=str(port),
         SPAWNER_NAME=f"compose-{suffix}",
         SPAWNER_WORKSPACE_ROOT=str(tmp_path / "workspaces"),
-        SANDBOX_SECRET=secret,
+        SERVICE_SECRET=secret,
         EGRESS_SECRET=secrets.token_hex(32),
         SPAWNER_METRICS_PORT=str(free_port()),
         CONTROL_PORT=str(control_port),

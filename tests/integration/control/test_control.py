@@ -389,7 +389,7 @@ def test_grpcurl_with_reflection_and_hand_made_headers(control_server):
     headers = subprocess.run(
         [sys.executable, "-m", "services.control.sign", "tenant-b", method, "{}"],
         capture_output=True, text=True, timeout=60, check=True,
-        env={**os.environ, "SANDBOX_SECRET": TENANT_KEYS["tenant-b"]},
+        env={**os.environ, "SANDBOX_TENANT_KEY": TENANT_KEYS["tenant-b"]},
     ).stdout
     answer = subprocess.run(
         [str(bin_dir / "grpcurl"), "-plaintext", *shlex.split(headers), "-d", "{}", target, method],

@@ -341,13 +341,17 @@ def test_configuration_refused(opts):
 
 
 def test_secret_required(monkeypatch, tmp_path):
-    monkeypatch.delenv("EGRESS_SECRET", raising=False)
+    # The secret comes from the settings (EGRESS_SECRET, passed in by
+    # __main__) or the file option, never from the addon's own environment.
+    monkeypatch.setenv("EGRESS_SECRET", "e" * 16)
     addon = EgressAddon()
     tctx = proxy_context()
     tctx.master.addons.add(addon)  # mitmproxy logs add-time configure errors
     with pytest.raises(exceptions.OptionsError):
         addon.configure({"egress_secret_file"})
-    monkeypatch.setenv("EGRESS_SECRET", "e" * 16)
+    addon = EgressAddon(secret=b"e" * 16)
+    tctx = proxy_context()
+    tctx.master.addons.add(addon)
     addon.configure({"egress_secret_file"})
     assert addon.secret == b"e" * 16
     short = tmp_path / "short"

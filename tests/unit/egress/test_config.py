@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.egress.__main__ import allow_hosts, proxy_options
-from services.egress.config import EgressSettings, split_list
+from services.egress.config import EgressSettings
 
 
 def test_secret_required(monkeypatch):
@@ -41,6 +41,9 @@ def test_bad_mode_refused(monkeypatch):
         EgressSettings()
 
 
-def test_split_list():
-    assert split_list("a, b\nc,,") == ["a", "b", "c"]
-    assert split_list(None) == []
+def test_allow_hosts_unset_means_derived_and_empty_means_none_allowed(monkeypatch):
+    monkeypatch.setenv("EGRESS_SECRET", "s" * 32)
+    monkeypatch.delenv("EGRESS_ALLOW_HOSTS", raising=False)
+    assert EgressSettings().allow_hosts is None
+    monkeypatch.setenv("EGRESS_ALLOW_HOSTS", "")
+    assert allow_hosts(EgressSettings()) == []
