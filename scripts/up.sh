@@ -7,33 +7,8 @@ PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
 PORT=${SPAWNER_PORT:-50051}
 mkdir -p "${SPAWNER_WORKSPACE_ROOT:-/var/lib/sandbox-mesh/workspaces}"
 
-# The services authenticate each other with shared secrets. Keep the ones in
-# .env (gitignored; compose reads it too) or make them on first use.
-# An .env from before the rename calls the service secret SANDBOX_SECRET:
-# rename it in place, so the mesh keeps its secret.
-if grep -q '^SANDBOX_SECRET=' .env 2>/dev/null && ! grep -q '^SERVICE_SECRET=' .env; then
-    sed -i.bak 's/^SANDBOX_SECRET=/SERVICE_SECRET=/' .env && rm -f .env.bak
-    echo "renamed SANDBOX_SECRET to SERVICE_SECRET in .env"
-fi
-for name in SERVICE_SECRET EGRESS_SECRET; do
-    if [ -z "${!name:-}" ]; then
-        if ! grep -q "^$name=" .env 2>/dev/null; then
-            echo "$name=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')" >> .env
-            chmod 600 .env
-            echo "generated $name in .env"
-        fi
-        export "$name=$(sed -n "s/^$name=//p" .env | tail -1)"
-    fi
-done
-
-# Control's tenants and their keys (JSON); a "demo" tenant to start with.
-if [ -z "${CONTROL_TENANT_KEYS:-}" ]; then
-    if ! grep -q '^CONTROL_TENANT_KEYS=' .env 2>/dev/null; then
-        echo "CONTROL_TENANT_KEYS={\"demo\": \"$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(32))')\"}" >> .env
-        echo "generated a key for tenant demo in .env"
-    fi
-    export "CONTROL_TENANT_KEYS=$(sed -n 's/^CONTROL_TENANT_KEYS=//p' .env | tail -1)"
-fi
+# Secrets and tenant keys live in .env (mode 600); made on first use.
+source scripts/env_secrets.sh .env
 
 # The egress allowlist: the registries the runtime image's own pip and npm
 # are configured with (a private mirror there is allowlisted automatically).

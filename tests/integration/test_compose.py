@@ -48,6 +48,13 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         assert up.returncode == 0, up.stdout + up.stderr
         assert "is SERVING" in up.stdout
         assert "grpcurl -plaintext" in up.stdout
+        services = docker_api.containers(filters=project_filter)
+        assert len(services) == 3
+        for summary in services:
+            host_config = docker_api.inspect_container(summary["Id"])["HostConfig"]
+            assert 0 < host_config["Memory"] <= 1024**3, summary["Names"]
+            assert 0 < host_config["PidsLimit"] <= 512, summary["Names"]
+            assert host_config["LogConfig"]["Config"].get("max-size") == "10m", summary["Names"]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             signed = grpc.intercept_channel(channel, ClientAuthInterceptor(secret.encode()))
             stub = spawner_pb2_grpc.SpawnerStub(signed)
