@@ -11,7 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
-from services.common.auth import HEADER, AuthError, Verifier
+from services.common.auth import HEADER, AuthError, Verifier, single_header
 from services.egress.audit import ALLOW, Record
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Egress"].full_name
@@ -50,8 +50,8 @@ class EgressServicer(egress_pb2_grpc.EgressServicer):
 
     async def GetDecisions(self, request: pb.GetDecisionsRequest, context: grpc.aio.ServicerContext):
         if self.verifier is not None:
-            header = dict(context.invocation_metadata() or ()).get(HEADER)
             try:
+                header = single_header(context.invocation_metadata(), HEADER)
                 self.verifier.verify(GET_DECISIONS, request.SerializeToString(deterministic=True), header)
             except AuthError as exc:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
