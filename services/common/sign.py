@@ -21,12 +21,13 @@ import sandbox.spawner.v1.spawner_pb2  # noqa: F401 - registers the descriptors
 from services.common.auth import sign
 
 
-def signature(method: str, request_json: str, secret: bytes) -> str:
+def signature(method: str, request_json: str, secret: bytes, *, principal: str = "") -> str:
     service_name, _, method_name = method.strip("/").rpartition("/")
     service = descriptor_pool.Default().FindServiceByName(service_name)
     request_class = message_factory.GetMessageClass(service.FindMethodByName(method_name).input_type)
     request = json_format.Parse(request_json, request_class())
-    return sign(secret, f"/{service_name}/{method_name}", request.SerializeToString(deterministic=True))
+    body = request.SerializeToString(deterministic=True)
+    return sign(secret, f"/{service_name}/{method_name}", body, principal=principal)
 
 
 def main() -> int:

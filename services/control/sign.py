@@ -25,7 +25,8 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     tenant, method, body = sys.argv[1:]
-    headers = [f"{TENANT_HEADER}: {tenant}", f"{HEADER}: {signature(method, body, secret.encode())}"]
+    signed = signature(method, body, secret.encode(), principal=tenant)
+    headers = [f"{TENANT_HEADER}: {tenant}", f"{HEADER}: {signed}"]
     print(" ".join(f"-H {shlex.quote(h)}" for h in headers))
     return 0
 

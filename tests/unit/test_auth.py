@@ -19,7 +19,7 @@ def test_valid_signature_passes_once():
     [
         (None, "/svc/M", b"body", NOW, "missing"),
         ("", "/svc/M", b"body", NOW, "missing"),
-        ("v2:1:abcdefabcdefabcdef:00", "/svc/M", b"body", NOW, "malformed"),
+        ("v1:1:abcdefabcdefabcdef:00", "/svc/M", b"body", NOW, "malformed"),
         ("v1:notanumber:abcdefabcdefabcdef:00", "/svc/M", b"body", NOW, "malformed"),
         ("v1:1:short:00", "/svc/M", b"body", NOW, "malformed"),
         (sign(b"other", "/svc/M", b"body", now_ms=NOW), "/svc/M", b"body", NOW, "bad signature"),
