@@ -2,7 +2,7 @@
 
 Three layers, each testable on its own:
 
-- pure rules (`check_*`, `merge_packages`, `colliding_path`, page tokens):
+- pure rules (`check_*`, `merge_packages`, `colliding_path`):
   no database, they judge a request or compute a new state;
 - functions over a SQLModel Session (`create_artifact`, `create_file`, ...):
   one call is one logical operation inside the caller's transaction;
@@ -27,8 +27,6 @@ FAILED_PRECONDITION, RESOURCE_EXHAUSTED for caps).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import hashlib
 import json
@@ -39,39 +37,28 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session, select
 
-from services.control.artifact_errors import FailedPrecondition, LimitExceeded, StaleRevision
 from services.control.artifact_models import ArtifactFileRow, ArtifactRow
+from services.control.config import ArtifactLimits
 from services.control.db import Database
-from services.control.errors import AlreadyExists, InvalidArgument, NotFound
+from services.control.pagination import PageRequest, Position, cut, newest_first
+from services.control.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    StaleRevision,
+)
 from services.spawner import packages as package_rules
 from services.spawner.paths import check_path as path_refusal
 from services.spawner.paths import find_collisions, path_key
 from services.spawner.validation import ID_RE, LANGUAGES
 
-MIB = 1024 * 1024
 MAX_TITLE_CHARS = 200
-DEFAULT_PAGE_SIZE = 50
+# Artifacts per ListArtifacts page, and runs per ListRuns page (artifacts.proto).
 MAX_PAGE_SIZE = 200
-
-
-class ArtifactLimits(BaseSettings):
-    """Caps of one artifact, from CONTROL_ARTIFACT_* environment variables.
-
-    The defaults equal the spawner's own caps for a request (files, bytes,
-    path length, packages), so an artifact within them can always be staged.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="CONTROL_ARTIFACT_", frozen=True)
-
-    max_files: int = Field(default=100, ge=1)
-    max_file_bytes: int = Field(default=1 * MIB, ge=1)
-    max_total_bytes: int = Field(default=10 * MIB, ge=1)
-    max_path_length: int = Field(default=255, ge=1)
-    max_packages: int = Field(default=package_rules.MAX_PACKAGES, ge=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,26 +215,6 @@ def check_totals(limits: ArtifactLimits, artifact_id: str, file_count: int, tota
         )
 
 
-def encode_page_token(created_at_ms: int, artifact_id: str) -> str:
-    raw = json.dumps([created_at_ms, artifact_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_page_token(token: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        created_at_ms, artifact_id = json.loads(raw)
-        if isinstance(created_at_ms, int) and isinstance(artifact_id, str) and ID_RE.match(artifact_id):
-            return created_at_ms, artifact_id
-    except (binascii.Error, ValueError, TypeError):
-        pass
-    raise InvalidArgument("page_token", "not a token from a previous response")
-
-
-def page_size(requested: int) -> int:
-    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
 def new_artifact_id() -> str:
     return "art_" + secrets.token_hex(10)
 
@@ -363,10 +330,8 @@ def get_artifact(session: Session, tenant: str, artifact_id: str) -> ArtifactVie
     return _view_of(session, _load(session, tenant, artifact_id, lock=True))
 
 
-def list_artifacts(
-    session: Session, tenant: str, size: int, after: tuple[int, str] | None
-) -> tuple[list[ArtifactView], tuple[int, str] | None]:
-    """A page, newest first, and the position after it (None on the last)."""
+def list_artifacts(session: Session, tenant: str, page: PageRequest) -> tuple[list[ArtifactView], str]:
+    """A page, newest first, and the token of the next one ("" on the last)."""
     # Counts as correlated subqueries: one statement, so one snapshot, also
     # under PostgreSQL's READ COMMITTED.
     count = (
@@ -382,19 +347,9 @@ def list_artifacts(
         .scalar_subquery()
     )
     query = sa.select(ArtifactRow, count, total).where(ArtifactRow.tenant == tenant)
-    if after is not None:
-        created, artifact_id = after
-        query = query.where(
-            sa.or_(
-                ArtifactRow.created_at_ms < created,
-                sa.and_(ArtifactRow.created_at_ms == created, ArtifactRow.id < artifact_id),
-            )
-        )
-    query = query.order_by(ArtifactRow.created_at_ms.desc(), ArtifactRow.id.desc()).limit(size + 1)
-    rows = session.execute(query).all()
-    more = len(rows) > size
-    views = [_view(row, (int(files), int(size_sum))) for row, files, size_sum in rows[:size]]
-    return views, ((views[-1].created_at_ms, views[-1].artifact_id) if more else None)
+    query = newest_first(query, ArtifactRow.created_at_ms, ArtifactRow.id, page)
+    rows, token = cut(session.execute(query).all(), page, lambda found: Position(found[0].created_at_ms, found[0].id))
+    return [_view(row, (int(files), int(size_sum))) for row, files, size_sum in rows], token
 
 
 def update_artifact(
@@ -548,9 +503,9 @@ def _now_ms(clock: Callable[[], float]) -> int:
 class Artifacts:
     """Validates a request, runs it in one transaction, returns views."""
 
-    def __init__(self, database: Database, limits: ArtifactLimits | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, database: Database, limits: ArtifactLimits, clock: Callable[[], float] = time.time):
         self.db = database
-        self.limits = limits or ArtifactLimits()
+        self.limits = limits
         self.clock = clock
 
     def _write_args(self, artifact_id: str, expected: int) -> None:
@@ -571,11 +526,10 @@ class Artifacts:
         with self.db.read() as session:
             return get_artifact(session, tenant, artifact_id)
 
-    def list(self, tenant: str, size: int, token: str) -> tuple[list[ArtifactView], str]:
-        after = decode_page_token(token) if token else None
+    def list(self, tenant: str, page_size: int, page_token: str) -> tuple[list[ArtifactView], str]:
+        page = PageRequest.parse(page_size, page_token, max_size=MAX_PAGE_SIZE)
         with self.db.read() as session:
-            views, position = list_artifacts(session, tenant, page_size(size), after)
-        return views, (encode_page_token(*position) if position else "")
+            return list_artifacts(session, tenant, page)
 
     def update(
         self, tenant: str, artifact_id: str, expected: int, *, title: str | None = None, entry: str | None = None

@@ -10,12 +10,13 @@ import grpc
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-from services.control.artifact_errors import grpc_errors
-from services.control.artifacts import ArtifactLimits, Artifacts, ArtifactView, FileView
+from services.control.artifacts import Artifacts, ArtifactView, FileView
 from services.control.auth import tenant_of
+from services.control.config import ArtifactLimits, PrestageLimits
 from services.control.db import Database
+from services.control.errors import grpc_errors
 from services.control.executions import Control
-from services.control.runs import PrestageLimits, Runs
+from services.control.runs import Runs
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Artifacts"].full_name
 
@@ -163,9 +164,9 @@ class ArtifactsServicer(artifacts_pb2_grpc.ArtifactsServicer):
 def add_to_server(
     server: grpc.Server,
     database: Database,
-    limits: ArtifactLimits | None = None,
+    limits: ArtifactLimits = ArtifactLimits(),
     control: Control | None = None,
-    prestage: PrestageLimits | None = None,
+    prestage: PrestageLimits = PrestageLimits(),
 ) -> str:
     """Registers the Artifacts service on `server` (which must carry the
     tenant interceptor); returns its full name for health and reflection.

@@ -1,15 +1,73 @@
-"""Control settings, read from CONTROL_* environment variables.
+"""Control settings, read from CONTROL_* environment variables, and the
+limits built from them.
 
-Every field here is listed in docs/control.md.
+Every field here is listed in docs/control.md (artifact and pre-staging caps
+in docs/control-artifacts.md and docs/control-runs.md). The domain services
+take their limits as the plain objects below, built here from the settings
+and handed to them by server.py; none reads the environment itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+from services.spawner import packages as package_rules
+
+MIB = 1024 * 1024
+# The shortest timeout an execution may ask for.
+MIN_TIMEOUT_MS = 100
+
+# The spawner's own caps of one request (files, bytes per file, bytes of all
+# files, path length): an artifact within them can always be staged, and so
+# can the outputs of an earlier run pre-staged within them.
+SPAWNER_MAX_FILES = 100
+SPAWNER_MAX_FILE_BYTES = 1 * MIB
+SPAWNER_MAX_TOTAL_FILE_BYTES = 10 * MIB
+SPAWNER_MAX_PATH_LENGTH = 255
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaLimits:
+    """One tenant's quota."""
+
+    max_in_flight: int
+    daily_cpu_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionLimits:
+    """What one execution may ask for, and what its record keeps."""
+
+    default_timeout_ms: int
+    max_timeout_ms: int
+    # Bytes of stdout and of stderr kept in the record.
+    preview_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactLimits:
+    """Caps of one artifact."""
+
+    max_files: int = SPAWNER_MAX_FILES
+    max_file_bytes: int = SPAWNER_MAX_FILE_BYTES
+    max_total_bytes: int = SPAWNER_MAX_TOTAL_FILE_BYTES
+    max_path_length: int = SPAWNER_MAX_PATH_LENGTH
+    max_packages: int = package_rules.MAX_PACKAGES
+
+
+@dataclasses.dataclass(frozen=True)
+class PrestageLimits:
+    """Bounds of what one run pre-stages from an earlier one."""
+
+    max_bytes: int = SPAWNER_MAX_TOTAL_FILE_BYTES
+    max_files: int = SPAWNER_MAX_FILES
+    max_file_bytes: int = SPAWNER_MAX_FILE_BYTES
+    max_path_length: int = SPAWNER_MAX_PATH_LENGTH
 
 
 class ControlSettings(BaseSettings):
@@ -43,8 +101,8 @@ class ControlSettings(BaseSettings):
 
     # Timeout range; the requested timeout is what the CPU budget is
     # pre-debited with.
-    default_timeout_ms: int = Field(default=10_000, ge=100)
-    max_timeout_ms: int = Field(default=300_000, ge=100)
+    default_timeout_ms: int = Field(default=10_000, ge=MIN_TIMEOUT_MS)
+    max_timeout_ms: int = Field(default=300_000, ge=MIN_TIMEOUT_MS)
 
     # How long an execution may wait for a spawner with a free slot.
     queue_timeout_seconds: float = Field(default=30.0, ge=0)
@@ -59,6 +117,19 @@ class ControlSettings(BaseSettings):
 
     # Bytes of stdout and of stderr kept in the record.
     preview_bytes: int = Field(default=64 * 1024, ge=0)
+
+    # Caps of one artifact (CONTROL_ARTIFACT_*), see ArtifactLimits.
+    artifact_max_files: int = Field(default=ArtifactLimits.max_files, ge=1)
+    artifact_max_file_bytes: int = Field(default=ArtifactLimits.max_file_bytes, ge=1)
+    artifact_max_total_bytes: int = Field(default=ArtifactLimits.max_total_bytes, ge=1)
+    artifact_max_path_length: int = Field(default=ArtifactLimits.max_path_length, ge=1)
+    artifact_max_packages: int = Field(default=ArtifactLimits.max_packages, ge=0)
+
+    # Bounds of a run's pre-staged outputs (CONTROL_PRESTAGE_*), see PrestageLimits.
+    prestage_max_bytes: int = Field(default=PrestageLimits.max_bytes, ge=0)
+    prestage_max_files: int = Field(default=PrestageLimits.max_files, ge=0)
+    prestage_max_file_bytes: int = Field(default=PrestageLimits.max_file_bytes, ge=0)
+    prestage_max_path_length: int = Field(default=PrestageLimits.max_path_length, ge=1)
 
     @field_validator("spawners", mode="before")
     @classmethod
@@ -86,11 +157,31 @@ class ControlSettings(BaseSettings):
                 raise ValueError(f"tenant_quotas[{tenant!r}]: unknown keys {sorted(unknown)}")
         return self
 
-    def quota_for(self, tenant: str) -> tuple[int, float]:
+    def quota_for(self, tenant: str) -> QuotaLimits:
         limits = self.tenant_quotas.get(tenant, {})
-        return (
+        return QuotaLimits(
             int(limits.get("max_in_flight", self.max_in_flight)),
             float(limits.get("daily_cpu_seconds", self.daily_cpu_seconds)),
+        )
+
+    def execution_limits(self) -> ExecutionLimits:
+        return ExecutionLimits(self.default_timeout_ms, self.max_timeout_ms, self.preview_bytes)
+
+    def artifact_limits(self) -> ArtifactLimits:
+        return ArtifactLimits(
+            max_files=self.artifact_max_files,
+            max_file_bytes=self.artifact_max_file_bytes,
+            max_total_bytes=self.artifact_max_total_bytes,
+            max_path_length=self.artifact_max_path_length,
+            max_packages=self.artifact_max_packages,
+        )
+
+    def prestage_limits(self) -> PrestageLimits:
+        return PrestageLimits(
+            max_bytes=self.prestage_max_bytes,
+            max_files=self.prestage_max_files,
+            max_file_bytes=self.prestage_max_file_bytes,
+            max_path_length=self.prestage_max_path_length,
         )
 
     def sqlalchemy_url(self) -> str:

@@ -26,6 +26,7 @@ from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
 from services.control.errors import InvalidArgument, Refused
 from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, RUNNING, ExecutionRow
+from services.control.pagination import PageRequest
 from services.control.spawners import SpawnerPool
 from services.control.store import Store, StoredFile, Verdict
 from services.spawner.validation import ID_RE
@@ -46,6 +47,8 @@ REFUSALS = frozenset(
 _PHASES = {spb.PHASE_INSTALLING: INSTALLING, spb.PHASE_RUNNING: RUNNING}
 _END = object()
 CANCEL_WAIT_SECONDS = 10.0
+# Executions per ListExecutions page (control.proto).
+MAX_PAGE_SIZE = 500
 
 
 class Live:
@@ -457,18 +460,14 @@ class Control:
         return convert.execution(row, self.store.files(row.key))
 
     def list(self, tenant: str, request: pb.ListExecutionsRequest) -> pb.ListExecutionsResponse:
-        page_size = request.page_size or 50
-        if page_size > 500:
-            raise InvalidArgument("page_size", "must be at most 500")
         if request.session_id and not ID_RE.match(request.session_id):
             raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
         try:
             statuses = [states.from_proto(s) for s in request.statuses]
         except ValueError as exc:
             raise InvalidArgument("statuses", str(exc)) from None
-        rows, token = self.store.list(
-            tenant, statuses=statuses, session_id=request.session_id, page_size=page_size, page_token=request.page_token
-        )
+        page = PageRequest.parse(request.page_size, request.page_token, max_size=MAX_PAGE_SIZE)
+        rows, token = self.store.list(tenant, statuses=statuses, session_id=request.session_id, page=page)
         return pb.ListExecutionsResponse(
             executions=[convert.execution(row, detail=False) for row in rows], next_page_token=token
         )

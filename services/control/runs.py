@@ -24,50 +24,30 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-import sqlalchemy as sa
 from google.protobuf import json_format
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlmodel import Session, col, select
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import control_pb2 as pb
 from services.control import convert, states
-from services.control.artifact_errors import FailedPrecondition
 from services.control.artifact_models import ArtifactFileRow, ArtifactRow
 from services.control.artifacts import (
     _load,
     _packages_of,
     check_artifact_id,
-    decode_page_token,
-    encode_page_token,
-    page_size,
+    MAX_PAGE_SIZE,
 )
+from services.control.config import PrestageLimits
 from services.control.db import Database
-from services.control.errors import InvalidArgument, NotFound
+from services.control.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.control.executions import Control, Live
 from services.control.models import COMPLETED, ExecutionRow
+from services.control.pagination import PageRequest, Position, cut, newest_first
 from services.control.run_models import RunPathRow, RunRow
 from services.control.store import StoredFile
 from services.spawner.paths import check_path as path_refusal
 from services.spawner.validation import ID_RE
-
-MIB = 1024 * 1024
-
-
-class PrestageLimits(BaseSettings):
-    """Bounds of what one run pre-staged from an earlier one, from
-    CONTROL_PRESTAGE_* environment variables. The defaults are the spawner's
-    caps for `prior_outputs` (files, bytes per file, total bytes)."""
-
-    model_config = SettingsConfigDict(env_prefix="CONTROL_PRESTAGE_", frozen=True)
-
-    max_bytes: int = Field(default=10 * MIB, ge=0)
-    max_files: int = Field(default=100, ge=0)
-    max_file_bytes: int = Field(default=1 * MIB, ge=0)
-    max_path_length: int = Field(default=255, ge=1)
-
 
 @dataclasses.dataclass(frozen=True)
 class Prestage:
@@ -109,12 +89,12 @@ class Runs:
         self,
         control: Control,
         database: Database,
-        limits: PrestageLimits | None = None,
+        limits: PrestageLimits,
         clock: Callable[[], float] = time.time,
     ):
         self.control = control
         self.db = database
-        self.limits = limits or PrestageLimits()
+        self.limits = limits
         self.clock = clock
 
     # ---- starting a run --------------------------------------------------
@@ -281,10 +261,9 @@ class Runs:
         run, execution, revision = found
         return self._message(run, execution, revision, detail=True)
 
-    def list(self, tenant: str, artifact_id: str, size: int, token: str) -> tuple[list[apb.Run], str]:
+    def list(self, tenant: str, artifact_id: str, page_size: int, page_token: str) -> tuple[list[apb.Run], str]:
         check_artifact_id(artifact_id)
-        after = decode_page_token(token) if token else None
-        size = page_size(size)
+        page = PageRequest.parse(page_size, page_token, max_size=MAX_PAGE_SIZE)
         with self.db.read() as session:
             artifact = _load(session, tenant, artifact_id, lock=True)
             query = (
@@ -292,20 +271,9 @@ class Runs:
                 .join(ExecutionRow, col(ExecutionRow.key) == col(RunRow.execution_key))
                 .where(RunRow.artifact_id == artifact.id, RunRow.tenant == tenant)
             )
-            if after is not None:
-                created, last_id = after
-                query = query.where(
-                    sa.or_(
-                        col(RunRow.created_at_ms) < created,
-                        sa.and_(col(RunRow.created_at_ms) == created, col(RunRow.id) < last_id),
-                    )
-                )
-            query = query.order_by(col(RunRow.created_at_ms).desc(), col(RunRow.id).desc()).limit(size + 1)
-            rows = list(session.exec(query))
-        more = len(rows) > size
-        rows = rows[:size]
-        runs = [self._message(run, execution, artifact.revision, detail=False) for run, execution in rows]
-        return runs, (encode_page_token(rows[-1][0].created_at_ms, rows[-1][0].id) if more else "")
+            query = newest_first(query, col(RunRow.created_at_ms), col(RunRow.id), page)
+            rows, token = cut(list(session.exec(query)), page, lambda found: Position(found[0].created_at_ms, found[0].id))
+        return [self._message(run, execution, artifact.revision, detail=False) for run, execution in rows], token
 
     def latest(self, tenant: str, artifact_id: str, paths: Sequence[str]) -> list[apb.LatestRun]:
         """Per path, the newest run that started it; paths without runs are left out."""

@@ -20,7 +20,7 @@ from services.control.db import Database
 from services.control.executions import Control
 from services.control.servicer import ControlServicer
 from services.control.spawners import SpawnerPool
-from services.control.store import QuotaLimits, Store
+from services.control.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
 def build_control(settings: ControlSettings, spawner_secret: bytes | None) -> tuple[Control, Database]:
     database = Database(settings.sqlalchemy_url())
     database.migrate()
-    store = Store(database, lambda tenant: QuotaLimits(*settings.quota_for(tenant)))
+    store = Store(database, settings.quota_for)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     return Control(settings, store, blobs, pool), database
@@ -85,7 +85,9 @@ def start(settings: ControlSettings) -> RunningServer:
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
-    artifacts_name = add_artifacts(server, database, control=control)
+    artifacts_name = add_artifacts(
+        server, database, settings.artifact_limits(), control=control, prestage=settings.prestage_limits()
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -46,9 +46,6 @@ class SpawnerPool:
                 channel = grpc.intercept_channel(raw, ClientAuthInterceptor(secret))
             self._spawners[address] = Spawner(address, raw, spawner_pb2_grpc.SpawnerStub(channel))
 
-    def get(self, address: str) -> Spawner | None:
-        return self._spawners.get(address)
-
     def healthy(self) -> list[Spawner]:
         now = time.monotonic()
         with self._lock:

@@ -9,10 +9,8 @@ budget, debits it and inserts the execution.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime
-import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,8 +19,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from services.control import states
+from services.control.config import QuotaLimits
 from services.control.db import Database
-from services.control.errors import AlreadyExists, InvalidArgument, NotFound, QuotaExceeded
+from services.control.errors import AlreadyExists, NotFound, QuotaExceeded
 from services.control.models import (
     QUEUED,
     RUNNING,
@@ -30,6 +29,7 @@ from services.control.models import (
     OutputFileRow,
     TenantQuota,
 )
+from services.control.pagination import PageRequest, Position, cut, newest_first
 from services.control.run_models import RunPathRow, RunRow
 
 
@@ -39,12 +39,6 @@ def now_ms() -> int:
 
 def utc_day(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
-
-
-@dataclasses.dataclass(frozen=True)
-class QuotaLimits:
-    max_in_flight: int
-    daily_cpu_seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,8 +363,7 @@ class Store:
         *,
         statuses: Sequence[str] = (),
         session_id: str = "",
-        page_size: int = 50,
-        page_token: str = "",
+        page: PageRequest = PageRequest(),
     ) -> tuple[list[ExecutionRow], str]:
         """Newest first; returns the page and the token of the next one ("" at the end)."""
         query = select(ExecutionRow).where(ExecutionRow.tenant == tenant)
@@ -378,34 +371,8 @@ class Store:
             query = query.where(col(ExecutionRow.status).in_(list(statuses)))
         if session_id:
             query = query.where(ExecutionRow.session_id == session_id)
-        if page_token:
-            created, key = decode_token(page_token)
-            query = query.where(
-                sa.or_(
-                    col(ExecutionRow.created_at_ms) < created,
-                    sa.and_(col(ExecutionRow.created_at_ms) == created, col(ExecutionRow.key) < key),
-                )
-            )
-        query = query.order_by(col(ExecutionRow.created_at_ms).desc(), col(ExecutionRow.key).desc()).limit(page_size + 1)
+        query = newest_first(query, col(ExecutionRow.created_at_ms), col(ExecutionRow.key), page)
         with self.db.read() as session:
             rows = list(session.exec(query))
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            return rows, encode_token(rows[-1].created_at_ms, rows[-1].key)
-        return rows, ""
-
-
-def encode_token(created_at_ms: int, key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at_ms, key]).encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> tuple[int, str]:
-    try:
-        created, key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(created, int) or not isinstance(key, str):
-            raise ValueError
-        return created, key
-    except (ValueError, TypeError):
-        raise InvalidArgument("page_token", "not a token from a previous response") from None
-
+        return cut(rows, page, lambda row: Position(row.created_at_ms, row.key))
 

@@ -17,12 +17,12 @@ from grpc_status import rpc_status
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-from services.control.artifact_errors import StaleRevision
-from services.control.artifacts import ArtifactLimits, Artifacts
+from services.control.artifacts import Artifacts
 from services.control.artifacts_servicer import add_to_server
 from services.control.auth import TenantAuthInterceptor
+from services.control.config import ArtifactLimits
 from services.control.db import Database, head_revision
-from services.control.errors import NotFound
+from services.control.errors import NotFound, StaleRevision
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 LIMITS = ArtifactLimits(max_files=5, max_file_bytes=100, max_total_bytes=250, max_path_length=64, max_packages=4)

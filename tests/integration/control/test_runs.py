@@ -18,8 +18,8 @@ from sandbox.control.v1 import control_pb2 as cpb
 from services.control.artifacts import Artifacts
 from services.control.artifacts_servicer import add_to_server
 from services.control.auth import TenantAuthInterceptor
+from services.control.config import ArtifactLimits, PrestageLimits
 from services.control.db import Database, head_revision
-from services.control.runs import PrestageLimits
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 PY = common.LANGUAGE_PYTHON
@@ -265,12 +265,12 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
 def test_upgrade_from_0100_adds_the_run_tables(database_url):
     old = Database(database_url)
     old.migrate("0100")
-    art = Artifacts(old).create("t", PY, "x", "", [])
+    art = Artifacts(old, ArtifactLimits()).create("t", PY, "x", "", [])
     old.dispose()
     upgraded = Database(database_url)
     upgraded.migrate()
     assert upgraded.revision() == head_revision() == "0101"
     tables = set(sa.inspect(upgraded.engine).get_table_names())
     assert {"runs", "run_paths"} <= tables
-    assert Artifacts(upgraded).get("t", art.artifact_id).revision == 1
+    assert Artifacts(upgraded, ArtifactLimits()).get("t", art.artifact_id).revision == 1
     upgraded.dispose()

@@ -1,6 +1,7 @@
 """The pre-staging bound of artifact runs (pure rules)."""
 
-from services.control.runs import PrestageLimits, judge_prestage, new_run_id
+from services.control.config import ControlSettings, PrestageLimits
+from services.control.runs import judge_prestage, new_run_id
 from services.control.store import StoredFile
 from services.spawner.validation import ID_RE
 
@@ -27,10 +28,11 @@ def test_paths_the_spawner_would_refuse():
 
 
 def test_defaults_are_the_spawners_request_caps(monkeypatch):
-    limits = PrestageLimits()
+    limits = ControlSettings().prestage_limits()
+    assert limits == PrestageLimits()
     assert (limits.max_bytes, limits.max_files, limits.max_file_bytes) == (10 * 1024 * 1024, 100, 1024 * 1024)
     monkeypatch.setenv("CONTROL_PRESTAGE_MAX_BYTES", "5")
-    assert PrestageLimits().max_bytes == 5
+    assert ControlSettings().prestage_limits().max_bytes == 5
 
 
 def test_run_ids_are_valid_execution_ids():
