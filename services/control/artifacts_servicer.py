@@ -15,7 +15,7 @@ from services.control.auth import tenant_of
 from services.control.config import ArtifactLimits, PrestageLimits
 from services.control.db import Database
 from services.control.errors import grpc_errors
-from services.control.executions import Control
+from services.control.executions.service import ExecutionService
 from services.control.runs import Runs
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Artifacts"].full_name
@@ -136,9 +136,9 @@ class ArtifactsServicer(artifacts_pb2_grpc.ArtifactsServicer):
     def RunArtifact(self, request, context):
         runs = self.runs(context)
         tenant = tenant_of(context)
-        live, run_id = runs.start(tenant, request)
-        context.add_callback(lambda: runs.control.listener_gone(live))
-        yield from runs.events(tenant, live, run_id)
+        execution, run_id = runs.start(tenant, request)
+        context.add_callback(lambda: runs.executions.listener_gone(execution))
+        yield from runs.events(tenant, execution, run_id)
 
     @grpc_errors
     def GetRun(self, request, context):
@@ -165,12 +165,12 @@ def add_to_server(
     server: grpc.Server,
     database: Database,
     limits: ArtifactLimits = ArtifactLimits(),
-    control: Control | None = None,
+    executions: ExecutionService | None = None,
     prestage: PrestageLimits = PrestageLimits(),
 ) -> str:
     """Registers the Artifacts service on `server` (which must carry the
     tenant interceptor); returns its full name for health and reflection.
-    Without `control` the run RPCs answer UNIMPLEMENTED."""
-    runs = Runs(control, database, prestage) if control is not None else None
+    Without `executions` the run RPCs answer UNIMPLEMENTED."""
+    runs = Runs(executions, database, prestage) if executions is not None else None
     artifacts_pb2_grpc.add_ArtifactsServicer_to_server(ArtifactsServicer(Artifacts(database, limits), runs), server)
     return SERVICE_NAME

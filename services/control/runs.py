@@ -25,12 +25,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from google.protobuf import json_format
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import control_pb2 as pb
-from services.control import convert, states
 from services.control.artifact_models import ArtifactFileRow, ArtifactRow
 from services.control.artifacts import (
     _load,
@@ -41,11 +40,12 @@ from services.control.artifacts import (
 from services.control.config import PrestageLimits
 from services.control.db import Database
 from services.control.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.control.executions import Control, Live
-from services.control.models import COMPLETED, ExecutionRow
+from services.control.executions import messages, states
+from services.control.executions.in_flight import InFlightExecution
+from services.control.executions.models import COMPLETED, ExecutionRow, StoredFile
+from services.control.executions.service import ExecutionService
 from services.control.pagination import PageRequest, Position, cut, newest_first
 from services.control.run_models import RunPathRow, RunRow
-from services.control.store import StoredFile
 from services.spawner.paths import check_path as path_refusal
 from services.spawner.validation import ID_RE
 
@@ -80,29 +80,25 @@ def judge_prestage(stored: Sequence[StoredFile], limits: PrestageLimits) -> str:
     return ""
 
 
-def _steps_json(steps: Sequence[common.Step]) -> str:
-    return json.dumps([json_format.MessageToDict(s, preserving_proto_field_name=True) for s in steps])
-
-
 class Runs:
     def __init__(
         self,
-        control: Control,
+        executions: ExecutionService,
         database: Database,
         limits: PrestageLimits,
         clock: Callable[[], float] = time.time,
     ):
-        self.control = control
+        self.executions = executions
         self.db = database
         self.limits = limits
         self.clock = clock
 
     # ---- starting a run --------------------------------------------------
 
-    def start(self, tenant: str, request: apb.RunArtifactRequest) -> tuple[Live, str]:
+    def start(self, tenant: str, request: apb.RunArtifactRequest) -> tuple[InFlightExecution, str]:
         """Validates, resolves the inputs and admits the run (raises
         InvalidArgument, NotFound, FailedPrecondition, QuotaExceeded); the
-        caller then reads `events(tenant, live, run_id)`."""
+        caller then reads `events(tenant, execution, run_id)`."""
         check_artifact_id(request.artifact_id)
         if request.path and request.steps:
             raise InvalidArgument("steps", "give either path or steps, not both")
@@ -173,8 +169,11 @@ class Runs:
             install=request.install,
         )
         run_paths = sorted({path} if path else {s.path for s in request.steps})
-
-        def record(session: Session, execution: ExecutionRow) -> None:
+        admission = self.executions.check(execute)
+        # The run's rows are written in the execution's admission
+        # transaction: a run and its execution exist together or not at all.
+        with self.db.write() as session:
+            execution = self.executions.admit(session, tenant, admission)
             session.add(
                 RunRow(
                     id=run_id,
@@ -183,7 +182,7 @@ class Runs:
                     execution_key=execution.key,
                     revision=artifact.revision,
                     path=path,
-                    steps_json=_steps_json(request.steps),
+                    steps_json=messages.steps_json(request.steps),
                     inputs_from_run_id=prestage.source_run_id if prestage.files or not prestage.notice else "",
                     prestaged_files=len(prestage.files),
                     prestaged_bytes=prestage.total,
@@ -196,27 +195,26 @@ class Runs:
                 session.add(
                     RunPathRow(run_id=run_id, path=run_path, artifact_id=artifact.id, created_at_ms=execution.created_at_ms)
                 )
-
-        live = self.control.execute(
-            tenant, execute, prior_outputs=prestage.files, stderr_notice=notice.encode(), also=record
+        in_flight = self.executions.launch(
+            execution, execute, prior_outputs=prestage.files, stderr_notice=notice.encode()
         )
-        return live, run_id
+        return in_flight, run_id
 
     def _prestage(self, source: RunRow | None) -> Prestage:
         if source is None:
             return Prestage()
-        stored = self.control.store.files(source.execution_key)
+        stored = self.executions.store.files(source.execution_key)
         reason = judge_prestage(stored, self.limits)
         if reason:
             return Prestage(source.id, (), reason)
         files = []
         for f in stored:
-            content = b"".join(data for _, data in self.control.blobs.read(f.sha256)) if f.size else b""
+            content = b"".join(data for _, data in self.executions.blobs.read(f.sha256)) if f.size else b""
             files.append(common.File(path=f.path, content=content))
         return Prestage(source.id, tuple(files))
 
-    def events(self, tenant: str, live: Live, run_id: str) -> Iterator[apb.RunEvent]:
-        for event in self.control.events(live):
+    def events(self, tenant: str, execution: InFlightExecution, run_id: str) -> Iterator[apb.RunEvent]:
+        for event in self.executions.events(execution):
             kind = event.WhichOneof("event")
             if kind == "accepted":
                 yield apb.RunEvent(accepted=self.get(tenant, run_id))
@@ -228,7 +226,7 @@ class Runs:
     # ---- reads -----------------------------------------------------------
 
     def _message(self, run: RunRow, execution: ExecutionRow, current_revision: int, *, detail: bool) -> apb.Run:
-        files = self.control.store.files(execution.key) if detail else None
+        files = self.executions.store.files(execution.key) if detail else None
         message = apb.Run(
             run_id=run.id,
             artifact_id=run.artifact_id,
@@ -239,7 +237,7 @@ class Runs:
             prestaged_files=run.prestaged_files,
             prestaged_bytes=run.prestaged_bytes,
             prestage_notice=run.prestage_notice,
-            execution=convert.execution(execution, files, detail=detail),
+            execution=messages.execution(execution, files, detail=detail),
             created_at_ms=run.created_at_ms,
         )
         for step in json.loads(run.steps_json):
@@ -302,4 +300,4 @@ class Runs:
 
     def output_file(self, tenant: str, run_id: str, path: str) -> Iterator[pb.OutputFileChunk]:
         self.get(tenant, run_id)  # NOT_FOUND for another tenant's run
-        yield from self.control.output_file(tenant, run_id, path)
+        yield from self.executions.output_file(tenant, run_id, path)

@@ -1,4 +1,5 @@
-"""Builds and runs control's gRPC server: Control, health, reflection."""
+"""Builds control's parts from its settings and runs its gRPC server:
+Control, Artifacts, health, reflection."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
 from services.control.db import Database
-from services.control.executions import Control
-from services.control.servicer import ControlServicer
+from services.control.executions.heartbeats import Heartbeats
+from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.service import ExecutionService
+from services.control.executions.servicer import ControlServicer
+from services.control.executions.store import ExecutionStore
+from services.control.relay import Relay
 from services.control.spawners import SpawnerPool
-from services.control.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +40,15 @@ class ConfigurationError(Exception):
 class RunningServer:
     server: grpc.Server
     port: int
-    control: Control
+    executions: ExecutionService
     database: Database
     health: health.HealthServicer
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         self.health.enter_graceful_shutdown()
-        self.control.stop(grace_seconds)
+        self.executions.stop(grace_seconds)
         self.server.stop(grace=1).wait()
-        self.control.pool.close()
+        self.executions.relay.pool.close()
         self.database.dispose()
 
 
@@ -67,26 +71,36 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
     raise ConfigurationError(f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication.")
 
 
-def build_control(settings: ControlSettings, spawner_secret: bytes | None) -> tuple[Control, Database]:
-    database = Database(settings.sqlalchemy_url())
-    database.migrate()
-    store = Store(database, settings.quota_for)
+def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:
+    store = ExecutionStore(database, settings.quota_for)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
-    return Control(settings, store, blobs, pool), database
+    in_flight = InFlightExecutions()
+    relay = Relay(store, blobs, pool, in_flight, settings.queue_timeout_seconds)
+    heartbeats = Heartbeats(
+        store,
+        in_flight,
+        pool,
+        flush_interval_seconds=settings.flush_interval_seconds,
+        watchdog_interval_seconds=settings.watchdog_interval_seconds,
+        watchdog_min_seconds=settings.watchdog_min_seconds,
+    )
+    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats)
 
 
 def start(settings: ControlSettings) -> RunningServer:
     spawner_secret, tenant_keys = secrets_of(settings)
-    control, database = build_control(settings, spawner_secret)
+    database = Database(settings.sqlalchemy_url())
+    database.migrate()
+    executions = build_executions(settings, database, spawner_secret)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", MAX_REQUEST)],
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
+    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
     artifacts_name = add_artifacts(
-        server, database, settings.artifact_limits(), control=control, prestage=settings.prestage_limits()
+        server, database, settings.artifact_limits(), executions=executions, prestage=settings.prestage_limits()
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -96,9 +110,9 @@ def start(settings: ControlSettings) -> RunningServer:
     port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise RuntimeError(f"cannot listen on {settings.listen}")
-    control.start()
+    executions.start()
     server.start()
     for service in ("", SERVICE_NAME, artifacts_name):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("control listening on %s (port %d), database %s", settings.listen, port, database.dialect)
-    return RunningServer(server, port, control, database, health_servicer)
+    return RunningServer(server, port, executions, database, health_servicer)

@@ -216,7 +216,7 @@ def tight_port(control_server):
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
     add_to_server(
-        server, control_server.database, control=control_server.control, prestage=PrestageLimits(max_bytes=4)
+        server, control_server.database, executions=control_server.executions, prestage=PrestageLimits(max_bytes=4)
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

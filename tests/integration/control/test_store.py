@@ -13,17 +13,17 @@ from sandbox.common.v1 import execution_pb2 as common
 from services.control.config import QuotaLimits
 from services.control.db import Database, head_revision
 from services.control.errors import AlreadyExists, InvalidArgument, QuotaExceeded
-from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, Verdict
+from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
-from services.control.store import Store, Verdict
 
 
-def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> Store:
+def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> ExecutionStore:
     limits = QuotaLimits(max_in_flight, daily_cpu_seconds)
-    return Store(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
+    return ExecutionStore(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
 
 
-def reserve(store: Store, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
+def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
     return store.reserve(
         key=secrets.token_hex(16),
         tenant=tenant,

@@ -2,7 +2,7 @@
 
 from services.control.config import ControlSettings, PrestageLimits
 from services.control.runs import judge_prestage, new_run_id
-from services.control.store import StoredFile
+from services.control.executions.models import StoredFile
 from services.spawner.validation import ID_RE
 
 LIMITS = PrestageLimits(max_bytes=100, max_files=2, max_file_bytes=60)
