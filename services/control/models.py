@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from services.control import artifact_models, run_models
+from services.control.artifacts import models as artifact_models
 from services.control.executions import models as execution_models
+from services.control.runs import models as run_models
 
 metadata = SQLModel.metadata
 

@@ -13,7 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
-from services.control.artifacts_servicer import add_to_server as add_artifacts
+from services.control.artifacts.service import ArtifactService
+from services.control.artifacts.servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
@@ -24,6 +25,8 @@ from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
 from services.control.executions.store import ExecutionStore
 from services.control.relay import Relay
+from services.control.runs.service import RunService
+from services.control.runs.servicer import ArtifactsAndRunsServicer
 from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
@@ -99,9 +102,9 @@ def start(settings: ControlSettings) -> RunningServer:
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
-    artifacts_name = add_artifacts(
-        server, database, settings.artifact_limits(), executions=executions, prestage=settings.prestage_limits()
-    )
+    artifacts = ArtifactService(database, settings.artifact_limits())
+    runs = RunService(executions, database, settings.prestage_limits())
+    artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

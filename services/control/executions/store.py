@@ -34,7 +34,7 @@ from services.control.executions.models import (
     Verdict,
 )
 from services.control.pagination import PageRequest, Position, cut, newest_first
-from services.control.run_models import RunPathRow, RunRow
+from services.control.runs.models import RunPathRow, RunRow
 
 # The watchdog's grace for a silent execution, in multiples of its timeout
 # (at least the watchdog's minimum).

@@ -15,11 +15,13 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
 from sandbox.control.v1 import control_pb2 as cpb
-from services.control.artifacts import Artifacts
-from services.control.artifacts_servicer import add_to_server
+from services.control.artifacts.service import ArtifactService
+from services.control.artifacts.servicer import ArtifactsServicer, add_to_server
 from services.control.auth import TenantAuthInterceptor
 from services.control.config import ArtifactLimits, PrestageLimits
 from services.control.db import Database, head_revision
+from services.control.runs.service import RunService
+from services.control.runs.servicer import ArtifactsAndRunsServicer
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 PY = common.LANGUAGE_PYTHON
@@ -215,9 +217,9 @@ def tight_port(control_server):
         futures.ThreadPoolExecutor(max_workers=8),
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
-    add_to_server(
-        server, control_server.database, executions=control_server.executions, prestage=PrestageLimits(max_bytes=4)
-    )
+    artifacts = ArtifactService(control_server.database, ArtifactLimits())
+    runs = RunService(control_server.executions, control_server.database, PrestageLimits(max_bytes=4))
+    add_to_server(server, ArtifactsAndRunsServicer(artifacts, runs))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield port
@@ -251,7 +253,7 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
         futures.ThreadPoolExecutor(max_workers=2),
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
-    add_to_server(server, database)
+    add_to_server(server, ArtifactsServicer(ArtifactService(database, ArtifactLimits())))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -265,12 +267,12 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
 def test_upgrade_from_0100_adds_the_run_tables(database_url):
     old = Database(database_url)
     old.migrate("0100")
-    art = Artifacts(old, ArtifactLimits()).create("t", PY, "x", "", [])
+    art = ArtifactService(old, ArtifactLimits()).create("t", PY, "x", "", [])
     old.dispose()
     upgraded = Database(database_url)
     upgraded.migrate()
     assert upgraded.revision() == head_revision() == "0101"
     tables = set(sa.inspect(upgraded.engine).get_table_names())
     assert {"runs", "run_paths"} <= tables
-    assert Artifacts(upgraded, ArtifactLimits()).get("t", art.artifact_id).revision == 1
+    assert ArtifactService(upgraded, ArtifactLimits()).get("t", art.artifact_id).revision == 1
     upgraded.dispose()

@@ -8,8 +8,8 @@ import pytest
 from google.rpc import code_pb2
 
 from sandbox.common.v1 import execution_pb2 as common
-from services.control.artifacts import (
-    PackageSpec,
+from services.control.artifacts.models import PackageSpec
+from services.control.artifacts.rules import (
     check_artifact_id,
     check_content,
     check_expected_revision,

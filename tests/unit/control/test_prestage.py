@@ -1,7 +1,8 @@
 """The pre-staging bound of artifact runs (pure rules)."""
 
 from services.control.config import ControlSettings, PrestageLimits
-from services.control.runs import judge_prestage, new_run_id
+from services.control.runs.prestage import judge_prestage
+from services.control.runs.service import new_run_id
 from services.control.executions.models import StoredFile
 from services.spawner.validation import ID_RE
 
