@@ -63,6 +63,17 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def _sqlite_foreign_keys(connection: sa.Connection, *, enabled: bool) -> None:
+    # Straight to the driver (in autocommit mode), outside any transaction.
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+
+
+def _check_foreign_keys(connection: sa.Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
+
+
 class Database:
     def __init__(self, url: str):
         self.url = url
@@ -87,11 +98,27 @@ class Database:
                     yield session
 
     def migrate(self, revision: str = "head") -> None:
-        """Creates or upgrades the schema to `revision`."""
+        """Creates or upgrades the schema to `revision`, in one transaction.
+
+        On SQLite a migration that changes a table rebuilds it (copy, drop,
+        rename); with foreign keys enforced, dropping a table that others
+        reference would fail or cascade. So foreign keys are off while
+        migrations run, and every reference is checked before the commit.
+        SQLite ignores that pragma inside a transaction: it is set on the
+        driver's connection before the migration's transaction begins."""
         config = alembic_config()
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                _sqlite_foreign_keys(connection, enabled=False)
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, revision)
+                    if self.dialect == "sqlite":
+                        _check_foreign_keys(connection)
+            finally:
+                if self.dialect == "sqlite":
+                    _sqlite_foreign_keys(connection, enabled=True)
 
     def revision(self) -> str | None:
         with self.engine.connect() as connection:

@@ -34,7 +34,6 @@ from services.control.executions.models import (
     Verdict,
 )
 from services.control.pagination import PageRequest, Position, cut, newest_first
-from services.control.runs.models import RunPathRow, RunRow
 
 # The watchdog's grace for a silent execution, in multiples of its timeout
 # (at least the watchdog's minimum).
@@ -240,15 +239,13 @@ class ExecutionStore:
 
     def discard(self, key: str) -> bool:
         """Removes an execution the spawner refused before anything started,
-        and returns its debit: as if it had never been requested."""
+        and returns its debit: as if it had never been requested. Rows that
+        belong to the execution in other tables (a run's) are deleted with
+        it by their foreign keys (ON DELETE CASCADE)."""
         with self.db.write() as session:
             row = session.get(ExecutionRow, key)
             if row is None or row.status != QUEUED:
                 return False
-            # A run's record goes with its execution (the run never happened).
-            run_ids = sa.select(RunRow.id).where(col(RunRow.execution_key) == key)
-            session.execute(sa.delete(RunPathRow).where(col(RunPathRow.run_id).in_(run_ids)))
-            session.execute(sa.delete(RunRow).where(col(RunRow.execution_key) == key))
             session.execute(
                 sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )
