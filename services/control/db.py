@@ -20,6 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
+# How long a SQLite writer waits for the write lock before it fails.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# Connections kept open, and how many more may be opened under load: enough
+# for the gRPC worker threads, the relays and the background threads.
+POOL_SIZE = 16
+POOL_OVERFLOW = 16
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -29,9 +35,13 @@ def create_engine(url: str) -> sa.Engine:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
-            pool_size=16,
-            max_overflow=16,
+            connect_args={
+                "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                "check_same_thread": False,
+                "isolation_level": None,
+            },
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -40,7 +50,7 @@ def create_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -50,7 +60,7 @@ def create_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
 
 
 def alembic_config() -> Config:

@@ -51,6 +51,9 @@ class PageRequest:
         return cls(clamp_page_size(page_size, max_size), decode_token(page_token) if page_token else None)
 
 
+FIRST_PAGE = PageRequest()
+
+
 def clamp_page_size(requested: int, max_size: int) -> int:
     return min(requested or DEFAULT_PAGE_SIZE, max_size)
 

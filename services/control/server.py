@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 MAX_REQUEST = 64 * 1024 * 1024
+# Threads serving RPCs: every streaming Execute or RunArtifact holds one.
+GRPC_WORKERS = 64
+# On stop: how long executions in flight get to record their cancellation,
+# then how long calls still open get to end.
+STOP_GRACE_SECONDS = 10.0
+DRAIN_SECONDS = 1
 
 
 class ConfigurationError(Exception):
@@ -47,10 +53,10 @@ class RunningServer:
     database: Database
     health: health.HealthServicer
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         self.health.enter_graceful_shutdown()
         self.executions.stop(grace_seconds)
-        self.server.stop(grace=1).wait()
+        self.server.stop(grace=DRAIN_SECONDS).wait()
         self.executions.relay.pool.close()
         self.database.dispose()
 
@@ -97,7 +103,7 @@ def start(settings: ControlSettings) -> RunningServer:
     database.migrate()
     executions = build_executions(settings, database, spawner_secret)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", MAX_REQUEST)],
         interceptors=[TenantAuthInterceptor(tenant_keys)],
     )

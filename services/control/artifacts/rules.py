@@ -17,6 +17,8 @@ from services.spawner.paths import find_collisions, path_key
 from services.spawner.validation import ID_RE, LANGUAGES
 
 MAX_TITLE_CHARS = 200
+# Random bytes of an artifact id (art_ + 20 hex).
+ARTIFACT_ID_BYTES = 10
 # Title characters that would break a one-line display: control, format,
 # surrogate, line and paragraph separators.
 INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
@@ -146,4 +148,4 @@ def check_totals(limits: ArtifactLimits, artifact_id: str, file_count: int, tota
 
 
 def new_artifact_id() -> str:
-    return "art_" + secrets.token_hex(10)
+    return "art_" + secrets.token_hex(ARTIFACT_ID_BYTES)

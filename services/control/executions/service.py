@@ -34,6 +34,10 @@ CANCEL_WAIT_SECONDS = 10.0
 CANCEL_POLL_SECONDS = 0.05
 # How often the caller's reader wakes up to see whether the relay is done.
 EVENT_POLL_SECONDS = 1.0
+# Random bytes of an execution's key, and of an execution id control makes
+# up when the caller gives none.
+KEY_BYTES = 16
+GENERATED_ID_BYTES = 8
 # Executions per ListExecutions page (control.proto).
 MAX_PAGE_SIZE = 500
 
@@ -49,8 +53,8 @@ class Admission:
 
 
 def new_execution_key() -> str:
-    """Control's own id of an execution, the one the spawner sees."""
-    return secrets.token_hex(16)
+    """Control's own id of an execution, the one the spawner sees (32 hex)."""
+    return secrets.token_hex(KEY_BYTES)
 
 
 class ExecutionService:
@@ -73,7 +77,7 @@ class ExecutionService:
     def start(self) -> None:
         self.heartbeats.start()
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
+    def stop(self, grace_seconds: float) -> None:
         """Cancels what is in flight here and waits for the records."""
         live = self.in_flight.all()
         for execution in live:
@@ -88,7 +92,7 @@ class ExecutionService:
     def check(self, request: pb.ExecuteRequest) -> Admission:
         """Control's own checks of a request (raises InvalidArgument); the
         spawner checks the rest."""
-        execution_id = request.execution_id or f"ex-{secrets.token_hex(8)}"
+        execution_id = request.execution_id or f"ex-{secrets.token_hex(GENERATED_ID_BYTES)}"
         if not ID_RE.match(execution_id):
             raise InvalidArgument("execution_id", "must match [A-Za-z0-9_-]{1,64}")
         if request.session_id and not ID_RE.match(request.session_id):

@@ -33,7 +33,7 @@ from services.control.executions.models import (
     TenantQuota,
     Verdict,
 )
-from services.control.pagination import PageRequest, Position, cut, newest_first
+from services.control.pagination import FIRST_PAGE, PageRequest, Position, cut, newest_first
 
 # The watchdog's grace for a silent execution, in multiples of its timeout
 # (at least the watchdog's minimum).
@@ -352,7 +352,7 @@ class ExecutionStore:
         *,
         statuses: Sequence[str] = (),
         session_id: str = "",
-        page: PageRequest = PageRequest(),
+        page: PageRequest = FIRST_PAGE,
     ) -> tuple[list[ExecutionRow], str]:
         """Newest first; returns the page and the token of the next one ("" at the end)."""
         query = select(ExecutionRow).where(ExecutionRow.tenant == tenant)

@@ -45,12 +45,14 @@ from services.control.runs.models import RunRow
 from services.control.runs.prestage import Prestage, judge_prestage
 from services.spawner.validation import ID_RE
 
+# Random bytes of a run id (run_ + 20 hex).
+RUN_ID_BYTES = 10
 # Runs per ListRuns page (artifacts.proto).
 MAX_PAGE_SIZE = 200
 
 
 def new_run_id() -> str:
-    return "run_" + secrets.token_hex(10)
+    return "run_" + secrets.token_hex(RUN_ID_BYTES)
 
 
 class RunService:

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
+import os
+import pathlib
 import secrets
+import shlex
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,7 +28,7 @@ from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
 from services.control.server import start as start_control
 from services.control.executions.models import Verdict
-from tests.integration.control.conftest import control_channel, control_settings
+from tests.integration.control.conftest import TENANT_KEYS, control_channel, control_settings
 from tests.integration.control.helpers import request, run
 
 pytestmark = pytest.mark.integration
@@ -334,8 +341,6 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
 
 
 def _dead_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -373,18 +378,10 @@ def test_no_spawner_within_the_queue_timeout(control_spawner, tmp_path):
 
 
 def test_grpcurl_with_reflection_and_hand_made_headers(control_server):
-    import json
-    import os
-    import pathlib
-    import shlex
-    import subprocess
-    import sys
-
     bin_dir = pathlib.Path(sys.executable).parent
     target = f"127.0.0.1:{control_server.port}"
     listed = subprocess.run([str(bin_dir / "grpcurl"), "-plaintext", target, "list"], capture_output=True, text=True, timeout=60)
     assert "sandbox.control.v1.Control" in listed.stdout.split()
-    from tests.integration.control.conftest import TENANT_KEYS
 
     method = "sandbox.control.v1.Control/GetQuota"
     headers = subprocess.run(
