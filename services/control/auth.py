@@ -16,7 +16,6 @@ With CONTROL_INSECURE=1 and no keys, the tenant header is trusted as sent
 
 from __future__ import annotations
 
-
 import grpc
 
 from services.common.auth import (

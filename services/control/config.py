@@ -1,15 +1,84 @@
-"""Control settings, read from CONTROL_* environment variables.
+"""Control settings, read from CONTROL_* environment variables, and the
+limits built from them.
 
-Every field here is listed in docs/control.md.
+Every field here is listed in docs/control.md (artifact and pre-staging caps
+in docs/control-artifacts.md and docs/control-runs.md). The domain services
+take their limits as the plain objects below, built here from the settings
+and handed to them by server.py; none reads the environment itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+from services.common.contract.limits import RequestLimits
+from services.common.settings import CommaList
+
+# The shortest timeout an execution may ask for.
+MIN_TIMEOUT_MS = 100
+# The mesh's own request limits (MESH_*): an artifact within them can always
+# be staged, and so can the outputs of an earlier run pre-staged within them.
+MESH_LIMITS = RequestLimits()
+
+
+@dataclasses.dataclass(frozen=True)
+class QuotaLimits:
+    """One tenant's quota."""
+
+    max_in_flight: int
+    daily_cpu_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionLimits:
+    """What one execution may ask for, and what its record keeps."""
+
+    default_timeout_ms: int
+    max_timeout_ms: int
+    # Bytes of stdout and of stderr kept in the record.
+    preview_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactLimits:
+    """Caps of one artifact."""
+
+    max_files: int = MESH_LIMITS.max_files
+    max_file_bytes: int = MESH_LIMITS.max_file_bytes
+    max_total_bytes: int = MESH_LIMITS.max_total_file_bytes
+    max_path_length: int = MESH_LIMITS.max_path_length
+    max_packages: int = MESH_LIMITS.max_packages
+
+    @classmethod
+    def of(cls, limits: RequestLimits) -> ArtifactLimits:
+        """An artifact is staged as one request: its caps are the request's."""
+        return cls(
+            limits.max_files,
+            limits.max_file_bytes,
+            limits.max_total_file_bytes,
+            limits.max_path_length,
+            limits.max_packages,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PrestageLimits:
+    """Bounds of what one run pre-stages from an earlier one."""
+
+    max_bytes: int = MESH_LIMITS.max_total_file_bytes
+    max_files: int = MESH_LIMITS.max_files
+    max_file_bytes: int = MESH_LIMITS.max_file_bytes
+    max_path_length: int = MESH_LIMITS.max_path_length
+
+    @classmethod
+    def of(cls, limits: RequestLimits) -> PrestageLimits:
+        """Prior outputs travel in the run's request: the request's caps bound them."""
+        return cls(limits.max_total_file_bytes, limits.max_files, limits.max_file_bytes, limits.max_path_length)
 
 
 class ControlSettings(BaseSettings):
@@ -25,7 +94,7 @@ class ControlSettings(BaseSettings):
     database_url: str = ""
 
     # Spawners to use, comma-separated host:port.
-    spawners: Annotated[tuple[str, ...], NoDecode] = ("127.0.0.1:50051",)
+    spawners: CommaList = ("127.0.0.1:50051",)
     # Shared secret for signing calls to the spawners.
     spawner_secret: SecretStr | None = None
     # Tenant keys: JSON object {"tenant": "key", ...}. A caller proves its
@@ -43,8 +112,8 @@ class ControlSettings(BaseSettings):
 
     # Timeout range; the requested timeout is what the CPU budget is
     # pre-debited with.
-    default_timeout_ms: int = Field(default=10_000, ge=100)
-    max_timeout_ms: int = Field(default=300_000, ge=100)
+    default_timeout_ms: int = Field(default=10_000, ge=MIN_TIMEOUT_MS)
+    max_timeout_ms: int = Field(default=300_000, ge=MIN_TIMEOUT_MS)
 
     # How long an execution may wait for a spawner with a free slot.
     queue_timeout_seconds: float = Field(default=30.0, ge=0)
@@ -60,12 +129,8 @@ class ControlSettings(BaseSettings):
     # Bytes of stdout and of stderr kept in the record.
     preview_bytes: int = Field(default=64 * 1024, ge=0)
 
-    @field_validator("spawners", mode="before")
-    @classmethod
-    def _split(cls, value):
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+    # The mesh's size and count limits (MESH_*), the same numbers the spawner reads.
+    limits: RequestLimits = Field(default_factory=RequestLimits)
 
     @field_validator("tenant_keys", "tenant_quotas", mode="before")
     @classmethod
@@ -86,12 +151,21 @@ class ControlSettings(BaseSettings):
                 raise ValueError(f"tenant_quotas[{tenant!r}]: unknown keys {sorted(unknown)}")
         return self
 
-    def quota_for(self, tenant: str) -> tuple[int, float]:
+    def quota_for(self, tenant: str) -> QuotaLimits:
         limits = self.tenant_quotas.get(tenant, {})
-        return (
+        return QuotaLimits(
             int(limits.get("max_in_flight", self.max_in_flight)),
             float(limits.get("daily_cpu_seconds", self.daily_cpu_seconds)),
         )
+
+    def execution_limits(self) -> ExecutionLimits:
+        return ExecutionLimits(self.default_timeout_ms, self.max_timeout_ms, self.preview_bytes)
+
+    def artifact_limits(self) -> ArtifactLimits:
+        return ArtifactLimits.of(self.limits)
+
+    def prestage_limits(self) -> PrestageLimits:
+        return PrestageLimits.of(self.limits)
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

@@ -20,6 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
+# How long a SQLite writer waits for the write lock before it fails.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# Connections kept open, and how many more may be opened under load: enough
+# for the gRPC worker threads, the relays and the background threads.
+POOL_SIZE = 16
+POOL_OVERFLOW = 16
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -29,9 +35,13 @@ def create_engine(url: str) -> sa.Engine:
             pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 30, "check_same_thread": False, "isolation_level": None},
-            pool_size=16,
-            max_overflow=16,
+            connect_args={
+                "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                "check_same_thread": False,
+                "isolation_level": None,
+            },
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -40,7 +50,7 @@ def create_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -50,7 +60,7 @@ def create_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
 
 
 def alembic_config() -> Config:
@@ -61,6 +71,17 @@ def alembic_config() -> Config:
 
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _sqlite_foreign_keys(connection: sa.Connection, *, enabled: bool) -> None:
+    # Straight to the driver (in autocommit mode), outside any transaction.
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+
+
+def _check_foreign_keys(connection: sa.Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
 
 
 class Database:
@@ -87,11 +108,27 @@ class Database:
                     yield session
 
     def migrate(self, revision: str = "head") -> None:
-        """Creates or upgrades the schema to `revision`."""
+        """Creates or upgrades the schema to `revision`, in one transaction.
+
+        On SQLite a migration that changes a table rebuilds it (copy, drop,
+        rename); with foreign keys enforced, dropping a table that others
+        reference would fail or cascade. So foreign keys are off while
+        migrations run, and every reference is checked before the commit.
+        SQLite ignores that pragma inside a transaction: it is set on the
+        driver's connection before the migration's transaction begins."""
         config = alembic_config()
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                _sqlite_foreign_keys(connection, enabled=False)
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, revision)
+                    if self.dialect == "sqlite":
+                        _check_foreign_keys(connection)
+            finally:
+                if self.dialect == "sqlite":
+                    _sqlite_foreign_keys(connection, enabled=True)
 
     def revision(self) -> str | None:
         with self.engine.connect() as connection:

@@ -1,7 +1,10 @@
-"""Domain errors of control and the one place they become gRPC statuses."""
+"""Domain errors of control and the one place they become gRPC statuses.
+
+Every servicer of control (Control, Artifacts) wears `grpc_errors`, so one
+`to_status` maps the errors of executions, artifacts and runs alike.
+"""
 
 from __future__ import annotations
-
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -9,8 +12,18 @@ from google.rpc import error_details_pb2, status_pb2
 from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
 
-
-__all__ = ["InvalidArgument", "NotFound", "AlreadyExists", "QuotaExceeded", "Refused", "grpc_errors"]
+__all__ = [
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "QuotaExceeded",
+    "Refused",
+    "StaleRevision",
+    "FailedPrecondition",
+    "LimitExceeded",
+    "to_status",
+    "grpc_errors",
+]
 
 
 class NotFound(Exception):
@@ -39,6 +52,43 @@ class Refused(Exception):
         self.status = status
 
 
+class StaleRevision(Exception):
+    """The write named a revision the artifact has moved past (ABORTED)."""
+
+    def __init__(self, artifact_id: str, expected: int, current: int):
+        super().__init__(
+            f"expected_revision: artifact {artifact_id!r} is at revision {current}, not {expected};"
+            " read it again and retry"
+        )
+        self.current = current
+
+
+class FailedPrecondition(Exception):
+    """The request is valid but the artifact's state forbids it."""
+
+    def __init__(self, subject: str, description: str):
+        super().__init__(f"{subject}: {description}")
+        self.subject = subject
+        self.description = description
+
+
+class LimitExceeded(Exception):
+    """The write would take the artifact over one of its caps
+    (RESOURCE_EXHAUSTED with a QuotaFailure detail)."""
+
+    def __init__(self, subject: str, description: str):
+        super().__init__(description)
+        self.subject = subject
+        self.description = description
+
+
+def _quota_failure(exc: QuotaExceeded | LimitExceeded) -> status_pb2.Status:
+    violation = error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=exc.description)
+    return rich_status(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.QuotaFailure(violations=[violation])
+    )
+
+
 def to_status(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, InvalidArgument):
         return bad_request_status(exc)
@@ -46,11 +96,19 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, AlreadyExists):
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-    if isinstance(exc, QuotaExceeded):
-        violation = error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=exc.description)
-        return rich_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.QuotaFailure(violations=[violation]))
+    if isinstance(exc, (QuotaExceeded, LimitExceeded)):
+        return _quota_failure(exc)
     if isinstance(exc, Refused):
         return exc.status
+    if isinstance(exc, StaleRevision):
+        return rich_status(grpc.StatusCode.ABORTED, str(exc))
+    if isinstance(exc, FailedPrecondition):
+        violation = error_details_pb2.PreconditionFailure.Violation(
+            type="ARTIFACT_STATE", subject=exc.subject, description=exc.description
+        )
+        return rich_status(
+            grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])
+        )
     return None
 
 

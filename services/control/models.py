@@ -1,74 +1,18 @@
-"""SQLModel tables. The schema itself is created and upgraded by the alembic
-migrations in migrations/versions; a unit test keeps the two identical."""
+"""The model registry: every table of control in one SQLModel metadata.
+
+Alembic (migrations/env.py) and the schema test import `metadata` from here;
+a table defined anywhere else would be missing from both.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from sqlmodel import SQLModel
 
-from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from services.control.artifacts import models as artifact_models
+from services.control.executions import models as execution_models
+from services.control.runs import models as run_models
 
-# Statuses as stored (lower-case names of common.v1.ExecutionStatus).
-QUEUED, INSTALLING, RUNNING = "queued", "installing", "running"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
+metadata = SQLModel.metadata
 
-
-class TenantQuota(SQLModel, table=True):
-    """One row per tenant: the row reservations lock, and today's CPU debit."""
-
-    __tablename__ = "tenant_quotas"
-
-    tenant: str = Field(primary_key=True, max_length=64)
-    day: str = Field(max_length=10)  # UTC YYYY-MM-DD the debit belongs to
-    cpu_seconds_debited: float = 0.0
-
-
-class ExecutionRow(SQLModel, table=True):
-    __tablename__ = "executions"
-    __table_args__ = (
-        UniqueConstraint("tenant", "execution_id", name="uq_executions_tenant_execution_id"),
-        Index("ix_executions_tenant_created", "tenant", "created_at_ms", "key"),
-        Index("ix_executions_tenant_session", "tenant", "session_id"),
-        Index("ix_executions_status_heartbeat", "status", "heartbeat_at_ms"),
-    )
-
-    # Control's own id: unique across tenants, the id the spawner sees.
-    key: str = Field(primary_key=True, max_length=64)
-    tenant: str = Field(max_length=64)
-    execution_id: str = Field(max_length=64)  # the caller's id, unique per tenant
-    session_id: str = Field(default="", max_length=64)
-    language: int
-    status: str = Field(max_length=16)
-    error_code: str = Field(default="", max_length=32)
-    error_message: str = ""
-    exit_code: int = -1
-    timeout_ms: int
-    # Pre-debited CPU seconds and the quota day it was debited on.
-    cpu_debit: float
-    debit_day: str = Field(max_length=10)
-    spawner: str = Field(default="", max_length=255)
-    usage_json: str = "{}"
-    steps_json: str = "[]"
-    dropped_json: str = "[]"
-    created_at_ms: int = Field(sa_type=BigInteger)
-    started_at_ms: int = Field(default=0, sa_type=BigInteger)
-    finished_at_ms: int = Field(default=0, sa_type=BigInteger)
-    heartbeat_at_ms: int = Field(sa_type=BigInteger)
-    # Added by revision 0002.
-    stdout_preview: bytes = Field(default=b"", sa_type=LargeBinary)
-    stderr_preview: bytes = Field(default=b"", sa_type=LargeBinary)
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-
-
-class OutputFileRow(SQLModel, table=True):
-    """An output file of an execution; its bytes are the blob `sha256`."""
-
-    __tablename__ = "output_files"
-    __table_args__ = (UniqueConstraint("execution_key", "path", name="uq_output_files_execution_path"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    execution_key: str = Field(foreign_key="executions.key", max_length=64, index=True)
-    path: str = Field(max_length=1024)
-    size: int = Field(sa_type=BigInteger)
-    sha256: str = Field(max_length=64, index=True)
+# The modules whose import registers the tables in `metadata`.
+MODEL_MODULES = (execution_models, artifact_models, run_models)

@@ -1,4 +1,5 @@
-"""Builds and runs control's gRPC server: Control, health, reflection."""
+"""Builds control's parts from its settings and runs its gRPC server:
+Control, Artifacts, health, reflection."""
 
 from __future__ import annotations
 
@@ -8,23 +9,35 @@ import pathlib
 
 import grpc
 from grpc_health.v1 import health
-
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
+
 from services.common import grpc_server
-from services.control.artifacts_servicer import add_to_server as add_artifacts
+from services.control.artifacts.service import ArtifactService
+from services.control.artifacts.servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
 from services.control.db import Database
-from services.control.executions import Control
-from services.control.servicer import ControlServicer
+from services.control.executions.heartbeats import Heartbeats
+from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.service import ExecutionService
+from services.control.executions.servicer import ControlServicer
+from services.control.executions.store import ExecutionStore
+from services.control.relay import Relay
+from services.control.runs.service import RunService
+from services.control.runs.servicer import ArtifactsAndRunsServicer
 from services.control.spawners import SpawnerPool
-from services.control.store import QuotaLimits, Store
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 MAX_REQUEST = 64 * 1024 * 1024
+# Threads serving RPCs: every streaming Execute or RunArtifact holds one.
+GRPC_WORKERS = 64
+# On stop: how long executions in flight get to record their cancellation,
+# then how long calls still open get to end.
+STOP_GRACE_SECONDS = 10.0
+DRAIN_SECONDS = 1
 
 
 class ConfigurationError(Exception):
@@ -35,15 +48,15 @@ class ConfigurationError(Exception):
 class RunningServer:
     server: grpc.Server
     port: int
-    control: Control
+    executions: ExecutionService
     database: Database
     health: health.HealthServicer
 
-    def stop(self, grace_seconds: float = 10.0) -> None:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
         self.health.enter_graceful_shutdown()
-        self.control.stop(grace_seconds)
-        self.server.stop(grace=1).wait()
-        self.control.pool.close()
+        self.executions.stop(grace_seconds)
+        self.server.stop(grace=DRAIN_SECONDS).wait()
+        self.executions.relay.pool.close()
         self.database.dispose()
 
 
@@ -66,25 +79,37 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
     raise ConfigurationError(f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication.")
 
 
-def build_control(settings: ControlSettings, spawner_secret: bytes | None) -> tuple[Control, Database]:
-    database = Database(settings.sqlalchemy_url())
-    database.migrate()
-    store = Store(database, lambda tenant: QuotaLimits(*settings.quota_for(tenant)))
+def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:
+    store = ExecutionStore(database, settings.quota_for)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
-    return Control(settings, store, blobs, pool), database
+    in_flight = InFlightExecutions()
+    relay = Relay(store, blobs, pool, in_flight, settings.queue_timeout_seconds)
+    heartbeats = Heartbeats(
+        store,
+        in_flight,
+        pool,
+        flush_interval_seconds=settings.flush_interval_seconds,
+        watchdog_interval_seconds=settings.watchdog_interval_seconds,
+        watchdog_min_seconds=settings.watchdog_min_seconds,
+    )
+    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats)
 
 
 def start(settings: ControlSettings) -> RunningServer:
     spawner_secret, tenant_keys = secrets_of(settings)
-    control, database = build_control(settings, spawner_secret)
+    database = Database(settings.sqlalchemy_url())
+    database.migrate()
+    executions = build_executions(settings, database, spawner_secret)
     server = grpc_server.thread_pool_server(
-        workers=64, interceptors=[TenantAuthInterceptor(tenant_keys)], max_request_bytes=MAX_REQUEST
+        workers=GRPC_WORKERS, interceptors=[TenantAuthInterceptor(tenant_keys)], max_request_bytes=MAX_REQUEST
     )
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(control), server)
-    artifacts_name = add_artifacts(server, database, control=control)
+    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
+    artifacts = ArtifactService(database, settings.artifact_limits())
+    runs = RunService(executions, database, settings.prestage_limits())
+    artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])
-    control.start()
+    executions.start()
     bound.start()
     log.info("control listening on %s (port %d), database %s", settings.listen, bound.port, database.dialect)
-    return RunningServer(server, bound.port, control, database, bound.health)
+    return RunningServer(server, bound.port, executions, database, bound.health)

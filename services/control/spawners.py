@@ -9,9 +9,9 @@ import threading
 import time
 
 import grpc
-
 from sandbox.spawner.v1 import spawner_pb2 as spb
 from sandbox.spawner.v1 import spawner_pb2_grpc
+
 from services.common.auth import ClientAuthInterceptor
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,6 @@ class SpawnerPool:
             if secret:
                 channel = grpc.intercept_channel(raw, ClientAuthInterceptor(secret))
             self._spawners[address] = Spawner(address, raw, spawner_pb2_grpc.SpawnerStub(channel))
-
-    def get(self, address: str) -> Spawner | None:
-        return self._spawners.get(address)
 
     def healthy(self) -> list[Spawner]:
         now = time.monotonic()

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from alembic import context
 
-from services.control.models import SQLModel
-import services.control.artifact_models  # noqa: F401,E402 - registers the artifact tables
-
-target_metadata = SQLModel.metadata
+from services.control.models import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through services.control.db.migrate()")
+    raise RuntimeError("run migrations through services.control.db.Database.migrate()")
 
 context.configure(
     connection=connection,
-    target_metadata=target_metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():

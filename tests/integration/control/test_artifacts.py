@@ -17,12 +17,12 @@ from grpc_status import rpc_status
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-from services.control.artifact_errors import StaleRevision
-from services.control.artifacts import ArtifactLimits, Artifacts
-from services.control.artifacts_servicer import add_to_server
+from services.control.artifacts.service import ArtifactService
+from services.control.artifacts.servicer import ArtifactsServicer, add_to_server
 from services.control.auth import TenantAuthInterceptor
+from services.control.config import ArtifactLimits
 from services.control.db import Database, head_revision
-from services.control.errors import NotFound
+from services.control.errors import NotFound, StaleRevision
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 LIMITS = ArtifactLimits(max_files=5, max_file_bytes=100, max_total_bytes=250, max_path_length=64, max_packages=4)
@@ -32,7 +32,7 @@ C = grpc.StatusCode
 
 @pytest.fixture
 def artifacts(database):
-    return Artifacts(database, LIMITS)
+    return ArtifactService(database, LIMITS)
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def port(database):
         futures.ThreadPoolExecutor(max_workers=16),
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
-    add_to_server(server, database, LIMITS)
+    add_to_server(server, ArtifactsServicer(ArtifactService(database, LIMITS)))
     bound = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield bound
@@ -468,6 +468,6 @@ def test_upgrade_from_the_previous_head_adds_the_tables(database_url):
     upgraded = Database(database_url)
     upgraded.migrate()
     assert upgraded.revision() == head_revision()
-    art = Artifacts(upgraded, LIMITS).create("t", PY, "x", "", [])
+    art = ArtifactService(upgraded, LIMITS).create("t", PY, "x", "", [])
     assert art.revision == 1
     upgraded.dispose()

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import json
+import os
+import pathlib
 import secrets
+import shlex
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -20,8 +27,8 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
 from services.control.server import start as start_control
-from services.control.store import Verdict
-from tests.integration.control.conftest import control_channel, control_settings
+from services.control.executions.models import Verdict
+from tests.integration.control.conftest import TENANT_KEYS, control_channel, control_settings
 from tests.integration.control.helpers import request, run
 
 pytestmark = pytest.mark.integration
@@ -281,27 +288,28 @@ def test_cap_holds_under_50_concurrent_executes(control_server, tenant_a):
 
 
 def test_watchdog_fails_silent_executions_and_frees_the_slot(control_server, tenant_a):
-    control = control_server.control
-    store = control.store
+    executions = control_server.executions
+    store = executions.store
     row = store.reserve(key=secrets.token_hex(16), tenant="tenant-a", execution_id="silent",
                         session_id="", language=S.LANGUAGE_PYTHON, timeout_ms=1000)
     assert tenant_a.GetQuota(pb.GetQuotaRequest()).in_flight == 1
-    assert control.sweep() == []  # the heartbeat is fresh
+    assert executions.heartbeats.sweep() == []  # the heartbeat is fresh
     with store.db.write() as session:
         session.execute(sa.text("update executions set heartbeat_at_ms = heartbeat_at_ms - 600000 where key = :k"), {"k": row.key})
-    assert control.sweep() == [row.key]
+    assert executions.heartbeats.sweep() == [row.key]
     silent = tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="silent"))
     assert (silent.status, silent.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_SPAWNER_UNAVAILABLE)
     assert tenant_a.GetQuota(pb.GetQuotaRequest()).in_flight == 0
     # A late finalize does not overturn the verdict.
-    assert not control.record(row.key, Verdict("completed", exit_code=0, cpu_seconds=0.0), [("late.txt", b"late")])
+    assert not executions.relay.record(row.key, Verdict("completed", exit_code=0, cpu_seconds=0.0), [("late.txt", b"late")])
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="silent")).status == S.EXECUTION_STATUS_FAILED
-    assert hashlib.sha256(b"late").hexdigest() not in control.blobs.all()
+    assert hashlib.sha256(b"late").hexdigest() not in executions.blobs.all()
 
 
 def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant_b):
-    control = control_server.control
-    store = control.store
+    executions = control_server.executions
+    store = executions.store
+    record = executions.relay.record
 
     def reserve(execution_id):
         return store.reserve(key=secrets.token_hex(16), tenant="tenant-a",
@@ -310,7 +318,7 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
     row = reserve("files-ok")
     big = bytes(range(256)) * 1000
     files = [("out/big.bin", big), ("out/small.txt", b"small")]
-    assert control.record(row.key, Verdict("completed", exit_code=0, cpu_seconds=0.1), files)
+    assert record(row.key, Verdict("completed", exit_code=0, cpu_seconds=0.1), files)
     got = tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="files-ok"))
     assert [(f.path, f.size) for f in got.output_files] == [("out/big.bin", len(big)), ("out/small.txt", 5)]
     chunks = list(tenant_a.GetOutputFile(pb.GetOutputFileRequest(execution_id="files-ok", path="out/big.bin")))
@@ -321,20 +329,18 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
 
     # The transaction fails half-way (two rows for one path): no row, no new
     # blob, the verdict not applied; the blob another execution uses stays.
-    blobs_before = control.blobs.all()
+    blobs_before = executions.blobs.all()
     broken = reserve("files-broken")
     with pytest.raises(Exception):
-        control.record(broken.key, Verdict("completed", exit_code=0, cpu_seconds=0.1),
+        record(broken.key, Verdict("completed", exit_code=0, cpu_seconds=0.1),
                        [("a.txt", b"fresh content"), ("a.txt", b"small"), ("b.txt", b"more fresh")])
-    assert control.blobs.all() == blobs_before
+    assert executions.blobs.all() == blobs_before
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="files-broken")).status == S.EXECUTION_STATUS_QUEUED
-    assert control.record(broken.key, Verdict("failed", "RUNTIME_ERROR", exit_code=1, cpu_seconds=0.1), [("a.txt", b"small")])
-    assert control.blobs.all() == blobs_before
+    assert record(broken.key, Verdict("failed", "RUNTIME_ERROR", exit_code=1, cpu_seconds=0.1), [("a.txt", b"small")])
+    assert executions.blobs.all() == blobs_before
 
 
 def _dead_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -349,7 +355,7 @@ def test_a_dead_spawner_is_skipped(control_spawner, tmp_path):
             stream = run(control_pb2_grpc.ControlStub(channel), request({"main.py": "print('ok')"}))
         assert stream.finished.status == S.EXECUTION_STATUS_COMPLETED
         assert stream.finished.spawner == f"127.0.0.1:{control_spawner.port}"
-        assert [s.address for s in running.control.pool.healthy()] == [f"127.0.0.1:{control_spawner.port}"]
+        assert [s.address for s in running.executions.relay.pool.healthy()] == [f"127.0.0.1:{control_spawner.port}"]
     finally:
         running.stop()
 
@@ -372,18 +378,10 @@ def test_no_spawner_within_the_queue_timeout(control_spawner, tmp_path):
 
 
 def test_grpcurl_with_reflection_and_hand_made_headers(control_server):
-    import json
-    import os
-    import pathlib
-    import shlex
-    import subprocess
-    import sys
-
     bin_dir = pathlib.Path(sys.executable).parent
     target = f"127.0.0.1:{control_server.port}"
     listed = subprocess.run([str(bin_dir / "grpcurl"), "-plaintext", target, "list"], capture_output=True, text=True, timeout=60)
     assert "sandbox.control.v1.Control" in listed.stdout.split()
-    from tests.integration.control.conftest import TENANT_KEYS
 
     method = "sandbox.control.v1.Control/GetQuota"
     headers = subprocess.run(

@@ -15,11 +15,16 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
 from sandbox.control.v1 import control_pb2 as cpb
-from services.control.artifacts import Artifacts
-from services.control.artifacts_servicer import add_to_server
+from services.control.artifacts.service import ArtifactService
+from services.control.artifacts.servicer import ArtifactsServicer, add_to_server
 from services.control.auth import TenantAuthInterceptor
+from services.control.config import ArtifactLimits, PrestageLimits, QuotaLimits
 from services.control.db import Database, head_revision
-from services.control.runs import PrestageLimits
+from services.control.executions.store import ExecutionStore
+from services.control.runs import store as run_store
+from services.control.runs.models import RunRow
+from services.control.runs.service import RunService
+from services.control.runs.servicer import ArtifactsAndRunsServicer
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 PY = common.LANGUAGE_PYTHON
@@ -215,9 +220,9 @@ def tight_port(control_server):
         futures.ThreadPoolExecutor(max_workers=8),
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
-    add_to_server(
-        server, control_server.database, control=control_server.control, prestage=PrestageLimits(max_bytes=4)
-    )
+    artifacts = ArtifactService(control_server.database, ArtifactLimits())
+    runs = RunService(control_server.executions, control_server.database, PrestageLimits(max_bytes=4))
+    add_to_server(server, ArtifactsAndRunsServicer(artifacts, runs))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield port
@@ -251,7 +256,7 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
         futures.ThreadPoolExecutor(max_workers=2),
         interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
     )
-    add_to_server(server, database)
+    add_to_server(server, ArtifactsServicer(ArtifactService(database, ArtifactLimits())))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
@@ -265,12 +270,46 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
 def test_upgrade_from_0100_adds_the_run_tables(database_url):
     old = Database(database_url)
     old.migrate("0100")
-    art = Artifacts(old).create("t", PY, "x", "", [])
+    art = ArtifactService(old, ArtifactLimits()).create("t", PY, "x", "", [])
     old.dispose()
     upgraded = Database(database_url)
     upgraded.migrate()
-    assert upgraded.revision() == head_revision() == "0101"
+    assert upgraded.revision() == head_revision() == "0102"
     tables = set(sa.inspect(upgraded.engine).get_table_names())
     assert {"runs", "run_paths"} <= tables
-    assert Artifacts(upgraded).get("t", art.artifact_id).revision == 1
+    assert ArtifactService(upgraded, ArtifactLimits()).get("t", art.artifact_id).revision == 1
+    upgraded.dispose()
+
+
+def _count(db: Database, table: str) -> int:
+    with db.engine.connect() as connection:
+        return connection.execute(sa.text(f"select count(*) from {table}")).scalar()
+
+
+def test_upgrade_from_0101_keeps_runs_and_deletes_them_with_their_execution(database_url):
+    old = Database(database_url)
+    old.migrate("0101")
+    art = ArtifactService(old, ArtifactLimits()).create("t", PY, "x", "", [])
+    executions = ExecutionStore(old, lambda tenant: QuotaLimits(10, 1000.0))
+    kept, refused = (
+        executions.reserve(key=f"key-{name}", tenant="t", execution_id=f"run_{name}", session_id="",
+                           language=PY, timeout_ms=1000)
+        for name in ("kept", "refused")
+    )
+    with old.write() as session:
+        for execution in (kept, refused):
+            run = RunRow(id=execution.execution_id, tenant="t", artifact_id=art.artifact_id,
+                         execution_key=execution.key, revision=1, created_at_ms=execution.created_at_ms)
+            run_store.add_run(session, run, ["main.py"])
+    old.dispose()
+
+    upgraded = Database(database_url)
+    upgraded.migrate()
+    assert upgraded.revision() == head_revision()
+    assert (_count(upgraded, "runs"), _count(upgraded, "run_paths")) == (2, 2)
+    # The spawner refused one: its run's rows go with the execution.
+    assert ExecutionStore(upgraded, lambda tenant: QuotaLimits(10, 1000.0)).discard(refused.key)
+    with upgraded.engine.connect() as connection:
+        assert connection.execute(sa.text("select id from runs")).scalars().all() == ["run_kept"]
+        assert connection.execute(sa.text("select run_id from run_paths")).scalars().all() == ["run_kept"]
     upgraded.dispose()

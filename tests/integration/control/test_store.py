@@ -10,18 +10,20 @@ import pytest
 import sqlalchemy as sa
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.control.config import QuotaLimits
 from services.control.db import Database, head_revision
 from services.control.errors import AlreadyExists, InvalidArgument, QuotaExceeded
-from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
-from services.control.store import QuotaLimits, Store, Verdict
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, Verdict
+from services.control.executions.store import ExecutionStore
+from services.control.pagination import PageRequest
 
 
-def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> Store:
+def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> ExecutionStore:
     limits = QuotaLimits(max_in_flight, daily_cpu_seconds)
-    return Store(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
+    return ExecutionStore(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
 
 
-def reserve(store: Store, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
+def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
     return store.reserve(
         key=secrets.token_hex(16),
         tenant=tenant,
@@ -209,7 +211,7 @@ def test_list_pages_and_filters(database):
     store.finalize(keys[0], Verdict(CANCELLED, "CANCELLED"))
     seen, token = [], ""
     while True:
-        rows, token = store.list("t1", page_size=3, page_token=token)
+        rows, token = store.list("t1", page=PageRequest.parse(3, token, max_size=3))
         seen += [r.execution_id for r in rows]
         if not token:
             break
@@ -218,7 +220,7 @@ def test_list_pages_and_filters(database):
     assert {r.execution_id for r in rows} == {"e1", "e3", "e5"}
     rows, _ = store.list("t1", statuses=[CANCELLED])
     assert [r.execution_id for r in rows] == ["e0"]
-    rows, _ = store.list("t1", statuses=[QUEUED], session_id="s1", page_size=100)
+    rows, _ = store.list("t1", statuses=[QUEUED], session_id="s1", page=PageRequest(100))
     assert len(rows) == 3
     with pytest.raises(InvalidArgument):
-        store.list("t1", page_token="garbage!")
+        PageRequest.parse(0, "garbage!", max_size=3)

@@ -1,16 +1,16 @@
 """The pure rules of runnable artifacts: ids, revisions, paths, contents,
-packages and their union, collisions with existing files, caps, page tokens."""
+packages and their union, collisions with existing files, caps, the error
+mapping."""
 
 from __future__ import annotations
 
 import pytest
+from google.rpc import code_pb2
 
 from sandbox.common.v1 import execution_pb2 as common
 from services.common.contract.ids import ID_RE
-from services.control.artifact_errors import FailedPrecondition, LimitExceeded, StaleRevision, to_status
-from services.control.artifacts import (
-    ArtifactLimits,
-    PackageSpec,
+from services.control.artifacts.models import PackageSpec
+from services.control.artifacts.rules import (
     check_artifact_id,
     check_content,
     check_expected_revision,
@@ -21,14 +21,20 @@ from services.control.artifacts import (
     check_totals,
     colliding_path,
     collision_message,
-    decode_page_token,
-    encode_page_token,
     merge_packages,
     new_artifact_id,
     package_key,
-    page_size,
 )
-from services.control.errors import AlreadyExists, InvalidArgument, NotFound
+from services.control.config import ArtifactLimits, ControlSettings
+from services.control.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    StaleRevision,
+    to_status,
+)
 
 LIMITS = ArtifactLimits(max_files=3, max_file_bytes=10, max_total_bytes=20, max_path_length=40, max_packages=2)
 
@@ -214,19 +220,11 @@ def test_totals():
     assert total.value.subject == "artifact:x/total_bytes"
 
 
-def test_page_tokens():
-    token = encode_page_token(1234, "art_1")
-    assert decode_page_token(token) == (1234, "art_1")
-    for bad in ("garbage!", "bm90IGpzb24", encode_page_token(1, "a b"), "W10"):
-        with pytest.raises(InvalidArgument, match="page_token"):
-            decode_page_token(bad)
-    assert (page_size(0), page_size(7), page_size(10_000)) == (50, 7, 200)
-
-
 def test_limits_from_the_environment(monkeypatch):
-    monkeypatch.setenv("CONTROL_ARTIFACT_MAX_FILES", "7")
-    monkeypatch.setenv("CONTROL_ARTIFACT_MAX_TOTAL_BYTES", "1000")
-    limits = ArtifactLimits()
+    # The mesh's one set of request limits, the same variables the spawner reads.
+    monkeypatch.setenv("MESH_MAX_FILES", "7")
+    monkeypatch.setenv("MESH_MAX_TOTAL_FILE_BYTES", "1000")
+    limits = ControlSettings().artifact_limits()
     assert (limits.max_files, limits.max_total_bytes, limits.max_file_bytes) == (7, 1000, 1024 * 1024)
 
 
@@ -242,7 +240,5 @@ def test_limits_from_the_environment(monkeypatch):
     ],
 )
 def test_one_mapping_to_statuses(exc, code):
-    from google.rpc import code_pb2
-
     assert to_status(exc).code == getattr(code_pb2, code)
     assert to_status(RuntimeError("x")) is None

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from services.control.config import ControlSettings
+from services.control.config import ControlSettings, QuotaLimits
 from services.control.server import ConfigurationError, secrets_of
 
 
@@ -13,8 +13,8 @@ def test_environment(monkeypatch, tmp_path):
     settings = ControlSettings()
     assert settings.spawners == ("a:1", "b:2")
     assert settings.tenant_keys["t1"].get_secret_value() == "k1"
-    assert settings.quota_for("t1") == (2, settings.daily_cpu_seconds)
-    assert settings.quota_for("t2") == (settings.max_in_flight, settings.daily_cpu_seconds)
+    assert settings.quota_for("t1") == QuotaLimits(2, settings.daily_cpu_seconds)
+    assert settings.quota_for("t2") == QuotaLimits(settings.max_in_flight, settings.daily_cpu_seconds)
     assert settings.sqlalchemy_url() == f"sqlite:///{tmp_path}/control.db"
     assert settings.listen == "127.0.0.1:50061"
 

@@ -1,8 +1,10 @@
 """The pre-staging bound of artifact runs (pure rules)."""
 
 from services.common.contract.ids import ID_RE
-from services.control.runs import PrestageLimits, judge_prestage, new_run_id
-from services.control.store import StoredFile
+from services.control.config import ControlSettings, PrestageLimits
+from services.control.runs.prestage import judge_prestage
+from services.control.runs.service import new_run_id
+from services.control.executions.models import StoredFile
 
 LIMITS = PrestageLimits(max_bytes=100, max_files=2, max_file_bytes=60)
 
@@ -26,11 +28,12 @@ def test_paths_the_spawner_would_refuse():
     assert "cannot be staged" in judge_prestage([StoredFile(".hidden", 1, "0" * 64)], LIMITS)
 
 
-def test_defaults_are_the_spawners_request_caps(monkeypatch):
-    limits = PrestageLimits()
+def test_defaults_are_the_mesh_request_limits(monkeypatch):
+    limits = ControlSettings().prestage_limits()
+    assert limits == PrestageLimits()
     assert (limits.max_bytes, limits.max_files, limits.max_file_bytes) == (10 * 1024 * 1024, 100, 1024 * 1024)
-    monkeypatch.setenv("CONTROL_PRESTAGE_MAX_BYTES", "5")
-    assert PrestageLimits().max_bytes == 5
+    monkeypatch.setenv("MESH_MAX_TOTAL_FILE_BYTES", "5")
+    assert ControlSettings().prestage_limits().max_bytes == 5
 
 
 def test_run_ids_are_valid_execution_ids():

@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox.common.v1 import execution_pb2 as common
-from services.control import states
-from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
+from services.control.executions import states
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
 
 ALL = [QUEUED, INSTALLING, RUNNING, COMPLETED, FAILED, CANCELLED]
 RANK = {QUEUED: 0, INSTALLING: 1, RUNNING: 2, COMPLETED: 3, FAILED: 3, CANCELLED: 3}

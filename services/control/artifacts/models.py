@@ -1,4 +1,5 @@
-"""SQLModel tables of runnable artifacts (created by migration 0100).
+"""Tables of runnable artifacts (created by migration 0100) and the values
+the artifact store returns.
 
 File contents live in the database, not in the blob store: artifact files are
 small source files under tight caps, and keeping them in the row that the
@@ -8,6 +9,8 @@ control replica would need).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -44,3 +47,31 @@ class ArtifactFileRow(SQLModel, table=True):
     size: int = Field(sa_type=BigInteger)
     sha256: str = Field(max_length=64)
     modified_revision: int = Field(sa_type=BigInteger)
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    version: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactView:
+    artifact_id: str
+    language: int
+    title: str
+    entry: str
+    packages: tuple[PackageSpec, ...]
+    revision: int
+    created_at_ms: int
+    updated_at_ms: int
+    file_count: int
+    total_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FileView:
+    path: str
+    size: int
+    sha256: str
+    modified_revision: int

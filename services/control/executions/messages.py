@@ -1,16 +1,17 @@
-"""Rows to protobuf messages."""
+"""Execution rows to protobuf messages, and a spawner's result to the JSON
+the row keeps."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
 from google.protobuf import json_format
-
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
-from services.control import states
-from services.control.models import ExecutionRow
-from services.control.store import StoredFile
+
+from services.control.executions import states
+from services.control.executions.models import ExecutionRow, StoredFile
 
 
 def execution(row: ExecutionRow, files: list[StoredFile] | None = None, *, detail: bool = True) -> pb.Execution:
@@ -47,5 +48,5 @@ def usage_json(usage: common.Usage) -> str:
     return json.dumps(json_format.MessageToDict(usage, preserving_proto_field_name=True))
 
 
-def steps_json(steps) -> str:
+def steps_json(steps: Iterable[common.StepResult] | Iterable[common.Step]) -> str:
     return json.dumps([json_format.MessageToDict(s, preserving_proto_field_name=True) for s in steps])

@@ -1,4 +1,5 @@
-"""SQLModel tables of artifact runs (created by migration 0101).
+"""SQLModel tables of artifact runs (created by migration 0101; their rows
+go with their execution since 0102).
 
 A run is an execution (table `executions`, which holds its status, verdict,
 previews and output files) plus one `runs` row written in the same
@@ -23,7 +24,8 @@ class RunRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     tenant: str = Field(max_length=64)
     artifact_id: str = Field(foreign_key="artifacts.id", max_length=64)
-    execution_key: str = Field(foreign_key="executions.key", max_length=64, unique=True)
+    # Deleting the execution deletes its run (revision 0102).
+    execution_key: str = Field(foreign_key="executions.key", ondelete="CASCADE", max_length=64, unique=True)
     revision: int = Field(sa_type=BigInteger)
     path: str = ""  # the entry run; "" when run with steps
     steps_json: str = "[]"  # the requested steps
@@ -38,7 +40,7 @@ class RunPathRow(SQLModel, table=True):
     __tablename__ = "run_paths"
     __table_args__ = (Index("ix_run_paths_artifact_path_created", "artifact_id", "path", "created_at_ms"),)
 
-    run_id: str = Field(primary_key=True, foreign_key="runs.id", max_length=64)
+    run_id: str = Field(primary_key=True, foreign_key="runs.id", ondelete="CASCADE", max_length=64)
     path: str = Field(primary_key=True)
     artifact_id: str = Field(max_length=64)
     created_at_ms: int = Field(sa_type=BigInteger)

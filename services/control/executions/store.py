@@ -1,7 +1,8 @@
-"""Durable state: executions, their transitions, output file rows, quotas.
+"""The execution store: executions, their transitions, output file rows,
+quotas; all of its SQL.
 
 Every state change is a conditional UPDATE guarded by the transition table
-(states.py); every reservation is one write transaction that locks the
+(states.py); every reservation runs in one write transaction that locks the
 tenant's quota row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the database
 write lock of BEGIN IMMEDIATE), counts what is in flight, checks the CPU
 budget, debits it and inserts the execution.
@@ -9,10 +10,7 @@ budget, debits it and inserts the execution.
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import datetime
-import json
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,17 +18,29 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
-from services.control import states
+from services.control.config import QuotaLimits
 from services.control.db import Database
-from services.control.errors import AlreadyExists, InvalidArgument, NotFound, QuotaExceeded
-from services.control.models import (
+from services.control.errors import AlreadyExists, NotFound, QuotaExceeded
+from services.control.executions import states
+from services.control.executions.models import (
     QUEUED,
     RUNNING,
     ExecutionRow,
     OutputFileRow,
+    Previews,
+    QuotaUsage,
+    StoredFile,
     TenantQuota,
+    Verdict,
 )
-from services.control.run_models import RunPathRow, RunRow
+from services.control.pagination import FIRST_PAGE, PageRequest, Position, cut, newest_first
+
+# The watchdog's grace for a silent execution, in multiples of its timeout
+# (at least the watchdog's minimum).
+HEARTBEAT_GRACE_FACTOR = 2
+# Slack in the CPU budget check, so a budget spent exactly is not refused by
+# float rounding.
+BUDGET_EPSILON = 1e-9
 
 
 def now_ms() -> int:
@@ -41,48 +51,7 @@ def utc_day(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
 
 
-@dataclasses.dataclass(frozen=True)
-class QuotaLimits:
-    max_in_flight: int
-    daily_cpu_seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class QuotaUsage:
-    tenant: str
-    limits: QuotaLimits
-    in_flight: int
-    cpu_seconds_used: float
-    day: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """What a terminal transition records."""
-
-    status: str
-    error_code: str = ""
-    error_message: str = ""
-    exit_code: int = -1
-    # Measured CPU; None settles the quota at the pre-debit (nothing measured).
-    cpu_seconds: float | None = None
-    usage_json: str | None = None
-    steps_json: str | None = None
-    dropped_json: str | None = None
-    stdout_preview: bytes | None = None
-    stderr_preview: bytes | None = None
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredFile:
-    path: str
-    size: int
-    sha256: str
-
-
-class Store:
+class ExecutionStore:
     def __init__(self, db: Database, limits_for: Callable[[str], QuotaLimits], clock: Callable[[], int] = now_ms):
         self.db = db
         self.limits_for = limits_for
@@ -111,7 +80,23 @@ class Store:
         ).one()
 
     def reserve(
+        self, *, key: str, tenant: str, execution_id: str, session_id: str, language: int, timeout_ms: int
+    ) -> ExecutionRow:
+        """Admits one execution in a transaction of its own (see reserve_in)."""
+        with self.db.write() as session:
+            return self.reserve_in(
+                session,
+                key=key,
+                tenant=tenant,
+                execution_id=execution_id,
+                session_id=session_id,
+                language=language,
+                timeout_ms=timeout_ms,
+            )
+
+    def reserve_in(
         self,
+        session: Session,
         *,
         key: str,
         tenant: str,
@@ -119,63 +104,61 @@ class Store:
         session_id: str,
         language: int,
         timeout_ms: int,
-        also: Callable[[Session, ExecutionRow], None] | None = None,
     ) -> ExecutionRow:
-        """Admits one execution: quota check, debit and insert in one
-        transaction. Raises QuotaExceeded or AlreadyExists; then nothing changed.
-        `also(session, row)` writes rows that belong to the execution (a run's
-        record) in the same transaction."""
+        """Admits one execution inside the caller's write transaction
+        (Database.write): quota check, debit and insert. Raises QuotaExceeded
+        or AlreadyExists; the caller's transaction then rolls back, so nothing
+        changed. A caller with rows of its own that must exist exactly when
+        the execution does (a run's record) writes them in the same
+        transaction."""
         limits = self.limits_for(tenant)
         debit = timeout_ms / 1000.0
-        with self.db.write() as session:
-            now = self.clock()
-            today = utc_day(now)
-            quota = self._lock_quota(session, tenant, today)
-            duplicate = session.exec(
-                select(ExecutionRow.key).where(
-                    ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id
-                )
-            ).first()
-            if duplicate is not None:
-                raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
-            in_flight = self._in_flight(session, tenant)
-            if in_flight >= limits.max_in_flight:
-                raise QuotaExceeded(
-                    tenant,
-                    f"tenant:{tenant}/executions_in_flight",
-                    f"{in_flight} of {limits.max_in_flight} executions in flight; wait for one to finish",
-                )
-            if quota.cpu_seconds_debited + debit > limits.daily_cpu_seconds + 1e-9:
-                left = max(0.0, limits.daily_cpu_seconds - quota.cpu_seconds_debited)
-                raise QuotaExceeded(
-                    tenant,
-                    f"tenant:{tenant}/daily_cpu_seconds",
-                    f"{left:.1f} of {limits.daily_cpu_seconds:.1f} CPU seconds left today (UTC); "
-                    f"the requested timeout needs {debit:.1f}",
-                )
-            quota.cpu_seconds_debited += debit
-            session.add(quota)
-            row = ExecutionRow(
-                key=key,
-                tenant=tenant,
-                execution_id=execution_id,
-                session_id=session_id,
-                language=language,
-                status=QUEUED,
-                timeout_ms=timeout_ms,
-                cpu_debit=debit,
-                debit_day=today,
-                created_at_ms=now,
-                heartbeat_at_ms=now,
+        now = self.clock()
+        today = utc_day(now)
+        quota = self._lock_quota(session, tenant, today)
+        duplicate = session.exec(
+            select(ExecutionRow.key).where(
+                ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id
             )
-            session.add(row)
-            try:
-                session.flush()
-            except sa.exc.IntegrityError:
-                raise AlreadyExists(f"execution_id: {execution_id!r} already exists") from None
-            if also is not None:
-                also(session, row)
-            return row
+        ).first()
+        if duplicate is not None:
+            raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
+        in_flight = self._in_flight(session, tenant)
+        if in_flight >= limits.max_in_flight:
+            raise QuotaExceeded(
+                tenant,
+                f"tenant:{tenant}/executions_in_flight",
+                f"{in_flight} of {limits.max_in_flight} executions in flight; wait for one to finish",
+            )
+        if quota.cpu_seconds_debited + debit > limits.daily_cpu_seconds + BUDGET_EPSILON:
+            left = max(0.0, limits.daily_cpu_seconds - quota.cpu_seconds_debited)
+            raise QuotaExceeded(
+                tenant,
+                f"tenant:{tenant}/daily_cpu_seconds",
+                f"{left:.1f} of {limits.daily_cpu_seconds:.1f} CPU seconds left today (UTC); "
+                f"the requested timeout needs {debit:.1f}",
+            )
+        quota.cpu_seconds_debited += debit
+        session.add(quota)
+        row = ExecutionRow(
+            key=key,
+            tenant=tenant,
+            execution_id=execution_id,
+            session_id=session_id,
+            language=language,
+            status=QUEUED,
+            timeout_ms=timeout_ms,
+            cpu_debit=debit,
+            debit_day=today,
+            created_at_ms=now,
+            heartbeat_at_ms=now,
+        )
+        session.add(row)
+        try:
+            session.flush()
+        except sa.exc.IntegrityError:
+            raise AlreadyExists(f"execution_id: {execution_id!r} already exists") from None
+        return row
 
     def quota(self, tenant: str) -> QuotaUsage:
         limits = self.limits_for(tenant)
@@ -256,15 +239,13 @@ class Store:
 
     def discard(self, key: str) -> bool:
         """Removes an execution the spawner refused before anything started,
-        and returns its debit: as if it had never been requested."""
+        and returns its debit: as if it had never been requested. Rows that
+        belong to the execution in other tables (a run's) are deleted with
+        it by their foreign keys (ON DELETE CASCADE)."""
         with self.db.write() as session:
             row = session.get(ExecutionRow, key)
             if row is None or row.status != QUEUED:
                 return False
-            # A run's record goes with its execution (the run never happened).
-            run_ids = sa.select(RunRow.id).where(col(RunRow.execution_key) == key)
-            session.execute(sa.delete(RunPathRow).where(col(RunPathRow.run_id).in_(run_ids)))
-            session.execute(sa.delete(RunRow).where(col(RunRow.execution_key) == key))
             session.execute(
                 sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )
@@ -275,7 +256,7 @@ class Store:
             )
             return True
 
-    def flush(self, heartbeats: Sequence[str], previews: dict[str, tuple[bytes, bool, bytes, bool]]) -> None:
+    def flush(self, heartbeats: Sequence[str], previews: dict[str, Previews]) -> None:
         """One write for a batch of live executions: heartbeats and previews."""
         if not heartbeats and not previews:
             return
@@ -288,22 +269,24 @@ class Store:
                     .where(col(ExecutionRow.key).in_(list(heartbeats)), live)
                     .values(heartbeat_at_ms=now)
                 )
-            for key, (out, out_cut, err, err_cut) in previews.items():
+            for key, preview in previews.items():
                 session.execute(
                     sa.update(ExecutionRow)
                     .where(col(ExecutionRow.key) == key, live)
                     .values(
                         heartbeat_at_ms=now,
-                        stdout_preview=out,
-                        stdout_truncated=out_cut,
-                        stderr_preview=err,
-                        stderr_truncated=err_cut,
+                        stdout_preview=preview.stdout,
+                        stdout_truncated=preview.stdout_truncated,
+                        stderr_preview=preview.stderr,
+                        stderr_truncated=preview.stderr_truncated,
                     )
                 )
 
     def stale(self, min_ms: int) -> list[ExecutionRow]:
-        """Live executions whose heartbeat is older than max(2 x timeout, min_ms)."""
-        grace = sa.case((ExecutionRow.timeout_ms * 2 > min_ms, ExecutionRow.timeout_ms * 2), else_=min_ms)
+        """Live executions whose heartbeat is older than
+        max(HEARTBEAT_GRACE_FACTOR x timeout, min_ms)."""
+        timeout_grace = ExecutionRow.timeout_ms * HEARTBEAT_GRACE_FACTOR
+        grace = sa.case((timeout_grace > min_ms, timeout_grace), else_=min_ms)
         with self.db.read() as session:
             return list(
                 session.exec(
@@ -369,8 +352,7 @@ class Store:
         *,
         statuses: Sequence[str] = (),
         session_id: str = "",
-        page_size: int = 50,
-        page_token: str = "",
+        page: PageRequest = FIRST_PAGE,
     ) -> tuple[list[ExecutionRow], str]:
         """Newest first; returns the page and the token of the next one ("" at the end)."""
         query = select(ExecutionRow).where(ExecutionRow.tenant == tenant)
@@ -378,34 +360,8 @@ class Store:
             query = query.where(col(ExecutionRow.status).in_(list(statuses)))
         if session_id:
             query = query.where(ExecutionRow.session_id == session_id)
-        if page_token:
-            created, key = decode_token(page_token)
-            query = query.where(
-                sa.or_(
-                    col(ExecutionRow.created_at_ms) < created,
-                    sa.and_(col(ExecutionRow.created_at_ms) == created, col(ExecutionRow.key) < key),
-                )
-            )
-        query = query.order_by(col(ExecutionRow.created_at_ms).desc(), col(ExecutionRow.key).desc()).limit(page_size + 1)
+        query = newest_first(query, col(ExecutionRow.created_at_ms), col(ExecutionRow.key), page)
         with self.db.read() as session:
             rows = list(session.exec(query))
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            return rows, encode_token(rows[-1].created_at_ms, rows[-1].key)
-        return rows, ""
-
-
-def encode_token(created_at_ms: int, key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at_ms, key]).encode()).decode().rstrip("=")
-
-
-def decode_token(token: str) -> tuple[int, str]:
-    try:
-        created, key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        if not isinstance(created, int) or not isinstance(key, str):
-            raise ValueError
-        return created, key
-    except (ValueError, TypeError):
-        raise InvalidArgument("page_token", "not a token from a previous response") from None
-
+        return cut(rows, page, lambda row: Position(row.created_at_ms, row.key))
 

@@ -1,21 +1,20 @@
-"""gRPC servicer of sandbox.control.v1.Artifacts: translates between protobuf
-and services.control.artifacts. Every method works for the authenticated
-tenant only (services.control.auth); errors become statuses in
-services.control.artifact_errors."""
+"""gRPC servicer of the artifact RPCs of sandbox.control.v1.Artifacts:
+translates between protobuf and the artifact service. Every method works
+for the authenticated tenant only (services.control.auth); errors become
+statuses in services.control.errors. The run RPCs of the same gRPC service
+are added by services/control/runs/servicer.py."""
 
 from __future__ import annotations
 
 import grpc
-
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-from services.control.artifact_errors import grpc_errors
-from services.control.artifacts import ArtifactLimits, Artifacts, ArtifactView, FileView
+
+from services.control.artifacts.models import ArtifactView, FileView
+from services.control.artifacts.service import ArtifactService
 from services.control.auth import tenant_of
-from services.control.db import Database
-from services.control.executions import Control
-from services.control.runs import PrestageLimits, Runs
+from services.control.errors import grpc_errors
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Artifacts"].full_name
 
@@ -45,14 +44,10 @@ def _written(result: tuple[ArtifactView, FileView]) -> pb.FileWriteResponse:
 
 
 class ArtifactsServicer(artifacts_pb2_grpc.ArtifactsServicer):
-    def __init__(self, artifacts: Artifacts, runs: Runs | None = None):
-        self.artifacts = artifacts
-        self._runs = runs
+    """The artifact RPCs; the run RPCs answer UNIMPLEMENTED here."""
 
-    def runs(self, context) -> Runs:
-        if self._runs is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "runs need a control domain; this server has none")
-        return self._runs
+    def __init__(self, artifacts: ArtifactService):
+        self.artifacts = artifacts
 
     @grpc_errors
     def CreateArtifact(self, request, context):
@@ -129,47 +124,8 @@ class ArtifactsServicer(artifacts_pb2_grpc.ArtifactsServicer):
         return artifact_message(view)
 
 
-    # ---- runs ------------------------------------------------------------------
-
-    @grpc_errors
-    def RunArtifact(self, request, context):
-        runs = self.runs(context)
-        tenant = tenant_of(context)
-        live, run_id = runs.start(tenant, request)
-        context.add_callback(lambda: runs.control.listener_gone(live))
-        yield from runs.events(tenant, live, run_id)
-
-    @grpc_errors
-    def GetRun(self, request, context):
-        return self.runs(context).get(tenant_of(context), request.run_id)
-
-    @grpc_errors
-    def ListRuns(self, request, context):
-        runs, token = self.runs(context).list(
-            tenant_of(context), request.artifact_id, request.page_size, request.page_token
-        )
-        return pb.ListRunsResponse(runs=runs, next_page_token=token)
-
-    @grpc_errors
-    def GetLatestRuns(self, request, context):
-        latest = self.runs(context).latest(tenant_of(context), request.artifact_id, request.paths)
-        return pb.GetLatestRunsResponse(latest=latest)
-
-    @grpc_errors
-    def GetRunOutputFile(self, request, context):
-        yield from self.runs(context).output_file(tenant_of(context), request.run_id, request.path)
-
-
-def add_to_server(
-    server: grpc.Server,
-    database: Database,
-    limits: ArtifactLimits | None = None,
-    control: Control | None = None,
-    prestage: PrestageLimits | None = None,
-) -> str:
+def add_to_server(server: grpc.Server, servicer: ArtifactsServicer) -> str:
     """Registers the Artifacts service on `server` (which must carry the
-    tenant interceptor); returns its full name for health and reflection.
-    Without `control` the run RPCs answer UNIMPLEMENTED."""
-    runs = Runs(control, database, prestage) if control is not None else None
-    artifacts_pb2_grpc.add_ArtifactsServicer_to_server(ArtifactsServicer(Artifacts(database, limits), runs), server)
+    tenant interceptor); returns its full name for health and reflection."""
+    artifacts_pb2_grpc.add_ArtifactsServicer_to_server(servicer, server)
     return SERVICE_NAME

@@ -11,7 +11,8 @@ terminal verdict: the first one wins and the others see rowcount 0.
 from __future__ import annotations
 
 from sandbox.common.v1 import execution_pb2 as common
-from services.control.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
+
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, ExecutionRow
 
 ORDER = (QUEUED, INSTALLING, RUNNING)
 TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
@@ -70,3 +71,9 @@ def error_name(code: int) -> str:
 
 def error_code(name: str) -> int:
     return common.ErrorCode.Value(_ERROR_PREFIX + name) if name else common.ERROR_CODE_UNSPECIFIED
+
+
+def has_ended(row: ExecutionRow | None) -> bool:
+    """True when the execution has its verdict, or is gone (discarded after
+    the spawner refused it)."""
+    return row is None or row.status in TERMINAL

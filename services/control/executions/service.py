@@ -1,0 +1,251 @@
+"""The execution service: admits executions against the tenant's quota,
+hands them to the relay, cancels them, and answers the reads. The gRPC
+servicer (servicer.py) is a thin layer on this; the relay to the spawners is
+services/control/relay.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import control_pb2 as pb
+from sqlmodel import Session
+
+from services.common.contract.ids import ID_RE
+from services.control.blobs import BlobStore
+from services.control.config import MIN_TIMEOUT_MS, ExecutionLimits
+from services.control.errors import InvalidArgument
+from services.control.executions import messages, states
+from services.control.executions.heartbeats import Heartbeats
+from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
+from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
+from services.control.executions.store import ExecutionStore
+from services.control.pagination import PageRequest
+from services.control.relay import Relay, spawner_request
+
+# How long a cancel waits for the spawner's CANCELLED result before control
+# records the cancellation itself.
+CANCEL_WAIT_SECONDS = 10.0
+# How often a cancel looks whether the verdict is in.
+CANCEL_POLL_SECONDS = 0.05
+# How often the caller's reader wakes up to see whether the relay is done.
+EVENT_POLL_SECONDS = 1.0
+# Random bytes of an execution's key, and of an execution id control makes
+# up when the caller gives none.
+KEY_BYTES = 16
+GENERATED_ID_BYTES = 8
+# Executions per ListExecutions page (control.proto).
+MAX_PAGE_SIZE = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """An ExecuteRequest that passed control's own checks."""
+
+    execution_id: str
+    session_id: str
+    language: int
+    timeout_ms: int
+
+
+def new_execution_key() -> str:
+    """Control's own id of an execution, the one the spawner sees (32 hex)."""
+    return secrets.token_hex(KEY_BYTES)
+
+
+class ExecutionService:
+    def __init__(
+        self,
+        limits: ExecutionLimits,
+        store: ExecutionStore,
+        blobs: BlobStore,
+        relay: Relay,
+        in_flight: InFlightExecutions,
+        heartbeats: Heartbeats,
+    ):
+        self.limits = limits
+        self.store = store
+        self.blobs = blobs
+        self.relay = relay
+        self.in_flight = in_flight
+        self.heartbeats = heartbeats
+
+    def start(self) -> None:
+        self.heartbeats.start()
+
+    def stop(self, grace_seconds: float) -> None:
+        """Cancels what is in flight here and waits for the records."""
+        live = self.in_flight.all()
+        for execution in live:
+            self.relay.cancel(execution, "control is shutting down")
+        deadline = time.monotonic() + grace_seconds
+        for execution in live:
+            execution.done.wait(max(0.0, deadline - time.monotonic()))
+        self.heartbeats.stop()
+
+    # ---- admission -----------------------------------------------------------
+
+    def check(self, request: pb.ExecuteRequest) -> Admission:
+        """Control's own checks of a request (raises InvalidArgument); the
+        spawner checks the rest."""
+        execution_id = request.execution_id or f"ex-{secrets.token_hex(GENERATED_ID_BYTES)}"
+        if not ID_RE.match(execution_id):
+            raise InvalidArgument("execution_id", "must match [A-Za-z0-9_-]{1,64}")
+        if request.session_id and not ID_RE.match(request.session_id):
+            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
+        if request.language not in (common.LANGUAGE_PYTHON, common.LANGUAGE_NODE):
+            raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
+        timeout_ms = request.limits.timeout_ms or self.limits.default_timeout_ms
+        if not MIN_TIMEOUT_MS <= timeout_ms <= self.limits.max_timeout_ms:
+            raise InvalidArgument(
+                "limits.timeout_ms", f"must be between {MIN_TIMEOUT_MS} and {self.limits.max_timeout_ms}"
+            )
+        return Admission(execution_id, request.session_id, request.language, timeout_ms)
+
+    def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
+        """Reserves the execution inside the caller's write transaction
+        (raises QuotaExceeded, AlreadyExists)."""
+        return self.store.reserve_in(
+            session,
+            key=new_execution_key(),
+            tenant=tenant,
+            execution_id=admission.execution_id,
+            session_id=admission.session_id,
+            language=admission.language,
+            timeout_ms=admission.timeout_ms,
+        )
+
+    def launch(
+        self,
+        row: ExecutionRow,
+        request: pb.ExecuteRequest,
+        *,
+        prior_outputs: Sequence[common.File] = (),
+        stderr_notice: bytes = b"",
+    ) -> InFlightExecution:
+        """Starts relaying an admitted execution; the caller reads `events()`.
+
+        Extras of artifact runs, not in the public ExecuteRequest:
+        `prior_outputs` are pre-staged into /workspace/output/ by the
+        spawner; `stderr_notice` is sent as the first stderr chunk and kept
+        in the stderr preview."""
+        execution = InFlightExecution(row, self.limits.preview_bytes)
+        self.in_flight.add(execution)
+        accepted = pb.Accepted(execution_id=row.execution_id, status=common.EXECUTION_STATUS_QUEUED)
+        execution.push(pb.ExecuteEvent(accepted=accepted))
+        if stderr_notice:
+            execution.add_output("stderr", stderr_notice)
+            execution.push(pb.ExecuteEvent(stderr=pb.OutputChunk(data=stderr_notice)))
+        self.relay.start(execution, spawner_request(row.key, row.tenant, row.timeout_ms, request, prior_outputs))
+        return execution
+
+    def execute(self, tenant: str, request: pb.ExecuteRequest) -> InFlightExecution:
+        """Checks, admits (in a transaction of its own) and launches."""
+        admission = self.check(request)
+        with self.store.db.write() as session:
+            row = self.admit(session, tenant, admission)
+        return self.launch(row, request)
+
+    @staticmethod
+    def events(execution: InFlightExecution) -> Iterator[pb.ExecuteEvent]:
+        """The caller's view: events until `finished`; raises Refused."""
+        while True:
+            try:
+                item = execution.events.get(timeout=EVENT_POLL_SECONDS)
+            except queue.Empty:
+                if execution.done.is_set() and execution.events.empty():
+                    return
+                continue
+            if item is END_OF_EVENTS:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def listener_gone(self, execution: InFlightExecution) -> None:
+        """The caller hung up: a running execution is cancelled."""
+        execution.listener_present = False
+        if not execution.done.is_set():
+            self.relay.cancel(execution, "the caller went away")
+
+    # ---- cancellation --------------------------------------------------------
+
+    def cancel(self, tenant: str, execution_id: str) -> tuple[bool, ExecutionRow]:
+        row = self.store.get(tenant, execution_id)
+        return self._cancel_rows([row], "cancelled by the caller")[0]
+
+    def cancel_session(self, tenant: str, session_id: str) -> list[str]:
+        if not ID_RE.match(session_id):
+            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
+        rows = self.store.live_in_session(tenant, session_id)
+        results = self._cancel_rows(rows, "the session was cancelled")
+        return [row.execution_id for cancelled, row in results if cancelled]
+
+    def _cancel_rows(self, rows: list[ExecutionRow], reason: str) -> list[tuple[bool, ExecutionRow]]:
+        pending = []
+        for row in rows:
+            if row.status in states.TERMINAL:
+                continue
+            execution = self.in_flight.get(row.key)
+            if execution is not None:
+                self.relay.cancel(execution, reason)
+            elif row.spawner:
+                self.relay.cancel_elsewhere(row)  # another replica relays it
+            pending.append(row.key)
+        # The relay records the spawner's CANCELLED result (usage, partial
+        # files); a verdict is forced when none arrives in time.
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        for key in pending:
+            while time.monotonic() < deadline and not states.has_ended(self.store.by_key(key)):
+                time.sleep(CANCEL_POLL_SECONDS)
+            row = self.store.by_key(key)
+            if not states.has_ended(row):
+                cpu_seconds = None if row.started_at_ms else 0.0
+                self.store.finalize(key, Verdict(CANCELLED, "CANCELLED", reason, cpu_seconds=cpu_seconds))
+        results = []
+        for row in rows:
+            current = self.store.by_key(row.key)
+            results.append((row.key in pending and current.status == CANCELLED, current))
+        return results
+
+    # ---- reads ---------------------------------------------------------------
+
+    def get(self, tenant: str, execution_id: str) -> pb.Execution:
+        row = self.store.get(tenant, execution_id)
+        return messages.execution(row, self.store.files(row.key))
+
+    def list(self, tenant: str, request: pb.ListExecutionsRequest) -> pb.ListExecutionsResponse:
+        if request.session_id and not ID_RE.match(request.session_id):
+            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
+        try:
+            statuses = [states.from_proto(s) for s in request.statuses]
+        except ValueError as exc:
+            raise InvalidArgument("statuses", str(exc)) from None
+        page = PageRequest.parse(request.page_size, request.page_token, max_size=MAX_PAGE_SIZE)
+        rows, token = self.store.list(tenant, statuses=statuses, session_id=request.session_id, page=page)
+        return pb.ListExecutionsResponse(
+            executions=[messages.execution(row, detail=False) for row in rows], next_page_token=token
+        )
+
+    def output_file(self, tenant: str, execution_id: str, path: str) -> Iterator[pb.OutputFileChunk]:
+        stored = self.store.file(tenant, execution_id, path)
+        if stored.size == 0:
+            yield pb.OutputFileChunk(data=b"", offset=0, size=0, sha256=stored.sha256)
+            return
+        for offset, data in self.blobs.read(stored.sha256):
+            yield pb.OutputFileChunk(data=data, offset=offset, size=stored.size, sha256=stored.sha256)
+
+    def quota(self, tenant: str) -> pb.Quota:
+        usage = self.store.quota(tenant)
+        return pb.Quota(
+            tenant=tenant,
+            max_in_flight=usage.limits.max_in_flight,
+            in_flight=usage.in_flight,
+            daily_cpu_seconds=usage.limits.daily_cpu_seconds,
+            cpu_seconds_used=usage.cpu_seconds_used,
+            day=usage.day,
+        )

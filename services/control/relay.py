@@ -1,0 +1,316 @@
+"""The relay of an admitted execution to a spawner: pick one, call it, retry
+elsewhere while nothing started, stream its events to the caller's buffer
+and the record, and record the verdict.
+
+One worker thread per execution owns the spawner call, so the record gets
+its verdict even when the caller is gone. Admission and cancellation are the
+execution service's (services/control/executions/service.py); the relay only
+carries out a cancel it is asked for (`cancel`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import grpc
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import control_pb2 as pb
+from sandbox.spawner.v1 import spawner_pb2 as spb
+
+from services.control.blobs import BlobStore
+from services.control.errors import Refused
+from services.control.executions import messages, states
+from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
+from services.control.executions.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INSTALLING,
+    RUNNING,
+    ExecutionRow,
+    StoredFile,
+    Verdict,
+)
+from services.control.executions.store import ExecutionStore
+from services.control.spawners import SpawnerPool
+
+log = logging.getLogger(__name__)
+
+# Spawner statuses that mean "the request itself was refused": relayed to the
+# caller, the record discarded.
+REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+    }
+)
+PHASES = {spb.PHASE_INSTALLING: INSTALLING, spb.PHASE_RUNNING: RUNNING}
+
+# Deadline of one spawner call: twice the execution's timeout (installing
+# packages counts against its own budget on the spawner) plus slack for the
+# spawner to prepare the sandbox and hand back the output files.
+CALL_TIMEOUT_FACTOR = 2
+CALL_SLACK_SECONDS = 120
+# Pause before asking the spawners again when none has a free slot.
+NO_SLOT_PAUSE_SECONDS = 0.2
+# Pause before the next attempt after a spawner turned the call down.
+RETRY_PAUSE_SECONDS = 0.1
+
+
+def spawner_request(
+    key: str, tenant: str, timeout_ms: int, request: pb.ExecuteRequest, prior_outputs: Sequence[common.File]
+) -> spb.ExecuteRequest:
+    """The spawner's request for an admitted execution: control's key is the
+    id the spawner sees; the timeout is the admitted one."""
+    return spb.ExecuteRequest(
+        execution_id=key,
+        tenant=tenant,
+        language=request.language,
+        files=request.files,
+        entry=request.entry,
+        steps=request.steps,
+        packages=request.packages,
+        limits=common.Limits(timeout_ms=timeout_ms, memory_bytes=request.limits.memory_bytes, cpus=request.limits.cpus),
+        env=request.env,
+        stdin=request.stdin,
+        args=request.args,
+        prior_outputs=prior_outputs,
+        install=spb.InstallOptions(
+            allow_sdist=request.install.allow_sdist,
+            allow_install_scripts=request.install.allow_install_scripts,
+        ),
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        blobs: BlobStore,
+        pool: SpawnerPool,
+        in_flight: InFlightExecutions,
+        queue_timeout_seconds: float,
+    ):
+        self.store = store
+        self.blobs = blobs
+        self.pool = pool
+        self.in_flight = in_flight
+        self.queue_timeout_seconds = queue_timeout_seconds
+
+    def start(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
+        """Relays `request` on a worker thread of its own."""
+        worker = threading.Thread(
+            target=self._work, args=(execution, request), name=f"relay-{execution.key[:8]}", daemon=True
+        )
+        worker.start()
+
+    def cancel(self, execution: InFlightExecution, reason: str) -> None:
+        """Asks the spawner to kill the execution (or, failing that, drops
+        the call); the worker then records the cancellation."""
+        if execution.cancel_reason is None:
+            execution.cancel_reason = reason
+        execution.wake.set()
+        if execution.spawner and not self.pool.cancel(execution.spawner, execution.key, execution.tenant):
+            call = execution.call
+            if call is not None:
+                call.cancel()
+
+    def cancel_elsewhere(self, row: ExecutionRow) -> None:
+        """Asks the spawner of an execution another replica relays to kill it;
+        that replica's relay records the cancellation."""
+        self.pool.cancel(row.spawner, row.key, row.tenant)
+
+    def record(self, key: str, verdict: Verdict, files: Sequence[tuple[str, bytes]] = ()) -> bool:
+        """All-or-nothing: blobs first (temp + rename), then the rows and the
+        quota settlement in one transaction; blobs this call created are
+        removed again when that transaction fails or is a no-op."""
+        digests, created = self.blobs.put_all([content for _, content in files])
+        stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests)]
+        applied = False
+        try:
+            applied = self.store.finalize(key, verdict, stored)
+        finally:
+            if not applied and created:
+                still_used = self.store.referenced(created)
+                self.blobs.remove([d for d in created if d not in still_used])
+        return applied
+
+    # ---- the worker --------------------------------------------------------
+
+    def _work(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
+        try:
+            self._run(execution, request)
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the record gets a verdict
+            log.exception("relay of execution %s failed", execution.key)
+            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", f"control error: {exc}"))
+        finally:
+            self.in_flight.remove(execution.key)
+            execution.done.set()
+            execution.push(END_OF_EVENTS)
+
+    def _run(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
+        """Picks a spawner and calls it until one has taken the execution (or
+        it is cancelled, refused, or no spawner takes it in time)."""
+        deadline = time.monotonic() + self.queue_timeout_seconds
+        while True:
+            if execution.cancel_reason is not None:
+                self._finalize(execution, Verdict(CANCELLED, "CANCELLED", execution.cancel_reason, cpu_seconds=0.0))
+                return
+            if time.monotonic() > deadline:
+                message = f"no spawner took the execution within {self.queue_timeout_seconds:.0f}s"
+                self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
+                return
+            spawner = self.pool.pick()
+            if spawner is None:
+                execution.wake.wait(NO_SLOT_PAUSE_SECONDS)
+                continue
+            if not self.store.assign_spawner(execution.key, spawner.address):
+                self._finish_event(execution)  # cancelled (or failed) while queued
+                return
+            execution.spawner = spawner.address
+            timeout = request.limits.timeout_ms / 1000 * CALL_TIMEOUT_FACTOR + CALL_SLACK_SECONDS
+            call = spawner.stub.Execute(request, timeout=timeout)
+            execution.call = call
+            if execution.cancel_reason is not None:
+                self.cancel(execution, execution.cancel_reason)
+            try:
+                first = next(call)
+            except StopIteration:
+                self.pool.mark_unhealthy(spawner.address, "stream ended without events")
+                continue
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    execution.wake.wait(RETRY_PAUSE_SECONDS)  # its last slot went to someone else
+                    continue
+                if code == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
+                    continue  # loop top records the cancellation
+                if code in REFUSALS:
+                    self._refused(execution, exc)
+                    return
+                # Nothing started there: try another spawner.
+                self.pool.mark_unhealthy(spawner.address, f"Execute failed: {code.name}")
+                execution.wake.wait(RETRY_PAUSE_SECONDS)
+                continue
+            self._stream(execution, spawner.address, call, first)
+            return
+
+    def _refused(self, execution: InFlightExecution, exc: grpc.RpcError) -> None:
+        """The spawner refused the request: its status goes to the caller and
+        the record is discarded, unless a verdict came first."""
+        code = exc.code()
+        status = rpc_status.from_call(exc) or status_pb2.Status(code=code.value[0], message=exc.details() or "")
+        if self.store.discard(execution.key):
+            execution.push(Refused(status))
+        else:
+            self._finish_event(execution)
+
+    def _stream(self, execution: InFlightExecution, address: str, call, first: spb.ExecuteEvent) -> None:
+        """Passes the spawner's events on until its result, then records it."""
+        chunks: dict[str, bytearray] = {}
+        try:
+            for event in _chain(first, call):
+                kind = event.WhichOneof("event")
+                if kind == "phase":
+                    target = PHASES.get(event.phase.phase)
+                    if target is None:
+                        continue
+                    if self.store.advance(execution.key, target):
+                        status = pb.StatusChange(status=states.to_proto(target), elapsed_ms=execution.elapsed_ms())
+                        execution.push(pb.ExecuteEvent(status=status))
+                    elif states.has_ended(self.store.by_key(execution.key)):
+                        # A verdict is already in (cancel, watchdog): stop the run.
+                        call.cancel()
+                        self._finish_event(execution)
+                        return
+                elif kind in ("stdout", "stderr"):
+                    chunk = getattr(event, kind)
+                    execution.add_output(kind, chunk.data)
+                    output = pb.OutputChunk(data=chunk.data, step_index=chunk.step_index)
+                    execution.push(pb.ExecuteEvent(**{kind: output}))
+                elif kind == "step":
+                    execution.push(pb.ExecuteEvent(step=event.step))
+                elif kind == "output_file":
+                    part = event.output_file
+                    chunks.setdefault(part.path, bytearray()).extend(part.content)
+                elif kind == "result":
+                    verdict, files = verdict_of(event.result, chunks)
+                    if verdict.status == CANCELLED and execution.cancel_reason is not None:
+                        # The spawner only knows it was asked to; control knows why.
+                        verdict = dataclasses.replace(verdict, error_message=execution.cancel_reason)
+                    self._finalize(execution, verdict, files)
+                    return
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
+                self._finalize(execution, Verdict(CANCELLED, "CANCELLED", execution.cancel_reason))
+                return
+            self.pool.mark_unhealthy(address, f"stream broke: {exc.code().name}")
+            message = f"the spawner's stream broke: {exc.code().name}"
+            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message))
+            return
+        self.pool.mark_unhealthy(address, "stream ended without a result")
+        self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", "the spawner's stream ended without a result"))
+
+    def _finalize(
+        self, execution: InFlightExecution, verdict: Verdict, files: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Records the verdict with the latest previews, then tells the caller."""
+        previews = execution.previews(clear=False)
+        if verdict.stdout_preview is None and previews is not None:
+            verdict = dataclasses.replace(
+                verdict,
+                stdout_preview=previews.stdout,
+                stdout_truncated=previews.stdout_truncated,
+                stderr_preview=previews.stderr,
+                stderr_truncated=previews.stderr_truncated,
+            )
+        self.record(execution.key, verdict, files)
+        self._finish_event(execution)
+
+    def _finish_event(self, execution: InFlightExecution) -> None:
+        """The caller's last event: the record as stored."""
+        row = self.store.by_key(execution.key)
+        if row is not None:
+            execution.push(pb.ExecuteEvent(finished=messages.execution(row, self.store.files(row.key))))
+
+
+def _chain(first: spb.ExecuteEvent, rest: Iterator[spb.ExecuteEvent]) -> Iterator[spb.ExecuteEvent]:
+    yield first
+    yield from rest
+
+
+def verdict_of(result: spb.ExecuteResult, chunks: dict[str, bytearray]) -> tuple[Verdict, list[tuple[str, bytes]]]:
+    """The verdict a spawner's result records, and the output files: those
+    streamed in `chunks` completed by the result's own parts."""
+    files: dict[str, bytes] = {path: bytes(data) for path, data in chunks.items()}
+    for output in result.output_files:
+        if output.path in chunks:
+            chunks[output.path].extend(output.content)
+            files[output.path] = bytes(chunks[output.path])
+        else:
+            files[output.path] = bytes(output.content)
+    status = states.from_proto(result.status) if result.status else FAILED
+    if status not in states.TERMINAL:
+        status = FAILED
+    verdict = Verdict(
+        status=status,
+        error_code=states.error_name(result.error_code) if status != COMPLETED else "",
+        error_message=result.error_message,
+        exit_code=result.exit_code,
+        cpu_seconds=result.usage.cpu_seconds,
+        usage_json=messages.usage_json(result.usage),
+        steps_json=messages.steps_json(result.steps),
+        dropped_json=json.dumps(list(result.dropped_output_files)),
+    )
+    return verdict, sorted(files.items())

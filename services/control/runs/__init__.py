@@ -1,0 +1,2 @@
+"""Runs of runnable artifacts: an execution plus its append-only run record
+(docs/control-runs.md)."""
