@@ -6,10 +6,11 @@ Every field here is listed in the README's configuration table.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contract.limits import RequestLimits
+from services.spawner import seccomp
 
 MIB = 1024 * 1024
 
@@ -31,6 +32,9 @@ class SpawnerSettings(BaseSettings):
     node_image: str = "sandbox-mesh/runtime:local"
     # OCI runtime for sandbox containers (e.g. runsc where gVisor is installed).
     oci_runtime: str = "runc"
+    # An operator's seccomp profile file (the engine's JSON format) used for
+    # every sandbox instead of the shipped one (services/spawner/seccomp.py).
+    seccomp_profile: str | None = None
     # Per-execution workspaces live here. When the spawner runs in a container
     # this directory must be mounted at the same path as on the host, since
     # the engine resolves bind-mount sources on the host.
@@ -97,6 +101,14 @@ class SpawnerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # Prometheus /metrics over HTTP; empty to turn off.
     metrics_listen: str = "127.0.0.1:9464"
+
+    @field_validator("seccomp_profile")
+    @classmethod
+    def _seccomp_profile_is_readable(cls, path: str | None) -> str | None:
+        if not path:
+            return None
+        seccomp.read_profile(path)  # refused at start, not at the first execution
+        return path
 
     @model_validator(mode="after")
     def _ranges_are_consistent(self) -> "SpawnerSettings":

@@ -15,6 +15,7 @@ from typing import Iterator
 import docker
 from docker.types import Ulimit
 
+from services.spawner import seccomp
 from services.spawner.config import SpawnerSettings
 
 SANDBOX_UID = 10001
@@ -54,7 +55,7 @@ def host_config(
         read_only=True,
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={settings.tmpfs_bytes}"},
         cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
+        security_opt=["no-new-privileges:true", seccomp.security_opt(settings.seccomp_profile)],
         mem_limit=limits.memory_bytes,
         memswap_limit=limits.memory_bytes,  # no swap: the limit is the limit
         nano_cpus=int(limits.cpus * 1e9),
