@@ -18,6 +18,8 @@ import os
 import pathlib
 
 ROOT_SEGMENT = "sandbox-mesh"
+MICROSECONDS_PER_SECOND = 1_000_000  # cgroup v2 cpu.stat
+NANOSECONDS_PER_SECOND = 1_000_000_000  # cgroup v1 cpuacct.usage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +99,14 @@ class CgroupParent:
         if self.layout.unified:
             directory = root / self.relative
             return CgroupUsage(
-                cpu_seconds=_read_keyed(directory / "cpu.stat", "usage_usec") / 1e6,
+                cpu_seconds=_read_keyed(directory / "cpu.stat", "usage_usec") / MICROSECONDS_PER_SECOND,
                 peak_memory_bytes=_read_int(directory / "memory.peak"),
                 oom_kills=_read_keyed(directory / "memory.events", "oom_kill"),
             )
         memory = root / "memory" / self.relative
         cpuacct = root / "cpuacct" / self.relative
         return CgroupUsage(
-            cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / 1e9,
+            cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / NANOSECONDS_PER_SECOND,
             peak_memory_bytes=_read_int(memory / "memory.max_usage_in_bytes"),
             oom_kills=_read_keyed(memory / "memory.oom_control", "oom_kill"),
         )

@@ -1,16 +1,16 @@
 """One execution: stage, install, run, harvest, clean up, classify.
 
-`Execution.run()` runs on a worker thread of its own and pushes events into a
-bounded queue that the gRPC call drains. Clean-up therefore never depends on
-the caller still listening: a caller that goes away cancels the execution,
-its events are dropped, and the worker still removes the container, the
-workspace and the cgroup parent.
+`Execution.run()` runs on a worker thread of its own and puts events into a
+bounded channel (services/common/channel.py) that the gRPC call drains.
+Clean-up therefore never depends on the caller still listening: a caller that
+goes away abandons the channel and cancels the execution, its events are
+dropped, and the worker still removes the container, the workspace and the
+cgroup parent.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
@@ -20,6 +20,7 @@ import docker
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
+from services.common.channel import EventChannel
 from services.spawner import outputs, packages, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
 from services.spawner.classify import Facts, classify
@@ -37,7 +38,12 @@ Status = common.ExecutionStatus
 _STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
 _INTERPRETERS = {"python": ["python3"], "node": ["node"]}
 _EVENT_QUEUE_SIZE = 64
-_INSTALL_OUTPUT_TAIL = 4096
+_INSTALL_OUTPUT_TAIL = 4096  # bytes of the installer's output kept
+_INSTALL_MESSAGE_CHARS = 1000  # of those, quoted in the error message
+_TOKEN_BYTES = 8
+# The disk guard's entry cap for the whole workspace (code, installed
+# packages, outputs), as a multiple of the harvest's cap for the outputs.
+_WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY = 10
 
 
 class Execution:
@@ -58,11 +64,10 @@ class Execution:
         self.network = network
         self.on_cleanup_failure = on_cleanup_failure
         self.on_finished = on_finished
-        self.token = secrets.token_hex(8)
+        self.token = secrets.token_hex(_TOKEN_BYTES)
         self.admitted_at = time.monotonic()
         self.finished = threading.Event()
-        self._events: queue.Queue = queue.Queue(maxsize=_EVENT_QUEUE_SIZE)
-        self._listener_gone = threading.Event()
+        self._events: EventChannel[pb.ExecuteEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         self._lock = threading.Lock()
         self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
@@ -91,49 +96,42 @@ class Execution:
 
     def listener_gone(self) -> None:
         """The caller hung up (cancelled, deadline passed, or disconnected)."""
-        self._listener_gone.set()
+        self._events.abandon()
         self.cancel(ErrorCode.ERROR_CODE_CANCELLED, "the caller went away")
 
     def events(self) -> Iterator[pb.ExecuteEvent]:
         """The events for the caller, ending with the result."""
-        while True:
-            try:
-                event = self._events.get(timeout=0.5)
-            except queue.Empty:
-                if self.finished.is_set() and self._events.empty():
-                    return
-                continue
-            if event is None:
-                return
-            yield event
+        return iter(self._events)
 
     # ---- the worker ----------------------------------------------------
 
     def run(self) -> None:
         try:
-            result = self._run()
-        except Exception as exc:  # noqa: BLE001 - any failure here is the spawner's
-            log.exception("execution %s failed in the spawner", self.spec.execution_id)
-            result = pb.ExecuteResult(
-                status=Status.EXECUTION_STATUS_FAILED,
-                error_code=ErrorCode.ERROR_CODE_SPAWNER_UNAVAILABLE,
-                error_message=f"spawner error: {exc}",
-                exit_code=-1,
-            )
-        with self._lock:
-            self.finished.set()
-        # Free the slot before the caller sees the result, so a caller that
-        # immediately sends the next request finds it free.
-        self.on_finished(self, result)
-        self._emit(pb.ExecuteEvent(result=result))
-        self._emit(None)
+            try:
+                result = self._run()
+            except Exception as exc:  # noqa: BLE001 - any failure here is the spawner's
+                log.exception("execution %s failed in the spawner", self.spec.execution_id)
+                result = pb.ExecuteResult(
+                    status=Status.EXECUTION_STATUS_FAILED,
+                    error_code=ErrorCode.ERROR_CODE_SPAWNER_UNAVAILABLE,
+                    error_message=f"spawner error: {exc}",
+                    exit_code=sandbox.NO_EXIT_CODE,
+                )
+            with self._lock:
+                self.finished.set()
+            # Free the slot before the caller sees the result, so a caller that
+            # immediately sends the next request finds it free.
+            self.on_finished(self, result)
+            self._emit(pb.ExecuteEvent(result=result))
+        finally:
+            self._events.close()
 
     def _run(self) -> pb.ExecuteResult:
         spec = self.spec
         workspace: Workspace | None = None
         container: sandbox.SandboxContainer | None = None
         parent = self.cgroups.parent_for(self.settings.name, self.token)
-        result = pb.ExecuteResult(exit_code=-1)
+        result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
         usage = CgroupUsage()
         try:
             self._phase(pb.PHASE_STARTING)
@@ -150,7 +148,7 @@ class Execution:
                 guard = DiskGuard(
                     workspace,
                     max_bytes=self.settings.max_workspace_bytes,
-                    max_entries=self.settings.max_output_entries * 10,
+                    max_entries=self.settings.max_output_entries * _WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY,
                     on_exceeded=lambda why: self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, why),
                 )
                 guard.start()
@@ -230,7 +228,7 @@ class Execution:
         output = tail.decode(errors="replace").strip()
         self._facts.install_failed = True
         self._facts.install_not_found = packages.looks_not_found(output)
-        self._facts.install_output = output[-1000:]
+        self._facts.install_output = output[-_INSTALL_MESSAGE_CHARS:]
         result.exit_code = exit_code
         return False
 
@@ -325,13 +323,12 @@ class Execution:
             if size == 0:
                 self._emit(pb.ExecuteEvent(output_file=common.OutputFile(path=path, size=0, last_chunk=True)))
             result.output_files.append(common.OutputFile(path=path, size=size))
-        result.dropped_output_files.extend(harvest.dropped)
+        result.dropped_output_files.extend(str(drop) for drop in harvest.dropped)
         result.usage.output_files = len(harvest.files)
         result.usage.output_files_dropped = harvest.dropped_count
-        over_caps = [d for d in harvest.dropped if " (over the " in d or "(too many entries)" in d]
-        if over_caps:
-            self._facts.outputs_dropped_over_caps = len(over_caps)
-            self._facts.output_caps_message = f"{harvest.dropped_count} output files dropped: " + ", ".join(over_caps[:5])
+        self._facts.outputs_dropped = harvest.dropped_count
+        self._facts.outputs_over_caps = harvest.over_cap_count
+        self._facts.output_drops = tuple(harvest.dropped)
 
     def _time_out(self) -> None:
         self.cancel(ErrorCode.ERROR_CODE_TIMEOUT, f"time limit of {self.spec.timeout_ms} ms reached")
@@ -389,23 +386,18 @@ class Execution:
         elapsed = int((time.monotonic() - self.admitted_at) * 1000)
         self._emit(pb.ExecuteEvent(phase=pb.PhaseEvent(phase=phase, elapsed_ms=elapsed)))
 
-    def _emit(self, event: pb.ExecuteEvent | None) -> None:
+    def _emit(self, event: pb.ExecuteEvent) -> None:
         # Blocks while the caller is slow (back-pressure keeps memory bounded);
         # drops events once the caller is gone.
-        while not self._listener_gone.is_set():
-            try:
-                self._events.put(event, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        self._events.put(event)
 
 
 def _exit_code(handle: sandbox.ExecHandle | None, killed) -> int:
     if handle is None:
-        return -1  # killed before the exec began
+        return sandbox.NO_EXIT_CODE  # killed before the exec began
     try:
         return handle.exit_code()
     except docker.errors.APIError:
         if killed is None:
             raise
-        return -1
+        return sandbox.NO_EXIT_CODE

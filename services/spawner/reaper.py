@@ -19,6 +19,8 @@ from services.spawner.workspace import WORKSPACE_SUFFIX
 
 log = logging.getLogger(__name__)
 
+SHORT_ID_CHARS = 12  # how Docker abbreviates container ids
+
 
 def reap(
     api: docker.APIClient,
@@ -42,7 +44,7 @@ def reap(
             continue
         log.warning(
             "reaping container %s of execution %s: %s",
-            container["Id"][:12],
+            container["Id"][:SHORT_ID_CHARS],
             container["Labels"].get(sandbox.LABEL_EXECUTION),
             reason,
         )
@@ -51,7 +53,7 @@ def reap(
         except docker.errors.NotFound:
             pass
         except docker.errors.DockerException as exc:
-            log.error("cannot remove container %s: %s", container["Id"][:12], exc)
+            log.error("cannot remove container %s: %s", container["Id"][:SHORT_ID_CHARS], exc)
             failures += 1
     root = pathlib.Path(workspace_root)
     if root.is_dir():

@@ -25,6 +25,12 @@ from services.spawner.validation import validate_execute
 
 log = logging.getLogger(__name__)
 
+# Slack past the longest an execution may live: its egress credentials stay
+# valid that much longer, and the sweeper leaves alone what is younger.
+LIFETIME_MARGIN_SECONDS = 60
+# After cancelling at shutdown, how long to wait for each worker's clean-up.
+CLEANUP_WAIT_SECONDS = 30
+
 
 class ConfigurationError(Exception):
     pass
@@ -74,7 +80,7 @@ class Spawner:
         if settings.egress_secret is not None:
             secret = settings.egress_secret.get_secret_value().encode()
             # Valid for as long as an execution can live.
-            ttl = (settings.install_timeout_ms + settings.max_timeout_ms) // 1000 + 60
+            ttl = int(_max_lifetime_seconds(settings)) + LIFETIME_MARGIN_SECONDS
             mint = functools.partial(_mint_proxy_token, secret, ttl)
 
         fetch = None
@@ -99,7 +105,7 @@ class Spawner:
         """Periodically removes what no execution owns and that is older than
         the longest an execution may live."""
         s = self.settings
-        max_age = (s.max_timeout_ms + s.install_timeout_ms) / 1000 + s.drain_seconds + 60
+        max_age = _max_lifetime_seconds(s) + s.drain_seconds + LIFETIME_MARGIN_SECONDS
         stop = self._sweeper_stop
 
         def sweep() -> None:
@@ -177,7 +183,7 @@ class Spawner:
         for execution in self.inflight.all():
             execution.cancel(message="the spawner is shutting down")
         for worker in workers:
-            worker.join(30)
+            worker.join(CLEANUP_WAIT_SECONDS)
         self._remove_cgroup_base()
 
     def _remove_cgroup_base(self) -> None:
@@ -205,6 +211,11 @@ class Spawner:
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
+
+
+def _max_lifetime_seconds(settings: SpawnerSettings) -> float:
+    """The longest an execution may run: its install plus its steps."""
+    return (settings.install_timeout_ms + settings.max_timeout_ms) / 1000
 
 
 def _mint_proxy_token(secret: bytes, ttl: int, execution_id: str, tenant: str) -> str:

@@ -1,11 +1,12 @@
 """Per-execution workspace on the host, bind-mounted at /workspace.
 
-    <root>/<execution id>.<token>/
+    <root>/<execution id>.<token>.ws/
         code/      the staged files (the working directory)
-        output/    harvested after every exit
+        output/    harvested after every exit; prior outputs are staged here
+        deps/      where requested packages are installed
         stdin      the request's standard input
 
-Paths were validated before they get here (services/spawner/paths.py); the
+Paths were validated with the request (the shared path rules); the
 resolved-path check below is a second, independent guard.
 """
 
@@ -18,6 +19,7 @@ import shutil
 from services.spawner.sandbox import SANDBOX_UID
 
 WORKSPACE_SUFFIX = ".ws"
+STAT_BLOCK_BYTES = 512  # st_blocks counts these, whatever the filesystem's block size
 
 
 class Workspace:
@@ -91,7 +93,7 @@ class Workspace:
                             info = entry.stat(follow_symlinks=False)
                         except OSError:
                             continue
-                        used += info.st_blocks * 512
+                        used += info.st_blocks * STAT_BLOCK_BYTES
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
             except OSError:
