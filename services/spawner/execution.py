@@ -23,6 +23,7 @@ from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.channel import EventChannel
 from services.spawner import outputs, packages, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
+from services.spawner.cleanup import clean_up
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
 from services.spawner.diskguard import DiskGuard
@@ -53,7 +54,7 @@ class Execution:
         settings: SpawnerSettings,
         api: docker.APIClient,
         cgroups: CgroupLayout,
-        on_cleanup_failure: Callable[[str, Exception], None],
+        on_cleanup_failure: Callable[[str, Exception, str], None],  # (what, error, execution id)
         on_finished: Callable[["Execution", pb.ExecuteResult], None],
         network: NetworkAccess | None = None,
     ):
@@ -72,6 +73,7 @@ class Execution:
         self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
+        self._usage = CgroupUsage()  # measured at clean-up, charged whatever else failed
         self._stdout_bytes = 0
         self._stderr_bytes = 0
         self._output_cut = False
@@ -117,6 +119,7 @@ class Execution:
                     error_message=f"spawner error: {exc}",
                     exit_code=sandbox.NO_EXIT_CODE,
                 )
+                self._charge(result)
             with self._lock:
                 self.finished.set()
             # Free the slot before the caller sees the result, so a caller that
@@ -132,7 +135,6 @@ class Execution:
         container: sandbox.SandboxContainer | None = None
         parent = self.cgroups.parent_for(self.settings.name, self.token)
         result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
-        usage = CgroupUsage()
         try:
             self._phase(pb.PHASE_STARTING)
             workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, self.token)
@@ -163,8 +165,8 @@ class Execution:
                 container.kill()  # nothing may write to the outputs while they are read
             self._harvest(workspace, result)
         finally:
-            usage = self._clean_up(container, workspace, parent)
-        return self._finish(result, usage)
+            self._clean_up(container, workspace, parent)
+        return self._finish(result)
 
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
@@ -337,33 +339,24 @@ class Execution:
         with self._lock:
             return self._kill
 
-    def _clean_up(self, container, workspace, parent: CgroupParent) -> CgroupUsage:
-        """Removes everything the execution made; every failure is reported."""
-        if container is not None:
-            try:
-                container.kill()
-                self._facts.engine_oom = container.oom_killed()
-                container.remove()
-            except docker.errors.DockerException as exc:
-                self.on_cleanup_failure("container", exc)
-            with self._lock:
-                self._container = None
-        usage = parent.read()
-        try:
-            parent.remove()
-        except OSError as exc:
-            self.on_cleanup_failure("cgroup", exc)
-        if workspace is not None:
-            try:
-                workspace.remove()
-            except OSError as exc:
-                self.on_cleanup_failure("workspace", exc)
-        return usage
+    def _clean_up(
+        self, container: sandbox.SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent
+    ) -> None:
+        """Removes everything the execution made and keeps what it used;
+        never raises (services/spawner/cleanup.py)."""
+        report = clean_up(container, workspace, parent, self._cleanup_failed)
+        with self._lock:
+            self._container = None
+        self._facts.engine_oom = report.engine_oom
+        self._usage = report.usage
 
-    def _finish(self, result: pb.ExecuteResult, usage: CgroupUsage) -> pb.ExecuteResult:
+    def _cleanup_failed(self, what: str, exc: Exception) -> None:
+        self.on_cleanup_failure(what, exc, self.spec.execution_id)
+
+    def _finish(self, result: pb.ExecuteResult) -> pb.ExecuteResult:
         facts = self._facts
         facts.kill = self._killed()
-        facts.oom_kills = usage.oom_kills
+        facts.oom_kills = self._usage.oom_kills
         failed = facts.install_failed or facts.failed_step is not None
         if self.network is not None and self.spec.network and failed and facts.kill is None:
             try:
@@ -374,11 +367,14 @@ class Execution:
         result.status = verdict.status
         result.error_code = verdict.error_code
         result.error_message = verdict.message
-        result.usage.cpu_seconds = usage.cpu_seconds
-        result.usage.peak_memory_bytes = usage.peak_memory_bytes
+        self._charge(result)
+        return result
+
+    def _charge(self, result: pb.ExecuteResult) -> None:
+        result.usage.cpu_seconds = self._usage.cpu_seconds
+        result.usage.peak_memory_bytes = self._usage.peak_memory_bytes
         result.usage.stdout_bytes = self._stdout_bytes
         result.usage.stderr_bytes = self._stderr_bytes
-        return result
 
     # ---- event plumbing ------------------------------------------------
 

@@ -92,14 +92,18 @@ class Spawner:
         )
 
     def reap(self, min_age_seconds: float = 0.0) -> None:
+        """Removes what no execution in flight owns; never raises for one
+        item (each failure is logged and counted)."""
         owned = {e.token for e in self.inflight.all()}
-        failures = reap(
-            self.api, self.settings.name, self.settings.workspace_root, self.cgroups, owned, min_age_seconds
+        reap(
+            self.api,
+            self.settings.name,
+            self.settings.workspace_root,
+            self.cgroups,
+            owned,
+            on_failure=self._cleanup_failed,
+            min_age_seconds=min_age_seconds,
         )
-        if failures:
-            self.metrics.cleanup_failures.labels("sweep").inc(failures)
-            with self._lock:
-                self.cleanup_failures += failures
 
     def start_sweeper(self) -> None:
         """Periodically removes what no execution owns and that is older than
@@ -112,9 +116,8 @@ class Spawner:
             while not stop.wait(s.sweep_interval_seconds):
                 try:
                     self.reap(min_age_seconds=max_age)
-                except Exception:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
-                    log.exception("sweep failed")
-                    self.metrics.cleanup_failures.labels("sweep").inc()
+                except Exception as exc:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
+                    self._cleanup_failed("sweep", exc)
 
         threading.Thread(target=sweep, name="sweeper", daemon=True).start()
 
@@ -191,7 +194,7 @@ class Spawner:
         for directory in self.cgroups.spawner_directories(self.settings.name):
             try:
                 directory.rmdir()
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - the other hierarchies still go
                 self._cleanup_failed("cgroup directory", exc)
 
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
@@ -206,8 +209,10 @@ class Spawner:
             result.error_message,
         )
 
-    def _cleanup_failed(self, what: str, exc: Exception) -> None:
-        log.error("clean-up of a %s failed: %s", what, exc)
+    def _cleanup_failed(self, what: str, exc: Exception, execution_id: str = "") -> None:
+        """Every clean-up failure, of an execution or of the reaper, ends here."""
+        whose = f"execution {execution_id}" if execution_id else "no execution"
+        log.error("clean-up of a %s (%s) failed: %r", what, whose, exc, exc_info=exc)
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 
+from services.spawner.removal import remove_tree
 from services.spawner.sandbox import SANDBOX_UID
 
 WORKSPACE_SUFFIX = ".ws"
@@ -101,6 +101,7 @@ class Workspace:
         return used, entries
 
     def remove(self) -> None:
-        """Raises OSError when removal fails; the caller logs and counts it."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        """Removes the whole tree, however deep or locked the sandbox left it
+        (services/spawner/removal.py). Raises OSError when something stays;
+        the caller logs and counts it."""
+        remove_tree(str(self.path))
