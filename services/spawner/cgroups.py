@@ -18,6 +18,8 @@ import os
 import pathlib
 
 ROOT_SEGMENT = "sandbox-mesh"
+MICROSECONDS_PER_SECOND = 1_000_000  # cgroup v2 cpu.stat
+NANOSECONDS_PER_SECOND = 1_000_000_000  # cgroup v1 cpuacct.usage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +99,14 @@ class CgroupParent:
         if self.layout.unified:
             directory = root / self.relative
             return CgroupUsage(
-                cpu_seconds=_read_keyed(directory / "cpu.stat", "usage_usec") / 1e6,
+                cpu_seconds=_read_keyed(directory / "cpu.stat", "usage_usec") / MICROSECONDS_PER_SECOND,
                 peak_memory_bytes=_read_int(directory / "memory.peak"),
                 oom_kills=_read_keyed(directory / "memory.events", "oom_kill"),
             )
         memory = root / "memory" / self.relative
         cpuacct = root / "cpuacct" / self.relative
         return CgroupUsage(
-            cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / 1e9,
+            cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / NANOSECONDS_PER_SECOND,
             peak_memory_bytes=_read_int(memory / "memory.max_usage_in_bytes"),
             oom_kills=_read_keyed(memory / "memory.oom_control", "oom_kill"),
         )
@@ -120,25 +122,26 @@ class CgroupParent:
         errors = []
         for directory in self.directories():
             try:
-                remove_tree(directory)
+                remove_cgroup_tree(directory)
             except OSError as exc:
                 errors.append(f"{directory}: {exc}")
         if errors:
             raise OSError("cannot remove cgroup parent: " + "; ".join(errors))
 
 
-def remove_tree(directory: pathlib.Path) -> None:
+def remove_cgroup_tree(directory: pathlib.Path) -> None:
     """rmdir a cgroup directory and its (empty) child cgroups, deepest first.
-    cgroup directories cannot be removed with rmtree: their files are virtual."""
-    if not directory.is_dir():
+    cgroup directories cannot be removed with rmtree: their files are
+    virtual. Walked with a list, not recursion."""
+    if not directory.is_dir() or directory.is_symlink():
         return
-    for dirpath, dirnames, _ in os.walk(directory, topdown=False):
-        for name in dirnames:
-            try:
-                os.rmdir(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                pass
-    try:
-        os.rmdir(directory)
-    except FileNotFoundError:
-        pass
+    found = [directory]  # every directory comes after its parent
+    index = 0
+    while index < len(found):
+        found.extend(child for child in found[index].iterdir() if child.is_dir() and not child.is_symlink())
+        index += 1
+    for path in reversed(found):
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass

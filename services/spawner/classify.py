@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.spawner.outputs import Drop
 
 Code = common.ErrorCode
 Status = common.ExecutionStatus
+
+NAMED_IN_MESSAGE = 5  # denials or dropped files quoted in an error message
 
 
 @dataclasses.dataclass
@@ -29,8 +32,9 @@ class Facts:
     egress_denials: tuple[str, ...] = ()
     failed_step: tuple[int, str, int] | None = None  # (index, path, exit code)
     step_count: int = 1
-    outputs_dropped_over_caps: int = 0
-    output_caps_message: str = ""
+    outputs_dropped: int = 0  # files the harvest did not return, for any reason
+    outputs_over_caps: int = 0  # of those, the ones a cap dropped
+    output_drops: tuple[Drop, ...] = ()  # the harvest's named drops (bounded)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +54,7 @@ def classify(facts: Facts) -> Verdict:
         return Verdict(
             Status.EXECUTION_STATUS_FAILED,
             Code.ERROR_CODE_EGRESS_DENIED,
-            "the egress refused: " + "; ".join(facts.egress_denials[:5]),
+            "the egress refused: " + "; ".join(facts.egress_denials[:NAMED_IN_MESSAGE]),
         )
     if failed and (facts.oom_kills > 0 or facts.engine_oom):
         return Verdict(
@@ -67,6 +71,8 @@ def classify(facts: Facts) -> Verdict:
         index, path, exit_code = facts.failed_step
         where = path if facts.step_count == 1 else f"step {index + 1}/{facts.step_count} {path}"
         return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_RUNTIME_ERROR, f"{where} exited {exit_code}")
-    if facts.outputs_dropped_over_caps:
-        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_OUTPUT_LIMIT, facts.output_caps_message)
+    if facts.outputs_over_caps:
+        over_caps = [str(drop) for drop in facts.output_drops if drop.kind.over_cap][:NAMED_IN_MESSAGE]
+        message = f"{facts.outputs_dropped} output files dropped: " + ", ".join(over_caps)
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_OUTPUT_LIMIT, message)
     return Verdict(Status.EXECUTION_STATUS_COMPLETED)

@@ -1,16 +1,16 @@
 """One execution: stage, install, run, harvest, clean up, classify.
 
-`Execution.run()` runs on a worker thread of its own and pushes events into a
-bounded queue that the gRPC call drains. Clean-up therefore never depends on
-the caller still listening: a caller that goes away cancels the execution,
-its events are dropped, and the worker still removes the container, the
-workspace and the cgroup parent.
+`Execution.run()` runs on a worker thread of its own and puts events into a
+bounded channel (services/common/channel.py) that the gRPC call drains.
+Clean-up therefore never depends on the caller still listening: a caller that
+goes away abandons the channel and cancels the execution, its events are
+dropped, and the worker still removes the container, the workspace and the
+cgroup parent.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import secrets
 import threading
 import time
@@ -20,9 +20,11 @@ import docker
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
+from services.common.channel import EventChannel
 from services.common.contract.packages import requirement
 from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
+from services.spawner.cleanup import clean_up
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
 from services.spawner.diskguard import DiskGuard
@@ -38,7 +40,12 @@ Status = common.ExecutionStatus
 _STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
 _INTERPRETERS = {"python": ["python3"], "node": ["node"]}
 _EVENT_QUEUE_SIZE = 64
-_INSTALL_OUTPUT_TAIL = 4096
+_INSTALL_OUTPUT_TAIL = 4096  # bytes of the installer's output kept
+_INSTALL_MESSAGE_CHARS = 1000  # of those, quoted in the error message
+_TOKEN_BYTES = 8
+# The disk guard's entry cap for the whole workspace (code, installed
+# packages, outputs), as a multiple of the harvest's cap for the outputs.
+_WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY = 10
 
 
 class Execution:
@@ -48,7 +55,7 @@ class Execution:
         settings: SpawnerSettings,
         api: docker.APIClient,
         cgroups: CgroupLayout,
-        on_cleanup_failure: Callable[[str, Exception], None],
+        on_cleanup_failure: Callable[[str, Exception, str], None],  # (what, error, execution id)
         on_finished: Callable[["Execution", pb.ExecuteResult], None],
         network: NetworkAccess | None = None,
     ):
@@ -59,15 +66,15 @@ class Execution:
         self.network = network
         self.on_cleanup_failure = on_cleanup_failure
         self.on_finished = on_finished
-        self.token = secrets.token_hex(8)
+        self.token = secrets.token_hex(_TOKEN_BYTES)
         self.admitted_at = time.monotonic()
         self.finished = threading.Event()
-        self._events: queue.Queue = queue.Queue(maxsize=_EVENT_QUEUE_SIZE)
-        self._listener_gone = threading.Event()
+        self._events: EventChannel[pb.ExecuteEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         self._lock = threading.Lock()
         self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
+        self._usage = CgroupUsage()  # measured at clean-up, charged whatever else failed
         self._stdout_bytes = 0
         self._stderr_bytes = 0
         self._output_cut = False
@@ -92,50 +99,43 @@ class Execution:
 
     def listener_gone(self) -> None:
         """The caller hung up (cancelled, deadline passed, or disconnected)."""
-        self._listener_gone.set()
+        self._events.abandon()
         self.cancel(ErrorCode.ERROR_CODE_CANCELLED, "the caller went away")
 
     def events(self) -> Iterator[pb.ExecuteEvent]:
         """The events for the caller, ending with the result."""
-        while True:
-            try:
-                event = self._events.get(timeout=0.5)
-            except queue.Empty:
-                if self.finished.is_set() and self._events.empty():
-                    return
-                continue
-            if event is None:
-                return
-            yield event
+        return iter(self._events)
 
     # ---- the worker ----------------------------------------------------
 
     def run(self) -> None:
         try:
-            result = self._run()
-        except Exception as exc:  # noqa: BLE001 - any failure here is the spawner's
-            log.exception("execution %s failed in the spawner", self.spec.execution_id)
-            result = pb.ExecuteResult(
-                status=Status.EXECUTION_STATUS_FAILED,
-                error_code=ErrorCode.ERROR_CODE_SPAWNER_UNAVAILABLE,
-                error_message=f"spawner error: {exc}",
-                exit_code=-1,
-            )
-        with self._lock:
-            self.finished.set()
-        # Free the slot before the caller sees the result, so a caller that
-        # immediately sends the next request finds it free.
-        self.on_finished(self, result)
-        self._emit(pb.ExecuteEvent(result=result))
-        self._emit(None)
+            try:
+                result = self._run()
+            except Exception as exc:  # noqa: BLE001 - any failure here is the spawner's
+                log.exception("execution %s failed in the spawner", self.spec.execution_id)
+                result = pb.ExecuteResult(
+                    status=Status.EXECUTION_STATUS_FAILED,
+                    error_code=ErrorCode.ERROR_CODE_SPAWNER_UNAVAILABLE,
+                    error_message=f"spawner error: {exc}",
+                    exit_code=sandbox.NO_EXIT_CODE,
+                )
+                self._charge(result)
+            with self._lock:
+                self.finished.set()
+            # Free the slot before the caller sees the result, so a caller that
+            # immediately sends the next request finds it free.
+            self.on_finished(self, result)
+            self._emit(pb.ExecuteEvent(result=result))
+        finally:
+            self._events.close()
 
     def _run(self) -> pb.ExecuteResult:
         spec = self.spec
         workspace: Workspace | None = None
         container: sandbox.SandboxContainer | None = None
         parent = self.cgroups.parent_for(self.settings.name, self.token)
-        result = pb.ExecuteResult(exit_code=-1)
-        usage = CgroupUsage()
+        result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
         try:
             self._phase(pb.PHASE_STARTING)
             workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, self.token)
@@ -151,7 +151,7 @@ class Execution:
                 guard = DiskGuard(
                     workspace,
                     max_bytes=self.settings.max_workspace_bytes,
-                    max_entries=self.settings.max_output_entries * 10,
+                    max_entries=self.settings.max_output_entries * _WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY,
                     on_exceeded=lambda why: self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, why),
                 )
                 guard.start()
@@ -166,8 +166,8 @@ class Execution:
                 container.kill()  # nothing may write to the outputs while they are read
             self._harvest(workspace, result)
         finally:
-            usage = self._clean_up(container, workspace, parent)
-        return self._finish(result, usage)
+            self._clean_up(container, workspace, parent)
+        return self._finish(result)
 
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
@@ -231,7 +231,7 @@ class Execution:
         output = tail.decode(errors="replace").strip()
         self._facts.install_failed = True
         self._facts.install_not_found = install.looks_not_found(output)
-        self._facts.install_output = output[-1000:]
+        self._facts.install_output = output[-_INSTALL_MESSAGE_CHARS:]
         result.exit_code = exit_code
         return False
 
@@ -326,13 +326,12 @@ class Execution:
             if size == 0:
                 self._emit(pb.ExecuteEvent(output_file=common.OutputFile(path=path, size=0, last_chunk=True)))
             result.output_files.append(common.OutputFile(path=path, size=size))
-        result.dropped_output_files.extend(harvest.dropped)
+        result.dropped_output_files.extend(str(drop) for drop in harvest.dropped)
         result.usage.output_files = len(harvest.files)
         result.usage.output_files_dropped = harvest.dropped_count
-        over_caps = [d for d in harvest.dropped if " (over the " in d or "(too many entries)" in d]
-        if over_caps:
-            self._facts.outputs_dropped_over_caps = len(over_caps)
-            self._facts.output_caps_message = f"{harvest.dropped_count} output files dropped: " + ", ".join(over_caps[:5])
+        self._facts.outputs_dropped = harvest.dropped_count
+        self._facts.outputs_over_caps = harvest.over_cap_count
+        self._facts.output_drops = tuple(harvest.dropped)
 
     def _time_out(self) -> None:
         self.cancel(ErrorCode.ERROR_CODE_TIMEOUT, f"time limit of {self.spec.timeout_ms} ms reached")
@@ -341,33 +340,24 @@ class Execution:
         with self._lock:
             return self._kill
 
-    def _clean_up(self, container, workspace, parent: CgroupParent) -> CgroupUsage:
-        """Removes everything the execution made; every failure is reported."""
-        if container is not None:
-            try:
-                container.kill()
-                self._facts.engine_oom = container.oom_killed()
-                container.remove()
-            except docker.errors.DockerException as exc:
-                self.on_cleanup_failure("container", exc)
-            with self._lock:
-                self._container = None
-        usage = parent.read()
-        try:
-            parent.remove()
-        except OSError as exc:
-            self.on_cleanup_failure("cgroup", exc)
-        if workspace is not None:
-            try:
-                workspace.remove()
-            except OSError as exc:
-                self.on_cleanup_failure("workspace", exc)
-        return usage
+    def _clean_up(
+        self, container: sandbox.SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent
+    ) -> None:
+        """Removes everything the execution made and keeps what it used;
+        never raises (services/spawner/cleanup.py)."""
+        report = clean_up(container, workspace, parent, self._cleanup_failed)
+        with self._lock:
+            self._container = None
+        self._facts.engine_oom = report.engine_oom
+        self._usage = report.usage
 
-    def _finish(self, result: pb.ExecuteResult, usage: CgroupUsage) -> pb.ExecuteResult:
+    def _cleanup_failed(self, what: str, exc: Exception) -> None:
+        self.on_cleanup_failure(what, exc, self.spec.execution_id)
+
+    def _finish(self, result: pb.ExecuteResult) -> pb.ExecuteResult:
         facts = self._facts
         facts.kill = self._killed()
-        facts.oom_kills = usage.oom_kills
+        facts.oom_kills = self._usage.oom_kills
         failed = facts.install_failed or facts.failed_step is not None
         if self.network is not None and self.spec.network and failed and facts.kill is None:
             try:
@@ -378,11 +368,14 @@ class Execution:
         result.status = verdict.status
         result.error_code = verdict.error_code
         result.error_message = verdict.message
-        result.usage.cpu_seconds = usage.cpu_seconds
-        result.usage.peak_memory_bytes = usage.peak_memory_bytes
+        self._charge(result)
+        return result
+
+    def _charge(self, result: pb.ExecuteResult) -> None:
+        result.usage.cpu_seconds = self._usage.cpu_seconds
+        result.usage.peak_memory_bytes = self._usage.peak_memory_bytes
         result.usage.stdout_bytes = self._stdout_bytes
         result.usage.stderr_bytes = self._stderr_bytes
-        return result
 
     # ---- event plumbing ------------------------------------------------
 
@@ -390,23 +383,18 @@ class Execution:
         elapsed = int((time.monotonic() - self.admitted_at) * 1000)
         self._emit(pb.ExecuteEvent(phase=pb.PhaseEvent(phase=phase, elapsed_ms=elapsed)))
 
-    def _emit(self, event: pb.ExecuteEvent | None) -> None:
+    def _emit(self, event: pb.ExecuteEvent) -> None:
         # Blocks while the caller is slow (back-pressure keeps memory bounded);
         # drops events once the caller is gone.
-        while not self._listener_gone.is_set():
-            try:
-                self._events.put(event, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        self._events.put(event)
 
 
 def _exit_code(handle: sandbox.ExecHandle | None, killed) -> int:
     if handle is None:
-        return -1  # killed before the exec began
+        return sandbox.NO_EXIT_CODE  # killed before the exec began
     try:
         return handle.exit_code()
     except docker.errors.APIError:
         if killed is None:
             raise
-        return -1
+        return sandbox.NO_EXIT_CODE

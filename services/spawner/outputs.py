@@ -10,6 +10,7 @@ and, up to a bound, named.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import stat
 from typing import Iterator
@@ -29,17 +30,53 @@ class OutputCaps:
     max_path_length: int = 255
 
 
+class DropKind(enum.Enum):
+    """Why the harvest did not return an entry."""
+
+    UNREADABLE_DIRECTORY = enum.auto()
+    SYMLINK = enum.auto()
+    NOT_REGULAR_FILE = enum.auto()
+    PATH_REFUSED = enum.auto()
+    # The caps: the program wrote more than an execution may return.
+    TOO_MANY_ENTRIES = enum.auto()
+    OVER_FILE_COUNT = enum.auto()
+    OVER_FILE_SIZE = enum.auto()
+    OVER_TOTAL_SIZE = enum.auto()
+
+    @property
+    def over_cap(self) -> bool:
+        return self in _OVER_CAP
+
+
+_OVER_CAP = frozenset(
+    {DropKind.TOO_MANY_ENTRIES, DropKind.OVER_FILE_COUNT, DropKind.OVER_FILE_SIZE, DropKind.OVER_TOTAL_SIZE}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Drop:
+    path: str
+    kind: DropKind
+    description: str  # for people: "over the per-file cap of 10 bytes"
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.description})"
+
+
 @dataclasses.dataclass
 class Harvest:
     files: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # (path, size) kept
-    dropped: list[str] = dataclasses.field(default_factory=list)  # named, bounded
+    dropped: list[Drop] = dataclasses.field(default_factory=list)  # named, bounded
     dropped_count: int = 0
+    over_cap_count: int = 0  # of dropped_count, those dropped by a cap
     total_bytes: int = 0
 
-    def drop(self, path: str, why: str) -> None:
+    def drop(self, path: str, kind: DropKind, description: str) -> None:
         self.dropped_count += 1
+        if kind.over_cap:
+            self.over_cap_count += 1
         if len(self.dropped) < MAX_NAMED_DROPS:
-            self.dropped.append(f"{path} ({why})")
+            self.dropped.append(Drop(path, kind, description))
 
 
 def select(root: str, caps: OutputCaps) -> Harvest:
@@ -52,7 +89,7 @@ def select(root: str, caps: OutputCaps) -> Harvest:
         try:
             dir_fd = _open_dir(root, prefix)
         except OSError:
-            harvest.drop(prefix, "unreadable directory")
+            harvest.drop(prefix, DropKind.UNREADABLE_DIRECTORY, "unreadable directory")
             continue
         try:
             with os.scandir(dir_fd) as entries:
@@ -62,7 +99,7 @@ def select(root: str, caps: OutputCaps) -> Harvest:
                 path = f"{prefix}{name}"
                 seen += 1
                 if seen > caps.max_entries:
-                    harvest.drop(path, "too many entries")
+                    harvest.drop(path, DropKind.TOO_MANY_ENTRIES, "too many entries")
                     continue
                 try:
                     info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -71,9 +108,9 @@ def select(root: str, caps: OutputCaps) -> Harvest:
                 if stat.S_ISDIR(info.st_mode):
                     subdirs.append(f"{path}/")
                     continue
-                reason = _refusal(path, info, harvest, caps)
-                if reason:
-                    harvest.drop(path, reason)
+                refusal = _refusal(path, info, harvest, caps)
+                if refusal is not None:
+                    harvest.drop(path, *refusal)
                     continue
                 harvest.files.append((path, info.st_size))
                 harvest.total_bytes += info.st_size
@@ -95,20 +132,20 @@ def _open_dir(root: str, prefix: str) -> int:
     return fd
 
 
-def _refusal(path: str, info: os.stat_result, harvest: Harvest, caps: OutputCaps) -> str | None:
+def _refusal(path: str, info: os.stat_result, harvest: Harvest, caps: OutputCaps) -> tuple[DropKind, str] | None:
     if stat.S_ISLNK(info.st_mode):
-        return "symlink"
+        return DropKind.SYMLINK, "symlink"
     if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
+        return DropKind.NOT_REGULAR_FILE, "not a regular file"
     bad_path = check_path(path, max_length=caps.max_path_length)
     if bad_path:
-        return f"path refused: {bad_path}"
+        return DropKind.PATH_REFUSED, f"path refused: {bad_path}"
     if len(harvest.files) >= caps.max_files:
-        return "over the file count cap"
+        return DropKind.OVER_FILE_COUNT, "over the file count cap"
     if info.st_size > caps.max_file_bytes:
-        return f"over the per-file cap of {caps.max_file_bytes} bytes"
+        return DropKind.OVER_FILE_SIZE, f"over the per-file cap of {caps.max_file_bytes} bytes"
     if harvest.total_bytes + info.st_size > caps.max_total_bytes:
-        return f"over the total cap of {caps.max_total_bytes} bytes"
+        return DropKind.OVER_TOTAL_SIZE, f"over the total cap of {caps.max_total_bytes} bytes"
     return None
 
 

@@ -2,22 +2,35 @@
 with this spawner's name, workspaces and cgroup parents. Run at start (so a
 restarted spawner cleans up after a crashed one) with no age limit, and
 periodically as a sweep that only touches things older than any execution
-could live."""
+could live.
+
+Whatever an execution left can be hostile (a workspace nested thousands of
+levels deep, directories locked with chmod 000), so no single item may stop
+the reap: each failure, of any kind, goes to `on_failure` (which logs it with
+the execution id and counts it) and the reap goes on with the next item. A
+start-up reap that raised would make the spawner restart forever.
+"""
 
 from __future__ import annotations
 
 import logging
 import pathlib
-import shutil
 import time
+from collections.abc import Callable
 
 import docker
 
 from services.spawner import sandbox
-from services.spawner.cgroups import CgroupLayout, remove_tree
-from services.spawner.workspace import WORKSPACE_SUFFIX
+from services.spawner.cgroups import CgroupLayout, remove_cgroup_tree
+from services.spawner.workspace import WORKSPACE_SUFFIX, Workspace
 
 log = logging.getLogger(__name__)
+
+SHORT_ID_CHARS = 12  # how Docker abbreviates container ids
+SLICE_SUFFIX = ".slice"
+
+# (what, error, execution id or ""): what is the metric label.
+OnFailure = Callable[[str, Exception, str], None]
 
 
 def reap(
@@ -26,57 +39,87 @@ def reap(
     workspace_root: str,
     cgroups: CgroupLayout,
     owned_tokens: set[str],
+    on_failure: OnFailure,
     min_age_seconds: float = 0.0,
-) -> int:
-    """Returns the number of clean-up failures (each one is logged)."""
-    failures = 0
+) -> None:
     cutoff = time.time() - min_age_seconds
     if min_age_seconds == 0:
         reason = "left by a previous run"
     else:
         reason = f"unowned and older than {min_age_seconds:.0f} s"
+    _reap_containers(api, spawner_name, owned_tokens, cutoff, reason, on_failure)
+    _reap_workspaces(pathlib.Path(workspace_root), owned_tokens, cutoff, reason, on_failure)
+    _reap_cgroup_parents(cgroups, spawner_name, owned_tokens, cutoff, reason, on_failure)
+
+
+def _reap_containers(
+    api: docker.APIClient, spawner_name: str, owned: set[str], cutoff: float, reason: str, on_failure: OnFailure
+) -> None:
     labels = [f"{sandbox.LABEL_ROLE}={sandbox.ROLE_SANDBOX}", f"{sandbox.LABEL_SPAWNER}={spawner_name}"]
-    for container in api.containers(all=True, filters={"label": labels}):
-        workspace = container["Labels"].get(sandbox.LABEL_WORKSPACE, "")
-        if _token_of(workspace) in owned_tokens or container.get("Created", 0) > cutoff:
-            continue
-        log.warning(
-            "reaping container %s of execution %s: %s",
-            container["Id"][:12],
-            container["Labels"].get(sandbox.LABEL_EXECUTION),
-            reason,
-        )
+    try:
+        containers = api.containers(all=True, filters={"label": labels})
+    except Exception as exc:  # noqa: BLE001 - the workspaces and cgroups still go
+        on_failure("container", exc, "")
+        return
+    for container in containers:
+        execution_id = ""
         try:
+            container_labels = container.get("Labels") or {}
+            execution_id = container_labels.get(sandbox.LABEL_EXECUTION, "")
+            workspace = container_labels.get(sandbox.LABEL_WORKSPACE, "")
+            if _token_of(workspace) in owned or container.get("Created", 0) > cutoff:
+                continue
+            log.warning(
+                "reaping container %s of execution %s: %s", container["Id"][:SHORT_ID_CHARS], execution_id, reason
+            )
             api.remove_container(container["Id"], force=True, v=True)
         except docker.errors.NotFound:
             pass
-        except docker.errors.DockerException as exc:
-            log.error("cannot remove container %s: %s", container["Id"][:12], exc)
-            failures += 1
-    root = pathlib.Path(workspace_root)
-    if root.is_dir():
-        for path in root.iterdir():
-            if not path.name.endswith(WORKSPACE_SUFFIX) or _token_of(path.name) in owned_tokens:
-                continue
+        except Exception as exc:  # noqa: BLE001 - one container must not stop the reap
+            on_failure("container", exc, execution_id)
+
+
+def _reap_workspaces(root: pathlib.Path, owned: set[str], cutoff: float, reason: str, on_failure: OnFailure) -> None:
+    try:
+        paths = list(root.iterdir()) if root.is_dir() else []
+    except Exception as exc:  # noqa: BLE001 - the cgroups still go
+        on_failure("workspace", exc, "")
+        return
+    for path in paths:
+        if not path.name.endswith(WORKSPACE_SUFFIX) or _token_of(path.name) in owned:
+            continue
+        execution_id = _execution_of(path.name)
+        try:
             if _mtime(path) > cutoff:
                 continue
-            log.warning("reaping workspace %s: %s", path.name, reason)
+            log.warning("reaping workspace %s of execution %s: %s", path.name, execution_id, reason)
+            Workspace(path).remove()
+        except Exception as exc:  # noqa: BLE001 - one workspace must not stop the reap
+            on_failure("workspace", exc, execution_id)
+
+
+def _reap_cgroup_parents(
+    cgroups: CgroupLayout, spawner_name: str, owned: set[str], cutoff: float, reason: str, on_failure: OnFailure
+) -> None:
+    try:
+        bases = cgroups.spawner_directories(spawner_name)
+    except Exception as exc:  # noqa: BLE001 - nothing else is left to do, but it is counted
+        on_failure("cgroup", exc, "")
+        return
+    for base in bases:
+        try:
+            paths = list(base.iterdir())
+        except Exception as exc:  # noqa: BLE001 - the other hierarchies still go
+            on_failure("cgroup", exc, "")
+            continue
+        for path in paths:
             try:
-                shutil.rmtree(path)
-            except OSError as exc:
-                log.error("cannot remove workspace %s: %s", path, exc)
-                failures += 1
-    for base in cgroups.spawner_directories(spawner_name):
-        for path in base.iterdir():
-            if not path.is_dir() or _token_of(path.name) in owned_tokens or _mtime(path) > cutoff:
-                continue
-            log.warning("reaping cgroup parent %s: %s", path, reason)
-            try:
-                remove_tree(path)
-            except OSError as exc:
-                log.error("cannot remove cgroup parent %s: %s", path, exc)
-                failures += 1
-    return failures
+                if not path.is_dir() or _token_of(path.name) in owned or _mtime(path) > cutoff:
+                    continue
+                log.warning("reaping cgroup parent %s: %s", path, reason)
+                remove_cgroup_tree(path)
+            except Exception as exc:  # noqa: BLE001 - one parent must not stop the reap
+                on_failure("cgroup", exc, "")
 
 
 def _mtime(path: pathlib.Path) -> float:
@@ -91,6 +134,10 @@ def _token_of(name: str) -> str:
     'sandboxmesh-<spawner>-<token>.slice'."""
     if name.endswith(WORKSPACE_SUFFIX):
         return name[: -len(WORKSPACE_SUFFIX)].rpartition(".")[2]
-    if name.endswith(".slice"):
-        return name[: -len(".slice")].rpartition("-")[2]
+    if name.endswith(SLICE_SUFFIX):
+        return name[: -len(SLICE_SUFFIX)].rpartition("-")[2]
     return name
+
+
+def _execution_of(workspace_name: str) -> str:
+    return workspace_name[: -len(WORKSPACE_SUFFIX)].rpartition(".")[0]

@@ -1,14 +1,15 @@
 """One hardened sandbox container, driven through the Docker Engine API.
 
-The container's PID 1 is the runtime image's runner in `hold` mode; every
-program (today the entry or each step, later package installs) runs as a
-`docker exec`, so its exit code comes from the engine and not from anything
-the sandboxed code prints.
+The container's PID 1 is the runtime image's runner in `hold` mode, which only
+idles and reaps orphans; every program (the package install, then each step)
+runs as a `docker exec`, so its exit code comes from the engine and not from
+anything the sandboxed code prints.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import http
 import time
 from typing import Iterator
 
@@ -31,6 +32,14 @@ LABEL_CREATED = "sandbox-mesh.created"
 LABEL_WORKSPACE = "sandbox-mesh.workspace"
 
 STDOUT, STDERR = 1, 2
+NO_EXIT_CODE = -1  # reported for a program that never finished
+
+OPEN_FILES_LIMIT = 1024
+# The host's OOM killer should pick sandboxes before anything else.
+SANDBOX_OOM_SCORE_ADJ = 500
+NANO_CPUS_PER_CPU = 1_000_000_000
+# The engine's answers to a kill of a container that is gone or not running.
+_NOTHING_TO_KILL = (http.HTTPStatus.NOT_FOUND, http.HTTPStatus.CONFLICT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,18 +67,18 @@ def host_config(
         security_opt=["no-new-privileges:true", seccomp.security_opt(settings.seccomp_profile)],
         mem_limit=limits.memory_bytes,
         memswap_limit=limits.memory_bytes,  # no swap: the limit is the limit
-        nano_cpus=int(limits.cpus * 1e9),
+        nano_cpus=int(limits.cpus * NANO_CPUS_PER_CPU),
         pids_limit=settings.pids_limit,
         ulimits=[
             Ulimit(name="fsize", soft=fsize, hard=fsize),
-            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="nofile", soft=OPEN_FILES_LIMIT, hard=OPEN_FILES_LIMIT),
             Ulimit(name="core", soft=0, hard=0),
         ],
         network_mode=network or "none",
         cgroup_parent=cgroup_parent,
         runtime=settings.oci_runtime,
         ipc_mode="private",
-        oom_score_adj=500,  # the host's OOM killer should pick sandboxes first
+        oom_score_adj=SANDBOX_OOM_SCORE_ADJ,
     )
 
 
@@ -121,8 +130,8 @@ class SandboxContainer:
         try:
             self.api.kill(self.id)
         except docker.errors.APIError as exc:
-            # 409: not running any more, which is what we wanted.
-            if exc.status_code not in (404, 409):
+            # Gone or not running any more, which is what we wanted.
+            if exc.status_code not in _NOTHING_TO_KILL:
                 raise
 
     def oom_killed(self) -> bool:
@@ -158,7 +167,7 @@ class ExecHandle:
             self.finished_at = time.monotonic()
 
     def exit_code(self) -> int:
-        """The program's exit code; -1 if it never finished (container killed
-        before the exec started)."""
+        """The program's exit code; NO_EXIT_CODE if it never finished
+        (container killed before the exec started)."""
         code = self.api.exec_inspect(self.id).get("ExitCode")
-        return -1 if code is None else int(code)
+        return NO_EXIT_CODE if code is None else int(code)

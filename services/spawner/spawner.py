@@ -25,6 +25,12 @@ from services.spawner.validation import validate_execute
 
 log = logging.getLogger(__name__)
 
+# Slack past the longest an execution may live: its egress credentials stay
+# valid that much longer, and the sweeper leaves alone what is younger.
+LIFETIME_MARGIN_SECONDS = 60
+# After cancelling at shutdown, how long to wait for each worker's clean-up.
+CLEANUP_WAIT_SECONDS = 30
+
 
 class ConfigurationError(Exception):
     pass
@@ -74,7 +80,7 @@ class Spawner:
         if settings.egress_secret is not None:
             secret = settings.egress_secret.get_secret_value().encode()
             # Valid for as long as an execution can live.
-            ttl = (settings.install_timeout_ms + settings.max_timeout_ms) // 1000 + 60
+            ttl = int(_max_lifetime_seconds(settings)) + LIFETIME_MARGIN_SECONDS
             mint = functools.partial(_mint_proxy_token, secret, ttl)
 
         fetch = None
@@ -86,29 +92,32 @@ class Spawner:
         )
 
     def reap(self, min_age_seconds: float = 0.0) -> None:
+        """Removes what no execution in flight owns; never raises for one
+        item (each failure is logged and counted)."""
         owned = {e.token for e in self.inflight.all()}
-        failures = reap(
-            self.api, self.settings.name, self.settings.workspace_root, self.cgroups, owned, min_age_seconds
+        reap(
+            self.api,
+            self.settings.name,
+            self.settings.workspace_root,
+            self.cgroups,
+            owned,
+            on_failure=self._cleanup_failed,
+            min_age_seconds=min_age_seconds,
         )
-        if failures:
-            self.metrics.cleanup_failures.labels("sweep").inc(failures)
-            with self._lock:
-                self.cleanup_failures += failures
 
     def start_sweeper(self) -> None:
         """Periodically removes what no execution owns and that is older than
         the longest an execution may live."""
         s = self.settings
-        max_age = (s.max_timeout_ms + s.install_timeout_ms) / 1000 + s.drain_seconds + 60
+        max_age = _max_lifetime_seconds(s) + s.drain_seconds + LIFETIME_MARGIN_SECONDS
         stop = self._sweeper_stop
 
         def sweep() -> None:
             while not stop.wait(s.sweep_interval_seconds):
                 try:
                     self.reap(min_age_seconds=max_age)
-                except Exception:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
-                    log.exception("sweep failed")
-                    self.metrics.cleanup_failures.labels("sweep").inc()
+                except Exception as exc:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
+                    self._cleanup_failed("sweep", exc)
 
         threading.Thread(target=sweep, name="sweeper", daemon=True).start()
 
@@ -177,7 +186,7 @@ class Spawner:
         for execution in self.inflight.all():
             execution.cancel(message="the spawner is shutting down")
         for worker in workers:
-            worker.join(30)
+            worker.join(CLEANUP_WAIT_SECONDS)
         self._remove_cgroup_base()
 
     def _remove_cgroup_base(self) -> None:
@@ -185,7 +194,7 @@ class Spawner:
         for directory in self.cgroups.spawner_directories(self.settings.name):
             try:
                 directory.rmdir()
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - the other hierarchies still go
                 self._cleanup_failed("cgroup directory", exc)
 
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
@@ -200,11 +209,18 @@ class Spawner:
             result.error_message,
         )
 
-    def _cleanup_failed(self, what: str, exc: Exception) -> None:
-        log.error("clean-up of a %s failed: %s", what, exc)
+    def _cleanup_failed(self, what: str, exc: Exception, execution_id: str = "") -> None:
+        """Every clean-up failure, of an execution or of the reaper, ends here."""
+        whose = f"execution {execution_id}" if execution_id else "no execution"
+        log.error("clean-up of a %s (%s) failed: %r", what, whose, exc, exc_info=exc)
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
+
+
+def _max_lifetime_seconds(settings: SpawnerSettings) -> float:
+    """The longest an execution may run: its install plus its steps."""
+    return (settings.install_timeout_ms + settings.max_timeout_ms) / 1000
 
 
 def _mint_proxy_token(secret: bytes, ttl: int, execution_id: str, tenant: str) -> str:

@@ -1,8 +1,9 @@
 """Per-execution workspace on the host, bind-mounted at /workspace.
 
-    <root>/<execution id>.<token>/
+    <root>/<execution id>.<token>.ws/
         code/      the staged files (the working directory)
-        output/    harvested after every exit
+        output/    harvested after every exit; prior outputs are staged here
+        deps/      where requested packages are installed
         stdin      the request's standard input
 
 Paths were validated before they get here (services/common/contract/paths.py); the
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 
+from services.spawner.removal import remove_tree
 from services.spawner.sandbox import SANDBOX_UID
 
 WORKSPACE_SUFFIX = ".ws"
+STAT_BLOCK_BYTES = 512  # st_blocks counts these, whatever the filesystem's block size
 
 
 class Workspace:
@@ -91,7 +93,7 @@ class Workspace:
                             info = entry.stat(follow_symlinks=False)
                         except OSError:
                             continue
-                        used += info.st_blocks * 512
+                        used += info.st_blocks * STAT_BLOCK_BYTES
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
             except OSError:
@@ -99,6 +101,7 @@ class Workspace:
         return used, entries
 
     def remove(self) -> None:
-        """Raises OSError when removal fails; the caller logs and counts it."""
-        if self.path.exists():
-            shutil.rmtree(self.path)
+        """Removes the whole tree, however deep or locked the sandbox left it
+        (services/spawner/removal.py). Raises OSError when something stays;
+        the caller logs and counts it."""
+        remove_tree(str(self.path))

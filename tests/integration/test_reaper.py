@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import pytest
 
 from services.spawner import sandbox
-from tests.integration.conftest import RUNTIME_IMAGE, assert_nothing_left, labelled_containers, make_settings
+from services.spawner.removal import remove_tree
 from services.spawner.server import start
+from tests.hostile_trees import make_deep_tree, mount_tmpfs, unmount
+from tests.integration.conftest import (
+    RUNTIME_IMAGE,
+    assert_nothing_left,
+    labelled_containers,
+    make_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +57,43 @@ def test_restart_reaps_leftovers(docker_api, tmp_path):
     finally:
         for leftover in labelled_containers(docker_api, name):
             docker_api.remove_container(leftover["Id"], force=True)
+
+
+DEPTH = 5_000  # past the recursion limit, and past PATH_MAX
+
+
+def test_restart_reaps_hostile_leftovers_and_survives_one_it_cannot_remove(docker_api, tmp_path):
+    """A workspace nested thousands deep, one locked with chmod 000, and one
+    that cannot be removed (another filesystem is mounted in it): the spawner
+    starts, removes the first two, and counts the third."""
+    name = f"reap-{secrets.token_hex(4)}"
+    root = tmp_path / "workspaces"
+    deep = root / f"deep.{secrets.token_hex(8)}.ws"
+    locked = root / f"locked.{secrets.token_hex(8)}.ws"
+    stuck = root / f"stuck.{secrets.token_hex(8)}.ws"
+    for workspace in (deep, locked, stuck):
+        workspace.mkdir(parents=True)
+    make_deep_tree(str(deep), DEPTH)
+    (locked / "box" / "inner").mkdir(parents=True)
+    (locked / "box" / "inner" / "f").write_text("x")
+    os.chmod(locked / "box" / "inner", 0)
+    os.chmod(locked / "box", 0)
+    mount_point = stuck / "mnt"
+    mount_point.mkdir()
+    mounted = mount_tmpfs(mount_point)
+    try:
+        running = start(make_settings(name, root))
+        try:
+            left = sorted(p.name for p in root.iterdir())
+            assert left == ([stuck.name] if mounted else [])
+            assert running.spawner.cleanup_failures == (1 if mounted else 0)
+            counted = running.spawner.metrics.registry.get_sample_value(
+                "sandbox_spawner_cleanup_failures_total", {"what": "workspace"}
+            )
+            assert counted == (1 if mounted else None)
+        finally:
+            running.stop(grace_seconds=1)
+    finally:
+        if mounted:
+            unmount(mount_point)
+        remove_tree(str(stuck))

@@ -4,6 +4,7 @@ import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
 from services.spawner.classify import Facts, classify
+from services.spawner.outputs import Drop, DropKind
 
 C = common.ErrorCode
 S = common.ExecutionStatus
@@ -26,8 +27,8 @@ S = common.ExecutionStatus
         (Facts(failed_step=(0, "a", 1), egress_denials=("x: off the list",)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_EGRESS_DENIED),
         # A denial that did not make anything fail does not fail the run.
         (Facts(egress_denials=("x: off the list",)), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
-        (Facts(outputs_dropped_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
-        (Facts(failed_step=(0, "a", 1), outputs_dropped_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
+        (Facts(outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (Facts(failed_step=(0, "a", 1), outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
     ],
 )
 def test_precedence(facts, status, code):
@@ -38,3 +39,19 @@ def test_precedence(facts, status, code):
 def test_runtime_error_names_the_step():
     assert classify(Facts(failed_step=(1, "validate.py", 1), step_count=3)).message == "step 2/3 validate.py exited 1"
     assert classify(Facts(failed_step=(0, "main.py", 3), step_count=1)).message == "main.py exited 3"
+
+
+def test_output_limit_names_the_files_a_cap_dropped():
+    drops = (
+        Drop("link", DropKind.SYMLINK, "symlink"),
+        Drop("big.bin", DropKind.OVER_FILE_SIZE, "over the per-file cap of 10 bytes"),
+    )
+    verdict = classify(Facts(outputs_dropped=2, outputs_over_caps=1, output_drops=drops))
+    assert verdict.error_code == C.ERROR_CODE_OUTPUT_LIMIT
+    assert verdict.message == "2 output files dropped: big.bin (over the per-file cap of 10 bytes)"
+
+
+def test_drops_that_are_not_caps_do_not_fail_the_run():
+    drops = (Drop("link", DropKind.SYMLINK, "symlink"), Drop("p", DropKind.NOT_REGULAR_FILE, "not a regular file"))
+    verdict = classify(Facts(outputs_dropped=2, outputs_over_caps=0, output_drops=drops))
+    assert verdict.status == S.EXECUTION_STATUS_COMPLETED

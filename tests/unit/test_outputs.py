@@ -2,7 +2,7 @@
 
 import os
 
-from services.spawner.outputs import OutputCaps, read_chunks, select
+from services.spawner.outputs import DropKind, OutputCaps, read_chunks, select
 
 CAPS = OutputCaps(max_files=5, max_file_bytes=100, max_total_bytes=250, max_entries=50)
 
@@ -31,12 +31,19 @@ def test_symlinks_fifos_and_hidden_files_are_dropped(tmp_path):
     _write(tmp_path / ".hidden", b"h")
     harvest = select(str(tmp_path), CAPS)
     assert harvest.files == []
-    reasons = " ".join(harvest.dropped)
+    reasons = " ".join(str(d) for d in harvest.dropped)
     assert "link.txt (symlink)" in reasons
     assert "linkdir (symlink)" in reasons
     assert "pipe (not a regular file)" in reasons
     assert ".hidden" in reasons
     assert harvest.dropped_count == 4
+    assert harvest.over_cap_count == 0
+    assert {d.path: d.kind for d in harvest.dropped} == {
+        "link.txt": DropKind.SYMLINK,
+        "linkdir": DropKind.SYMLINK,
+        "pipe": DropKind.NOT_REGULAR_FILE,
+        ".hidden": DropKind.PATH_REFUSED,
+    }
 
 
 def test_caps_drop_and_name_files(tmp_path):
@@ -46,9 +53,23 @@ def test_caps_drop_and_name_files(tmp_path):
     harvest = select(str(tmp_path), CAPS)
     assert [p for p, _ in harvest.files] == ["f0.txt", "f1.txt", "f2.txt"]
     assert harvest.total_bytes == 240
-    reasons = " ".join(harvest.dropped)
-    assert "big.bin (over the per-file cap" in reasons
-    assert "f3.txt (over the total cap" in reasons
+    assert {d.path: d.kind for d in harvest.dropped} == {
+        "big.bin": DropKind.OVER_FILE_SIZE,
+        "f3.txt": DropKind.OVER_TOTAL_SIZE,
+    }
+    assert harvest.over_cap_count == 2
+    reasons = " ".join(str(d) for d in harvest.dropped)
+    assert "big.bin (over the per-file cap of 100 bytes)" in reasons
+    assert "f3.txt (over the total cap of 250 bytes)" in reasons
+
+
+def test_file_count_cap_is_a_cap(tmp_path):
+    for i in range(7):
+        _write(tmp_path / f"f{i}.txt")
+    harvest = select(str(tmp_path), CAPS)
+    assert len(harvest.files) == 5
+    assert [d.kind for d in harvest.dropped] == [DropKind.OVER_FILE_COUNT] * 2
+    assert all(d.kind.over_cap for d in harvest.dropped)
 
 
 def test_walk_stops_after_max_entries(tmp_path):
@@ -56,7 +77,8 @@ def test_walk_stops_after_max_entries(tmp_path):
         _write(tmp_path / f"d{i:02}/f.txt")
     harvest = select(str(tmp_path), CAPS)
     assert harvest.dropped_count > 0
-    assert any("too many entries" in d for d in harvest.dropped)
+    assert any(d.kind is DropKind.TOO_MANY_ENTRIES for d in harvest.dropped)
+    assert harvest.over_cap_count == harvest.dropped_count
 
 
 def test_read_never_exceeds_the_selected_size(tmp_path):

@@ -1,0 +1,65 @@
+"""An execution's clean-up: every step runs, and the usage is always read."""
+
+from __future__ import annotations
+
+import docker
+
+from services.spawner.cgroups import CgroupUsage
+from services.spawner.cleanup import clean_up
+
+USAGE = CgroupUsage(cpu_seconds=1.5, peak_memory_bytes=1024, oom_kills=0)
+
+
+class BrokenContainer:
+    def __init__(self):
+        self.remove_called = False
+
+    def kill(self) -> None:
+        raise docker.errors.APIError("kill failed")
+
+    def oom_killed(self) -> bool:
+        return True
+
+    def remove(self) -> None:
+        self.remove_called = True
+        raise RuntimeError("remove failed")
+
+
+class Parent:
+    def __init__(self, usage: CgroupUsage | Exception):
+        self._usage = usage
+        self.remove_called = False
+
+    def read(self) -> CgroupUsage:
+        if isinstance(self._usage, Exception):
+            raise self._usage
+        return self._usage
+
+    def remove(self) -> None:
+        self.remove_called = True
+        raise OSError("busy")
+
+
+class DeepWorkspace:
+    def remove(self) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_every_step_runs_and_the_usage_is_kept_whatever_failed():
+    container, parent, failures = BrokenContainer(), Parent(USAGE), []
+    report = clean_up(container, DeepWorkspace(), parent, lambda what, exc: failures.append((what, type(exc))))
+    assert report.usage == USAGE
+    assert container.remove_called and parent.remove_called
+    assert failures == [
+        ("container", docker.errors.APIError),
+        ("container", RuntimeError),
+        ("cgroup", OSError),
+        ("workspace", RecursionError),
+    ]
+
+
+def test_an_unreadable_cgroup_is_charged_as_nothing_and_counted():
+    failures = []
+    report = clean_up(None, None, Parent(PermissionError("denied")), lambda what, exc: failures.append(what))
+    assert report.usage == CgroupUsage()
+    assert failures == ["cgroup", "cgroup"]
