@@ -151,7 +151,7 @@ class ExecutionService:
 
     @staticmethod
     def events(execution: InFlightExecution) -> Iterator[pb.ExecuteEvent]:
-        """The caller's view: events until `finished`; raises Refused."""
+        """The caller's view: events until `finished`."""
         while True:
             try:
                 item = execution.events.get(timeout=EVENT_POLL_SECONDS)
@@ -161,8 +161,6 @@ class ExecutionService:
                 continue
             if item is END_OF_EVENTS:
                 return
-            if isinstance(item, Exception):
-                raise item
             yield item
 
     def listener_gone(self, execution: InFlightExecution) -> None:
