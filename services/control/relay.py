@@ -23,6 +23,7 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
 
+from services.common.contract import failures
 from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
 from services.control.executions import messages, states
@@ -72,6 +73,7 @@ REQUEST_REJECTED = frozenset(
 # A spawner's refusal text is recorded (it names the field at fault), cut to this.
 MAX_REFUSAL_CHARS = 1000
 SPAWNER_FAILED_MESSAGE = "the spawner could not start the execution"
+CONTROL_FAILED_MESSAGE = "control could not relay the execution"
 PHASES = {spb.PHASE_INSTALLING: INSTALLING, spb.PHASE_RUNNING: RUNNING}
 
 # Deadline of one spawner call: twice the execution's timeout (installing
@@ -168,9 +170,9 @@ class Relay:
     def _work(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         try:
             self._run(execution, request)
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the record gets a verdict
+        except Exception:  # noqa: BLE001 - whatever broke, the record gets a verdict
             log.exception("relay of execution %s failed", execution.key)
-            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", f"control error: {exc}"))
+            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
             self.in_flight.remove(execution.key)
             execution.done.set()
@@ -266,6 +268,11 @@ class Relay:
                     chunks.setdefault(part.path, bytearray()).extend(part.content)
                 elif kind == "result":
                     verdict, files = verdict_of(event.result, chunks)
+                    if verdict.error_message != event.result.error_message:
+                        log.warning(
+                            "execution %s: spawner %s's message not relayed: %r",
+                            execution.key, address, event.result.error_message,
+                        )
                     if verdict.status == CANCELLED and execution.cancel_reason is not None:
                         # The spawner only knows it was asked to; control knows why.
                         verdict = dataclasses.replace(verdict, error_message=execution.cancel_reason)
@@ -336,10 +343,15 @@ def verdict_of(result: spb.ExecuteResult, chunks: dict[str, bytearray]) -> tuple
     status = states.from_proto(result.status) if result.status else FAILED
     if status not in states.TERMINAL:
         status = FAILED
+    error_code = states.error_name(result.error_code) if status != COMPLETED else ""
+    message = result.error_message
+    if result.error_code == common.ERROR_CODE_SPAWNER_UNAVAILABLE:
+        # Only the spawner's fixed sentences reach the tenant, never an engine's text.
+        message = failures.stable_message(message)
     verdict = Verdict(
         status=status,
-        error_code=states.error_name(result.error_code) if status != COMPLETED else "",
-        error_message=result.error_message,
+        error_code=error_code,
+        error_message=message,
         exit_code=result.exit_code,
         cpu_seconds=result.usage.cpu_seconds,
         usage_json=messages.usage_json(result.usage),
