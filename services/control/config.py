@@ -16,11 +16,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
-from services.common.contract.limits import RequestLimits
+from services.common.contract.limits import MIN_TIMEOUT_MS, RequestLimits
 from services.common.settings import CommaList
 
-# The shortest timeout an execution may ask for.
-MIN_TIMEOUT_MS = 100
 # The mesh's own request limits (MESH_*): an artifact within them can always
 # be staged, and so can the outputs of an earlier run pre-staged within them.
 MESH_LIMITS = RequestLimits()
@@ -42,6 +40,8 @@ class ExecutionLimits:
     max_timeout_ms: int
     # Bytes of stdout and of stderr kept in the record.
     preview_bytes: int
+    # The mesh's size and count limits, checked at control's door.
+    requests: RequestLimits = MESH_LIMITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +159,7 @@ class ControlSettings(BaseSettings):
         )
 
     def execution_limits(self) -> ExecutionLimits:
-        return ExecutionLimits(self.default_timeout_ms, self.max_timeout_ms, self.preview_bytes)
+        return ExecutionLimits(self.default_timeout_ms, self.max_timeout_ms, self.preview_bytes, self.limits)
 
     def artifact_limits(self) -> ArtifactLimits:
         return ArtifactLimits.of(self.limits)

@@ -17,7 +17,6 @@ __all__ = [
     "NotFound",
     "AlreadyExists",
     "QuotaExceeded",
-    "Refused",
     "StaleRevision",
     "FailedPrecondition",
     "LimitExceeded",
@@ -41,15 +40,6 @@ class QuotaExceeded(Exception):
         super().__init__(f"quota exceeded for tenant {tenant!r}: {description}")
         self.subject = subject
         self.description = description
-
-
-class Refused(Exception):
-    """The spawner refused the request before anything started; its status
-    (with details) is relayed to the caller as it came."""
-
-    def __init__(self, status: status_pb2.Status):
-        super().__init__(status.message)
-        self.status = status
 
 
 class StaleRevision(Exception):
@@ -98,8 +88,6 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, (QuotaExceeded, LimitExceeded)):
         return _quota_failure(exc)
-    if isinstance(exc, Refused):
-        return exc.status
     if isinstance(exc, StaleRevision):
         return rich_status(grpc.StatusCode.ABORTED, str(exc))
     if isinstance(exc, FailedPrecondition):

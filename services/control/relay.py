@@ -18,14 +18,14 @@ import time
 from collections.abc import Iterator, Sequence
 
 import grpc
-from google.rpc import status_pb2
 from grpc_status import rpc_status
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
 
+from services.common.contract import failures
+from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
-from services.control.errors import Refused
 from services.control.executions import messages, states
 from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
 from services.control.executions.models import (
@@ -43,18 +43,37 @@ from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
 
-# Spawner statuses that mean "the request itself was refused": relayed to the
-# caller, the record discarded.
-REFUSALS = frozenset(
+# Why a spawner's call ended before anything started, by its status:
+# NO_SLOT: its last slot went to someone else (contract/capacity.py): ask again.
+# DOWN: the spawner, not the request, failed: skip it for a while, try another.
+# REJECTED: the request's content (a rule, or a message over the size limit):
+#   every spawner would refuse it, so it ends at once, INPUT_REJECTED.
+# BROKEN: anything else went wrong there on this request: it ends at once
+#   too (retrying elsewhere would let one request knock out every spawner).
+NO_SLOT, DOWN, REJECTED, BROKEN = "no_slot", "down", "rejected", "broken"
+SPAWNER_DOWN = frozenset(
     {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.UNIMPLEMENTED,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.CANCELLED,
     }
 )
+REQUEST_REJECTED = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+# A spawner's refusal text is recorded (it names the field at fault), cut to this.
+MAX_REFUSAL_CHARS = 1000
+SPAWNER_FAILED_MESSAGE = "the spawner could not start the execution"
+CONTROL_FAILED_MESSAGE = "control could not relay the execution"
 PHASES = {spb.PHASE_INSTALLING: INSTALLING, spb.PHASE_RUNNING: RUNNING}
 
 # Deadline of one spawner call: twice the execution's timeout (installing
@@ -151,9 +170,9 @@ class Relay:
     def _work(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         try:
             self._run(execution, request)
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the record gets a verdict
+        except Exception:  # noqa: BLE001 - whatever broke, the record gets a verdict
             log.exception("relay of execution %s failed", execution.key)
-            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", f"control error: {exc}"))
+            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
             self.in_flight.remove(execution.key)
             execution.done.set()
@@ -190,31 +209,34 @@ class Relay:
                 self.pool.mark_unhealthy(spawner.address, "stream ended without events")
                 continue
             except grpc.RpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    execution.wake.wait(RETRY_PAUSE_SECONDS)  # its last slot went to someone else
+                outcome = why_not_started(exc)
+                if outcome == NO_SLOT:
+                    execution.wake.wait(RETRY_PAUSE_SECONDS)
                     continue
-                if code == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
+                if exc.code() == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
                     continue  # loop top records the cancellation
-                if code in REFUSALS:
-                    self._refused(execution, exc)
-                    return
-                # Nothing started there: try another spawner.
-                self.pool.mark_unhealthy(spawner.address, f"Execute failed: {code.name}")
-                execution.wake.wait(RETRY_PAUSE_SECONDS)
-                continue
+                if outcome == DOWN:
+                    self.pool.mark_unhealthy(spawner.address, f"Execute failed: {exc.code().name}")
+                    execution.wake.wait(RETRY_PAUSE_SECONDS)
+                    continue
+                self._not_started(execution, spawner.address, exc, outcome)
+                return
             self._stream(execution, spawner.address, call, first)
             return
 
-    def _refused(self, execution: InFlightExecution, exc: grpc.RpcError) -> None:
-        """The spawner refused the request: its status goes to the caller and
-        the record is discarded, unless a verdict came first."""
-        code = exc.code()
-        status = rpc_status.from_call(exc) or status_pb2.Status(code=code.value[0], message=exc.details() or "")
-        if self.store.discard(execution.key):
-            execution.push(Refused(status))
+    def _not_started(self, execution: InFlightExecution, address: str, exc: grpc.RpcError, outcome: str) -> None:
+        """The spawner refused the request, or failed on it: it ends now,
+        FAILED with nothing charged. A refusal's text is our own (the field
+        at fault, or gRPC's size refusal) and is recorded; anything else is
+        only logged."""
+        details = exc.details() or ""
+        if outcome == REJECTED:
+            message = f"the spawner refused the request ({exc.code().name}): {details}"[:MAX_REFUSAL_CHARS]
+            verdict = Verdict(FAILED, "INPUT_REJECTED", message, cpu_seconds=0.0)
         else:
-            self._finish_event(execution)
+            log.warning("execution %s: spawner %s failed: %s %s", execution.key, address, exc.code().name, details)
+            verdict = Verdict(FAILED, "SPAWNER_UNAVAILABLE", SPAWNER_FAILED_MESSAGE, cpu_seconds=0.0)
+        self._finalize(execution, verdict)
 
     def _stream(self, execution: InFlightExecution, address: str, call, first: spb.ExecuteEvent) -> None:
         """Passes the spawner's events on until its result, then records it."""
@@ -246,6 +268,11 @@ class Relay:
                     chunks.setdefault(part.path, bytearray()).extend(part.content)
                 elif kind == "result":
                     verdict, files = verdict_of(event.result, chunks)
+                    if verdict.error_message != event.result.error_message:
+                        log.warning(
+                            "execution %s: spawner %s's message not relayed: %r",
+                            execution.key, address, event.result.error_message,
+                        )
                     if verdict.status == CANCELLED and execution.cancel_reason is not None:
                         # The spawner only knows it was asked to; control knows why.
                         verdict = dataclasses.replace(verdict, error_message=execution.cancel_reason)
@@ -285,6 +312,19 @@ class Relay:
             execution.push(pb.ExecuteEvent(finished=messages.execution(row, self.store.files(row.key))))
 
 
+def why_not_started(exc: grpc.RpcError) -> str:
+    """NO_SLOT, DOWN, REJECTED or BROKEN for a call that failed before its
+    first event."""
+    code = exc.code()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and is_no_free_slot(rpc_status.from_call(exc)):
+        return NO_SLOT
+    if code in SPAWNER_DOWN:
+        return DOWN
+    if code in REQUEST_REJECTED:
+        return REJECTED
+    return BROKEN
+
+
 def _chain(first: spb.ExecuteEvent, rest: Iterator[spb.ExecuteEvent]) -> Iterator[spb.ExecuteEvent]:
     yield first
     yield from rest
@@ -303,10 +343,15 @@ def verdict_of(result: spb.ExecuteResult, chunks: dict[str, bytearray]) -> tuple
     status = states.from_proto(result.status) if result.status else FAILED
     if status not in states.TERMINAL:
         status = FAILED
+    error_code = states.error_name(result.error_code) if status != COMPLETED else ""
+    message = result.error_message
+    if result.error_code == common.ERROR_CODE_SPAWNER_UNAVAILABLE:
+        # Only the spawner's fixed sentences reach the tenant, never an engine's text.
+        message = failures.stable_message(message)
     verdict = Verdict(
         status=status,
-        error_code=states.error_name(result.error_code) if status != COMPLETED else "",
-        error_message=result.error_message,
+        error_code=error_code,
+        error_message=message,
         exit_code=result.exit_code,
         cpu_seconds=result.usage.cpu_seconds,
         usage_json=messages.usage_json(result.usage),

@@ -12,6 +12,7 @@ from grpc_health.v1 import health
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
 
 from services.common import grpc_server
+from services.common.contract.limits import max_message_bytes
 from services.control.artifacts.service import ArtifactService
 from services.control.artifacts.servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
@@ -31,7 +32,6 @@ from services.control.spawners import SpawnerPool
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
-MAX_REQUEST = 64 * 1024 * 1024
 # Threads serving RPCs: every streaming Execute or RunArtifact holds one.
 GRPC_WORKERS = 64
 # On stop: how long executions in flight get to record their cancellation,
@@ -102,7 +102,10 @@ def start(settings: ControlSettings) -> RunningServer:
     database.migrate()
     executions = build_executions(settings, database, spawner_secret)
     server = grpc_server.thread_pool_server(
-        workers=GRPC_WORKERS, interceptors=[TenantAuthInterceptor(tenant_keys)], max_request_bytes=MAX_REQUEST
+        workers=GRPC_WORKERS,
+        interceptors=[TenantAuthInterceptor(tenant_keys)],
+        # The spawners' own bound: control never takes in a message a spawner would refuse for its size.
+        max_request_bytes=max_message_bytes(settings.limits),
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
     artifacts = ArtifactService(database, settings.artifact_limits())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from google.rpc import status_pb2
 
+from services.common.contract.capacity import no_free_slot_status
 from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
 
@@ -38,7 +39,7 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, InvalidArgument):
         return bad_request_status(exc)
     if isinstance(exc, CapacityExhausted):
-        return rich_status(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        return no_free_slot_status(str(exc))
     if isinstance(exc, DuplicateExecution):
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, NetworkUnavailable):

@@ -21,6 +21,7 @@ import docker
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.channel import EventChannel
+from services.common.contract import failures
 from services.common.contract.packages import requirement
 from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
@@ -78,6 +79,9 @@ class Execution:
         self._stdout_bytes = 0
         self._stderr_bytes = 0
         self._output_cut = False
+        # What the caller is told if the spawner fails now (never the
+        # engine's own words: they are logged).
+        self._failure = failures.SPAWNER_FAILED
 
     # ---- called from other threads -------------------------------------
 
@@ -112,12 +116,12 @@ class Execution:
         try:
             try:
                 result = self._run()
-            except Exception as exc:  # noqa: BLE001 - any failure here is the spawner's
-                log.exception("execution %s failed in the spawner", self.spec.execution_id)
+            except Exception:  # noqa: BLE001 - any failure here is the spawner's
+                log.exception("execution %s failed in the spawner (%s)", self.spec.execution_id, self._failure)
                 result = pb.ExecuteResult(
                     status=Status.EXECUTION_STATUS_FAILED,
                     error_code=ErrorCode.ERROR_CODE_SPAWNER_UNAVAILABLE,
-                    error_message=f"spawner error: {exc}",
+                    error_message=self._failure,
                     exit_code=sandbox.NO_EXIT_CODE,
                 )
                 self._charge(result)
@@ -138,16 +142,19 @@ class Execution:
         result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
         try:
             self._phase(pb.PHASE_STARTING)
+            self._failure = failures.WORKSPACE_NOT_PREPARED
             workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, self.token)
             workspace.stage(spec.files, spec.stdin)
             if spec.prior_outputs:
                 workspace.stage_outputs(spec.prior_outputs)
+            self._failure = failures.SANDBOX_NOT_STARTED
             container = self._create_container(workspace, parent)
             with self._lock:
                 self._container = container
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
+                self._failure = failures.SANDBOX_FAILED
                 guard = DiskGuard(
                     workspace,
                     max_bytes=self.settings.max_workspace_bytes,
@@ -164,7 +171,9 @@ class Execution:
             self._phase(pb.PHASE_FINISHING)
             if container is not None:
                 container.kill()  # nothing may write to the outputs while they are read
+            self._failure = failures.OUTPUTS_NOT_COLLECTED
             self._harvest(workspace, result)
+            self._failure = failures.SPAWNER_FAILED
         finally:
             self._clean_up(container, workspace, parent)
         return self._finish(result)

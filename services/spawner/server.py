@@ -11,6 +11,7 @@ from grpc_health.v1 import health
 
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
 from services.common import grpc_server
+from services.common.contract.limits import max_message_bytes
 from services.spawner.config import SpawnerSettings
 from services.spawner.servicer import SpawnerServicer
 from services.spawner.spawner import ConfigurationError, Spawner
@@ -66,11 +67,10 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
         spawner.reap()
     spawner.start_sweeper()
     metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
-    max_request = settings.limits.max_total_file_bytes * 2 + settings.limits.max_stdin_bytes + 4 * 1024 * 1024
     server = grpc_server.thread_pool_server(
         workers=settings.capacity + 16,
         interceptors=interceptors,
-        max_request_bytes=max_request,
+        max_request_bytes=max_message_bytes(settings.limits),
         max_concurrent_rpcs=settings.capacity + 12,
     )
     spawner_pb2_grpc.add_SpawnerServicer_to_server(SpawnerServicer(spawner), server)

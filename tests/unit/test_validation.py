@@ -1,4 +1,5 @@
-"""ExecuteRequest validation (services/spawner/validation.py)."""
+"""ExecuteRequest validation (services/spawner/validation.py, with the rules
+of services/common/contract/requests.py it shares with control)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,8 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2
 from services.common.contract.errors import InvalidArgument
 from services.spawner.config import MIB, SpawnerSettings
-from services.spawner.validation import (
-    ExecutionSpec,
-    Step,
-    validate_execute,
-)
+from services.common.contract.requests import Step
+from services.spawner.validation import ExecutionSpec, validate_execute
 
 SETTINGS = SpawnerSettings()
 F = common.File

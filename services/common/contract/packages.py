@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 
 MAX_NPM_NAME_LENGTH = 214
+# No accepted name is longer (a Python name with extras is at most 204).
+MAX_NAME_LENGTH = MAX_NPM_NAME_LENGTH
+# Room for the longest specifier the pattern allows without padding (eight
+# clauses of 64-character versions); the pattern alone would let spaces
+# around the operators make it any length.
+MAX_VERSION_LENGTH = 1024
 
 _PIP_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]{1,100}\])?")
 _PIP_CLAUSE = r"\s*(?:===|==|!=|<=|>=|~=|<|>)\s*[A-Za-z0-9.*+!_-]{1,64}\s*"
@@ -24,6 +30,10 @@ _NPM_RANGE = re.compile(r"[A-Za-z0-9.^~<>=*|+ x-]{1,64}")
 
 def check(language: str, name: str, version: str) -> str | None:
     """Returns why a package is refused, or None."""
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a package name is at most {MAX_NAME_LENGTH} characters"
+    if len(version) > MAX_VERSION_LENGTH:
+        return f"a version is at most {MAX_VERSION_LENGTH} characters"
     if language == "python":
         if not _PIP_NAME.fullmatch(name):
             return "not a valid Python package name"

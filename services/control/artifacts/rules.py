@@ -1,5 +1,8 @@
 """The pure rules of runnable artifacts: no database, each judges a request
-(raising InvalidArgument or LimitExceeded) or computes a new state."""
+(raising InvalidArgument or LimitExceeded) or computes a new state. Ids,
+paths, contents and packages follow the mesh's contract
+(services/common/contract/), so an artifact within its caps can always be
+staged as one request."""
 
 from __future__ import annotations
 
@@ -7,12 +10,11 @@ import secrets
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from services.common.contract import packages as package_rules
-from services.common.contract.ids import ID_RE
-from services.common.contract.languages import LANGUAGES
+from services.common.contract.ids import check_id
 from services.common.contract.packages import package_key
 from services.common.contract.paths import check_path as path_refusal
 from services.common.contract.paths import find_collisions, path_key
+from services.common.contract.requests import check_packages as check_requested_packages
 from services.control.artifacts.models import PackageSpec
 from services.control.config import ArtifactLimits
 from services.control.errors import InvalidArgument, LimitExceeded
@@ -26,24 +28,13 @@ INVISIBLE_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
 def check_artifact_id(value: str, field: str = "artifact_id") -> str:
-    if not value:
-        raise InvalidArgument(field, "required")
-    if not ID_RE.match(value):
-        raise InvalidArgument(field, "must match [A-Za-z0-9_-]{1,64}")
-    return value
+    return check_id(field, value)
 
 
 def check_expected_revision(value: int) -> int:
     if value <= 0:
         raise InvalidArgument("expected_revision", "required: the revision this write is based on (revisions start at 1)")
     return value
-
-
-def check_language(value: int) -> str:
-    name = LANGUAGES.get(value)
-    if name is None:
-        raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
-    return name
 
 
 def check_title(title: str) -> str:
@@ -76,21 +67,8 @@ def check_packages(
     """`packages` are objects with `name` and `version` (common.v1.Package)."""
     if required and not packages:
         raise InvalidArgument("packages", "at least one package is required")
-    if len(packages) > limits.max_packages:
-        raise InvalidArgument("packages", f"at most {limits.max_packages} packages")
-    seen: set[str] = set()
-    result = []
-    for index, package in enumerate(packages):
-        refusal = package_rules.check(language, package.name, package.version)
-        if refusal:
-            bad_name = package_rules.check(language, package.name, "") is not None
-            raise InvalidArgument(f"packages[{index}].{'name' if bad_name else 'version'}", refusal)
-        key = package_key(language, package.name)
-        if key in seen:
-            raise InvalidArgument(f"packages[{index}].name", f"{package.name!r} is listed twice")
-        seen.add(key)
-        result.append(PackageSpec(package.name, package.version))
-    return tuple(result)
+    checked = check_requested_packages(language, packages, limits.max_packages)
+    return tuple(PackageSpec(p.name, p.version) for p in checked)
 
 
 def merge_packages(

@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from services.common.contract.languages import LANGUAGES
+from services.common.contract.languages import LANGUAGES, check_language
 from services.control.artifacts import store
 from services.control.artifacts.models import ArtifactView, FileView
 from services.control.artifacts.rules import (
     check_artifact_id,
     check_content,
     check_expected_revision,
-    check_language,
     check_packages,
     check_path,
     check_title,

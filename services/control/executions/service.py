@@ -15,9 +15,10 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sqlmodel import Session
 
-from services.common.contract.ids import ID_RE
+from services.common.contract.ids import ID_RE, check_id
+from services.common.contract.requests import check_program, check_timeout_ms
 from services.control.blobs import BlobStore
-from services.control.config import MIN_TIMEOUT_MS, ExecutionLimits
+from services.control.config import ExecutionLimits
 from services.control.errors import InvalidArgument
 from services.control.executions import messages, states
 from services.control.executions.heartbeats import Heartbeats
@@ -90,20 +91,18 @@ class ExecutionService:
     # ---- admission -----------------------------------------------------------
 
     def check(self, request: pb.ExecuteRequest) -> Admission:
-        """Control's own checks of a request (raises InvalidArgument); the
-        spawner checks the rest."""
+        """Control's door: every rule of the mesh's contract that control can
+        judge, before anything is recorded (raises InvalidArgument naming the
+        field). Memory and CPUs are each spawner's own ranges: a request
+        outside them is refused by the spawner (recorded INPUT_REJECTED)."""
         execution_id = request.execution_id or f"ex-{secrets.token_hex(GENERATED_ID_BYTES)}"
-        if not ID_RE.match(execution_id):
-            raise InvalidArgument("execution_id", "must match [A-Za-z0-9_-]{1,64}")
-        if request.session_id and not ID_RE.match(request.session_id):
-            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
-        if request.language not in (common.LANGUAGE_PYTHON, common.LANGUAGE_NODE):
-            raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
-        timeout_ms = request.limits.timeout_ms or self.limits.default_timeout_ms
-        if not MIN_TIMEOUT_MS <= timeout_ms <= self.limits.max_timeout_ms:
-            raise InvalidArgument(
-                "limits.timeout_ms", f"must be between {MIN_TIMEOUT_MS} and {self.limits.max_timeout_ms}"
-            )
+        check_id("execution_id", execution_id)
+        if request.session_id:
+            check_id("session_id", request.session_id)
+        check_program(request, self.limits.requests)
+        timeout_ms = check_timeout_ms(
+            request.limits.timeout_ms, default=self.limits.default_timeout_ms, maximum=self.limits.max_timeout_ms
+        )
         return Admission(execution_id, request.session_id, request.language, timeout_ms)
 
     def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
@@ -152,7 +151,7 @@ class ExecutionService:
 
     @staticmethod
     def events(execution: InFlightExecution) -> Iterator[pb.ExecuteEvent]:
-        """The caller's view: events until `finished`; raises Refused."""
+        """The caller's view: events until `finished`."""
         while True:
             try:
                 item = execution.events.get(timeout=EVENT_POLL_SECONDS)
@@ -162,8 +161,6 @@ class ExecutionService:
                 continue
             if item is END_OF_EVENTS:
                 return
-            if isinstance(item, Exception):
-                raise item
             yield item
 
     def listener_gone(self, execution: InFlightExecution) -> None:

@@ -11,10 +11,12 @@ Runs own their rows. They are written in the execution's admission
 transaction, which the run service opens itself (`ExecutionService.admit`
 works inside the caller's transaction): a run and its execution exist
 together or not at all, so no reader ever sees an execution named like a run
-without its run, or a run without its execution. When the spawner refuses a
-run's execution, the execution store deletes the execution and the database
-deletes the run's rows with it (ON DELETE CASCADE, revision 0102): the
-execution store knows nothing of runs.
+without its run, or a run without its execution. A run is checked at
+control's door like any execution (`ExecutionService.check`) before either
+row is written; a spawner that still refuses it ends it FAILED /
+INPUT_REJECTED. Should an execution row be deleted, the database deletes the
+run's rows with it (ON DELETE CASCADE, revision 0102): the execution store
+knows nothing of runs.
 """
 
 from __future__ import annotations

@@ -98,3 +98,12 @@ def test_package_key_different_packages(language, a, b):
 def test_package_key_forms():
     assert packages.package_key("python", "Zope.Interface[test]") == "zope-interface"
     assert packages.package_key("node", "@types/node") == "@types/node"
+
+
+def test_names_and_versions_have_a_length_cap():
+    # Spaces around the operators are allowed, so only the cap bounds a specifier.
+    assert packages.check("python", "six", "==1" + " " * (packages.MAX_VERSION_LENGTH - 3)) is None
+    long_version = "==1" + " " * packages.MAX_VERSION_LENGTH
+    assert packages.check("python", "six", long_version) is not None
+    assert packages.refused_field("python", "six") == "version"
+    assert packages.check("node", "a" * (packages.MAX_NAME_LENGTH + 1), "") is not None

@@ -9,12 +9,12 @@ from google.rpc import code_pb2
 
 from sandbox.common.v1 import execution_pb2 as common
 from services.common.contract.ids import ID_RE
+from services.common.contract.languages import check_language
 from services.control.artifacts.models import PackageSpec
 from services.control.artifacts.rules import (
     check_artifact_id,
     check_content,
     check_expected_revision,
-    check_language,
     check_packages,
     check_path,
     check_title,
