@@ -55,7 +55,9 @@ async def run(settings: EgressSettings) -> int:
     opts = options.Options(listen_host=host, listen_port=port, confdir=settings.confdir)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     # Set before the addon loads: it refuses to run with anything else.
-    opts.update(connection_strategy="lazy", onboarding=False, termlog_verbosity="warn")
+    # HTTP/1.1 only: there a request without Content-Length or
+    # Transfer-Encoding has no body (policy.check_request relies on it).
+    opts.update(connection_strategy="lazy", onboarding=False, http2=False, termlog_verbosity="warn")
     secret = settings.secret.get_secret_value().encode() if settings.secret else None
     addon = EgressAddon(secret=secret)
     master.addons.add(addon)

@@ -17,6 +17,9 @@ upstream server until every step passed:
 Plain HTTP requests are refused unless ``egress_allow_plain_http``; then Host
 must equal the request-URI host and the same checks and pinning apply. In
 intercept mode every request inside a tunnel must name the tunnel's host.
+Every request the egress sees (intercepted or plain) must also pass
+``policy.check_request``: GET or HEAD, no body, no upgrade; HTTP/2 must be
+off for that (in HTTP/1.1 only the headers can announce a body).
 
 mitmproxy's ``allow_hosts``/``ignore_hosts`` are not policy here and must stay
 empty; the onboarding app must be off; connections are opened lazily.
@@ -54,6 +57,11 @@ REALM = "sandbox-egress"
 MAX_RECORDED_URL_LENGTH = 2048
 # "65535" at most; a longer port in a Host header is refused as malformed.
 MAX_PORT_DIGITS = 5
+# mitmproxy reads a request's body before it sends the response an addon set.
+# A refused request announcing at most this much is read (and dropped) and
+# answered; a larger or chunked one has its connection closed unread, so a
+# sandbox cannot make the egress buffer an upload it refused.
+MAX_DRAINED_BODY_BYTES = 64 * 1024
 
 
 class Reason:
@@ -114,7 +122,22 @@ class Metered:
         return f"Metered({self.inner!r})"
 
 
+def _drainable(request: http.Request) -> bool:
+    """Whether a refused request's body is small enough to read and drop."""
+    if request.method == "CONNECT":
+        return True  # mitmproxy reads no body for CONNECT
+    if "transfer-encoding" in request.headers:
+        return False
+    try:
+        return all(0 <= int(v) <= MAX_DRAINED_BODY_BYTES for v in request.headers.get_all("content-length"))
+    except ValueError:
+        return False
+
+
 def _refuse(flow: http.HTTPFlow, status: int, reason: str) -> None:
+    if not _drainable(flow.request):
+        flow.kill()  # no response: the connection is closed before the body is read
+        return
     headers = {"Content-Type": "text/plain; charset=utf-8", "X-Egress-Reason": reason, "Connection": "close"}
     if status == 407:
         headers["Proxy-Authenticate"] = f'Basic realm="{REALM}"'
@@ -183,6 +206,10 @@ class EgressAddon:
             raise exceptions.OptionsError(f"egress_mode must be {PASSTHROUGH!r} or {INTERCEPT!r}")
         if any(not m.startswith("regular") for m in o.mode):
             raise exceptions.OptionsError("egress: only the regular proxy mode is supported")
+        if o.egress_mode == INTERCEPT and o.http2:
+            raise exceptions.OptionsError(
+                "egress: http2 must be off in intercept mode (only HTTP/1.1 headers tell a request without a body)"
+            )
         if "egress_allow_hosts" in updated:
             try:
                 self.allowlist = policy.Allowlist.parse(o.egress_allow_hosts)
@@ -321,8 +348,10 @@ class EgressAddon:
         state = self._state(flow.client_conn)
         host, port = flow.request.host, flow.request.port
         record = self._record(state, "connect", host, port)
-        if state.tunnel is not None:  # one tunnel per client connection
+        if state.tunnel is not None:  # one tunnel per client connection, no CONNECT inside it
+            record.execution_id, record.tenant = state.tunnel.record.execution_id, state.tunnel.record.tenant
             self._deny(record, Reason.NO_TUNNEL)
+            self.decisions.add(record)
             _refuse(flow, 403, Reason.NO_TUNNEL)
             return
         if not self._authenticate(flow, record):
@@ -393,6 +422,7 @@ class EgressAddon:
     def _tunnel_request(self, flow: http.HTTPFlow, state: ClientState, tunnel: Tunnel) -> None:
         """A request inside an intercepted CONNECT tunnel."""
         record = self._record(state, "request", flow.request.host, flow.request.port)
+        record.method = flow.request.method[: policy.MAX_RECORDED_METHOD_LENGTH]
         record.execution_id, record.tenant = tunnel.record.execution_id, tunnel.record.tenant
         record.claimed_user = tunnel.record.claimed_user
         record.sni = tunnel.record.sni
@@ -417,6 +447,8 @@ class EgressAddon:
             self.decisions.add(record)
             _refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)
             return
+        if not self._request_allowed(flow, record):
+            return
         record.decision, record.reason = ALLOW, policy.Reason.ALLOWED
         record.resolved_address = tunnel.address
         flow.request.data.host = tunnel.address  # the pinned address: no second lookup
@@ -424,9 +456,21 @@ class EgressAddon:
         state.open_records.append(record)
         self.decisions.add(record)
 
+    def _request_allowed(self, flow: http.HTTPFlow, record: Record) -> bool:
+        """GET or HEAD, no body, no upgrade (policy.check_request)."""
+        request = flow.request
+        decision = policy.check_request(request.method, request.headers.items(multi=True))
+        if decision:
+            return True
+        self._deny(record, decision.reason)
+        self.decisions.add(record)
+        _refuse(flow, 403, decision.reason)
+        return False
+
     async def _plain_request(self, flow: http.HTTPFlow, state: ClientState) -> None:
         request = flow.request
         record = self._record(state, "http", request.host, request.port)
+        record.method = request.method[: policy.MAX_RECORDED_METHOD_LENGTH]
         record.url = request.url[:MAX_RECORDED_URL_LENGTH]
         if not self._authenticate(flow, record):
             return
@@ -456,6 +500,8 @@ class EgressAddon:
             self._deny(record, reason)
             self.decisions.add(record)
             _refuse(flow, 403, reason)
+            return
+        if not self._request_allowed(flow, record):
             return
         address = await self._check_destination(flow, record, request.host, request.port, PLAIN_PORTS)
         if address is None:

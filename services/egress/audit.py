@@ -39,6 +39,7 @@ class Record:
     bytes_up: int = 0
     bytes_down: int = 0
     url: str = ""
+    method: str = ""  # of a request ("request" and "http" kinds)
     closed: bool = False
     emitted: bool = False
 
@@ -64,6 +65,8 @@ class Record:
             out["claimed_user"] = self.claimed_user
         if self.url:
             out["url"] = self.url
+        if self.method:
+            out["method"] = self.method
         return out
 
 

@@ -40,7 +40,7 @@ def proxy_context():
     """A taddons context with the options the egress checks (declared by
     mitmproxy's proxyserver and onboarding addons) set the way it requires."""
     tctx = taddons.context(proxyserver.Proxyserver(), onboarding.Onboarding())
-    tctx.options.update(connection_strategy="lazy", onboarding=False)
+    tctx.options.update(connection_strategy="lazy", onboarding=False, http2=False)
     return tctx
 
 
@@ -332,6 +332,7 @@ def test_intercept_mode_requests_must_name_the_tunnel_host():
         dict(egress_ring_size=0),
         dict(egress_mode="other"),
         dict(egress_hosts_file="/nonexistent/hosts"),
+        dict(egress_mode="intercept", http2=True),
     ],
 )
 def test_configuration_refused(opts):
