@@ -40,6 +40,8 @@ def proxy_options(settings: EgressSettings, hosts: list[str]) -> dict:
         egress_ring_size=settings.ring_size,
         egress_ring_executions=settings.ring_executions,
         egress_decision_log=settings.decision_log,
+        egress_refusal_log_burst=settings.refusal_log_burst,
+        egress_refusal_log_interval=settings.refusal_log_interval_seconds,
     )
     if settings.secret_file:
         values["egress_secret_file"] = settings.secret_file

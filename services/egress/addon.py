@@ -27,6 +27,7 @@ empty; the onboarding app must be off; connections are opened lazily.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import pathlib
@@ -43,6 +44,7 @@ from services.common.contract import egress_token
 from services.egress import policy
 from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
 from services.egress.grpc_service import serve_decisions
+from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 from services.egress.resolver import Resolver, parse_hosts
 
 log = logging.getLogger(__name__)
@@ -175,6 +177,7 @@ class EgressAddon:
         self.clients: dict[str, ClientState] = {}
         self.grpc_server = None
         self.grpc_port: int | None = None
+        self.summary_task: asyncio.Future | None = None
 
     # --- options ------------------------------------------------------------
 
@@ -191,6 +194,8 @@ class EgressAddon:
         loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
         loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
         loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
+        loader.add_option("egress_refusal_log_burst", int, DEFAULT_BURST, "Refusal lines written per source and interval; the rest are counted in one summary line.")
+        loader.add_option("egress_refusal_log_interval", float, DEFAULT_INTERVAL_SECONDS, "Seconds of one refusal-log interval.")
 
     def configure(self, updated: set[str]):
         o = ctx.options
@@ -230,13 +235,22 @@ class EgressAddon:
             self.resolver = Resolver(hosts, use_system=o.egress_dns)
         if {"egress_own_addresses", "listen_host"} & updated:
             self.own_addresses = _own_addresses(o.egress_own_addresses, o.listen_host)
-        if {"egress_ring_size", "egress_ring_executions", "egress_decision_log"} & updated:
+        decision_log_options = {
+            "egress_ring_size", "egress_ring_executions", "egress_decision_log",
+            "egress_refusal_log_burst", "egress_refusal_log_interval",
+        }
+        if decision_log_options & updated:
             if o.egress_ring_size < 1 or o.egress_ring_executions < 1:
                 raise exceptions.OptionsError("egress ring sizes must be positive")
+            if o.egress_refusal_log_burst < 1 or o.egress_refusal_log_interval <= 0:
+                raise exceptions.OptionsError("egress refusal-log burst and interval must be positive")
             stream = self.decision_stream
             if o.egress_decision_log:
                 stream = open(o.egress_decision_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
-            self.decisions = DecisionLog(o.egress_ring_size, o.egress_ring_executions, stream)
+            self.decisions = DecisionLog(
+                o.egress_ring_size, o.egress_ring_executions, stream,
+                refusal_burst=o.egress_refusal_log_burst, refusal_interval_seconds=o.egress_refusal_log_interval,
+            )
         if "egress_secret_file" in updated:
             secret = self._secret_arg
             if o.egress_secret_file:
@@ -254,6 +268,8 @@ class EgressAddon:
     # --- gRPC ---------------------------------------------------------------
 
     async def running(self):
+        if self.summary_task is None:
+            self.summary_task = asyncio.ensure_future(self._write_refusal_summaries())
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
             assert self.secret is not None  # configure() refuses to go on without one
             self.grpc_server, self.grpc_port = await serve_decisions(
@@ -262,9 +278,20 @@ class EgressAddon:
             log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
 
     async def done(self):
+        if self.summary_task is not None:
+            self.summary_task.cancel()
+            self.summary_task = None
+        self.decisions.flush(self.clock(), everything=True)  # whatever was counted is reported
         if self.grpc_server is not None:
             server, self.grpc_server = self.grpc_server, None
             await server.stop(1)
+
+    async def _write_refusal_summaries(self) -> None:
+        """Reports suppressed refusals when their interval is over, also when
+        the flood stopped and no further refusal comes to trigger it."""
+        while True:
+            await asyncio.sleep(ctx.options.egress_refusal_log_interval)
+            self.decisions.flush(self.clock())
 
     def decisions_for(self, execution_id: str) -> tuple[list[Record], int]:
         return self.decisions.get(execution_id)

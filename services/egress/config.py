@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommaList
 from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
+from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 
 
 class EgressSettings(BaseSettings):
@@ -41,6 +42,10 @@ class EgressSettings(BaseSettings):
     ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
     ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
     decision_log: str = ""
+    # Refusal lines written per source (execution, else address) and interval;
+    # the rest are counted and reported in one summary line.
+    refusal_log_burst: int = Field(default=DEFAULT_BURST, ge=1)
+    refusal_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
 
     @model_validator(mode="after")
     def _has_secret(self) -> "EgressSettings":

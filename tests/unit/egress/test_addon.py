@@ -49,9 +49,9 @@ def run(coro):
 
 
 class Env:
-    def __init__(self, **opts):
+    def __init__(self, clock=lambda: NOW, **opts):
         self.stream = io.StringIO()
-        self.addon = EgressAddon(secret=SECRET, decision_stream=self.stream, clock=lambda: NOW)
+        self.addon = EgressAddon(secret=SECRET, decision_stream=self.stream, clock=clock)
         self.tctx = proxy_context()
         self.tctx.master.addons.add(self.addon)
         base = dict(
