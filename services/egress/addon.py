@@ -3,7 +3,9 @@
 Every client connection is checked step by step, and nothing reaches an
 upstream server until every step passed:
 
-1. ``http_connect``: proxy credentials (407), the CONNECT host and port against
+1. ``http_connect``: proxy credentials (407: valid, of an execution the
+   spawner admitted and not revoked, used from the address it was admitted
+   with, services/egress/admissions.py), the CONNECT host and port against
    the policy (403), the name resolved by the egress itself and every address
    checked (403), the first address pinned.
 2. ``tls_clienthello``: the SNI must be present and equal the CONNECT host;
@@ -42,6 +44,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
 from services.egress import policy
+from services.egress.admissions import Admissions
 from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
 from services.egress.grpc_service import serve_decisions
 from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
@@ -146,6 +149,10 @@ def _refuse(flow: http.HTTPFlow, status: int, reason: str) -> None:
     flow.response = http.Response.make(status, f"egress refused: {reason}\n", headers)
 
 
+def _peer_address(client: connection.Client) -> str:
+    return str(client.peername[0]) if client.peername else ""
+
+
 def _own_addresses(extra: Sequence[str], listen_host: str) -> set[str]:
     own = {a for a in extra if policy.parse_address(a) is not None}
     if policy.parse_address(listen_host or "") is not None:
@@ -174,6 +181,7 @@ class EgressAddon:
         self.own_addresses: set[str] = set()
         self.resolver = Resolver(use_system=True)
         self.decisions = DecisionLog(stream=decision_stream)
+        self.admissions = Admissions()
         self.clients: dict[str, ClientState] = {}
         self.grpc_server = None
         self.grpc_port: int | None = None
@@ -190,7 +198,7 @@ class EgressAddon:
         loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
         loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
         loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
-        loader.add_option("egress_grpc_listen", str, "", "host:port of the sandbox.egress.v1.Egress gRPC service; empty to disable.")
+        loader.add_option("egress_grpc_listen", str, "", "host:port or unix:PATH of the sandbox.egress.v1.Egress gRPC service; empty to disable (no admissions: every credential refused).")
         loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
         loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
         loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
@@ -273,9 +281,9 @@ class EgressAddon:
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
             assert self.secret is not None  # configure() refuses to go on without one
             self.grpc_server, self.grpc_port = await serve_decisions(
-                self.decisions_for, ctx.options.egress_grpc_listen, self.secret
+                self.decisions_for, ctx.options.egress_grpc_listen, self.secret, self.admissions
             )
-            log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
+            log.info("egress gRPC service listening on %s", ctx.options.egress_grpc_listen)
 
     async def done(self):
         if self.summary_task is not None:
@@ -323,6 +331,14 @@ class EgressAddon:
         if isinstance(result, str):
             self._deny(record, result)
             _refuse(flow, 407, result)
+            return False
+        # A valid credential, but is it good here and now? Until this passes
+        # the record names no execution: a copied credential must not plant
+        # decisions in its execution's record.
+        refusal = self.admissions.check(result.execution_id, _peer_address(flow.client_conn))
+        if refusal is not None:
+            self._deny(record, refusal)
+            _refuse(flow, 407, refusal)
             return False
         record.execution_id, record.tenant = result.execution_id, result.tenant
         flow.request.headers.pop("Proxy-Authorization", None)
@@ -458,6 +474,13 @@ class EgressAddon:
             self._deny(record, Reason.TLS_REQUIRED)
             self.decisions.add(record)
             _refuse(flow, 403, Reason.TLS_REQUIRED)
+            return
+        # Revoked while the tunnel was open (the execution ended).
+        refusal = self.admissions.check(record.execution_id, _peer_address(flow.client_conn))
+        if refusal is not None:
+            self._deny(record, refusal)
+            self.decisions.add(record)
+            _refuse(flow, 403, refusal)
             return
         # Inside a tunnel mitmproxy fills request.host from the (pinned)
         # upstream address or the request; the Host header (or :authority)

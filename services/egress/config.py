@@ -33,7 +33,10 @@ class EgressSettings(BaseSettings):
     # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
     allow_networks: CommaList = ()
     own_addresses: CommaList = ()
-    # sandbox.egress.v1.Egress gRPC service; empty disables it.
+    # sandbox.egress.v1.Egress gRPC service: host:port, or unix:PATH (compose:
+    # a socket on a volume shared with the spawner only, out of the sandbox
+    # network's reach); empty disables it (and with it every admission, so
+    # every credential is refused).
     grpc_listen: str = "127.0.0.1:50053"
     # CA bundle for verifying upstream servers in intercept mode.
     upstream_ca: str | None = None

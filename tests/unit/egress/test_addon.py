@@ -48,8 +48,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+# mitmproxy's test client connection comes from here.
+CLIENT_ADDRESS = "127.0.0.1"
+
+
 class Env:
-    def __init__(self, clock=lambda: NOW, **opts):
+    """An addon in a taddons context; ``admitted`` executions are admitted
+    from the test client's address, as the spawner would have done."""
+
+    def __init__(self, clock=lambda: NOW, admitted=("exec-1", "exec-2"), **opts):
         self.stream = io.StringIO()
         self.addon = EgressAddon(secret=SECRET, decision_stream=self.stream, clock=clock)
         self.tctx = proxy_context()
@@ -63,6 +70,8 @@ class Env:
         base.update(opts)
         self.tctx.configure(self.addon, **base)
         self.addon.resolver = Resolver(HOSTS, use_system=False)
+        for execution_id in admitted:
+            self.addon.admissions.admit(execution_id, CLIENT_ADDRESS)
 
     def lines(self):
         return [json.loads(line) for line in self.stream.getvalue().splitlines()]
