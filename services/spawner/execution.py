@@ -148,6 +148,8 @@ class Execution:
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
+                if self.network is not None and spec.network:  # before any program runs in it
+                    self.network.admit(spec.execution_id, self.network.address_of(self.api, container.id))
                 guard = DiskGuard(
                     workspace,
                     max_bytes=self.settings.max_workspace_bytes,
@@ -343,6 +345,11 @@ class Execution:
 
     def _clean_up(self, container, workspace, parent: CgroupParent) -> CgroupUsage:
         """Removes everything the execution made; every failure is reported."""
+        if self.network is not None and self.spec.network:
+            try:
+                self.network.revoke(self.spec.execution_id)  # its credentials die with it
+            except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on
+                self.on_cleanup_failure("egress admission", exc)
         if container is not None:
             try:
                 container.kill()
