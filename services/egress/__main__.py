@@ -13,6 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
+from services.egress.ca import publish_certificate
 from services.egress.allowlist import derive
 from services.egress.config import EgressSettings
 
@@ -68,6 +69,14 @@ async def run(settings: EgressSettings) -> int:
     except exceptions.OptionsError as exc:
         log.error("%s", exc)
         return 2
+    if settings.mode == "intercept" and settings.ca_cert_export:
+        # mitmproxy made (or found) its CA when the options were configured.
+        try:
+            publish_certificate(settings.confdir, settings.ca_cert_export)
+        except (OSError, ValueError) as exc:
+            log.error("cannot publish the CA certificate to %s: %s", settings.ca_cert_export, exc)
+            return 2
+        log.info("CA certificate published to %s", settings.ca_cert_export)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, master.shutdown)

@@ -40,8 +40,12 @@ class EgressSettings(BaseSettings):
     grpc_listen: str = "127.0.0.1:50053"
     # CA bundle for verifying upstream servers in intercept mode.
     upstream_ca: str | None = None
-    # Where the intercept-mode CA lives (mitmproxy's confdir).
+    # Where the intercept-mode CA lives (mitmproxy's confdir; made on first
+    # use, key included: keep it on storage of the egress's own).
     confdir: str = "/var/lib/sandbox-mesh/egress"
+    # Intercept mode: the CA certificate (never the key) is written here at
+    # start, for the spawner to mount into sandboxes; empty: not written.
+    ca_cert_export: str = ""
     ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
     ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
     decision_log: str = ""

@@ -99,8 +99,9 @@ class SpawnerSettings(BaseSettings):
     # mounted, unless `egress_ca_volume` is set.
     egress_ca_cert: str | None = None
     # The Docker volume holding that certificate (and nothing secret), for a
-    # spawner in a container (compose): the volume is mounted into sandboxes
-    # instead, and every file next to the certificate is checked for keys.
+    # spawner in a container (compose): with `egress_ca_cert` set, the volume
+    # is mounted into sandboxes instead, and every file next to the
+    # certificate is checked for keys.
     egress_ca_volume: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
 

@@ -86,7 +86,7 @@ class Spawner:
                 "credentials only once the spawner admitted it there"
             )
         ca_cert = _checked_ca_cert(settings.egress_ca_cert) if settings.egress_ca_cert else None
-        if settings.egress_ca_volume:
+        if ca_cert and settings.egress_ca_volume:
             try:
                 check_ca_volume(api, settings.egress_ca_volume, ca_cert)
             except (ValueError, OSError) as exc:

@@ -79,8 +79,6 @@ def test_ca_volume_checked(tmp_path):
     check_ca_volume(api, "mesh-egress-ca", str(cert))
     with pytest.raises(ValueError, match="no such Docker volume"):
         check_ca_volume(api, "missing", str(cert))
-    with pytest.raises(ValueError, match="SPAWNER_EGRESS_CA_CERT"):
-        check_ca_volume(api, "mesh-egress-ca", None)
     (tmp_path / "mitmproxy-ca.pem").write_text(CA_PEM + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(ValueError, match="private key"):
         check_ca_volume(api, "mesh-egress-ca", str(cert))
