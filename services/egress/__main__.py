@@ -13,7 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
-from services.egress.ca import publish_certificate
+from services.egress.ca import ensure_ca, publish_certificate
 from services.egress.allowlist import derive
 from services.egress.config import EgressSettings
 
@@ -70,8 +70,8 @@ async def run(settings: EgressSettings) -> int:
         log.error("%s", exc)
         return 2
     if settings.mode == "intercept" and settings.ca_cert_export:
-        # mitmproxy made (or found) its CA when the options were configured.
         try:
+            ensure_ca(settings.confdir, opts.key_size)
             publish_certificate(settings.confdir, settings.ca_cert_export)
         except (OSError, ValueError) as exc:
             log.error("cannot publish the CA certificate to %s: %s", settings.ca_cert_export, exc)

@@ -12,10 +12,20 @@ import pathlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from mitmproxy import certs
 
-# mitmproxy's name for the certificate alone (mitmproxy-ca.pem holds the key).
-MITMPROXY_CA_CERT = "mitmproxy-ca-cert.pem"
+# mitmproxy's file names in its confdir: <basename>-ca.pem holds the key,
+# <basename>-ca-cert.pem the certificate alone.
+MITMPROXY_BASENAME = "mitmproxy"
+MITMPROXY_CA_CERT = f"{MITMPROXY_BASENAME}-ca-cert.pem"
 PUBLISHED_MODE = 0o644
+
+
+def ensure_ca(confdir: str | os.PathLike, key_size: int) -> None:
+    """Makes the CA in ``confdir`` unless it is there, as mitmproxy itself
+    would when its proxy starts (which is after the certificate must be
+    published)."""
+    certs.CertStore.from_store(pathlib.Path(confdir), MITMPROXY_BASENAME, key_size)
 
 
 def publish_certificate(confdir: str | os.PathLike, destination: str | os.PathLike) -> pathlib.Path:

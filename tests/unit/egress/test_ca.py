@@ -7,13 +7,17 @@ import stat
 import pytest
 from mitmproxy import certs
 
-from services.egress.ca import MITMPROXY_CA_CERT, publish_certificate
+from services.egress.ca import MITMPROXY_CA_CERT, ensure_ca, publish_certificate
+
+KEY_SIZE = 2048
 
 
 def test_only_the_certificate_is_published(tmp_path):
     confdir = tmp_path / "conf"
     confdir.mkdir()
-    store = certs.CertStore.from_store(confdir, "mitmproxy", 2048)  # what the egress does on first use
+    ensure_ca(confdir, KEY_SIZE)  # made on first use
+    ensure_ca(confdir, KEY_SIZE)  # and kept
+    store = certs.CertStore.from_store(confdir, "mitmproxy", KEY_SIZE)  # what mitmproxy then loads
     # A certificate file that also carries a key is still published as the certificate alone.
     (confdir / MITMPROXY_CA_CERT).write_bytes((confdir / "mitmproxy-ca.pem").read_bytes())
     out = publish_certificate(confdir, tmp_path / "egress-ca.pem")
