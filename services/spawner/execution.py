@@ -149,7 +149,7 @@ class Execution:
             if not killed_early:
                 container.start()
                 if self.network is not None and spec.network:  # before any program runs in it
-                    self.network.admit(spec.execution_id, self.network.address_of(self.api, container.id))
+                    self.network.admit_sandbox(self.api, container.id, spec.execution_id)
                 guard = DiskGuard(
                     workspace,
                     max_bytes=self.settings.max_workspace_bytes,

@@ -142,6 +142,12 @@ class NetworkAccess:
         if self.egress is not None:
             self.egress.admit(execution_id, address)
 
+    def admit_sandbox(self, api: docker.APIClient, container_id: str, execution_id: str) -> None:
+        """``admit`` with the started sandbox's address (looked up only when
+        there is an egress to tell)."""
+        if self.egress is not None:
+            self.admit(execution_id, self.address_of(api, container_id))
+
     def revoke(self, execution_id: str) -> None:
         """From now on the egress refuses this execution's credentials."""
         if self.egress is not None:

@@ -60,6 +60,7 @@ def test_address_of_the_sandbox_on_the_network():
 def test_without_an_egress_admissions_are_no_ops():
     access = NetworkAccess("sandbox-net")
     access.admit("exec-1", "172.30.0.5")
+    access.admit_sandbox(FakeApi(networks={}), "c1", "exec-1")  # no address needed
     access.revoke("exec-1")
     assert access.denials("exec-1") == []
 
