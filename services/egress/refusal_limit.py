@@ -55,7 +55,9 @@ class RefusalLimiter:
         self.suppressed_total = 0
         self._windows: collections.OrderedDict[str, Window] = collections.OrderedDict()
 
-    def admit(self, source: str, now: float, execution_id: str = "", tenant: str = "", client: str = "") -> tuple[bool, list[Summary]]:
+    def admit(
+        self, source: str, now: float, execution_id: str = "", tenant: str = "", client: str = ""
+    ) -> tuple[bool, list[Summary]]:
         """Whether this refusal's line may be written, and the summaries due
         (an interval of this source that ended, or an evicted source)."""
         due: list[Summary] = []

@@ -11,12 +11,12 @@ import dataclasses
 import logging
 import pathlib
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 import docker
 import grpc
-
 from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
+
 from services.common.auth import ClientAuthInterceptor
 
 log = logging.getLogger(__name__)

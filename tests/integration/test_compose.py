@@ -85,13 +85,15 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
             assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
             assert outcome.stdout == b"1.16.0\n"
             # ... which intercepts by default: it saw (and let through) each request.
-            [egress] = docker_api.containers(filters={"label": [*project_filter["label"], "com.docker.compose.service=egress"]})
+            egress_filter = {"label": [*project_filter["label"], "com.docker.compose.service=egress"]}
+            [egress] = docker_api.containers(filters=egress_filter)
             seen = _decision_lines(docker_api, egress["Id"], with_package.execution_id)
             methods = {line["method"] for line in seen if line["kind"] == "request"}
             assert methods and methods <= {"GET", "HEAD"}, seen
             # From a sandbox on that network the egress's proxy port answers,
             # its gRPC service (admissions, decisions) does not.
-            address = docker_api.inspect_container(egress["Id"])["NetworkSettings"]["Networks"][f"{project}-sandbox"]["IPAddress"]
+            networks = docker_api.inspect_container(egress["Id"])["NetworkSettings"]["Networks"]
+            address = networks[f"{project}-sandbox"]["IPAddress"]
             outcome = execute(stub, request({"main.py": PROBE.format(address=address)}, network=True), timeout=120)
             assert outcome.stdout == b"3128 open\n50053 closed\n", (outcome.stdout, outcome.stderr)
         # Clients call control, which relays to the spawner and keeps the record and files.

@@ -10,6 +10,7 @@ import pytest
 from services.spawner.network import EgressClient, EgressError, NetworkAccess, check_ca_volume
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+KEY_PEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
 
 
 class FakeApi:
@@ -28,7 +29,8 @@ class FakeApi:
 
 def test_ca_file_bound_where_the_sandbox_trusts_it():
     access = NetworkAccess("sandbox-net", ca_cert="/srv/ca/egress-ca.pem")
-    assert access.binds() == {"/srv/ca/egress-ca.pem": {"bind": "/etc/sandbox-mesh/egress-ca/egress-ca.pem", "mode": "ro"}}
+    inside = "/etc/sandbox-mesh/egress-ca/egress-ca.pem"
+    assert access.binds() == {"/srv/ca/egress-ca.pem": {"bind": inside, "mode": "ro"}}
     env = access.environment("exec-1", "tenant-a")
     assert env["PIP_CERT"] == env["NODE_EXTRA_CA_CERTS"] == "/etc/sandbox-mesh/egress-ca/egress-ca.pem"
 
@@ -67,7 +69,7 @@ def test_without_an_egress_admissions_are_no_ops():
 
 def test_an_unreachable_egress_is_a_stable_error(tmp_path):
     client = EgressClient(f"unix:{tmp_path / 'nobody.sock'}", b"s" * 32)
-    with pytest.raises(EgressError, match="^the egress did not admit the execution$"):
+    with pytest.raises(EgressError, match=r"^the egress did not admit the execution$"):
         client.admit("exec-1", "172.30.0.5")
     with pytest.raises(EgressError, match="exec-1: the egress did not revoke its credentials"):
         client.revoke("exec-1")
@@ -80,6 +82,6 @@ def test_ca_volume_checked(tmp_path):
     check_ca_volume(api, "mesh-egress-ca", str(cert))
     with pytest.raises(ValueError, match="no such Docker volume"):
         check_ca_volume(api, "missing", str(cert))
-    (tmp_path / "mitmproxy-ca.pem").write_text(CA_PEM + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "mitmproxy-ca.pem").write_text(CA_PEM + KEY_PEM)
     with pytest.raises(ValueError, match="private key"):
         check_ca_volume(api, "mesh-egress-ca", str(cert))

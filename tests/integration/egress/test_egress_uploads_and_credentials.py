@@ -19,11 +19,11 @@ import urllib.parse
 
 import grpc
 import pytest
-
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spawner_pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
+
 from services.common.auth import ClientAuthInterceptor
 from services.common.contract import egress_token
 from services.spawner.server import start
@@ -176,7 +176,7 @@ def test_a_credential_works_only_in_its_sandbox_and_only_while_it_runs(mesh, int
         ("connect", pb.VERDICT_ALLOW, "allowed"), ("request", pb.VERDICT_ALLOW, "allowed"),
         ("connect", pb.VERDICT_ALLOW, "allowed"), ("request", pb.VERDICT_DENY, "method_not_allowed"),
     ]
-    refused = [l["reason"] for l in _lines_of(intercept) if l.get("claimed_user") == req.execution_id]
+    refused = [line["reason"] for line in _lines_of(intercept) if line.get("claimed_user") == req.execution_id]
     assert refused == ["credentials_wrong_source", "credentials_revoked"]
 
 

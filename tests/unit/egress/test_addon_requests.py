@@ -69,7 +69,7 @@ def test_a_large_or_chunked_upload_is_closed_unread(method, headers, reason):
     flow = request_flow(method, headers, client)
     run(env.addon.requestheaders(flow))
     assert flow.response is None and flow.error is not None and flow.error.msg == "Connection killed."
-    assert [(l["decision"], l["reason"]) for l in env.lines()] == [("deny", reason)]
+    assert [(line["decision"], line["reason"]) for line in env.lines()] == [("deny", reason)]
 
 
 def test_reads_pass_in_the_tunnel():
@@ -80,7 +80,7 @@ def test_reads_pass_in_the_tunnel():
         assert flow.response is None and flow.request.data.host == "198.51.100.7"
         flow.response = tutils.tresp(content=b"ok")
         env.addon.response(flow)
-    assert [(l["method"], l["decision"]) for l in env.lines()] == [("GET", "allow"), ("HEAD", "allow")]
+    assert [(line["method"], line["decision"]) for line in env.lines()] == [("GET", "allow"), ("HEAD", "allow")]
 
 
 def test_connect_inside_the_tunnel_refused_and_recorded():

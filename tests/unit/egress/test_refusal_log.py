@@ -43,7 +43,7 @@ def test_a_flood_from_one_execution_writes_a_burst_and_one_summary():
     for _ in range(FLOOD):
         refuse(env)
     lines = env.lines()
-    assert len(lines) == BURST and all(l["reason"] == "not_allowlisted" for l in lines)
+    assert len(lines) == BURST and all(line["reason"] == "not_allowlisted" for line in lines)
     # The ring keeps every decision: the newest ones, the others counted as dropped.
     records, dropped = env.addon.decisions_for("exec-1")
     assert len(records) + dropped == FLOOD
@@ -68,7 +68,7 @@ def test_the_summary_comes_before_the_next_interval_first_line():
         refuse(env)
     clock.now += INTERVAL + 1
     refuse(env)
-    reasons = [l["reason"] for l in env.lines()]
+    reasons = [line["reason"] for line in env.lines()]
     assert reasons == ["not_allowlisted"] * BURST + ["refusals_suppressed", "not_allowlisted"]
     assert env.lines()[BURST]["suppressed"] == 3
 
@@ -84,8 +84,8 @@ def test_sources_are_limited_separately():
         refuse(env, authorization=False, client=stranger)
     refuse(env, "exec-2")
     lines = env.lines()
-    assert sum(1 for l in lines if l["execution_id"] == "exec-1") == BURST
-    assert sum(1 for l in lines if l["client"].startswith("172.30.0.9:")) == BURST
+    assert sum(1 for line in lines if line["execution_id"] == "exec-1") == BURST
+    assert sum(1 for line in lines if line["client"].startswith("172.30.0.9:")) == BURST
     assert lines[-1]["execution_id"] == "exec-2"
 
 
@@ -95,7 +95,7 @@ def test_allowed_decisions_are_never_suppressed():
         flow = connect_flow(authorization=auth())
         run(env.addon.http_connect(flow))
         env.addon.client_disconnected(flow.client_conn)
-    assert [l["decision"] for l in env.lines()] == ["allow"] * 3 * BURST
+    assert [line["decision"] for line in env.lines()] == ["allow"] * 3 * BURST
 
 
 def test_summaries_written_by_the_addon_loop_and_at_shutdown():
