@@ -30,22 +30,29 @@ empty; the onboarding app must be off; connections are opened lazily.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import pathlib
-import socket
 import time
 from collections.abc import Sequence
 from typing import IO
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy import layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
 from services.egress import policy
 from services.egress.admissions import Admissions
 from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
+from services.egress.connections import (
+    ClientState,
+    Metered,
+    Tunnel,
+    own_addresses,
+    peer_address,
+    refuse,
+    split_host_header,
+)
 from services.egress.grpc_service import serve_decisions
 from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 from services.egress.resolver import Resolver, parse_hosts
@@ -56,17 +63,9 @@ PASSTHROUGH = "passthrough"
 INTERCEPT = "intercept"
 TLS_PORTS = frozenset({443})
 PLAIN_PORTS = frozenset({80})
-REALM = "sandbox-egress"
 # URLs in decision records are cut here: a record is evidence, not a copy of
 # whatever a sandbox chose to send.
 MAX_RECORDED_URL_LENGTH = 2048
-# "65535" at most; a longer port in a Host header is refused as malformed.
-MAX_PORT_DIGITS = 5
-# mitmproxy reads a request's body before it sends the response an addon set.
-# A refused request announcing at most this much is read (and dropped) and
-# answered; a larger or chunked one has its connection closed unread, so a
-# sandbox cannot make the egress buffer an upload it refused.
-MAX_DRAINED_BODY_BYTES = 64 * 1024
 
 
 class Reason:
@@ -82,87 +81,6 @@ class Reason:
     HOST_HEADER_MISMATCH = "host_header_mismatch"
     REQUEST_HOST_MISMATCH = "request_host_mismatch"
     NO_TUNNEL = "no_tunnel"
-
-
-@dataclasses.dataclass
-class Tunnel:
-    name: str
-    port: int
-    address: str
-    record: Record
-    sni_checked: bool = False
-    refused: bool = False
-
-
-@dataclasses.dataclass
-class ClientState:
-    peer: str
-    tunnel: Tunnel | None = None
-    # (address, port) pairs a passed check pinned for this client connection.
-    permitted: set[tuple[str, int]] = dataclasses.field(default_factory=set)
-    bytes_up: int = 0
-    bytes_down: int = 0
-    metered: bool = False
-    open_records: list[Record] = dataclasses.field(default_factory=list)
-
-
-class Metered:
-    """Wraps a client connection's top layer and counts the bytes exchanged
-    with upstream servers: received from them (down) and sent to them (up)."""
-
-    def __init__(self, inner: layer.Layer, state: ClientState):
-        self.inner = inner
-        self.state = state
-        self.client = inner.context.client
-
-    def handle_event(self, event: events.Event):
-        if isinstance(event, events.DataReceived) and event.connection is not self.client:
-            self.state.bytes_down += len(event.data)
-        for command in self.inner.handle_event(event):
-            if isinstance(command, commands.SendData) and command.connection is not self.client:
-                self.state.bytes_up += len(command.data)
-            yield command
-
-    def __repr__(self) -> str:
-        return f"Metered({self.inner!r})"
-
-
-def _drainable(request: http.Request) -> bool:
-    """Whether a refused request's body is small enough to read and drop."""
-    if request.method == "CONNECT":
-        return True  # mitmproxy reads no body for CONNECT
-    if "transfer-encoding" in request.headers:
-        return False
-    try:
-        return all(0 <= int(v) <= MAX_DRAINED_BODY_BYTES for v in request.headers.get_all("content-length"))
-    except ValueError:
-        return False
-
-
-def _refuse(flow: http.HTTPFlow, status: int, reason: str) -> None:
-    if not _drainable(flow.request):
-        flow.kill()  # no response: the connection is closed before the body is read
-        return
-    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Egress-Reason": reason, "Connection": "close"}
-    if status == 407:
-        headers["Proxy-Authenticate"] = f'Basic realm="{REALM}"'
-    flow.response = http.Response.make(status, f"egress refused: {reason}\n", headers)
-
-
-def _peer_address(client: connection.Client) -> str:
-    return str(client.peername[0]) if client.peername else ""
-
-
-def _own_addresses(extra: Sequence[str], listen_host: str) -> set[str]:
-    own = {a for a in extra if policy.parse_address(a) is not None}
-    if policy.parse_address(listen_host or "") is not None:
-        own.add(str(policy.parse_address(listen_host)))
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None):
-            own.add(str(info[4][0]).split("%", 1)[0])
-    except OSError:
-        pass
-    return own
 
 
 class EgressAddon:
@@ -242,7 +160,7 @@ class EgressAddon:
                     raise exceptions.OptionsError(f"egress_hosts_file: {exc}") from exc
             self.resolver = Resolver(hosts, use_system=o.egress_dns)
         if {"egress_own_addresses", "listen_host"} & updated:
-            self.own_addresses = _own_addresses(o.egress_own_addresses, o.listen_host)
+            self.own_addresses = own_addresses(o.egress_own_addresses, o.listen_host)
         decision_log_options = {
             "egress_ring_size", "egress_ring_executions", "egress_decision_log",
             "egress_refusal_log_burst", "egress_refusal_log_interval",
@@ -330,15 +248,15 @@ class EgressAddon:
             result = egress_token.verify(self.secret, parsed[0], parsed[1], now=self.clock())
         if isinstance(result, str):
             self._deny(record, result)
-            _refuse(flow, 407, result)
+            refuse(flow, 407, result)
             return False
         # A valid credential, but is it good here and now? Until this passes
         # the record names no execution: a copied credential must not plant
         # decisions in its execution's record.
-        refusal = self.admissions.check(result.execution_id, _peer_address(flow.client_conn))
+        refusal = self.admissions.check(result.execution_id, peer_address(flow.client_conn))
         if refusal is not None:
             self._deny(record, refusal)
-            _refuse(flow, 407, refusal)
+            refuse(flow, 407, refusal)
             return False
         record.execution_id, record.tenant = result.execution_id, result.tenant
         flow.request.headers.pop("Proxy-Authorization", None)
@@ -353,14 +271,14 @@ class EgressAddon:
         if not decision:
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 403, decision.reason)
+            refuse(flow, 403, decision.reason)
             return None
         name = decision.value
         decision = policy.check_port(port, ports)
         if not decision:
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 403, decision.reason)
+            refuse(flow, 403, decision.reason)
             return None
         addresses = await self.resolver.resolve(name)
         decision = policy.check_addresses(addresses, self.own_addresses, self.permitted_networks)
@@ -368,7 +286,7 @@ class EgressAddon:
             record.resolved_address = decision.value or ""
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
+            refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
             return None
         record.resolved_address = decision.value
         return decision.value
@@ -395,7 +313,7 @@ class EgressAddon:
             record.execution_id, record.tenant = state.tunnel.record.execution_id, state.tunnel.record.tenant
             self._deny(record, Reason.NO_TUNNEL)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.NO_TUNNEL)
+            refuse(flow, 403, Reason.NO_TUNNEL)
             return
         if not self._authenticate(flow, record):
             return
@@ -473,14 +391,14 @@ class EgressAddon:
         if not (tunnel.sni_checked and flow.client_conn.tls_established):
             self._deny(record, Reason.TLS_REQUIRED)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.TLS_REQUIRED)
+            refuse(flow, 403, Reason.TLS_REQUIRED)
             return
         # Revoked while the tunnel was open (the execution ended).
-        refusal = self.admissions.check(record.execution_id, _peer_address(flow.client_conn))
+        refusal = self.admissions.check(record.execution_id, peer_address(flow.client_conn))
         if refusal is not None:
             self._deny(record, refusal)
             self.decisions.add(record)
-            _refuse(flow, 403, refusal)
+            refuse(flow, 403, refusal)
             return
         # Inside a tunnel mitmproxy fills request.host from the (pinned)
         # upstream address or the request; the Host header (or :authority)
@@ -490,12 +408,12 @@ class EgressAddon:
         uri_ok = request.port == tunnel.port and (
             request.host == tunnel.address or policy.normalize_host(request.host) == tunnel.name
         )
-        header_host, header_port = _split_host_header(host_header or "", tunnel.port)
+        header_host, header_port = split_host_header(host_header or "", tunnel.port)
         header_ok = bool(host_header) and header_port == tunnel.port and policy.normalize_host(header_host) == tunnel.name
         if not (uri_ok and header_ok):
             self._deny(record, Reason.REQUEST_HOST_MISMATCH)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)
+            refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)
             return
         if not self._request_allowed(flow, record):
             return
@@ -514,7 +432,7 @@ class EgressAddon:
             return True
         self._deny(record, decision.reason)
         self.decisions.add(record)
-        _refuse(flow, 403, decision.reason)
+        refuse(flow, 403, decision.reason)
         return False
 
     async def _plain_request(self, flow: http.HTTPFlow, state: ClientState) -> None:
@@ -527,15 +445,15 @@ class EgressAddon:
         if not ctx.options.egress_allow_plain_http or request.scheme != "http":
             self._deny(record, Reason.PLAIN_HTTP_REFUSED)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.PLAIN_HTTP_REFUSED)
+            refuse(flow, 403, Reason.PLAIN_HTTP_REFUSED)
             return
         host_header = request.host_header
         if not host_header:
             self._deny(record, Reason.HOST_HEADER_MISSING)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.HOST_HEADER_MISSING)
+            refuse(flow, 403, Reason.HOST_HEADER_MISSING)
             return
-        header_host, header_port = _split_host_header(host_header, 80)
+        header_host, header_port = split_host_header(host_header, 80)
         uri_host = policy.normalize_host(request.host)
         if (
             isinstance(uri_host, policy.Decision)
@@ -549,7 +467,7 @@ class EgressAddon:
                 reason = Reason.HOST_HEADER_MISMATCH
             self._deny(record, reason)
             self.decisions.add(record)
-            _refuse(flow, 403, reason)
+            refuse(flow, 403, reason)
             return
         if not self._request_allowed(flow, record):
             return
@@ -591,21 +509,4 @@ class EgressAddon:
         for record in state.open_records:
             record.closed = True
             self.decisions.emit(record)
-
-
-def _split_host_header(value: str, default_port: int) -> tuple[str, int]:
-    value = value.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        host = "[" + host + "]"
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:
-        host, port_text = value, ""
-    if port_text:
-        if not port_text.isdigit() or len(port_text) > MAX_PORT_DIGITS:
-            return host, -1
-        return host, int(port_text)
-    return host, default_port
 
