@@ -26,6 +26,19 @@ if [ -z "${EGRESS_ALLOW_NETWORKS+set}" ]; then
     [ -z "$EGRESS_ALLOW_NETWORKS" ] || echo "NOTE: registries resolve to non-global addresses here; the egress accepts exactly: $EGRESS_ALLOW_NETWORKS"
 fi
 
+# Intercept mode by default: the egress terminates TLS with a CA of its own
+# (made on first use, kept on its egress-conf volume) and lets only reads
+# (GET, HEAD) through. Passthrough relays TLS end to end and cannot see
+# methods or bodies (docs/egress.md); sandboxes then trust no egress CA.
+EGRESS_MODE=${EGRESS_MODE:-intercept}
+case "$EGRESS_MODE" in
+    intercept) ;;
+    passthrough) export SPAWNER_EGRESS_CA_CERT="" ;;
+    *) echo "EGRESS_MODE must be intercept or passthrough, not '$EGRESS_MODE'" >&2; exit 2 ;;
+esac
+export EGRESS_MODE
+echo "egress mode: $EGRESS_MODE"
+
 $COMPOSE -p "$PROJECT" -f compose.yml up -d
 CONTROL_PORT=${CONTROL_PORT:-50061}
 for target in "127.0.0.1:$PORT" "127.0.0.1:$CONTROL_PORT"; do

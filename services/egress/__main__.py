@@ -13,6 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
+from services.egress.ca import ensure_ca, publish_certificate
 from services.egress.allowlist import derive
 from services.egress.config import EgressSettings
 
@@ -40,6 +41,8 @@ def proxy_options(settings: EgressSettings, hosts: list[str]) -> dict:
         egress_ring_size=settings.ring_size,
         egress_ring_executions=settings.ring_executions,
         egress_decision_log=settings.decision_log,
+        egress_refusal_log_burst=settings.refusal_log_burst,
+        egress_refusal_log_interval=settings.refusal_log_interval_seconds,
     )
     if settings.secret_file:
         values["egress_secret_file"] = settings.secret_file
@@ -55,7 +58,9 @@ async def run(settings: EgressSettings) -> int:
     opts = options.Options(listen_host=host, listen_port=port, confdir=settings.confdir)
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
     # Set before the addon loads: it refuses to run with anything else.
-    opts.update(connection_strategy="lazy", onboarding=False, termlog_verbosity="warn")
+    # HTTP/1.1 only: there a request without Content-Length or
+    # Transfer-Encoding has no body (policy.check_request relies on it).
+    opts.update(connection_strategy="lazy", onboarding=False, http2=False, termlog_verbosity="warn")
     secret = settings.secret.get_secret_value().encode() if settings.secret else None
     addon = EgressAddon(secret=secret)
     master.addons.add(addon)
@@ -64,6 +69,14 @@ async def run(settings: EgressSettings) -> int:
     except exceptions.OptionsError as exc:
         log.error("%s", exc)
         return 2
+    if settings.mode == "intercept" and settings.ca_cert_export:
+        try:
+            ensure_ca(settings.confdir, opts.key_size)
+            publish_certificate(settings.confdir, settings.ca_cert_export)
+        except (OSError, ValueError) as exc:
+            log.error("cannot publish the CA certificate to %s: %s", settings.ca_cert_export, exc)
+            return 2
+        log.info("CA certificate published to %s", settings.ca_cert_export)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, master.shutdown)

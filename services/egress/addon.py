@@ -3,7 +3,9 @@
 Every client connection is checked step by step, and nothing reaches an
 upstream server until every step passed:
 
-1. ``http_connect``: proxy credentials (407), the CONNECT host and port against
+1. ``http_connect``: proxy credentials (407: valid, of an execution the
+   spawner admitted and not revoked, used from the address it was admitted
+   with, services/egress/admissions.py), the CONNECT host and port against
    the policy (403), the name resolved by the egress itself and every address
    checked (403), the first address pinned.
 2. ``tls_clienthello``: the SNI must be present and equal the CONNECT host;
@@ -17,6 +19,9 @@ upstream server until every step passed:
 Plain HTTP requests are refused unless ``egress_allow_plain_http``; then Host
 must equal the request-URI host and the same checks and pinning apply. In
 intercept mode every request inside a tunnel must name the tunnel's host.
+Every request the egress sees (intercepted or plain) must also pass
+``policy.check_request``: GET or HEAD, no body, no upgrade; HTTP/2 must be
+off for that (in HTTP/1.1 only the headers can announce a body).
 
 mitmproxy's ``allow_hosts``/``ignore_hosts`` are not policy here and must stay
 empty; the onboarding app must be off; connections are opened lazily.
@@ -24,22 +29,32 @@ empty; the onboarding app must be off; connections are opened lazily.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 import pathlib
-import socket
 import time
 from collections.abc import Sequence
 from typing import IO
 
 from mitmproxy import connection, ctx, exceptions, http, tls
-from mitmproxy.proxy import commands, events, layer
+from mitmproxy.proxy import layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
 from services.egress import policy
+from services.egress.admissions import Admissions
 from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
+from services.egress.connections import (
+    ClientState,
+    Metered,
+    Tunnel,
+    own_addresses,
+    peer_address,
+    refuse,
+    split_host_header,
+)
 from services.egress.grpc_service import serve_decisions
+from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 from services.egress.resolver import Resolver, parse_hosts
 
 log = logging.getLogger(__name__)
@@ -48,12 +63,9 @@ PASSTHROUGH = "passthrough"
 INTERCEPT = "intercept"
 TLS_PORTS = frozenset({443})
 PLAIN_PORTS = frozenset({80})
-REALM = "sandbox-egress"
 # URLs in decision records are cut here: a record is evidence, not a copy of
 # whatever a sandbox chose to send.
 MAX_RECORDED_URL_LENGTH = 2048
-# "65535" at most; a longer port in a Host header is refused as malformed.
-MAX_PORT_DIGITS = 5
 
 
 class Reason:
@@ -69,68 +81,6 @@ class Reason:
     HOST_HEADER_MISMATCH = "host_header_mismatch"
     REQUEST_HOST_MISMATCH = "request_host_mismatch"
     NO_TUNNEL = "no_tunnel"
-
-
-@dataclasses.dataclass
-class Tunnel:
-    name: str
-    port: int
-    address: str
-    record: Record
-    sni_checked: bool = False
-    refused: bool = False
-
-
-@dataclasses.dataclass
-class ClientState:
-    peer: str
-    tunnel: Tunnel | None = None
-    # (address, port) pairs a passed check pinned for this client connection.
-    permitted: set[tuple[str, int]] = dataclasses.field(default_factory=set)
-    bytes_up: int = 0
-    bytes_down: int = 0
-    metered: bool = False
-    open_records: list[Record] = dataclasses.field(default_factory=list)
-
-
-class Metered:
-    """Wraps a client connection's top layer and counts the bytes exchanged
-    with upstream servers: received from them (down) and sent to them (up)."""
-
-    def __init__(self, inner: layer.Layer, state: ClientState):
-        self.inner = inner
-        self.state = state
-        self.client = inner.context.client
-
-    def handle_event(self, event: events.Event):
-        if isinstance(event, events.DataReceived) and event.connection is not self.client:
-            self.state.bytes_down += len(event.data)
-        for command in self.inner.handle_event(event):
-            if isinstance(command, commands.SendData) and command.connection is not self.client:
-                self.state.bytes_up += len(command.data)
-            yield command
-
-    def __repr__(self) -> str:
-        return f"Metered({self.inner!r})"
-
-
-def _refuse(flow: http.HTTPFlow, status: int, reason: str) -> None:
-    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Egress-Reason": reason, "Connection": "close"}
-    if status == 407:
-        headers["Proxy-Authenticate"] = f'Basic realm="{REALM}"'
-    flow.response = http.Response.make(status, f"egress refused: {reason}\n", headers)
-
-
-def _own_addresses(extra: Sequence[str], listen_host: str) -> set[str]:
-    own = {a for a in extra if policy.parse_address(a) is not None}
-    if policy.parse_address(listen_host or "") is not None:
-        own.add(str(policy.parse_address(listen_host)))
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None):
-            own.add(str(info[4][0]).split("%", 1)[0])
-    except OSError:
-        pass
-    return own
 
 
 class EgressAddon:
@@ -149,9 +99,11 @@ class EgressAddon:
         self.own_addresses: set[str] = set()
         self.resolver = Resolver(use_system=True)
         self.decisions = DecisionLog(stream=decision_stream)
+        self.admissions = Admissions()
         self.clients: dict[str, ClientState] = {}
         self.grpc_server = None
         self.grpc_port: int | None = None
+        self.summary_task: asyncio.Future | None = None
 
     # --- options ------------------------------------------------------------
 
@@ -164,10 +116,12 @@ class EgressAddon:
         loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
         loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
         loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
-        loader.add_option("egress_grpc_listen", str, "", "host:port of the sandbox.egress.v1.Egress gRPC service; empty to disable.")
+        loader.add_option("egress_grpc_listen", str, "", "host:port or unix:PATH of the sandbox.egress.v1.Egress gRPC service; empty to disable (no admissions: every credential refused).")
         loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
         loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
         loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
+        loader.add_option("egress_refusal_log_burst", int, DEFAULT_BURST, "Refusal lines written per source and interval; the rest are counted in one summary line.")
+        loader.add_option("egress_refusal_log_interval", float, DEFAULT_INTERVAL_SECONDS, "Seconds of one refusal-log interval.")
 
     def configure(self, updated: set[str]):
         o = ctx.options
@@ -183,6 +137,10 @@ class EgressAddon:
             raise exceptions.OptionsError(f"egress_mode must be {PASSTHROUGH!r} or {INTERCEPT!r}")
         if any(not m.startswith("regular") for m in o.mode):
             raise exceptions.OptionsError("egress: only the regular proxy mode is supported")
+        if o.egress_mode == INTERCEPT and o.http2:
+            raise exceptions.OptionsError(
+                "egress: http2 must be off in intercept mode (only HTTP/1.1 headers tell a request without a body)"
+            )
         if "egress_allow_hosts" in updated:
             try:
                 self.allowlist = policy.Allowlist.parse(o.egress_allow_hosts)
@@ -202,14 +160,23 @@ class EgressAddon:
                     raise exceptions.OptionsError(f"egress_hosts_file: {exc}") from exc
             self.resolver = Resolver(hosts, use_system=o.egress_dns)
         if {"egress_own_addresses", "listen_host"} & updated:
-            self.own_addresses = _own_addresses(o.egress_own_addresses, o.listen_host)
-        if {"egress_ring_size", "egress_ring_executions", "egress_decision_log"} & updated:
+            self.own_addresses = own_addresses(o.egress_own_addresses, o.listen_host)
+        decision_log_options = {
+            "egress_ring_size", "egress_ring_executions", "egress_decision_log",
+            "egress_refusal_log_burst", "egress_refusal_log_interval",
+        }
+        if decision_log_options & updated:
             if o.egress_ring_size < 1 or o.egress_ring_executions < 1:
                 raise exceptions.OptionsError("egress ring sizes must be positive")
+            if o.egress_refusal_log_burst < 1 or o.egress_refusal_log_interval <= 0:
+                raise exceptions.OptionsError("egress refusal-log burst and interval must be positive")
             stream = self.decision_stream
             if o.egress_decision_log:
                 stream = open(o.egress_decision_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
-            self.decisions = DecisionLog(o.egress_ring_size, o.egress_ring_executions, stream)
+            self.decisions = DecisionLog(
+                o.egress_ring_size, o.egress_ring_executions, stream,
+                refusal_burst=o.egress_refusal_log_burst, refusal_interval_seconds=o.egress_refusal_log_interval,
+            )
         if "egress_secret_file" in updated:
             secret = self._secret_arg
             if o.egress_secret_file:
@@ -227,17 +194,30 @@ class EgressAddon:
     # --- gRPC ---------------------------------------------------------------
 
     async def running(self):
+        if self.summary_task is None:
+            self.summary_task = asyncio.ensure_future(self._write_refusal_summaries())
         if ctx.options.egress_grpc_listen and self.grpc_server is None:
             assert self.secret is not None  # configure() refuses to go on without one
             self.grpc_server, self.grpc_port = await serve_decisions(
-                self.decisions_for, ctx.options.egress_grpc_listen, self.secret
+                self.decisions_for, ctx.options.egress_grpc_listen, self.secret, self.admissions
             )
-            log.info("egress gRPC service listening on %s (port %d)", ctx.options.egress_grpc_listen, self.grpc_port)
+            log.info("egress gRPC service listening on %s", ctx.options.egress_grpc_listen)
 
     async def done(self):
+        if self.summary_task is not None:
+            self.summary_task.cancel()
+            self.summary_task = None
+        self.decisions.flush(self.clock(), everything=True)  # whatever was counted is reported
         if self.grpc_server is not None:
             server, self.grpc_server = self.grpc_server, None
             await server.stop(1)
+
+    async def _write_refusal_summaries(self) -> None:
+        """Reports suppressed refusals when their interval is over, also when
+        the flood stopped and no further refusal comes to trigger it."""
+        while True:
+            await asyncio.sleep(ctx.options.egress_refusal_log_interval)
+            self.decisions.flush(self.clock())
 
     def decisions_for(self, execution_id: str) -> tuple[list[Record], int]:
         return self.decisions.get(execution_id)
@@ -268,7 +248,15 @@ class EgressAddon:
             result = egress_token.verify(self.secret, parsed[0], parsed[1], now=self.clock())
         if isinstance(result, str):
             self._deny(record, result)
-            _refuse(flow, 407, result)
+            refuse(flow, 407, result)
+            return False
+        # A valid credential, but is it good here and now? Until this passes
+        # the record names no execution: a copied credential must not plant
+        # decisions in its execution's record.
+        refusal = self.admissions.check(result.execution_id, peer_address(flow.client_conn))
+        if refusal is not None:
+            self._deny(record, refusal)
+            refuse(flow, 407, refusal)
             return False
         record.execution_id, record.tenant = result.execution_id, result.tenant
         flow.request.headers.pop("Proxy-Authorization", None)
@@ -283,14 +271,14 @@ class EgressAddon:
         if not decision:
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 403, decision.reason)
+            refuse(flow, 403, decision.reason)
             return None
         name = decision.value
         decision = policy.check_port(port, ports)
         if not decision:
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 403, decision.reason)
+            refuse(flow, 403, decision.reason)
             return None
         addresses = await self.resolver.resolve(name)
         decision = policy.check_addresses(addresses, self.own_addresses, self.permitted_networks)
@@ -298,7 +286,7 @@ class EgressAddon:
             record.resolved_address = decision.value or ""
             self._deny(record, decision.reason)
             self.decisions.add(record)
-            _refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
+            refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
             return None
         record.resolved_address = decision.value
         return decision.value
@@ -321,9 +309,11 @@ class EgressAddon:
         state = self._state(flow.client_conn)
         host, port = flow.request.host, flow.request.port
         record = self._record(state, "connect", host, port)
-        if state.tunnel is not None:  # one tunnel per client connection
+        if state.tunnel is not None:  # one tunnel per client connection, no CONNECT inside it
+            record.execution_id, record.tenant = state.tunnel.record.execution_id, state.tunnel.record.tenant
             self._deny(record, Reason.NO_TUNNEL)
-            _refuse(flow, 403, Reason.NO_TUNNEL)
+            self.decisions.add(record)
+            refuse(flow, 403, Reason.NO_TUNNEL)
             return
         if not self._authenticate(flow, record):
             return
@@ -393,6 +383,7 @@ class EgressAddon:
     def _tunnel_request(self, flow: http.HTTPFlow, state: ClientState, tunnel: Tunnel) -> None:
         """A request inside an intercepted CONNECT tunnel."""
         record = self._record(state, "request", flow.request.host, flow.request.port)
+        record.method = flow.request.method[: policy.MAX_RECORDED_METHOD_LENGTH]
         record.execution_id, record.tenant = tunnel.record.execution_id, tunnel.record.tenant
         record.claimed_user = tunnel.record.claimed_user
         record.sni = tunnel.record.sni
@@ -400,7 +391,14 @@ class EgressAddon:
         if not (tunnel.sni_checked and flow.client_conn.tls_established):
             self._deny(record, Reason.TLS_REQUIRED)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.TLS_REQUIRED)
+            refuse(flow, 403, Reason.TLS_REQUIRED)
+            return
+        # Revoked while the tunnel was open (the execution ended).
+        refusal = self.admissions.check(record.execution_id, peer_address(flow.client_conn))
+        if refusal is not None:
+            self._deny(record, refusal)
+            self.decisions.add(record)
+            refuse(flow, 403, refusal)
             return
         # Inside a tunnel mitmproxy fills request.host from the (pinned)
         # upstream address or the request; the Host header (or :authority)
@@ -410,12 +408,14 @@ class EgressAddon:
         uri_ok = request.port == tunnel.port and (
             request.host == tunnel.address or policy.normalize_host(request.host) == tunnel.name
         )
-        header_host, header_port = _split_host_header(host_header or "", tunnel.port)
+        header_host, header_port = split_host_header(host_header or "", tunnel.port)
         header_ok = bool(host_header) and header_port == tunnel.port and policy.normalize_host(header_host) == tunnel.name
         if not (uri_ok and header_ok):
             self._deny(record, Reason.REQUEST_HOST_MISMATCH)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)
+            refuse(flow, 403, Reason.REQUEST_HOST_MISMATCH)
+            return
+        if not self._request_allowed(flow, record):
             return
         record.decision, record.reason = ALLOW, policy.Reason.ALLOWED
         record.resolved_address = tunnel.address
@@ -424,24 +424,36 @@ class EgressAddon:
         state.open_records.append(record)
         self.decisions.add(record)
 
+    def _request_allowed(self, flow: http.HTTPFlow, record: Record) -> bool:
+        """GET or HEAD, no body, no upgrade (policy.check_request)."""
+        request = flow.request
+        decision = policy.check_request(request.method, request.headers.items(multi=True))
+        if decision:
+            return True
+        self._deny(record, decision.reason)
+        self.decisions.add(record)
+        refuse(flow, 403, decision.reason)
+        return False
+
     async def _plain_request(self, flow: http.HTTPFlow, state: ClientState) -> None:
         request = flow.request
         record = self._record(state, "http", request.host, request.port)
+        record.method = request.method[: policy.MAX_RECORDED_METHOD_LENGTH]
         record.url = request.url[:MAX_RECORDED_URL_LENGTH]
         if not self._authenticate(flow, record):
             return
         if not ctx.options.egress_allow_plain_http or request.scheme != "http":
             self._deny(record, Reason.PLAIN_HTTP_REFUSED)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.PLAIN_HTTP_REFUSED)
+            refuse(flow, 403, Reason.PLAIN_HTTP_REFUSED)
             return
         host_header = request.host_header
         if not host_header:
             self._deny(record, Reason.HOST_HEADER_MISSING)
             self.decisions.add(record)
-            _refuse(flow, 403, Reason.HOST_HEADER_MISSING)
+            refuse(flow, 403, Reason.HOST_HEADER_MISSING)
             return
-        header_host, header_port = _split_host_header(host_header, 80)
+        header_host, header_port = split_host_header(host_header, 80)
         uri_host = policy.normalize_host(request.host)
         if (
             isinstance(uri_host, policy.Decision)
@@ -455,7 +467,9 @@ class EgressAddon:
                 reason = Reason.HOST_HEADER_MISMATCH
             self._deny(record, reason)
             self.decisions.add(record)
-            _refuse(flow, 403, reason)
+            refuse(flow, 403, reason)
+            return
+        if not self._request_allowed(flow, record):
             return
         address = await self._check_destination(flow, record, request.host, request.port, PLAIN_PORTS)
         if address is None:
@@ -495,21 +509,4 @@ class EgressAddon:
         for record in state.open_records:
             record.closed = True
             self.decisions.emit(record)
-
-
-def _split_host_header(value: str, default_port: int) -> tuple[str, int]:
-    value = value.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        host = "[" + host + "]"
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:
-        host, port_text = value, ""
-    if port_text:
-        if not port_text.isdigit() or len(port_text) > MAX_PORT_DIGITS:
-            return host, -1
-        return host, int(port_text)
-    return host, default_port
 

@@ -1,5 +1,7 @@
-"""Decision records: one JSON log line each, and a bounded in-memory ring per
-execution for the gRPC service."""
+"""Decision records: one JSON log line each (refusals rate-limited per
+source, services/egress/refusal_limit.py), and a bounded in-memory ring per
+execution for the gRPC service, which keeps every decision whatever the log
+wrote."""
 
 from __future__ import annotations
 
@@ -12,14 +14,41 @@ import sys
 import threading
 from typing import IO
 
+from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS, RefusalLimiter, Summary
+
 ALLOW = "allow"
 DENY = "deny"
+SUPPRESSED = "refusals_suppressed"  # the reason of a summary line
 
 # Decisions kept in memory per execution, and executions kept (oldest dropped).
 DEFAULT_RING_SIZE = 256
 DEFAULT_RING_EXECUTIONS = 4096
 
 _log = logging.getLogger("sandbox.egress.decisions")
+
+
+def _iso(unix_seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _address(client: str) -> str:
+    """The address of an "address:port" peer."""
+    return client.rpartition(":")[0] or client
+
+
+def summary_json(summary: Summary) -> dict:
+    return {
+        "time": _iso(summary.until),
+        "since": _iso(summary.since),
+        "execution_id": summary.execution_id,
+        "tenant": summary.tenant,
+        "client": summary.client,
+        "decision": DENY,
+        "reason": SUPPRESSED,
+        "kind": "summary",
+        "suppressed": summary.suppressed,
+        "message": f"{summary.suppressed} more refusals suppressed",
+    }
 
 
 @dataclasses.dataclass
@@ -39,14 +68,13 @@ class Record:
     bytes_up: int = 0
     bytes_down: int = 0
     url: str = ""
+    method: str = ""  # of a request ("request" and "http" kinds)
     closed: bool = False
     emitted: bool = False
 
     def as_json(self) -> dict:
         out = {
-            "time": datetime.datetime.fromtimestamp(self.time, datetime.timezone.utc).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": _iso(self.time),
             "execution_id": self.execution_id,
             "tenant": self.tenant,
             "host": self.host,
@@ -64,6 +92,8 @@ class Record:
             out["claimed_user"] = self.claimed_user
         if self.url:
             out["url"] = self.url
+        if self.method:
+            out["method"] = self.method
         return out
 
 
@@ -71,19 +101,28 @@ class DecisionLog:
     """Writes each decision once as a JSON line and keeps the verified ones in a
     per-execution ring. Records without a verified execution id (missing or bad
     credentials) are logged but never stored under the id they claimed: a
-    sandbox must not be able to plant decisions in another execution's record."""
+    sandbox must not be able to plant decisions in another execution's record.
+
+    Refusal lines are rate-limited per source (the verified execution id, else
+    the client's address): past the burst of an interval they are counted and
+    one summary line reports them when the interval is over (``flush``, which
+    the addon calls every interval). Allowed decisions are always written:
+    they are the record of what left."""
 
     def __init__(
         self,
         per_execution: int = DEFAULT_RING_SIZE,
         max_executions: int = DEFAULT_RING_EXECUTIONS,
         stream: IO[str] | None = None,
+        refusal_burst: int = DEFAULT_BURST,
+        refusal_interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
     ):
         self.per_execution = per_execution
         self.max_executions = max_executions
         self.stream = stream if stream is not None else sys.stdout
         self._rings: collections.OrderedDict[str, tuple[collections.deque, list[int]]] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self.refusals = RefusalLimiter(refusal_burst, refusal_interval_seconds, max_executions)
 
     def add(self, record: Record) -> None:
         """Keeps a record in its execution's ring (once its identity is known)."""
@@ -105,11 +144,38 @@ class DecisionLog:
                 dropped[0] += 1
 
     def emit(self, record: Record) -> None:
-        """Writes the record's JSON line, once."""
+        """Writes the record's JSON line, once (a refusal unless its source
+        is over its burst)."""
         if record.emitted:
             return
         record.emitted = True
-        line = json.dumps(record.as_json(), sort_keys=True, separators=(",", ":"))
+        write = True
+        if record.decision == DENY:
+            source = f"execution:{record.execution_id}" if record.execution_id else f"address:{_address(record.client)}"
+            with self._lock:
+                write, due = self.refusals.admit(
+                    source, record.time, record.execution_id, record.tenant, record.client
+                )
+            for summary in due:
+                self._write(summary_json(summary))
+        if write:
+            self._write(record.as_json())
+
+    def flush(self, now: float, everything: bool = False) -> None:
+        """Writes the summary of every refusal interval over by ``now`` (or of
+        every interval, at shutdown)."""
+        with self._lock:
+            due = self.refusals.expired(now, everything)
+        for summary in due:
+            self._write(summary_json(summary))
+
+    @property
+    def suppressed_total(self) -> int:
+        """Refusal lines counted and not written since the start."""
+        return self.refusals.suppressed_total
+
+    def _write(self, fields: dict) -> None:
+        line = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         try:
             self.stream.write(line + "\n")
             self.stream.flush()

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommaList
 from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
+from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 
 
 class EgressSettings(BaseSettings):
@@ -32,15 +33,26 @@ class EgressSettings(BaseSettings):
     # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
     allow_networks: CommaList = ()
     own_addresses: CommaList = ()
-    # sandbox.egress.v1.Egress gRPC service; empty disables it.
+    # sandbox.egress.v1.Egress gRPC service: host:port, or unix:PATH (compose:
+    # a socket on a volume shared with the spawner only, out of the sandbox
+    # network's reach); empty disables it (and with it every admission, so
+    # every credential is refused).
     grpc_listen: str = "127.0.0.1:50053"
     # CA bundle for verifying upstream servers in intercept mode.
     upstream_ca: str | None = None
-    # Where the intercept-mode CA lives (mitmproxy's confdir).
+    # Where the intercept-mode CA lives (mitmproxy's confdir; made on first
+    # use, key included: keep it on storage of the egress's own).
     confdir: str = "/var/lib/sandbox-mesh/egress"
+    # Intercept mode: the CA certificate (never the key) is written here at
+    # start, for the spawner to mount into sandboxes; empty: not written.
+    ca_cert_export: str = ""
     ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
     ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
     decision_log: str = ""
+    # Refusal lines written per source (execution, else address) and interval;
+    # the rest are counted and reported in one summary line.
+    refusal_log_burst: int = Field(default=DEFAULT_BURST, ge=1)
+    refusal_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
 
     @model_validator(mode="after")
     def _has_secret(self) -> "EgressSettings":

@@ -1,6 +1,6 @@
 """Egress policy: which destinations a sandbox may reach. Pure functions, no I/O.
 
-Three checks, applied in this order by the addon:
+Three checks on where a connection goes, applied in this order by the addon:
 
 1. ``check_host(host, allowlist)``: the requested name. IP literals are refused
    in every spelling (dotted, decimal, hex, octal, short forms, IPv6, bracketed);
@@ -13,6 +13,16 @@ Three checks, applied in this order by the addon:
    6to4, Teredo, multicast, unspecified, reserved and the proxy's own
    addresses are refused. Operator-``permitted`` networks (a private mirror)
    are exempt from the global-unicast rule only.
+
+And one on what a request does, wherever the egress sees requests (inside
+intercepted tunnels, and plain HTTP):
+
+4. ``check_request(method, headers)``: only what package installs need,
+   ``GET`` and ``HEAD`` with no request body and no protocol switch. A body
+   is announced by ``Content-Length`` (other than 0) or ``Transfer-Encoding``;
+   ``Upgrade`` asks for another protocol. ``CONNECT`` and every other method
+   are refused. (HTTP/2 must be off where this applies: only in HTTP/1.1
+   does a request without those headers certainly carry no body.)
 
 Every check returns a ``Decision`` whose ``reason`` is a stable,
 machine-readable string (one of the ``Reason`` constants).
@@ -29,6 +39,10 @@ import idna
 
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
+# What package installs need from a registry: reading.
+ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+# A refused method is recorded, cut here (it is whatever the client sent).
+MAX_RECORDED_METHOD_LENGTH = 16
 
 
 class Reason:
@@ -59,6 +73,10 @@ class Reason:
     RESERVED = "reserved_address"
     NOT_GLOBAL = "non_global_address"
     OWN_ADDRESS = "proxy_own_address"
+    # request
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_BODY_REFUSED = "request_body_refused"
+    UPGRADE_REFUSED = "upgrade_refused"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,3 +290,21 @@ def check_addresses(
         if not decision.allowed:
             return decision
     return Decision(True, Reason.ALLOWED, str(ipaddress.ip_address(addresses[0])))
+
+
+def check_request(method: str, headers: Iterable[tuple[str, str]]) -> Decision:
+    """``GET`` or ``HEAD``, no body, no upgrade. ``headers`` are (name, value)
+    pairs as received, repeated names included. On refusal of a method,
+    ``value`` is the method (cut short)."""
+    if method not in ALLOWED_METHODS:  # methods are case-sensitive: "get" is not GET
+        return _deny(Reason.METHOD_NOT_ALLOWED, str(method)[:MAX_RECORDED_METHOD_LENGTH])
+    for name, value in headers:
+        name = name.strip().lower()
+        if name == "upgrade":
+            return _deny(Reason.UPGRADE_REFUSED)
+        if name == "transfer-encoding":
+            return _deny(Reason.REQUEST_BODY_REFUSED)
+        # Any other value, a malformed one included, may announce a body.
+        if name == "content-length" and value.strip() != "0":
+            return _deny(Reason.REQUEST_BODY_REFUSED)
+    return Decision(True, Reason.ALLOWED)

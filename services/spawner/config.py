@@ -84,14 +84,25 @@ class SpawnerSettings(BaseSettings):
     # with per-execution credentials when `egress_secret` is set.
     egress_proxy_url: str | None = None
     egress_secret: SecretStr | None = None
-    # The egress's gRPC address (host:port): after a failed run the spawner
-    # asks it what it refused for the execution, to report EGRESS_DENIED as a
-    # fact. Calls are signed with `egress_secret`.
+    # The egress's gRPC address (host:port or unix:PATH), required with
+    # `egress_secret`: the spawner admits each execution there with its
+    # sandbox's address once the sandbox started (the egress refuses
+    # credentials of executions not admitted, or used from elsewhere),
+    # revokes it when the execution ends, and after a failed run asks what
+    # the egress refused for it, to report EGRESS_DENIED as a fact. Calls
+    # are signed with `egress_secret`.
     egress_grpc: str | None = None
-    # Host path of the intercepting egress's CA certificate (intercept mode):
-    # mounted read-only into sandboxes on the sandbox network and trusted by
-    # pip, npm, Python and Node there. Refused at start if it holds a key.
+    # The intercepting egress's CA certificate (intercept mode), as this
+    # spawner sees it: mounted read-only into sandboxes on the sandbox
+    # network and trusted by pip, npm, Python and Node there. Refused at
+    # start if it holds a key. It is also the host path of the file that is
+    # mounted, unless `egress_ca_volume` is set.
     egress_ca_cert: str | None = None
+    # The Docker volume holding that certificate (and nothing secret), for a
+    # spawner in a container (compose): with `egress_ca_cert` set, the volume
+    # is mounted into sandboxes instead, and every file next to the
+    # certificate is checked for keys.
+    egress_ca_volume: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
 
     # Cleanup of containers or workspaces that a previous spawner left behind.

@@ -154,6 +154,8 @@ class Execution:
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
+                if self.network is not None and spec.network:  # before any program runs in it
+                    self.network.admit_sandbox(self.api, container.id, spec.execution_id)
                 self._failure = failures.SANDBOX_FAILED
                 guard = DiskGuard(
                     workspace,
@@ -354,6 +356,11 @@ class Execution:
     ) -> None:
         """Removes everything the execution made and keeps what it used;
         never raises (services/spawner/cleanup.py)."""
+        if self.network is not None and self.spec.network:
+            try:
+                self.network.revoke(self.spec.execution_id)  # its credentials die with it
+            except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on
+                self._cleanup_failed("egress admission", exc)
         report = clean_up(container, workspace, parent, self._cleanup_failed)
         with self._lock:
             self._container = None

@@ -1,20 +1,72 @@
 """How executions that install packages reach the outside: a Docker network
 (in production the internal sandbox network whose only way out is the
 egress) and, when an egress proxy is configured, per-execution proxy
-credentials and the egress's decisions for classifying EGRESS_DENIED."""
+credentials, the egress's admission of each execution (credentials good
+only from its sandbox's address, until revoked when it ends) and the
+egress's decisions for classifying EGRESS_DENIED."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import pathlib
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
+import docker
 import grpc
-
 from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
+
 from services.common.auth import ClientAuthInterceptor
 
-SANDBOX_CA_PATH = "/etc/sandbox-mesh/egress-ca.pem"
+log = logging.getLogger(__name__)
+
+# Where a sandbox finds the intercepting egress's CA certificate.
+SANDBOX_CA_DIR = "/etc/sandbox-mesh/egress-ca"
+# Each call to the egress; the egress answers from memory.
+EGRESS_RPC_TIMEOUT_SECONDS = 5.0
+PRIVATE_KEY_MARKER = "PRIVATE KEY"
+
+
+class EgressError(RuntimeError):
+    """The egress did not do what the spawner asked (the details are logged;
+    the message is stable)."""
+
+
+class EgressClient:
+    """The egress's gRPC service as the spawner uses it; calls are signed."""
+
+    def __init__(self, address: str, secret: bytes):
+        channel = grpc.intercept_channel(grpc.insecure_channel(address), ClientAuthInterceptor(secret))
+        self.stub = egress_pb2_grpc.EgressStub(channel)
+
+    def denials(self, execution_id: str) -> list[str]:
+        """The egress's refusals for one execution ("host:port reason")."""
+        reply = self.stub.GetDecisions(
+            egress_pb2.GetDecisionsRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS
+        )
+        return [
+            f"{d.host}:{d.port} {d.reason}" for d in reply.decisions if d.verdict == egress_pb2.VERDICT_DENY
+        ]
+
+    def admit(self, execution_id: str, address: str) -> None:
+        try:
+            self.stub.Admit(
+                egress_pb2.AdmitRequest(execution_id=execution_id, address=address),
+                timeout=EGRESS_RPC_TIMEOUT_SECONDS,
+            )
+        except grpc.RpcError as exc:
+            log.error("execution %s: the egress did not admit %s: %s", execution_id, address, exc)
+            raise EgressError("the egress did not admit the execution") from None
+
+    def revoke(self, execution_id: str) -> None:
+        try:
+            self.stub.Revoke(
+                egress_pb2.RevokeRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS
+            )
+        except grpc.RpcError as exc:
+            log.error("execution %s: the egress did not revoke its credentials: %s", execution_id, exc)
+            raise EgressError(f"execution {execution_id}: the egress did not revoke its credentials") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,21 +75,31 @@ class NetworkAccess:
     proxy_url: str | None = None  # e.g. http://egress:3128
     # (execution id, tenant) -> proxy password; None: the proxy needs none.
     mint_token: Callable[[str, str], str] | None = None
-    # execution id -> the egress's refusals for it ("host: reason").
-    fetch_denials: Callable[[str], list[str]] | None = None
-    # Host path of an intercepting egress's CA certificate (never its key),
-    # mounted read-only into the sandbox and trusted by pip, npm, Python, Node.
+    # The egress's gRPC service: admissions and decisions.
+    egress: EgressClient | None = None
+    # An intercepting egress's CA certificate (never its key), mounted
+    # read-only into the sandbox and trusted by pip, npm, Python and Node:
+    # the file as this spawner sees it, which is also its host path unless
+    # `ca_volume` names the Docker volume holding it (a spawner in a
+    # container, compose); then that volume is mounted instead.
     ca_cert: str | None = None
+    ca_volume: str | None = None
+
+    @property
+    def sandbox_ca_path(self) -> str:
+        return f"{SANDBOX_CA_DIR}/{pathlib.PurePath(self.ca_cert or '').name}"
 
     def binds(self) -> dict[str, dict[str, str]]:
         if not self.ca_cert:
             return {}
-        return {self.ca_cert: {"bind": SANDBOX_CA_PATH, "mode": "ro"}}
+        if self.ca_volume:
+            return {self.ca_volume: {"bind": SANDBOX_CA_DIR, "mode": "ro"}}
+        return {self.ca_cert: {"bind": self.sandbox_ca_path, "mode": "ro"}}
 
     def environment(self, execution_id: str, tenant: str) -> dict[str, str]:
         trust = {}
         if self.ca_cert:
-            trust = {name: SANDBOX_CA_PATH for name in (
+            trust = {name: self.sandbox_ca_path for name in (
                 "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"
             )}
         if not self.proxy_url:
@@ -62,21 +124,50 @@ class NetworkAccess:
             **trust,
         }
 
+    def address_of(self, api: docker.APIClient, container_id: str) -> str:
+        """The sandbox's address on this network, as the egress sees its
+        connections."""
+        networks = api.inspect_container(container_id)["NetworkSettings"]["Networks"] or {}
+        entry = networks.get(self.name)
+        if entry is None and len(networks) == 1:  # the network was named by id
+            entry = next(iter(networks.values()))
+        address = (entry or {}).get("IPAddress")
+        if not address:
+            raise EgressError(f"the sandbox has no address on {self.name}")
+        return address
+
+    def admit(self, execution_id: str, address: str) -> None:
+        """From now on the egress accepts this execution's credentials, from
+        ``address`` only. Call before any program runs in the sandbox."""
+        if self.egress is not None:
+            self.egress.admit(execution_id, address)
+
+    def admit_sandbox(self, api: docker.APIClient, container_id: str, execution_id: str) -> None:
+        """``admit`` with the started sandbox's address (looked up only when
+        there is an egress to tell)."""
+        if self.egress is not None:
+            self.admit(execution_id, self.address_of(api, container_id))
+
+    def revoke(self, execution_id: str) -> None:
+        """From now on the egress refuses this execution's credentials."""
+        if self.egress is not None:
+            self.egress.revoke(execution_id)
+
     def denials(self, execution_id: str) -> list[str]:
-        if self.fetch_denials is None:
+        if self.egress is None:
             return []
-        return self.fetch_denials(execution_id)
+        return self.egress.denials(execution_id)
 
 
-def egress_denials_client(address: str, secret: bytes) -> Callable[[str], list[str]]:
-    """A function that asks the egress what it refused for one execution."""
-    channel = grpc.intercept_channel(grpc.insecure_channel(address), ClientAuthInterceptor(secret))
-    stub = egress_pb2_grpc.EgressStub(channel)
-
-    def fetch(execution_id: str) -> list[str]:
-        reply = stub.GetDecisions(egress_pb2.GetDecisionsRequest(execution_id=execution_id), timeout=5)
-        return [
-            f"{d.host}:{d.port} {d.reason}" for d in reply.decisions if d.verdict == egress_pb2.VERDICT_DENY
-        ]
-
-    return fetch
+def check_ca_volume(api: docker.APIClient, volume: str, ca_cert: str) -> None:
+    """The volume mounted into sandboxes must exist (the engine would make an
+    empty one) and hold no private key next to the certificate (every file
+    in the certificate's directory, this spawner's view of the volume, is
+    read). Raises ValueError."""
+    try:
+        api.inspect_volume(volume)
+    except docker.errors.NotFound:
+        raise ValueError(f"no such Docker volume: {volume!r}") from None
+    for path in pathlib.Path(ca_cert).parent.iterdir():
+        if path.is_file() and PRIVATE_KEY_MARKER in path.read_text(encoding="ascii", errors="replace"):
+            raise ValueError(f"{path.name} in the CA volume holds a private key; it is mounted into sandboxes")

@@ -19,7 +19,7 @@ from services.spawner.errors import NetworkUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
-from services.spawner.network import NetworkAccess, egress_denials_client
+from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
 
@@ -83,12 +83,23 @@ class Spawner:
             ttl = int(_max_lifetime_seconds(settings)) + LIFETIME_MARGIN_SECONDS
             mint = functools.partial(_mint_proxy_token, secret, ttl)
 
-        fetch = None
+        egress = None
         if settings.egress_grpc and settings.egress_secret is not None:
-            fetch = egress_denials_client(settings.egress_grpc, settings.egress_secret.get_secret_value().encode())
+            egress = EgressClient(settings.egress_grpc, settings.egress_secret.get_secret_value().encode())
+        elif mint is not None:
+            raise ConfigurationError(
+                "SPAWNER_EGRESS_SECRET needs SPAWNER_EGRESS_GRPC: the egress accepts an execution's "
+                "credentials only once the spawner admitted it there"
+            )
         ca_cert = _checked_ca_cert(settings.egress_ca_cert) if settings.egress_ca_cert else None
+        if ca_cert and settings.egress_ca_volume:
+            try:
+                check_ca_volume(api, settings.egress_ca_volume, ca_cert)
+            except (ValueError, OSError) as exc:
+                raise ConfigurationError(f"SPAWNER_EGRESS_CA_VOLUME: {exc}") from None
         return NetworkAccess(
-            settings.package_network, settings.egress_proxy_url, mint_token=mint, fetch_denials=fetch, ca_cert=ca_cert
+            settings.package_network, settings.egress_proxy_url, mint_token=mint, egress=egress,
+            ca_cert=ca_cert, ca_volume=settings.egress_ca_volume or None,
         )
 
     def reap(self, min_age_seconds: float = 0.0) -> None:

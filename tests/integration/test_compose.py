@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import secrets
@@ -22,6 +23,23 @@ from tests.integration.helpers import execute, request, free_port
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+PROBE = """
+import socket
+for port in (3128, 50053):
+    try:
+        socket.create_connection(("{address}", port), timeout=3).close()
+        print(port, "open")
+    except OSError:
+        print(port, "closed")
+"""
+
+
+def _decision_lines(docker_api, container_id: str, execution_id: str) -> list[dict]:
+    lines = docker_api.logs(container_id, stdout=True, stderr=False).decode("utf-8", "replace").splitlines()
+    decisions = [json.loads(line) for line in lines if line.startswith("{")]
+    return [d for d in decisions if d.get("execution_id") == execution_id]
 
 
 def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
@@ -66,6 +84,18 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
             outcome = execute(stub, with_package, timeout=300)
             assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
             assert outcome.stdout == b"1.16.0\n"
+            # ... which intercepts by default: it saw (and let through) each request.
+            egress_filter = {"label": [*project_filter["label"], "com.docker.compose.service=egress"]}
+            [egress] = docker_api.containers(filters=egress_filter)
+            seen = _decision_lines(docker_api, egress["Id"], with_package.execution_id)
+            methods = {line["method"] for line in seen if line["kind"] == "request"}
+            assert methods and methods <= {"GET", "HEAD"}, seen
+            # From a sandbox on that network the egress's proxy port answers,
+            # its gRPC service (admissions, decisions) does not.
+            networks = docker_api.inspect_container(egress["Id"])["NetworkSettings"]["Networks"]
+            address = networks[f"{project}-sandbox"]["IPAddress"]
+            outcome = execute(stub, request({"main.py": PROBE.format(address=address)}, network=True), timeout=120)
+            assert outcome.stdout == b"3128 open\n50053 closed\n", (outcome.stdout, outcome.stderr)
         # Clients call control, which relays to the spawner and keeps the record and files.
         with grpc.insecure_channel(f"127.0.0.1:{control_port}") as channel:
             signed = grpc.intercept_channel(channel, TenantClientInterceptor("demo", tenant_key.encode()))
@@ -93,5 +123,6 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     assert docker_api.networks(filters=project_filter) == []
     assert docker_api.networks(names=[f"{project}-sandbox"]) == []
     assert docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] in (None, [])
+    assert docker_api.volumes(filters={"name": f"{project}-egress-ca"})["Volumes"] in (None, [])
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
     assert list((tmp_path / "workspaces").iterdir()) == []

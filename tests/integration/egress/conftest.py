@@ -2,6 +2,11 @@
 
     sandbox ──(internal net "inner")── egress ──(internal net "outer")── upstream
 
+The egress's gRPC service is a unix socket in a directory of the suite's
+own, bind-mounted into the egress (as compose shares it through a volume):
+no network reaches it. Credentials are good only once admitted there with the
+sandbox's address (``Mesh.auth`` admits at every egress started).
+
 Both networks are `internal: true` with IPv6 off, so nothing the suite starts
 can reach anything beyond them. The egress runs from the services image with
 this working tree mounted; its resolver answers only from a test hosts file,
@@ -16,6 +21,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import pathlib
 import secrets
 import socket
@@ -30,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.common.contract import egress_token
@@ -49,7 +56,9 @@ REFUSED_NAMES = {
     "ten.test.internal": "10.255.0.1",
 }
 PROXY_PORT = 3128
-GRPC_PORT = 50053
+GRPC_PORT = 50053  # where an egress would listen on TCP; nothing may answer there
+GRPC_DIR = "/run/sandbox-mesh/egress"
+EGRESS_UID = 10001
 
 
 def _cert(subject: str, key, issuer_name, issuer_key, *, ca: bool, names=()):
@@ -93,14 +102,20 @@ def make_certs(directory: pathlib.Path) -> None:
 
 
 class Egress:
-    def __init__(self, name: str, container, proxy_host: str):
+    def __init__(self, name: str, container, proxy_host: str, grpc_socket: pathlib.Path):
         self.name, self.container, self.proxy_host = name, container, proxy_host
+        self.grpc_socket = grpc_socket  # on this host
+        self.grpc_target = f"unix:{grpc_socket}"
         self.channel = self.stub = None
 
     def decisions(self, execution_id: str):
-        from sandbox.egress.v1 import egress_pb2 as pb
-
         return self.stub.GetDecisions(pb.GetDecisionsRequest(execution_id=execution_id), timeout=10).decisions
+
+    def admit(self, execution_id: str, address: str) -> None:
+        self.stub.Admit(pb.AdmitRequest(execution_id=execution_id, address=address), timeout=10)
+
+    def revoke(self, execution_id: str) -> bool:
+        return self.stub.Revoke(pb.RevokeRequest(execution_id=execution_id), timeout=10).was_admitted
 
 
 class Mesh:
@@ -114,6 +129,7 @@ class Mesh:
         self.secret = secrets.token_urlsafe(32)
         self.channels: list = []
         self.egress = None
+        self.egresses: list[Egress] = []
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -155,10 +171,13 @@ class Mesh:
     def start_egress(self, name: str, env_overrides: dict, networks=None) -> "Egress":
         """An egress container on the inner network plus ``networks`` (default:
         the outer one), running this working tree."""
+        grpc_dir = self.tmp / f"grpc-{name}"
+        grpc_dir.mkdir()
+        os.chown(grpc_dir, EGRESS_UID, EGRESS_UID)  # the suite runs as root, like the engine
         env = {
             "EGRESS_SECRET": self.secret,
             "EGRESS_LISTEN": f"0.0.0.0:{PROXY_PORT}",
-            "EGRESS_GRPC_LISTEN": f"0.0.0.0:{GRPC_PORT}",
+            "EGRESS_GRPC_LISTEN": f"unix:{GRPC_DIR}/grpc.sock",
             "EGRESS_CONFDIR": "/var/lib/sandbox-mesh/egress",
             # The working tree, not what the image was built with.
             "PYTHONPATH": "/src:/src/stubs",
@@ -170,6 +189,7 @@ class Mesh:
             str(ROOT / "stubs"): {"bind": "/src/stubs", "mode": "ro"},
             str(self.tmp / "hosts"): {"bind": "/etc/egress/hosts", "mode": "ro"},
             str(self.tmp / "certs" / "ca.pem"): {"bind": "/etc/egress/upstream-ca.pem", "mode": "ro"},
+            str(grpc_dir): {"bind": GRPC_DIR, "mode": "rw"},
         }
         container = self.container(
             SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], self.inner, user="10001",
@@ -180,8 +200,8 @@ class Mesh:
         )
         for net in networks or [self.outer]:
             net.connect(container)
-        egress = Egress(name, container, self.address(container, self.inner))
-        egress.channel = grpc.insecure_channel(f"{self.address(container, (networks or [self.outer])[0])}:{GRPC_PORT}")
+        egress = Egress(name, container, self.address(container, self.inner), grpc_dir / "grpc.sock")
+        egress.channel = grpc.insecure_channel(egress.grpc_target)
         self.channels.append(egress.channel)
         health = health_pb2_grpc.HealthStub(egress.channel)
 
@@ -200,11 +220,21 @@ class Mesh:
         egress.stub = egress_pb2_grpc.EgressStub(signed)
         if self.egress is None:
             self.egress, self.proxy_host, self.egress_stub = container, egress.proxy_host, egress.stub
+        self.egresses.append(egress)
         return egress
 
     # --- helpers for tests --------------------------------------------------
 
+    def admit(self, execution_id: str, container=None) -> None:
+        """What the spawner does once a sandbox started: admit its execution,
+        from its address, at every egress of the suite."""
+        address = self.address(container or self.sandbox, self.inner)
+        for egress in self.egresses:
+            egress.admit(execution_id, address)
+
     def auth(self, execution_id: str, tenant: str = "tenant-a", secret: str | None = None) -> str:
+        """The Proxy-Authorization value for the suite's sandbox, admitted."""
+        self.admit(execution_id)
         token = egress_token.mint(secret or self.secret, execution_id, tenant, 600)
         return egress_token.proxy_authorization(execution_id, token)
 
@@ -221,9 +251,11 @@ class Mesh:
         return json.loads(text.splitlines()[-1])
 
     def tunnel(self, target: str, *, auth: str | None, sni: str | None = "", host_header: str | None = None,
-               proxy_host: str | None = None, cadata: str | None = None) -> dict:
+               proxy_host: str | None = None, cadata: str | None = None, method: str = "GET",
+               headers: dict | None = None, body: str = "") -> dict:
         request = dict(op="tunnel", proxy_host=proxy_host or self.proxy_host, proxy_port=PROXY_PORT, target=target,
-                       auth=auth, ca="/certs/ca.pem", cadata=cadata, host_header=host_header)
+                       auth=auth, ca="/certs/ca.pem", cadata=cadata, host_header=host_header, method=method,
+                       headers=headers or {}, body=body)
         request["sni"] = target.rsplit(":", 1)[0] if sni == "" else sni
         return self.run_client(request)
 
@@ -243,8 +275,6 @@ class Mesh:
         return sum(1 for line in logs if '"accept"' in line)
 
     def decisions(self, execution_id: str):
-        from sandbox.egress.v1 import egress_pb2 as pb
-
         return self.egress_stub.GetDecisions(pb.GetDecisionsRequest(execution_id=execution_id), timeout=10).decisions
 
 
@@ -324,15 +354,18 @@ def registry_egress(mesh):
     )
 
 
-INTERCEPT_CA_PATH = "/var/lib/sandbox-mesh/egress/mitmproxy-ca-cert.pem"
+# Where the intercepting egress publishes its CA certificate (never the key).
+INTERCEPT_CA_PATH = "/tmp/egress-ca.pem"
 
 
 @pytest.fixture(scope="session")
 def intercept(mesh):
     egress = mesh.start_egress(
-        "intercept", {"EGRESS_MODE": "intercept", "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem"}
+        "intercept",
+        {"EGRESS_MODE": "intercept", "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem",
+         "EGRESS_CA_CERT_EXPORT": INTERCEPT_CA_PATH},
     )
     code, pem = egress.container.exec_run(["cat", INTERCEPT_CA_PATH], user="10001")
-    assert code == 0 and b"BEGIN CERTIFICATE" in pem and b"PRIVATE KEY" not in pem
+    assert code == 0 and pem.count(b"BEGIN CERTIFICATE") == 1 and b"PRIVATE KEY" not in pem
     egress.ca_pem = pem.decode()
     return egress

@@ -65,7 +65,13 @@ def tunnel(req):
     try:
         tls = ctx.wrap_socket(sock, server_hostname=sni)
         host = req.get("host_header") or sni
-        tls.sendall(f"GET /hello HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        # Any method, extra headers and a body (sent as given: a Content-Length
+        # header may announce more than is sent).
+        method = req.get("method") or "GET"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (req.get("headers") or {}).items())
+        body = (req.get("body") or "").encode()
+        head = f"{method} /hello HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+        tls.sendall(head.encode() + body)
         status2, _, rest2 = read_head(tls)
         out.update(tls="ok", inner_status=status2, body=read_body(tls, rest2))
     except (OSError, ssl.SSLError) as exc:

@@ -24,6 +24,7 @@ PROXY_PORT = 3128
 
 
 def proxy_env(mesh, egress, execution_id):
+    mesh.admit(execution_id)
     token = egress_token.mint(mesh.secret, execution_id, "tenant-a", 600)
     url = f"http://{execution_id}:{token}@{egress.proxy_host}:{PROXY_PORT}"
     return {"HTTPS_PROXY": url, "HTTP_PROXY": url, "https_proxy": url, "http_proxy": url,

@@ -14,18 +14,11 @@ from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
-from tests.integration.egress.conftest import GRPC_PORT, PROXY_PORT
+from tests.integration.egress.conftest import PROXY_PORT
 from services.spawner.spawner import ConfigurationError
 from tests.integration.helpers import execute, request
 
 pytestmark = pytest.mark.integration
-
-
-def _grpc_address(mesh, egress) -> str:
-    egress.container.reload()
-    networks = egress.container.attrs["NetworkSettings"]["Networks"]
-    outside = next(name for name in networks if name != mesh.inner.name)
-    return f"{networks[outside]['IPAddress']}:{GRPC_PORT}"
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def spawner_via(mesh, docker_api, tmp_path):
             package_network=mesh.inner.name,
             egress_proxy_url=f"http://{egress.proxy_host}:{PROXY_PORT}",
             egress_secret=mesh.secret,
-            egress_grpc=_grpc_address(mesh, egress),
+            egress_grpc=egress.grpc_target,
             install_timeout_ms=240_000,
             **overrides,
         ))

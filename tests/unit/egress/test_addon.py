@@ -40,7 +40,7 @@ def proxy_context():
     """A taddons context with the options the egress checks (declared by
     mitmproxy's proxyserver and onboarding addons) set the way it requires."""
     tctx = taddons.context(proxyserver.Proxyserver(), onboarding.Onboarding())
-    tctx.options.update(connection_strategy="lazy", onboarding=False)
+    tctx.options.update(connection_strategy="lazy", onboarding=False, http2=False)
     return tctx
 
 
@@ -48,10 +48,17 @@ def run(coro):
     return asyncio.run(coro)
 
 
+# mitmproxy's test client connection comes from here.
+CLIENT_ADDRESS = "127.0.0.1"
+
+
 class Env:
-    def __init__(self, **opts):
+    """An addon in a taddons context; ``admitted`` executions are admitted
+    from the test client's address, as the spawner would have done."""
+
+    def __init__(self, clock=lambda: NOW, admitted=("exec-1", "exec-2"), **opts):
         self.stream = io.StringIO()
-        self.addon = EgressAddon(secret=SECRET, decision_stream=self.stream, clock=lambda: NOW)
+        self.addon = EgressAddon(secret=SECRET, decision_stream=self.stream, clock=clock)
         self.tctx = proxy_context()
         self.tctx.master.addons.add(self.addon)
         base = dict(
@@ -63,6 +70,8 @@ class Env:
         base.update(opts)
         self.tctx.configure(self.addon, **base)
         self.addon.resolver = Resolver(HOSTS, use_system=False)
+        for execution_id in admitted:
+            self.addon.admissions.admit(execution_id, CLIENT_ADDRESS)
 
     def lines(self):
         return [json.loads(line) for line in self.stream.getvalue().splitlines()]
@@ -332,6 +341,7 @@ def test_intercept_mode_requests_must_name_the_tunnel_host():
         dict(egress_ring_size=0),
         dict(egress_mode="other"),
         dict(egress_hosts_file="/nonexistent/hosts"),
+        dict(egress_mode="intercept", http2=True),
     ],
 )
 def test_configuration_refused(opts):

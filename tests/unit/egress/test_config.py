@@ -22,6 +22,7 @@ def test_options_from_environment(monkeypatch):
     monkeypatch.setenv("EGRESS_MODE", "intercept")
     monkeypatch.setenv("EGRESS_UPSTREAM_CA", "/etc/ssl/certs/ca-certificates.crt")
     monkeypatch.setenv("EGRESS_LISTEN", "0.0.0.0:3128")
+    monkeypatch.setenv("EGRESS_REFUSAL_LOG_BURST", "7")
     settings = EgressSettings()
     assert settings.listen_host_port() == ("0.0.0.0", 3128)
     hosts = allow_hosts(settings)
@@ -32,6 +33,7 @@ def test_options_from_environment(monkeypatch):
     assert opts["ssl_verify_upstream_trusted_ca"] == "/etc/ssl/certs/ca-certificates.crt"
     assert opts["egress_allow_plain_http"] is False and opts["egress_dns"] is True
     assert "egress_secret_file" not in opts
+    assert (opts["egress_refusal_log_burst"], opts["egress_refusal_log_interval"]) == (7, 10.0)
 
 
 def test_bad_mode_refused(monkeypatch):

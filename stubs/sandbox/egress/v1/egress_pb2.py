@@ -24,21 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esandbox/egress/v1/egress.proto\x12\x11sandbox.egress.v1\"+\n\x13GetDecisionsRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x82\x02\n\x08\x44\x65\x63ision\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\x0b\n\x03sni\x18\x06 \x01(\t\x12\x18\n\x10resolved_address\x18\x07 \x01(\t\x12+\n\x07verdict\x18\x08 \x01(\x0e\x32\x1a.sandbox.egress.v1.Verdict\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08\x62ytes_up\x18\n \x01(\x04\x12\x12\n\nbytes_down\x18\x0b \x01(\x04\x12\x0c\n\x04kind\x18\x0c \x01(\t\x12\x0e\n\x06\x63losed\x18\r \x01(\x08\"W\n\x14GetDecisionsResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.sandbox.egress.v1.Decision\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04*G\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x10\n\x0cVERDICT_DENY\x10\x02\x32i\n\x06\x45gress\x12_\n\x0cGetDecisions\x12&.sandbox.egress.v1.GetDecisionsRequest\x1a\'.sandbox.egress.v1.GetDecisionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esandbox/egress/v1/egress.proto\x12\x11sandbox.egress.v1\"5\n\x0c\x41\x64mitRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"\x0f\n\rAdmitResponse\"%\n\rRevokeRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"&\n\x0eRevokeResponse\x12\x14\n\x0cwas_admitted\x18\x01 \x01(\x08\"+\n\x13GetDecisionsRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"\x82\x02\n\x08\x44\x65\x63ision\x12\x0c\n\x04time\x18\x01 \x01(\x01\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x0c\n\x04host\x18\x04 \x01(\t\x12\x0c\n\x04port\x18\x05 \x01(\r\x12\x0b\n\x03sni\x18\x06 \x01(\t\x12\x18\n\x10resolved_address\x18\x07 \x01(\t\x12+\n\x07verdict\x18\x08 \x01(\x0e\x32\x1a.sandbox.egress.v1.Verdict\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x10\n\x08\x62ytes_up\x18\n \x01(\x04\x12\x12\n\nbytes_down\x18\x0b \x01(\x04\x12\x0c\n\x04kind\x18\x0c \x01(\t\x12\x0e\n\x06\x63losed\x18\r \x01(\x08\"W\n\x14GetDecisionsResponse\x12.\n\tdecisions\x18\x01 \x03(\x0b\x32\x1b.sandbox.egress.v1.Decision\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04*G\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x10\n\x0cVERDICT_DENY\x10\x02\x32\x84\x02\n\x06\x45gress\x12_\n\x0cGetDecisions\x12&.sandbox.egress.v1.GetDecisionsRequest\x1a\'.sandbox.egress.v1.GetDecisionsResponse\x12J\n\x05\x41\x64mit\x12\x1f.sandbox.egress.v1.AdmitRequest\x1a .sandbox.egress.v1.AdmitResponse\x12M\n\x06Revoke\x12 .sandbox.egress.v1.RevokeRequest\x1a!.sandbox.egress.v1.RevokeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sandbox.egress.v1.egress_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_VERDICT']._serialized_start=448
-  _globals['_VERDICT']._serialized_end=519
-  _globals['_GETDECISIONSREQUEST']._serialized_start=53
-  _globals['_GETDECISIONSREQUEST']._serialized_end=96
-  _globals['_DECISION']._serialized_start=99
-  _globals['_DECISION']._serialized_end=357
-  _globals['_GETDECISIONSRESPONSE']._serialized_start=359
-  _globals['_GETDECISIONSRESPONSE']._serialized_end=446
-  _globals['_EGRESS']._serialized_start=521
-  _globals['_EGRESS']._serialized_end=626
+  _globals['_VERDICT']._serialized_start=599
+  _globals['_VERDICT']._serialized_end=670
+  _globals['_ADMITREQUEST']._serialized_start=53
+  _globals['_ADMITREQUEST']._serialized_end=106
+  _globals['_ADMITRESPONSE']._serialized_start=108
+  _globals['_ADMITRESPONSE']._serialized_end=123
+  _globals['_REVOKEREQUEST']._serialized_start=125
+  _globals['_REVOKEREQUEST']._serialized_end=162
+  _globals['_REVOKERESPONSE']._serialized_start=164
+  _globals['_REVOKERESPONSE']._serialized_end=202
+  _globals['_GETDECISIONSREQUEST']._serialized_start=204
+  _globals['_GETDECISIONSREQUEST']._serialized_end=247
+  _globals['_DECISION']._serialized_start=250
+  _globals['_DECISION']._serialized_end=508
+  _globals['_GETDECISIONSRESPONSE']._serialized_start=510
+  _globals['_GETDECISIONSRESPONSE']._serialized_end=597
+  _globals['_EGRESS']._serialized_start=673
+  _globals['_EGRESS']._serialized_end=933
 # @@protoc_insertion_point(module_scope)

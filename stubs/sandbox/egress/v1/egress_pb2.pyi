@@ -16,6 +16,30 @@ VERDICT_UNSPECIFIED: Verdict
 VERDICT_ALLOW: Verdict
 VERDICT_DENY: Verdict
 
+class AdmitRequest(_message.Message):
+    __slots__ = ("execution_id", "address")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    address: str
+    def __init__(self, execution_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class AdmitResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevokeRequest(_message.Message):
+    __slots__ = ("execution_id",)
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
+
+class RevokeResponse(_message.Message):
+    __slots__ = ("was_admitted",)
+    WAS_ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    was_admitted: bool
+    def __init__(self, was_admitted: _Optional[bool] = ...) -> None: ...
+
 class GetDecisionsRequest(_message.Message):
     __slots__ = ("execution_id",)
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,16 @@ class EgressStub:
                 request_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsRequest.SerializeToString,
                 response_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsResponse.FromString,
                 _registered_method=True)
+        self.Admit = channel.unary_unary(
+                '/sandbox.egress.v1.Egress/Admit',
+                request_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitRequest.SerializeToString,
+                response_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitResponse.FromString,
+                _registered_method=True)
+        self.Revoke = channel.unary_unary(
+                '/sandbox.egress.v1.Egress/Revoke',
+                request_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeRequest.SerializeToString,
+                response_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeResponse.FromString,
+                _registered_method=True)
 
 
 class EgressServicer:
@@ -53,6 +63,27 @@ class EgressServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Admit(self, request, context):
+        """An execution's proxy credentials are accepted only once it is admitted,
+        and only from the address it was admitted with (its sandbox's address on
+        the sandbox network). Admitting again with the same address is a no-op;
+        with another address, or after Revoke, it is FAILED_PRECONDITION.
+        Admissions live in the egress's memory: after an egress restart the
+        executions in flight are refused until they end.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Revoke(self, request, context):
+        """Ends an execution's admission: from now on its credentials are refused,
+        also on connections already open. Revoking an execution that was never
+        admitted is not an error (it can then never be admitted).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EgressServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +91,16 @@ def add_EgressServicer_to_server(servicer, server):
                     servicer.GetDecisions,
                     request_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsRequest.FromString,
                     response_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsResponse.SerializeToString,
+            ),
+            'Admit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Admit,
+                    request_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitRequest.FromString,
+                    response_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitResponse.SerializeToString,
+            ),
+            'Revoke': grpc.unary_unary_rpc_method_handler(
+                    servicer.Revoke,
+                    request_deserializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeRequest.FromString,
+                    response_serializer=sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +130,60 @@ class Egress:
             '/sandbox.egress.v1.Egress/GetDecisions',
             sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsRequest.SerializeToString,
             sandbox_dot_egress_dot_v1_dot_egress__pb2.GetDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Admit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.egress.v1.Egress/Admit',
+            sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitRequest.SerializeToString,
+            sandbox_dot_egress_dot_v1_dot_egress__pb2.AdmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Revoke(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.egress.v1.Egress/Revoke',
+            sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeRequest.SerializeToString,
+            sandbox_dot_egress_dot_v1_dot_egress__pb2.RevokeResponse.FromString,
             options,
             channel_credentials,
             insecure,
