@@ -13,8 +13,8 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.egress.addon import EgressAddon
-from services.egress.ca import ensure_ca, publish_certificate
 from services.egress.allowlist import derive
+from services.egress.ca import ensure_ca, publish_certificate
 from services.egress.config import EgressSettings
 
 log = logging.getLogger("services.egress")

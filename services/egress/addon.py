@@ -23,44 +23,38 @@ Every request the egress sees (intercepted or plain) must also pass
 ``policy.check_request``: GET or HEAD, no body, no upgrade; HTTP/2 must be
 off for that (in HTTP/1.1 only the headers can announce a body).
 
-mitmproxy's ``allow_hosts``/``ignore_hosts`` are not policy here and must stay
-empty; the onboarding app must be off; connections are opened lazily.
+Options and the checks of mitmproxy's own options are in options.py; the gRPC
+service and the refusal-summary timer run beside the proxy (background.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import pathlib
 import time
-from collections.abc import Sequence
 from typing import IO
 
-from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, http, tls
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
-from services.egress import policy
+from services.egress import options, policy
 from services.egress.admissions import Admissions
-from services.egress.audit import ALLOW, DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE, DENY, DecisionLog, Record
+from services.egress.audit import ALLOW, DENY, DecisionLog, Record
+from services.egress.background import Background
 from services.egress.connections import (
     ClientState,
     Metered,
     Tunnel,
-    own_addresses,
     peer_address,
     refuse,
     split_host_header,
 )
-from services.egress.grpc_service import serve_decisions
-from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
-from services.egress.resolver import Resolver, parse_hosts
+from services.egress.options import PASSTHROUGH
+from services.egress.resolver import Resolver
 
 log = logging.getLogger(__name__)
 
-PASSTHROUGH = "passthrough"
-INTERCEPT = "intercept"
 TLS_PORTS = frozenset({443})
 PLAIN_PORTS = frozenset({80})
 # URLs in decision records are cut here: a record is evidence, not a copy of
@@ -101,123 +95,31 @@ class EgressAddon:
         self.decisions = DecisionLog(stream=decision_stream)
         self.admissions = Admissions()
         self.clients: dict[str, ClientState] = {}
-        self.grpc_server = None
-        self.grpc_port: int | None = None
-        self.summary_task: asyncio.Future | None = None
+        self.background = Background(lambda: self.decisions, clock)
 
     # --- options ------------------------------------------------------------
 
     def load(self, loader):
-        loader.add_option("egress_allow_hosts", Sequence[str], [], "Allowed host names: exact names and *.suffix wildcards.")
-        loader.add_option("egress_mode", str, PASSTHROUGH, "passthrough (TLS end to end) or intercept (terminate TLS with the egress CA).", choices=[PASSTHROUGH, INTERCEPT])
-        loader.add_option("egress_allow_plain_http", bool, False, "Allow plain-HTTP requests to port 80 (Host must equal the request-URI host).")
-        loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the secret the addon was made with).")
-        loader.add_option("egress_hosts_file", str, "", "hosts(5)-style file consulted before DNS by the egress's own resolver.")
-        loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
-        loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
-        loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
-        loader.add_option("egress_grpc_listen", str, "", "host:port or unix:PATH of the sandbox.egress.v1.Egress gRPC service; empty to disable (no admissions: every credential refused).")
-        loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
-        loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
-        loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
-        loader.add_option("egress_refusal_log_burst", int, DEFAULT_BURST, "Refusal lines written per source and interval; the rest are counted in one summary line.")
-        loader.add_option("egress_refusal_log_interval", float, DEFAULT_INTERVAL_SECONDS, "Seconds of one refusal-log interval.")
+        options.declare(loader)
 
     def configure(self, updated: set[str]):
-        o = ctx.options
-        if o.connection_strategy != "lazy":
-            raise exceptions.OptionsError("egress: connection_strategy must be 'lazy' (nothing leaves before every check)")
-        if o.onboarding:
-            raise exceptions.OptionsError("egress: the onboarding app must be off (onboarding=false)")
-        if o.allow_hosts or o.ignore_hosts:
-            raise exceptions.OptionsError("egress: allow_hosts/ignore_hosts must stay empty; egress_allow_hosts is the policy")
-        if o.ssl_insecure:
-            raise exceptions.OptionsError("egress: ssl_insecure must stay off")
-        if o.egress_mode not in (PASSTHROUGH, INTERCEPT):
-            raise exceptions.OptionsError(f"egress_mode must be {PASSTHROUGH!r} or {INTERCEPT!r}")
-        if any(not m.startswith("regular") for m in o.mode):
-            raise exceptions.OptionsError("egress: only the regular proxy mode is supported")
-        if o.egress_mode == INTERCEPT and o.http2:
-            raise exceptions.OptionsError(
-                "egress: http2 must be off in intercept mode (only HTTP/1.1 headers tell a request without a body)"
-            )
-        if "egress_allow_hosts" in updated:
-            try:
-                self.allowlist = policy.Allowlist.parse(o.egress_allow_hosts)
-            except ValueError as exc:
-                raise exceptions.OptionsError(f"egress_allow_hosts: {exc}") from exc
-        if "egress_allow_networks" in updated:
-            try:
-                self.permitted_networks = policy.parse_networks(o.egress_allow_networks)
-            except ValueError as exc:
-                raise exceptions.OptionsError(f"egress_allow_networks: {exc}") from exc
-        if {"egress_hosts_file", "egress_dns"} & updated:
-            hosts = {}
-            if o.egress_hosts_file:
-                try:
-                    hosts = parse_hosts(pathlib.Path(o.egress_hosts_file).read_text())
-                except (OSError, ValueError) as exc:
-                    raise exceptions.OptionsError(f"egress_hosts_file: {exc}") from exc
-            self.resolver = Resolver(hosts, use_system=o.egress_dns)
-        if {"egress_own_addresses", "listen_host"} & updated:
-            self.own_addresses = own_addresses(o.egress_own_addresses, o.listen_host)
-        decision_log_options = {
-            "egress_ring_size", "egress_ring_executions", "egress_decision_log",
-            "egress_refusal_log_burst", "egress_refusal_log_interval",
-        }
-        if decision_log_options & updated:
-            if o.egress_ring_size < 1 or o.egress_ring_executions < 1:
-                raise exceptions.OptionsError("egress ring sizes must be positive")
-            if o.egress_refusal_log_burst < 1 or o.egress_refusal_log_interval <= 0:
-                raise exceptions.OptionsError("egress refusal-log burst and interval must be positive")
-            stream = self.decision_stream
-            if o.egress_decision_log:
-                stream = open(o.egress_decision_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
-            self.decisions = DecisionLog(
-                o.egress_ring_size, o.egress_ring_executions, stream,
-                refusal_burst=o.egress_refusal_log_burst, refusal_interval_seconds=o.egress_refusal_log_interval,
-            )
-        if "egress_secret_file" in updated:
-            secret = self._secret_arg
-            if o.egress_secret_file:
-                try:
-                    secret = pathlib.Path(o.egress_secret_file).read_bytes().strip()
-                except OSError as exc:
-                    raise exceptions.OptionsError(f"egress_secret_file: {exc}") from exc
-            if not secret or len(secret) < egress_token.MIN_SECRET_BYTES:
-                raise exceptions.OptionsError(
-                    f"egress: a secret of at least {egress_token.MIN_SECRET_BYTES} bytes is required "
-                    "(egress_secret_file or EGRESS_SECRET)"
-                )
-            self.secret = secret
+        options.apply(self, ctx.options, updated)
 
-    # --- gRPC ---------------------------------------------------------------
+    # --- beside the proxy ----------------------------------------------------
 
     async def running(self):
-        if self.summary_task is None:
-            self.summary_task = asyncio.ensure_future(self._write_refusal_summaries())
-        if ctx.options.egress_grpc_listen and self.grpc_server is None:
-            assert self.secret is not None  # configure() refuses to go on without one
-            self.grpc_server, self.grpc_port = await serve_decisions(
-                self.decisions_for, ctx.options.egress_grpc_listen, self.secret, self.admissions
-            )
-            log.info("egress gRPC service listening on %s", ctx.options.egress_grpc_listen)
+        assert self.secret is not None  # configure() refuses to go on without one
+        o = ctx.options
+        await self.background.start(
+            o.egress_grpc_listen, self.secret, self.decisions_for, self.admissions, o.egress_refusal_log_interval
+        )
 
     async def done(self):
-        if self.summary_task is not None:
-            self.summary_task.cancel()
-            self.summary_task = None
-        self.decisions.flush(self.clock(), everything=True)  # whatever was counted is reported
-        if self.grpc_server is not None:
-            server, self.grpc_server = self.grpc_server, None
-            await server.stop(1)
+        await self.background.stop()
 
-    async def _write_refusal_summaries(self) -> None:
-        """Reports suppressed refusals when their interval is over, also when
-        the flood stopped and no further refusal comes to trigger it."""
-        while True:
-            await asyncio.sleep(ctx.options.egress_refusal_log_interval)
-            self.decisions.flush(self.clock())
+    @property
+    def grpc_port(self) -> int | None:
+        return self.background.grpc_port
 
     def decisions_for(self, execution_id: str) -> tuple[list[Record], int]:
         return self.decisions.get(execution_id)

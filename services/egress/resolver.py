@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Awaitable
+from collections.abc import Awaitable, Callable
 
 from services.egress.policy import Decision, normalize_host, parse_address
 

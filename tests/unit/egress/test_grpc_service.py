@@ -61,7 +61,7 @@ async def _scenario():
                 assert "sandbox.egress.v1.Egress" in names
     finally:
         await addon.done()
-    assert addon.grpc_server is None
+    assert addon.background.grpc_server is None
 
 
 def test_get_decisions_served_from_the_addon_loop():
