@@ -1,8 +1,9 @@
 """The one place an execution's facts become its status and error code.
 
 Facts come from the spawner's own actions (its kills), the kernel (the
-cgroup's OOM-kill count, the engine's OOMKilled flag), the engine (exit codes
-of each exec), the egress's decision log and the harvest. What the sandboxed
+cgroup's OOM-kill count, the engine's OOMKilled flag, the workspace
+filesystem's free space), the engine (exit codes of each exec), the egress's
+decision log and the harvest. What the sandboxed
 code printed is never consulted, except the installer's own output to tell a
 missing package from other install failures.
 """
@@ -35,6 +36,7 @@ class Facts:
     outputs_dropped: int = 0  # files the harvest did not return, for any reason
     outputs_over_caps: int = 0  # of those, the ones a cap dropped
     output_drops: tuple[Drop, ...] = ()  # the harvest's named drops (bounded)
+    workspace_exhausted: str = ""  # which of the workspace's limits was used up, after the run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,8 @@ def classify(facts: Facts) -> Verdict:
             Code.ERROR_CODE_MEMORY_LIMIT,
             f"killed by the OOM killer at the {facts.memory_bytes}-byte memory limit",
         )
+    if failed and facts.workspace_exhausted:
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_OUTPUT_LIMIT, facts.workspace_exhausted)
     if facts.install_failed:
         # Any install that cannot complete is the caller's packages failing to
         # resolve; the installer's own words say which and why.

@@ -13,6 +13,8 @@ from services.common.contract.limits import RequestLimits
 from services.spawner import seccomp
 
 MIB = 1024 * 1024
+INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
+INODE_TABLE_SHARE = 2  # the inode tables may take at most 1/this of a workspace
 
 
 class SpawnerSettings(BaseSettings):
@@ -72,9 +74,13 @@ class SpawnerSettings(BaseSettings):
     max_output_total_bytes: int = Field(default=50 * MIB, ge=0)
     # Directory entries the harvest looks at before it stops looking.
     max_output_entries: int = Field(default=1000, ge=1)
-    # The whole workspace (code, outputs, installed packages) on the host's
-    # disk; past it the run is stopped with OUTPUT_LIMIT.
-    max_workspace_bytes: int = Field(default=512 * MIB, ge=MIB)
+    # The whole workspace (code, outputs, installed packages): each is a
+    # filesystem of its own this large (a sparse image on the host's disk),
+    # with this many inodes. Past either the program gets ENOSPC; a run that
+    # fails with its workspace full ends OUTPUT_LIMIT. The defaults hold
+    # numpy, pandas, matplotlib and scipy with room to spare.
+    max_workspace_bytes: int = Field(default=1024 * MIB, ge=4 * MIB)
+    max_workspace_inodes: int = Field(default=65_536, ge=64)
 
     # Packages. Executions that ask for packages join this Docker network
     # (the internal sandbox network, whose only way out is the egress);
@@ -129,4 +135,9 @@ class SpawnerSettings(BaseSettings):
             raise ValueError("memory defaults must satisfy min <= default <= max")
         if not self.default_cpus <= self.max_cpus:
             raise ValueError("default_cpus must not exceed max_cpus")
+        if self.max_workspace_inodes * INODE_BYTES * INODE_TABLE_SHARE > self.max_workspace_bytes:
+            raise ValueError(
+                f"max_workspace_inodes: {self.max_workspace_inodes} inodes take more than "
+                f"1/{INODE_TABLE_SHARE} of a {self.max_workspace_bytes}-byte workspace"
+            )
         return self

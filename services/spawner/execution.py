@@ -28,10 +28,9 @@ from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
 from services.spawner.cleanup import clean_up
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
-from services.spawner.diskguard import DiskGuard
 from services.spawner.network import NetworkAccess
 from services.spawner.validation import ExecutionSpec
-from services.spawner.workspace import Workspace
+from services.spawner.workspace import Workspace, WorkspaceLimits
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +43,6 @@ _EVENT_QUEUE_SIZE = 64
 _INSTALL_OUTPUT_TAIL = 4096  # bytes of the installer's output kept
 _INSTALL_MESSAGE_CHARS = 1000  # of those, quoted in the error message
 _TOKEN_BYTES = 8
-# The disk guard's entry cap for the whole workspace (code, installed
-# packages, outputs), as a multiple of the harvest's cap for the outputs.
-_WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY = 10
 
 
 class Execution:
@@ -135,15 +131,17 @@ class Execution:
             self._events.close()
 
     def _run(self) -> pb.ExecuteResult:
-        spec = self.spec
-        workspace: Workspace | None = None
+        spec, settings = self.spec, self.settings
+        # Known before it is made, so the clean-up removes whatever part of
+        # it a failed start left.
+        workspace = Workspace.at(settings.workspace_root, spec.execution_id, self.token)
         container: sandbox.SandboxContainer | None = None
-        parent = self.cgroups.parent_for(self.settings.name, self.token)
+        parent = self.cgroups.parent_for(settings.name, self.token)
         result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
         try:
             self._phase(pb.PHASE_STARTING)
             self._failure = failures.WORKSPACE_NOT_PREPARED
-            workspace = Workspace.create(self.settings.workspace_root, spec.execution_id, self.token)
+            workspace.create(WorkspaceLimits(settings.max_workspace_bytes, settings.max_workspace_inodes))
             workspace.stage(spec.files, spec.stdin)
             if spec.prior_outputs:
                 workspace.stage_outputs(spec.prior_outputs)
@@ -157,24 +155,15 @@ class Execution:
                 if self.network is not None and spec.network:  # before any program runs in it
                     self.network.admit_sandbox(self.api, container.id, spec.execution_id)
                 self._failure = failures.SANDBOX_FAILED
-                guard = DiskGuard(
-                    workspace,
-                    max_bytes=self.settings.max_workspace_bytes,
-                    max_entries=self.settings.max_output_entries * _WORKSPACE_ENTRIES_PER_OUTPUT_ENTRY,
-                    on_exceeded=lambda why: self.cancel(ErrorCode.ERROR_CODE_OUTPUT_LIMIT, why),
-                )
-                guard.start()
-                try:
-                    installed = self._install(container, result) if spec.packages else True
-                    if installed and self._killed() is None:
-                        self._run_steps(container, result)
-                finally:
-                    guard.stop()
+                installed = self._install(container, result) if spec.packages else True
+                if installed and self._killed() is None:
+                    self._run_steps(container, result)
             self._phase(pb.PHASE_FINISHING)
             if container is not None:
                 container.kill()  # nothing may write to the outputs while they are read
             self._failure = failures.OUTPUTS_NOT_COLLECTED
             self._harvest(workspace, result)
+            self._facts.workspace_exhausted = workspace.exhausted()
             self._failure = failures.SPAWNER_FAILED
         finally:
             self._clean_up(container, workspace, parent)
@@ -229,7 +218,7 @@ class Execution:
         tail = bytearray()
         timer.start()
         try:
-            handle = container.exec(argv, {}, workdir=sandbox.WORKSPACE)
+            handle = container.exec(argv, install.install_environment(), workdir=sandbox.WORKSPACE)
             for _, data in handle.stream():
                 tail += data
                 del tail[:-_INSTALL_OUTPUT_TAIL]
@@ -313,10 +302,10 @@ class Execution:
                     daemon=True,
                 ).start()
 
-    def _harvest(self, workspace: Workspace | None, result: pb.ExecuteResult) -> None:
+    def _harvest(self, workspace: Workspace, result: pb.ExecuteResult) -> None:
         """Streams /workspace/output/ back in chunks; the result lists each
         file's path and size, and names what was dropped."""
-        if workspace is None or not workspace.output.is_dir():
+        if not workspace.output.is_dir():
             return
         s = self.settings
         caps = outputs.OutputCaps(

@@ -33,6 +33,13 @@ def install_command(language: str, requirements: list[str], *, allow_sdist: bool
     return argv + requirements
 
 
+def install_environment() -> dict[str, str]:
+    """The installers unpack into the workspace, not the small /tmp (a tmpfs
+    that counts against the memory limit): the unpacked files then only have
+    to be renamed into place, and the workspace's cap is what bounds them."""
+    return {"TMPDIR": DEPS}
+
+
 def run_environment(language: str) -> dict[str, str]:
     """Where the program finds what was installed."""
     if language == "python":

@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import docker
 
-from services.spawner import sandbox
+from services.spawner import loopmount, sandbox
 from services.spawner.cgroups import CgroupLayout, remove_cgroup_tree
-from services.spawner.workspace import WORKSPACE_SUFFIX, Workspace
+from services.spawner.workspace import IMAGE_SUFFIX, WORKSPACE_SUFFIX, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +80,26 @@ def _reap_containers(
 
 
 def _reap_workspaces(root: pathlib.Path, owned: set[str], cutoff: float, reason: str, on_failure: OnFailure) -> None:
+    """A workspace is its image, its mount point and the filesystem mounted
+    there; a crashed spawner may have left any of them. Each is found by its
+    name in the root, or in the mount table."""
     try:
-        paths = list(root.iterdir()) if root.is_dir() else []
+        names = [p.name for p in root.iterdir()] if root.is_dir() else []
+        names += [p.name for p in loopmount.mount_points_under(str(root))]
     except Exception as exc:  # noqa: BLE001 - the cgroups still go
         on_failure("workspace", exc, "")
         return
-    for path in paths:
-        if not path.name.endswith(WORKSPACE_SUFFIX) or _token_of(path.name) in owned:
+    stems = dict.fromkeys(stem for stem in map(_workspace_stem, names) if stem)
+    for stem in stems:
+        execution_id, _, token = stem.rpartition(".")
+        if token in owned:
             continue
-        execution_id = _execution_of(path.name)
+        workspace = Workspace(root / f"{stem}{WORKSPACE_SUFFIX}")
         try:
-            if _mtime(path) > cutoff:
+            if max(_mtime(workspace.path), _mtime(workspace.image)) > cutoff:
                 continue
-            log.warning("reaping workspace %s of execution %s: %s", path.name, execution_id, reason)
-            Workspace(path).remove()
+            log.warning("reaping workspace %s of execution %s: %s", stem, execution_id, reason)
+            workspace.remove()
         except Exception as exc:  # noqa: BLE001 - one workspace must not stop the reap
             on_failure("workspace", exc, execution_id)
 
@@ -123,6 +129,7 @@ def _reap_cgroup_parents(
 
 
 def _mtime(path: pathlib.Path) -> float:
+    """0 for a missing path."""
     try:
         return path.lstat().st_mtime
     except OSError:
@@ -130,14 +137,20 @@ def _mtime(path: pathlib.Path) -> float:
 
 
 def _token_of(name: str) -> str:
-    """Workspaces are '<execution>.<token>.ws'; cgroup parents '<token>' or
-    'sandboxmesh-<spawner>-<token>.slice'."""
-    if name.endswith(WORKSPACE_SUFFIX):
-        return name[: -len(WORKSPACE_SUFFIX)].rpartition(".")[2]
+    """Workspaces are '<execution>.<token>.ws' (and '.img'); cgroup parents
+    '<token>' or 'sandboxmesh-<spawner>-<token>.slice'."""
+    stem = _workspace_stem(name)
+    if stem:
+        return stem.rpartition(".")[2]
     if name.endswith(SLICE_SUFFIX):
         return name[: -len(SLICE_SUFFIX)].rpartition("-")[2]
     return name
 
 
-def _execution_of(workspace_name: str) -> str:
-    return workspace_name[: -len(WORKSPACE_SUFFIX)].rpartition(".")[0]
+def _workspace_stem(name: str) -> str:
+    """'<execution>.<token>' of a workspace's mount point or image; empty
+    for any other name."""
+    for suffix in (WORKSPACE_SUFFIX, IMAGE_SUFFIX):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return ""

@@ -22,6 +22,7 @@ from services.spawner.metrics import SpawnerMetrics
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
+from services.spawner.workspace import WorkspaceLimits, check_can_create
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Spawner:
                 f"Docker engine; it offers: {', '.join(self.available_runtimes)}"
             )
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
+        _check_workspaces(settings)
         self.inflight = InFlight(settings.capacity)
         self.network = self._network_access(settings, api)
         self.metrics = SpawnerMetrics(
@@ -236,6 +238,21 @@ def _max_lifetime_seconds(settings: SpawnerSettings) -> float:
 
 def _mint_proxy_token(secret: bytes, ttl: int, execution_id: str, tenant: str) -> str:
     return mint_credentials(secret, execution_id, tenant, ttl)
+
+
+def _check_workspaces(settings: SpawnerSettings) -> None:
+    """Every workspace is a filesystem the spawner makes and mounts: refuse
+    to start where it cannot, rather than fail every execution."""
+    try:
+        check_can_create(
+            settings.workspace_root, WorkspaceLimits(settings.max_workspace_bytes, settings.max_workspace_inodes)
+        )
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the spawner cannot work
+        raise ConfigurationError(
+            f"cannot make a workspace under SPAWNER_WORKSPACE_ROOT={settings.workspace_root!r} ({exc!r}); "
+            "the spawner must run as root with CAP_SYS_ADMIN, /dev/loop-control, access to loop "
+            "devices and mkfs.ext4"
+        ) from exc
 
 
 def _checked_ca_cert(path: str) -> str:

@@ -1,10 +1,18 @@
-"""Per-execution workspace on the host, bind-mounted at /workspace.
+"""Per-execution workspace, bind-mounted at /workspace.
 
-    <root>/<execution id>.<token>.ws/
+    <root>/<execution id>.<token>.img   a sparse file holding the filesystem
+    <root>/<execution id>.<token>.ws/   where that filesystem is mounted:
         code/      the staged files (the working directory)
         output/    harvested after every exit; prior outputs are staged here
         deps/      where requested packages are installed
         stdin      the request's standard input
+
+Each workspace is a filesystem of its own (ext4 in a loop-mounted image file
+as large as the workspace cap, with a bounded number of inodes), so the
+kernel refuses the write, allocation or file past the cap with ENOSPC and the
+host's disk never holds more than the image's size for it, whatever the
+program does (fallocate included). The image is never exposed to the
+sandbox: the kernel only ever parses filesystems the spawner made.
 
 Paths were validated before they get here (services/common/contract/paths.py); the
 resolved-path check below is a second, independent guard.
@@ -12,35 +20,78 @@ resolved-path check below is a second, independent guard.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
+import subprocess
 
+from services.spawner import loopmount
+from services.spawner.config import INODE_BYTES
 from services.spawner.removal import remove_tree
 from services.spawner.sandbox import SANDBOX_UID
 
 WORKSPACE_SUFFIX = ".ws"
-STAT_BLOCK_BYTES = 512  # st_blocks counts these, whatever the filesystem's block size
+IMAGE_SUFFIX = ".img"
+BLOCK_BYTES = 4096
+_IMAGE_MODE = 0o600
+_MKFS_SECONDS = 30
+# No journal (the filesystem dies with its execution), nothing reserved for
+# root, the root directory the sandbox user's, inode tables left for the
+# kernel to treat as empty instead of zeroed on the host's disk.
+_MKFS = [
+    "mkfs.ext4", "-q", "-F", "-b", str(BLOCK_BYTES), "-I", str(INODE_BYTES), "-m", "0", "-O", "^has_journal",
+    "-E", f"lazy_itable_init=1,nodiscard,root_owner={SANDBOX_UID}:{SANDBOX_UID}",
+]
+_MOUNT_FLAGS = loopmount.MS_NOSUID | loopmount.MS_NODEV | loopmount.MS_NOATIME
+# No background thread zeroing inode tables (that would write to the host's
+# disk for nothing); errors make the filesystem read-only, never panic.
+_MOUNT_OPTIONS = "noinit_itable,errors=remount-ro"
+_LOST_AND_FOUND = "lost+found"
+# Counted as exhausted once less than this fraction of its bytes or inodes is
+# free: a program that fails then most likely failed for want of space.
+_FULL_FRACTION = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkspaceLimits:
+    bytes: int  # the image's size, which is the most it takes on the host's disk
+    inodes: int  # files, directories and links together
 
 
 class Workspace:
     def __init__(self, path: pathlib.Path):
         self.path = path
+        self.image = path.with_suffix(IMAGE_SUFFIX)
         self.code = path / "code"
         self.output = path / "output"
         self.stdin = path / "stdin"
         self.deps = path / "deps"
+        self.limits: WorkspaceLimits | None = None
 
     @classmethod
-    def create(cls, root: str, execution_id: str, token: str) -> "Workspace":
-        base = pathlib.Path(root)
-        base.mkdir(parents=True, exist_ok=True)
-        path = base / f"{execution_id}.{token}{WORKSPACE_SUFFIX}"
-        path.mkdir(mode=0o755)
-        workspace = cls(path)
-        workspace.code.mkdir(mode=0o755)
-        workspace.output.mkdir(mode=0o755)
-        workspace.deps.mkdir(mode=0o755)
-        return workspace
+    def at(cls, root: str, execution_id: str, token: str) -> "Workspace":
+        """The workspace's place; nothing is made until create()."""
+        return cls(pathlib.Path(root) / f"{execution_id}.{token}{WORKSPACE_SUFFIX}")
+
+    def create(self, limits: WorkspaceLimits) -> None:
+        """Makes and mounts the filesystem. Whatever part of it exists when
+        this raises is for remove() to take away."""
+        self.limits = limits
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o755)
+        fd = os.open(self.image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _IMAGE_MODE)
+        try:
+            os.ftruncate(fd, limits.bytes)  # sparse: blocks are taken as they are written
+        finally:
+            os.close(fd)
+        subprocess.run(
+            [*_MKFS, "-N", str(limits.inodes), str(self.image)],
+            check=True, capture_output=True, timeout=_MKFS_SECONDS,
+        )
+        loopmount.mount_image(str(self.image), str(self.path), "ext4", _MOUNT_FLAGS, _MOUNT_OPTIONS)
+        (self.path / _LOST_AND_FOUND).rmdir()  # root's, of no use to the sandbox
+        for directory in (self.code, self.output, self.deps):
+            directory.mkdir(mode=0o755)
 
     def stage(self, files: tuple[tuple[str, bytes], ...], stdin: bytes) -> None:
         self._write_all(self.code, files)
@@ -62,46 +113,44 @@ class Workspace:
                 handle.write(content)
 
     def _hand_over(self) -> None:
-        """Make the workspace the sandbox user's. Running as root we chown;
-        otherwise we can only open it up."""
-        as_root = os.geteuid() == 0
+        """Make everything staged the sandbox user's."""
         for dirpath, dirnames, filenames in os.walk(self.path):
             for name in [*dirnames, *filenames]:
-                self._own(os.path.join(dirpath, name), as_root)
-        self._own(str(self.path), as_root)
+                os.lchown(os.path.join(dirpath, name), SANDBOX_UID, SANDBOX_UID)
 
-    @staticmethod
-    def _own(path: str, as_root: bool) -> None:
-        if as_root:
-            os.lchown(path, SANDBOX_UID, SANDBOX_UID)
-        else:
-            os.chmod(path, 0o777 if os.path.isdir(path) else 0o666)
-
-    def disk_usage(self, max_entries: int) -> tuple[int, int]:
-        """(bytes allocated, entries) under the workspace, counting no further
-        than max_entries + 1 entries. Never follows symlinks."""
-        used, entries = 0, 0
-        stack = [str(self.path)]
-        while stack and entries <= max_entries:
-            try:
-                with os.scandir(stack.pop()) as listing:
-                    for entry in listing:
-                        entries += 1
-                        if entries > max_entries:
-                            break
-                        try:
-                            info = entry.stat(follow_symlinks=False)
-                        except OSError:
-                            continue
-                        used += info.st_blocks * STAT_BLOCK_BYTES
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-            except OSError:
-                continue
-        return used, entries
+    def exhausted(self) -> str:
+        """Which of the workspace's limits is (all but) used up, as a
+        sentence; empty when neither is."""
+        if self.limits is None:
+            return ""  # never made
+        usage = os.statvfs(self.path)
+        if usage.f_bavail < usage.f_blocks * _FULL_FRACTION:
+            return f"the workspace ran out of space (its cap is {self.limits.bytes} bytes)"
+        if usage.f_favail < usage.f_files * _FULL_FRACTION:
+            return f"the workspace ran out of inodes (its cap is {self.limits.inodes} files and directories)"
+        return ""
 
     def remove(self) -> None:
-        """Removes the whole tree, however deep or locked the sandbox left it
+        """Unmounts the filesystem (lazily while something still uses it),
+        removes the mount point and deletes the image; any of them may be
+        missing. A directory that was never a mount point (a workspace of an
+        older spawner) is removed however deep or locked the sandbox left it
         (services/spawner/removal.py). Raises OSError when something stays;
         the caller logs and counts it."""
+        loopmount.unmount(str(self.path))
         remove_tree(str(self.path))
+        try:
+            self.image.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def check_can_create(root: str, limits: WorkspaceLimits) -> None:
+    """Makes and removes one workspace, so a spawner that may not mount
+    (no CAP_SYS_ADMIN, no loop devices, no mkfs.ext4) says so at start
+    rather than failing every execution."""
+    probe = Workspace.at(root, "probe", os.urandom(8).hex())
+    try:
+        probe.create(limits)
+    finally:
+        probe.remove()

@@ -19,6 +19,7 @@ from services.common.auth import ClientAuthInterceptor
 from services.spawner import sandbox
 from services.spawner.config import SpawnerSettings
 from services.spawner.server import start
+from tests.loops import loops_backed_under, mounts_under
 
 RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
 SECRET = secrets.token_hex(32)
@@ -98,6 +99,8 @@ def assert_nothing_left(api, spawner_name, workspace_root, cgroups) -> None:
     assert containers == [], f"containers left behind: {[c['Id'][:12] for c in containers]}"
     left = list(pathlib.Path(workspace_root).iterdir())
     assert left == [], f"workspaces left behind: {left}"
+    assert mounts_under(str(workspace_root)) == [], "workspace filesystems left mounted"
+    assert loops_backed_under(str(workspace_root)) == [], "loop devices left attached"
     parents = [p for base in cgroups.spawner_directories(spawner_name) for p in base.iterdir() if p.is_dir()]
     assert parents == [], f"cgroup parents left behind: {parents}"
     networks = api.networks(filters={"label": [f"{sandbox.LABEL_SPAWNER}={spawner_name}"]})

@@ -115,4 +115,5 @@ def test_disk_flood_is_stopped(stub, spawner_server):
     )
     outcome = execute(stub, request({"main.py": code}, timeout_ms=60_000))
     assert outcome.result.error_code == common.ERROR_CODE_OUTPUT_LIMIT, outcome.result
-    assert "workspace passed" in outcome.result.error_message
+    assert "the workspace ran out of space" in outcome.result.error_message
+    assert b"No space left on device" in outcome.stderr

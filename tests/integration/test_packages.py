@@ -87,3 +87,31 @@ def test_sdist_only_package_is_refused_by_default(package_spawner):
     req.packages.add(name="docopt", version="==0.6.2")
     outcome = execute(package_spawner, req, timeout=300)
     assert outcome.result.error_code == common.ERROR_CODE_PACKAGE_NOT_FOUND, outcome.result
+
+
+DATA_SCIENCE = """
+import os
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+import numpy, pandas, scipy.stats
+frame = pandas.DataFrame({'x': numpy.arange(10), 'y': scipy.stats.norm.pdf(numpy.linspace(-2, 2, 10))})
+frame.plot(x='x', y='y')
+plt.savefig('/workspace/output/chart.png')
+usage = os.statvfs('/workspace')
+print((usage.f_blocks - usage.f_bfree) * usage.f_frsize, usage.f_files - usage.f_ffree)
+"""
+
+
+def test_the_data_science_stack_fits_the_default_workspace(package_spawner):
+    """numpy, pandas, matplotlib and scipy install into the workspace (its
+    own filesystem, with the default byte and inode caps) and run."""
+    req = request({"main.py": DATA_SCIENCE})
+    for name in ("numpy", "pandas", "matplotlib", "scipy"):
+        req.packages.add(name=name)
+    outcome = execute(package_spawner, req, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, (outcome.result, outcome.stderr)
+    used_bytes, used_inodes = map(int, outcome.stdout.split())
+    assert used_bytes > 200 * 1024 * 1024 and used_inodes > 5_000  # the stack is in the workspace
+    chart = b"".join(e.output_file.content for e in outcome.events if e.WhichOneof("event") == "output_file")
+    assert chart.startswith(b"\x89PNG")

@@ -10,6 +10,7 @@ import pytest
 from services.spawner import sandbox
 from services.spawner.removal import remove_tree
 from services.spawner.server import start
+from services.spawner.workspace import Workspace, WorkspaceLimits
 from tests.hostile_trees import make_deep_tree, mount_tmpfs, unmount
 from tests.integration.conftest import (
     RUNTIME_IMAGE,
@@ -22,25 +23,31 @@ pytestmark = pytest.mark.integration
 
 
 def test_restart_reaps_leftovers(docker_api, tmp_path):
+    """As a crashed spawner leaves them: a running sandbox with its workspace
+    mounted, a workspace still mounted whose container is gone, and a lone
+    image. No mount or loop device survives the restart."""
     name = f"reap-{secrets.token_hex(4)}"
     root = tmp_path / "workspaces"
-    root.mkdir()
     token = secrets.token_hex(8)
-    workspace = root / f"orphan.{token}.ws"
-    (workspace / "code").mkdir(parents=True)
-    (workspace / "code" / "main.py").write_text("print(1)")
+    workspace = Workspace.at(str(root), "orphan", token)
+    workspace.create(WorkspaceLimits(64 * 1024 * 1024, 1024))
+    workspace.stage((("main.py", b"print(1)"),), b"")
+    Workspace.at(str(root), "containerless", secrets.token_hex(8)).create(WorkspaceLimits(64 * 1024 * 1024, 1024))
+    (root / f"lone.{secrets.token_hex(8)}.img").write_bytes(b"")
     labels = {
         sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
         sandbox.LABEL_SPAWNER: name,
         sandbox.LABEL_EXECUTION: "orphan",
-        sandbox.LABEL_WORKSPACE: workspace.name,
+        sandbox.LABEL_WORKSPACE: workspace.path.name,
     }
     created = docker_api.create_container(
         RUNTIME_IMAGE,
         command=["python3", sandbox.RUNNER, "hold"],
         labels=labels,
         host_config=docker_api.create_host_config(
-            network_mode="none", cgroup_parent=f"/sandbox-mesh/{name}/{token}"
+            network_mode="none",
+            cgroup_parent=f"/sandbox-mesh/{name}/{token}",
+            binds={str(workspace.path): {"bind": sandbox.WORKSPACE, "mode": "rw"}},
         ),
     )
     try:

@@ -29,6 +29,12 @@ S = common.ExecutionStatus
         (Facts(egress_denials=("x: off the list",)), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
         (Facts(outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
         (Facts(failed_step=(0, "a", 1), outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
+        # A program or install that failed with its workspace full failed for want of space.
+        (Facts(failed_step=(0, "a", 1), workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (Facts(install_failed=True, workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (Facts(oom_kills=1, failed_step=(0, "a", 137), workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
+        # A full workspace that did not make anything fail does not fail the run.
+        (Facts(workspace_exhausted="full"), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
     ],
 )
 def test_precedence(facts, status, code):

@@ -19,3 +19,7 @@ def test_not_found_markers():
     assert install.looks_not_found("ERROR: No matching distribution found for nopkg")
     assert install.looks_not_found("npm ERR! code E404\nnpm ERR! 404 Not Found")
     assert not install.looks_not_found("ERROR: Could not install packages due to an OSError")
+
+
+def test_installers_unpack_into_the_workspace_not_the_small_tmp():
+    assert install.install_environment()["TMPDIR"].startswith("/workspace/")

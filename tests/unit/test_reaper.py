@@ -7,15 +7,17 @@ import os
 import docker
 import pytest
 
-from services.spawner import sandbox
+from services.spawner import loopmount, sandbox
 from services.spawner.cgroups import ROOT_SEGMENT, CgroupLayout
 from services.spawner.reaper import reap
-from services.spawner.workspace import Workspace
+from services.spawner.workspace import Workspace, WorkspaceLimits
 from tests.hostile_trees import make_deep_tree
+from tests.loops import loops_backed_under, mounts_under
 
 SPAWNER = "unit"
 DEEP = 5_000
 OWNED_TOKEN = "0000000000000001"
+LIMITS = WorkspaceLimits(bytes=16 * 1024 * 1024, inodes=1024)
 
 
 class FakeEngine:
@@ -138,3 +140,29 @@ def test_young_leftovers_wait_for_the_sweep(tmp_path, cgroups):
     engine = FakeEngine([], failing="", gone="")
     reap(engine, SPAWNER, str(root), cgroups, set(), on_failure=lambda *f: failures.append(f), min_age_seconds=3600)
     assert young.exists() and failures == []
+
+
+def test_reap_unmounts_and_deletes_what_a_crashed_spawner_left(tmp_path, cgroups):
+    """Mounted workspaces (one with a process still inside), a lone image and
+    an empty mount point: all go, and no loop device or mount is left."""
+    root = tmp_path / "workspaces"
+    mounted = Workspace.at(str(root), "mounted", "bbbbbbbbbbbbbbbb")
+    busy = Workspace.at(str(root), "busy", "cccccccccccccccc")
+    for workspace in (mounted, busy):
+        workspace.create(LIMITS)
+    (mounted.output / "result.txt").write_text("x")
+    (root / "lone.dddddddddddddddd.img").write_bytes(b"\0" * 1024)
+    (root / "empty.eeeeeeeeeeeeeeee.ws").mkdir()
+    mine = Workspace.at(str(root), "mine", OWNED_TOKEN)
+    mine.create(LIMITS)
+    inside = os.open(busy.code, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        failures: list[tuple] = []
+        reap(FakeEngine([], "", ""), SPAWNER, str(root), cgroups, {OWNED_TOKEN}, lambda *f: failures.append(f))
+        assert failures == []
+        assert sorted(p.name for p in root.iterdir()) == [mine.image.name, mine.path.name]
+        assert loopmount.mount_points_under(str(root)) == [mine.path]
+    finally:
+        os.close(inside)
+        mine.remove()
+    assert loops_backed_under(str(root)) == [] and mounts_under(str(root)) == []
