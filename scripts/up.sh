@@ -5,7 +5,17 @@ cd "$(dirname "$0")/.."
 COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
 PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
 PORT=${SPAWNER_PORT:-50051}
-mkdir -p "${SPAWNER_WORKSPACE_ROOT:-/var/lib/sandbox-mesh/workspaces}"
+WORKSPACE_ROOT=${SPAWNER_WORKSPACE_ROOT:-/var/lib/sandbox-mesh/workspaces}
+mkdir -p "$WORKSPACE_ROOT"
+# The spawner mounts each workspace's filesystem inside its container; the
+# engine sees it only through a shared mount. Where the filesystem holding
+# the root is not shared, the root becomes one (bound onto itself; stays
+# until reboot, harmless).
+case "$(findmnt -n -o PROPAGATION -T "$WORKSPACE_ROOT")" in
+    *shared*) ;;
+    *) mountpoint -q "$WORKSPACE_ROOT" || mount --bind "$WORKSPACE_ROOT" "$WORKSPACE_ROOT"
+       mount --make-rshared "$WORKSPACE_ROOT" ;;
+esac
 
 # Secrets and tenant keys live in .env (mode 600); made on first use.
 source scripts/env_secrets.sh .env

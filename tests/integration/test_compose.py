@@ -18,11 +18,19 @@ from services.control.auth import TenantClientInterceptor
 from services.common.auth import ClientAuthInterceptor
 from sandbox.common.v1 import execution_pb2 as common
 from tests.integration.helpers import execute, request, free_port
+from tests.loops import loops_backed_under, mounts_under
 
 
 pytestmark = pytest.mark.integration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+FALLOCATE_5_GIB = """
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open('/workspace/hole', os.O_WRONLY | os.O_CREAT, 0o600)
+libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(5 * 1024**3))  # FALLOC_FL_KEEP_SIZE
+print(errno.errorcode.get(ctypes.get_errno()))
+"""
 
 
 PROBE = """
@@ -42,7 +50,7 @@ def _decision_lines(docker_api, container_id: str, execution_id: str) -> list[di
     return [d for d in decisions if d.get("execution_id") == execution_id]
 
 
-def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
+def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir):
     suffix = secrets.token_hex(4)
     project, port = f"sandbox-mesh-test-{suffix}", free_port()
     secret = secrets.token_hex(32)
@@ -53,7 +61,7 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
         COMPOSE_PROJECT_NAME=project,
         SPAWNER_PORT=str(port),
         SPAWNER_NAME=f"compose-{suffix}",
-        SPAWNER_WORKSPACE_ROOT=str(tmp_path / "workspaces"),
+        SPAWNER_WORKSPACE_ROOT=str(compose_dir / "workspaces"),
         SERVICE_SECRET=secret,
         EGRESS_SECRET=secrets.token_hex(32),
         SPAWNER_METRICS_PORT=str(free_port()),
@@ -78,6 +86,9 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
             stub = spawner_pb2_grpc.SpawnerStub(signed)
             outcome = execute(stub, request({"main.py": "print('via compose')"}))
             assert outcome.stdout == b"via compose\n", outcome.result
+            # The workspace the spawner mounted in its container is the sandbox's, and bounded.
+            outcome = execute(stub, request({"main.py": FALLOCATE_5_GIB}))
+            assert outcome.stdout == b"ENOSPC\n", (outcome.result, outcome.stderr)
             # Packages come in through the compose egress, the sandbox's only way out.
             with_package = request({"main.py": "import six\nprint(six.__version__)"})
             with_package.packages.add(name="six", version="==1.16.0")
@@ -125,4 +136,16 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, tmp_path):
     assert docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] in (None, [])
     assert docker_api.volumes(filters={"name": f"{project}-egress-ca"})["Volumes"] in (None, [])
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
-    assert list((tmp_path / "workspaces").iterdir()) == []
+    assert list((compose_dir / "workspaces").iterdir()) == []
+    workspaces = str(compose_dir / "workspaces")
+    assert mounts_under(workspaces) == [] and loops_backed_under(workspaces) == []
+
+
+@pytest.fixture
+def compose_dir(tmp_path):
+    """`make up` may make the workspace root a mount of its own (bound onto
+    itself, to share it with the spawner's container); undone here."""
+    yield tmp_path
+    root = tmp_path / "workspaces"
+    if os.path.ismount(root):
+        subprocess.run(["umount", str(root)], check=True)
