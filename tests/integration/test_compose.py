@@ -146,6 +146,5 @@ def compose_dir(tmp_path):
     """`make up` may make the workspace root a mount of its own (bound onto
     itself, to share it with the spawner's container); undone here."""
     yield tmp_path
-    root = tmp_path / "workspaces"
-    if os.path.ismount(root):
-        subprocess.run(["umount", str(root)], check=True)
+    for mount_point in reversed(mounts_under(str(tmp_path))):  # os.path.ismount misses a bind onto itself
+        subprocess.run(["umount", mount_point], check=True)
