@@ -153,14 +153,15 @@ class Relay:
     def record(self, key: str, verdict: Verdict, files: Sequence[tuple[str, bytes]] = ()) -> bool:
         """All-or-nothing: blobs first (temp + rename), then the rows and the
         quota settlement in one transaction; blobs this call created are
-        removed again when that transaction fails or is a no-op."""
+        removed again when no row took them (the transaction failed or was a
+        no-op, or the files were dropped over the tenant's storage quota)."""
         digests, created = self.blobs.put_all([content for _, content in files])
         stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests)]
         applied = False
         try:
             applied = self.store.finalize(key, verdict, stored)
         finally:
-            if not applied and created:
+            if created:
                 still_used = self.store.referenced(created)
                 self.blobs.remove([d for d in created if d not in still_used])
         return applied

@@ -108,7 +108,7 @@ def start(settings: ControlSettings) -> RunningServer:
         max_request_bytes=max_message_bytes(settings.limits),
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
-    artifacts = ArtifactService(database, settings.artifact_limits())
+    artifacts = ArtifactService(database, settings.artifact_limits(), quota_for=settings.quota_for)
     runs = RunService(executions, database, settings.prestage_limits())
     artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])

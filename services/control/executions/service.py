@@ -238,11 +238,24 @@ class ExecutionService:
 
     def quota(self, tenant: str) -> pb.Quota:
         usage = self.store.quota(tenant)
+        limits, stored = usage.limits, usage.stored
         return pb.Quota(
             tenant=tenant,
-            max_in_flight=usage.limits.max_in_flight,
+            max_in_flight=limits.max_in_flight,
             in_flight=usage.in_flight,
-            daily_cpu_seconds=usage.limits.daily_cpu_seconds,
+            daily_cpu_seconds=limits.daily_cpu_seconds,
             cpu_seconds_used=usage.cpu_seconds_used,
             day=usage.day,
+            daily_slot_seconds=limits.daily_slot_seconds,
+            slot_seconds_used=usage.slot_seconds_used,
+            slots_held=usage.slots_held,
+            max_stored_executions=limits.max_stored_executions,
+            stored_executions=stored.executions,
+            max_stored_output_bytes=limits.max_stored_output_bytes,
+            stored_output_bytes=stored.output_bytes,
+            max_stored_artifacts=limits.max_stored_artifacts,
+            stored_artifacts=stored.artifacts,
+            max_stored_artifact_bytes=limits.max_stored_artifact_bytes,
+            stored_artifact_bytes=stored.artifact_bytes,
+            retention_days=self.limits.retention_days,
         )
