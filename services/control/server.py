@@ -27,6 +27,7 @@ from services.control.executions.store import ExecutionStore
 from services.control.relay import Relay
 from services.control.runs.service import RunService
 from services.control.runs.servicer import ArtifactsAndRunsServicer
+from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     in_flight = InFlightExecutions()
-    relay = Relay(store, blobs, pool, in_flight, settings.queue_timeout_seconds)
+    slots = SlotScheduler(pool, store, lambda tenant: settings.quota_for(tenant).slot_share)
+    relay = Relay(store, blobs, pool, in_flight, slots)
     heartbeats = Heartbeats(
         store,
         in_flight,
@@ -93,7 +95,7 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
         watchdog_interval_seconds=settings.watchdog_interval_seconds,
         watchdog_min_seconds=settings.watchdog_min_seconds,
     )
-    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats)
+    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots)
 
 
 def start(settings: ControlSettings) -> RunningServer:
