@@ -21,6 +21,7 @@ from services.control.config import ControlSettings
 from services.control.db import Database
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
 from services.control.executions.store import ExecutionStore
@@ -95,7 +96,10 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
         watchdog_interval_seconds=settings.watchdog_interval_seconds,
         watchdog_min_seconds=settings.watchdog_min_seconds,
     )
-    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots)
+    retention = RetentionSweeper(
+        store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
+    )
+    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention)
 
 
 def start(settings: ControlSettings) -> RunningServer:

@@ -26,6 +26,7 @@ from services.control.executions.fair_queue import queue_seconds
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
+from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
 from services.control.relay import Relay, spawner_request
@@ -71,6 +72,7 @@ class ExecutionService:
         in_flight: InFlightExecutions,
         heartbeats: Heartbeats,
         slots: SlotScheduler,
+        retention: RetentionSweeper,
     ):
         self.limits = limits
         self.store = store
@@ -79,9 +81,11 @@ class ExecutionService:
         self.in_flight = in_flight
         self.heartbeats = heartbeats
         self.slots = slots
+        self.retention = retention
 
     def start(self) -> None:
         self.heartbeats.start()
+        self.retention.start()
 
     def stop(self, grace_seconds: float) -> None:
         """Cancels what is in flight here and waits for the records."""
@@ -92,6 +96,7 @@ class ExecutionService:
         for execution in live:
             execution.done.wait(max(0.0, deadline - time.monotonic()))
         self.heartbeats.stop()
+        self.retention.stop()
 
     # ---- admission -----------------------------------------------------------
 
