@@ -3,7 +3,10 @@
 A blob is written to a temporary file in the same directory, flushed and
 renamed into place, so a reader never sees a partial blob. `put_all` reports
 which blobs it created, so a caller whose database transaction then fails can
-remove exactly those (and no blob another execution already references).
+remove exactly those (and no blob another execution already references). A
+blob `put_all` finds already there gets its modification time renewed: the
+retention sweeper (executions/retention.py) leaves recently written or
+reused blobs alone, so it never removes one a finalize is about to reference.
 """
 
 from __future__ import annotations
@@ -47,8 +50,11 @@ class BlobStore:
 
     def _put(self, digest: str, content: bytes) -> bool:
         target = self.path(digest)
-        if target.exists():
+        try:
+            os.utime(target)  # reused: renewed, see the module's docstring
             return False
+        except FileNotFoundError:
+            pass
         target.parent.mkdir(exist_ok=True)
         temp = target.parent / f".tmp-{secrets.token_hex(8)}"
         try:
@@ -76,6 +82,14 @@ class BlobStore:
                     return
                 yield offset, data
                 offset += len(data)
+
+    def modified_at(self, digest: str) -> float | None:
+        """When the blob was written or last reused (Unix seconds); None when
+        there is no such blob."""
+        try:
+            return self.path(digest).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def all(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("*/*") if HEX.match(p.name))

@@ -24,12 +24,51 @@ from services.common.settings import CommaList
 MESH_LIMITS = RequestLimits()
 
 
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+SECONDS_PER_HOUR = 3600
+
+# Quota defaults (per tenant; see ControlSettings).
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_DAILY_CPU_SECONDS = 3600.0
+# Four slots held all day long would take 24 x 4 hours.
+DEFAULT_DAILY_SLOT_SECONDS = 4.0 * SECONDS_PER_HOUR
+DEFAULT_SLOT_SHARE = 0.5
+# Previews alone (two of CONTROL_PREVIEW_BYTES each) make at most about
+# 2.5 GiB of 20,000 records.
+DEFAULT_MAX_STORED_EXECUTIONS = 20_000
+DEFAULT_MAX_STORED_OUTPUT_BYTES = 1 * GIB
+DEFAULT_MAX_STORED_ARTIFACTS = 1_000
+DEFAULT_MAX_STORED_ARTIFACT_BYTES = 256 * MIB
+DEFAULT_RETENTION_DAYS = 30.0
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 30.0
+
+
 @dataclasses.dataclass(frozen=True)
 class QuotaLimits:
-    """One tenant's quota."""
+    """One tenant's quota: what it may run (in flight, CPU and slot time per
+    UTC day, its share of the mesh's slots) and what it may keep."""
 
-    max_in_flight: int
-    daily_cpu_seconds: float
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    daily_cpu_seconds: float = DEFAULT_DAILY_CPU_SECONDS
+    daily_slot_seconds: float = DEFAULT_DAILY_SLOT_SECONDS
+    # The most slots the tenant may hold at once is
+    # max(1, floor(the mesh's slots x slot_share)).
+    slot_share: float = DEFAULT_SLOT_SHARE
+    max_stored_executions: int = DEFAULT_MAX_STORED_EXECUTIONS
+    max_stored_output_bytes: int = DEFAULT_MAX_STORED_OUTPUT_BYTES
+    max_stored_artifacts: int = DEFAULT_MAX_STORED_ARTIFACTS
+    max_stored_artifact_bytes: int = DEFAULT_MAX_STORED_ARTIFACT_BYTES
+
+
+def default_quota(tenant: str) -> QuotaLimits:
+    """Every tenant's quota when no settings say otherwise."""
+    return QuotaLimits()
+
+
+# The keys of a CONTROL_TENANT_QUOTAS entry, and the type of each value (as
+# annotated: a name, with postponed annotations).
+QUOTA_KEYS = {field.name: field.type for field in dataclasses.fields(QuotaLimits)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +81,11 @@ class ExecutionLimits:
     preview_bytes: int
     # The mesh's size and count limits, checked at control's door.
     requests: RequestLimits = MESH_LIMITS
+    # The longest an execution waits in the queue for a slot (the caller's
+    # own deadline may cut it shorter).
+    max_queue_seconds: float = DEFAULT_QUEUE_TIMEOUT_SECONDS
+    # Finished executions are deleted this long after they finished (0: kept).
+    retention_days: float = DEFAULT_RETENTION_DAYS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,19 +148,38 @@ class ControlSettings(BaseSettings):
     # to spawners are unsigned and the tenant header is trusted as sent.
     insecure: bool = False
 
-    # Per-tenant quota defaults, overridable per tenant with
-    # `tenant_quotas` = JSON {"tenant": {"max_in_flight": 2, "daily_cpu_seconds": 60}}.
-    max_in_flight: int = Field(default=4, ge=1)
-    daily_cpu_seconds: float = Field(default=3600.0, ge=0)
+    # Per-tenant quota defaults, overridable per tenant with `tenant_quotas`
+    # = JSON {"tenant": {"max_in_flight": 2, "daily_cpu_seconds": 60}}; its
+    # keys are the names below (the fields of QuotaLimits).
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
+    daily_cpu_seconds: float = Field(default=DEFAULT_DAILY_CPU_SECONDS, ge=0)
+    # Wall-clock seconds of spawner slots per UTC day, pre-debited with the
+    # requested timeout like the CPU budget.
+    daily_slot_seconds: float = Field(default=DEFAULT_DAILY_SLOT_SECONDS, ge=0)
+    # A tenant holds at most max(1, floor(the mesh's slots x slot_share))
+    # slots at once; its other executions wait in the fair queue.
+    slot_share: float = Field(default=DEFAULT_SLOT_SHARE, gt=0, le=1)
+    # Storage: records of executions (runs included), bytes of their output
+    # files, artifacts, bytes of artifact files.
+    max_stored_executions: int = Field(default=DEFAULT_MAX_STORED_EXECUTIONS, ge=0)
+    max_stored_output_bytes: int = Field(default=DEFAULT_MAX_STORED_OUTPUT_BYTES, ge=0)
+    max_stored_artifacts: int = Field(default=DEFAULT_MAX_STORED_ARTIFACTS, ge=0)
+    max_stored_artifact_bytes: int = Field(default=DEFAULT_MAX_STORED_ARTIFACT_BYTES, ge=0)
     tenant_quotas: Annotated[dict[str, dict[str, float]], NoDecode] = Field(default_factory=dict)
+
+    # Finished executions, their output files and runs are deleted this long
+    # after they finished (0 keeps them); the sweeper looks this often.
+    retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, ge=0)
+    retention_sweep_seconds: float = Field(default=float(SECONDS_PER_HOUR), gt=0)
 
     # Timeout range; the requested timeout is what the CPU budget is
     # pre-debited with.
     default_timeout_ms: int = Field(default=10_000, ge=MIN_TIMEOUT_MS)
     max_timeout_ms: int = Field(default=300_000, ge=MIN_TIMEOUT_MS)
 
-    # How long an execution may wait for a spawner with a free slot.
-    queue_timeout_seconds: float = Field(default=30.0, ge=0)
+    # The longest an execution waits in the fair queue for a slot; a caller
+    # whose own deadline comes sooner waits until just before it.
+    queue_timeout_seconds: float = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=0)
     # A spawner whose call failed is skipped for this long.
     unhealthy_seconds: float = Field(default=10.0, ge=0)
     # Heartbeats and preview writes of running executions are flushed this often.
@@ -146,20 +209,33 @@ class ControlSettings(BaseSettings):
         if not self.spawners:
             raise ValueError("at least one spawner address is required")
         for tenant, limits in self.tenant_quotas.items():
-            unknown = set(limits) - {"max_in_flight", "daily_cpu_seconds"}
+            unknown = set(limits) - set(QUOTA_KEYS)
             if unknown:
                 raise ValueError(f"tenant_quotas[{tenant!r}]: unknown keys {sorted(unknown)}")
+            share = limits.get("slot_share", self.slot_share)
+            if not 0 < share <= 1:
+                raise ValueError(f"tenant_quotas[{tenant!r}]: slot_share must be in (0, 1]")
+            if any(value < 0 for value in limits.values()):
+                raise ValueError(f"tenant_quotas[{tenant!r}]: limits must not be negative")
         return self
 
     def quota_for(self, tenant: str) -> QuotaLimits:
-        limits = self.tenant_quotas.get(tenant, {})
-        return QuotaLimits(
-            int(limits.get("max_in_flight", self.max_in_flight)),
-            float(limits.get("daily_cpu_seconds", self.daily_cpu_seconds)),
-        )
+        overrides = self.tenant_quotas.get(tenant, {})
+        values = {}
+        for name, kind in QUOTA_KEYS.items():
+            value = overrides.get(name, getattr(self, name))
+            values[name] = int(value) if kind == "int" else float(value)
+        return QuotaLimits(**values)
 
     def execution_limits(self) -> ExecutionLimits:
-        return ExecutionLimits(self.default_timeout_ms, self.max_timeout_ms, self.preview_bytes, self.limits)
+        return ExecutionLimits(
+            self.default_timeout_ms,
+            self.max_timeout_ms,
+            self.preview_bytes,
+            requests=self.limits,
+            max_queue_seconds=self.queue_timeout_seconds,
+            retention_days=self.retention_days,
+        )
 
     def artifact_limits(self) -> ArtifactLimits:
         return ArtifactLimits.of(self.limits)

@@ -1,4 +1,5 @@
-"""The relay of an admitted execution to a spawner: pick one, call it, retry
+"""The relay of an admitted execution to a spawner: wait for a slot in the
+fair queue (services/control/slots.py), pick a spawner, call it, retry
 elsewhere while nothing started, stream its events to the caller's buffer
 and the record, and record the verdict.
 
@@ -39,6 +40,7 @@ from services.control.executions.models import (
     Verdict,
 )
 from services.control.executions.store import ExecutionStore
+from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
@@ -119,13 +121,13 @@ class Relay:
         blobs: BlobStore,
         pool: SpawnerPool,
         in_flight: InFlightExecutions,
-        queue_timeout_seconds: float,
+        slots: SlotScheduler,
     ):
         self.store = store
         self.blobs = blobs
         self.pool = pool
         self.in_flight = in_flight
-        self.queue_timeout_seconds = queue_timeout_seconds
+        self.slots = slots
 
     def start(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         """Relays `request` on a worker thread of its own."""
@@ -153,14 +155,15 @@ class Relay:
     def record(self, key: str, verdict: Verdict, files: Sequence[tuple[str, bytes]] = ()) -> bool:
         """All-or-nothing: blobs first (temp + rename), then the rows and the
         quota settlement in one transaction; blobs this call created are
-        removed again when that transaction fails or is a no-op."""
+        removed again when no row took them (the transaction failed or was a
+        no-op, or the files were dropped over the tenant's storage quota)."""
         digests, created = self.blobs.put_all([content for _, content in files])
         stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests)]
         applied = False
         try:
             applied = self.store.finalize(key, verdict, stored)
         finally:
-            if not applied and created:
+            if created:
                 still_used = self.store.referenced(created)
                 self.blobs.remove([d for d in created if d not in still_used])
         return applied
@@ -169,26 +172,28 @@ class Relay:
 
     def _work(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         try:
-            self._run(execution, request)
+            if self.slots.acquire(execution):
+                self._run(execution, request)
+            else:
+                self._queue_deadline_passed(execution)
         except Exception:  # noqa: BLE001 - whatever broke, the record gets a verdict
             log.exception("relay of execution %s failed", execution.key)
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
+            self.slots.release(execution)
             self.in_flight.remove(execution.key)
             execution.done.set()
             execution.push(END_OF_EVENTS)
 
     def _run(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         """Picks a spawner and calls it until one has taken the execution (or
-        it is cancelled, refused, or no spawner takes it in time)."""
-        deadline = time.monotonic() + self.queue_timeout_seconds
+        it is cancelled, refused, or no spawner takes it by its queue deadline)."""
         while True:
             if execution.cancel_reason is not None:
                 self._finalize(execution, Verdict(CANCELLED, "CANCELLED", execution.cancel_reason, cpu_seconds=0.0))
                 return
-            if time.monotonic() > deadline:
-                message = f"no spawner took the execution within {self.queue_timeout_seconds:.0f}s"
-                self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
+            if time.monotonic() > execution.queue_deadline:
+                self._queue_deadline_passed(execution)
                 return
             spawner = self.pool.pick()
             if spawner is None:
@@ -223,6 +228,20 @@ class Relay:
                 return
             self._stream(execution, spawner.address, call, first)
             return
+
+    def _queue_deadline_passed(self, execution: InFlightExecution) -> None:
+        """The queue deadline came before a spawner took the execution. A
+        full mesh or share refuses it (RESOURCE_EXHAUSTED, the record
+        discarded, its debits returned); with no spawner up at all it fails."""
+        refusal = self.slots.refusal(execution)
+        if refusal is None:
+            waited = time.monotonic() - execution.accepted_at
+            message = f"no spawner took the execution within {waited:.0f}s"
+            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
+        elif self.store.discard(execution.key):
+            execution.push(refusal)
+        else:
+            self._finish_event(execution)  # a verdict came first (a cancel)
 
     def _not_started(self, execution: InFlightExecution, address: str, exc: grpc.RpcError, outcome: str) -> None:
         """The spawner refused the request, or failed on it: it ends now,

@@ -21,12 +21,14 @@ from services.control.config import ControlSettings
 from services.control.db import Database
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
 from services.control.executions.store import ExecutionStore
 from services.control.relay import Relay
 from services.control.runs.service import RunService
 from services.control.runs.servicer import ArtifactsAndRunsServicer
+from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,8 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     in_flight = InFlightExecutions()
-    relay = Relay(store, blobs, pool, in_flight, settings.queue_timeout_seconds)
+    slots = SlotScheduler(pool, store, lambda tenant: settings.quota_for(tenant).slot_share)
+    relay = Relay(store, blobs, pool, in_flight, slots)
     heartbeats = Heartbeats(
         store,
         in_flight,
@@ -93,7 +96,10 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
         watchdog_interval_seconds=settings.watchdog_interval_seconds,
         watchdog_min_seconds=settings.watchdog_min_seconds,
     )
-    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats)
+    retention = RetentionSweeper(
+        store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
+    )
+    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention)
 
 
 def start(settings: ControlSettings) -> RunningServer:
@@ -108,7 +114,7 @@ def start(settings: ControlSettings) -> RunningServer:
         max_request_bytes=max_message_bytes(settings.limits),
     )
     control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
-    artifacts = ArtifactService(database, settings.artifact_limits())
+    artifacts = ArtifactService(database, settings.artifact_limits(), quota_for=settings.quota_for)
     runs = RunService(executions, database, settings.prestage_limits())
     artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])

@@ -1,5 +1,7 @@
 """The spawners control may use: picks the one with the most free slots
-(`Info`), skips one whose call failed for a while, signs every call."""
+(`Info`), knows the mesh's slots (the sum of what the healthy spawners
+report as their capacity), skips one whose call failed for a while, signs
+every call."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 256 * 1024 * 1024
 INFO_TIMEOUT = 3.0
+# A spawner's reported capacity is asked again when older than this.
+CAPACITY_TTL_SECONDS = 5.0
 
 
 @dataclasses.dataclass
@@ -26,12 +30,17 @@ class Spawner:
     channel: grpc.Channel
     stub: spawner_pb2_grpc.SpawnerStub
     unhealthy_until: float = 0.0
+    # Its slots as it last reported them (Info), and when.
+    capacity: int = 0
+    capacity_at: float = float("-inf")
 
 
 class SpawnerPool:
     def __init__(self, addresses: tuple[str, ...], secret: bytes | None, unhealthy_seconds: float):
         self.unhealthy_seconds = unhealthy_seconds
         self._lock = threading.Lock()
+        # Held by the one thread asking stale spawners for their capacity.
+        self._refreshing = threading.Lock()
         self._spawners: dict[str, Spawner] = {}
         for address in addresses:
             channel = grpc.insecure_channel(
@@ -58,18 +67,38 @@ class SpawnerPool:
             if spawner is not None:
                 spawner.unhealthy_until = time.monotonic() + self.unhealthy_seconds
 
+    def _info(self, spawner: Spawner) -> spb.InfoResponse | None:
+        """The spawner's Info (its capacity noted), or None when the call failed."""
+        try:
+            info = spawner.stub.Info(spb.InfoRequest(), timeout=INFO_TIMEOUT)
+        except grpc.RpcError as exc:
+            self.mark_unhealthy(spawner.address, f"Info failed: {exc.code().name}")
+            return None
+        spawner.capacity, spawner.capacity_at = info.capacity, time.monotonic()
+        return info
+
     def pick(self) -> Spawner | None:
         """The healthy spawner with the most free slots, or None when none has one."""
         best, best_free = None, 0
         for spawner in self.healthy():
-            try:
-                info = spawner.stub.Info(spb.InfoRequest(), timeout=INFO_TIMEOUT)
-            except grpc.RpcError as exc:
-                self.mark_unhealthy(spawner.address, f"Info failed: {exc.code().name}")
-                continue
-            if info.free_slots > best_free:
+            info = self._info(spawner)
+            if info is not None and info.free_slots > best_free:
                 best, best_free = spawner, info.free_slots
         return best
+
+    def capacity(self) -> int:
+        """The mesh's slots: what the healthy spawners reported as their
+        capacity, asked again when older than CAPACITY_TTL_SECONDS (by one
+        thread at a time; the others take the last answers)."""
+        now = time.monotonic()
+        stale = [s for s in self.healthy() if now - s.capacity_at > CAPACITY_TTL_SECONDS]
+        if stale and self._refreshing.acquire(blocking=False):
+            try:
+                for spawner in stale:
+                    self._info(spawner)
+            finally:
+                self._refreshing.release()
+        return sum(spawner.capacity for spawner in self.healthy())
 
     def cancel(self, address: str, execution_key: str, tenant: str) -> bool:
         spawner = self._spawners.get(address)

@@ -4,7 +4,8 @@ transaction over the store (store.py), returns views.
 Order of checks: the request itself (INVALID_ARGUMENT), then the artifact
 (NOT_FOUND, also for another tenant's), then the revision (ABORTED), then
 the artifact's state (NOT_FOUND / ALREADY_EXISTS for paths,
-FAILED_PRECONDITION, RESOURCE_EXHAUSTED for caps).
+FAILED_PRECONDITION, RESOURCE_EXHAUSTED for the artifact's caps, then for
+the tenant's storage quota).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from services.control.artifacts.rules import (
     check_path,
     check_title,
 )
-from services.control.config import ArtifactLimits
+from services.control.config import ArtifactLimits, QuotaLimits, default_quota
 from services.control.db import Database
 from services.control.errors import InvalidArgument
 from services.control.pagination import PageRequest
@@ -40,10 +41,18 @@ def _now_ms(clock: Callable[[], float]) -> int:
 class ArtifactService:
     """Validates a request, runs it in one transaction, returns views."""
 
-    def __init__(self, database: Database, limits: ArtifactLimits, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        database: Database,
+        limits: ArtifactLimits,
+        clock: Callable[[], float] = time.time,
+        quota_for: Callable[[str], QuotaLimits] = default_quota,
+    ):
         self.db = database
         self.limits = limits
         self.clock = clock
+        # The tenant's quota: how many artifacts and bytes of files it may keep.
+        self.quota_for = quota_for
 
     def _write_args(self, artifact_id: str, expected: int) -> None:
         check_artifact_id(artifact_id)
@@ -56,7 +65,9 @@ class ArtifactService:
             check_path("entry", entry, self.limits)
         specs = check_packages(language_name, packages, self.limits)
         with self.db.write() as session:
-            return store.create_artifact(session, tenant, language, title, entry, specs, _now_ms(self.clock))
+            return store.create_artifact(
+                session, self.quota_for(tenant), tenant, language, title, entry, specs, _now_ms(self.clock)
+            )
 
     def get(self, tenant: str, artifact_id: str) -> ArtifactView:
         check_artifact_id(artifact_id)
@@ -86,14 +97,20 @@ class ArtifactService:
         check_path("path", path, self.limits)
         content = check_content("content", content, self.limits)
         with self.db.write() as session:
-            return store.create_file(session, self.limits, tenant, artifact_id, expected, path, content, _now_ms(self.clock))
+            return store.create_file(
+                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content,
+                _now_ms(self.clock),
+            )
 
     def update_file(self, tenant: str, artifact_id: str, expected: int, path: str, content: bytes):
         self._write_args(artifact_id, expected)
         check_path("path", path, self.limits)
         content = check_content("content", content, self.limits)
         with self.db.write() as session:
-            return store.update_file(session, self.limits, tenant, artifact_id, expected, path, content, _now_ms(self.clock))
+            return store.update_file(
+                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content,
+                _now_ms(self.clock),
+            )
 
     def delete_file(self, tenant: str, artifact_id: str, expected: int, path: str):
         self._write_args(artifact_id, expected)

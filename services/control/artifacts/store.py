@@ -11,6 +11,10 @@ waits, then re-checks the WHERE against the committed revision); on SQLite
 write transactions are `BEGIN IMMEDIATE` and so run one at a time. Whatever
 the write then finds wrong (a missing path, a cap) raises, and the whole
 transaction, bump included, rolls back.
+
+Writes that add or remove artifacts or bytes of artifact files count them in
+the tenant's quota row in the same transaction (quotas/ledger.py), after the
+revision check; over the tenant's storage quota they raise QuotaExceeded.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from services.control.artifacts.rules import (
     merge_packages,
     new_artifact_id,
 )
-from services.control.config import ArtifactLimits
+from services.control.config import ArtifactLimits, QuotaLimits
 from services.control.errors import AlreadyExists, FailedPrecondition, LimitExceeded, NotFound, StaleRevision
 from services.control.pagination import PageRequest, Position, cut, newest_first
+from services.control.quotas import ledger
 
 
 def packages_of(row: ArtifactRow) -> tuple[PackageSpec, ...]:
@@ -118,6 +123,7 @@ def bump_revision(session: Session, tenant: str, artifact_id: str, expected: int
 
 def create_artifact(
     session: Session,
+    quota: QuotaLimits,
     tenant: str,
     language: int,
     title: str,
@@ -126,6 +132,7 @@ def create_artifact(
     now_ms: int,
     artifact_id: str | None = None,
 ) -> ArtifactView:
+    ledger.charge_artifacts(session, tenant, quota, ledger.utc_day(now_ms), artifacts=1)
     row = ArtifactRow(
         id=artifact_id or new_artifact_id(),
         tenant=tenant,
@@ -209,7 +216,7 @@ def _check_totals_after(
 
 
 def create_file(
-    session: Session, limits: ArtifactLimits, tenant: str, artifact_id: str, expected: int,
+    session: Session, limits: ArtifactLimits, quota: QuotaLimits, tenant: str, artifact_id: str, expected: int,
     path: str, content: bytes, now_ms: int,
 ) -> tuple[ArtifactView, FileView]:
     row = bump_revision(session, tenant, artifact_id, expected, now_ms)
@@ -218,6 +225,7 @@ def create_file(
     if other is not None:
         raise AlreadyExists(collision_message("path", path, other))
     _check_totals_after(limits, artifact_id, files, add=len(content), remove=None)
+    ledger.charge_artifacts(session, tenant, quota, ledger.utc_day(now_ms), artifact_bytes=len(content))
     stored = ArtifactFileRow(
         artifact_id=artifact_id,
         path=path,
@@ -232,12 +240,14 @@ def create_file(
 
 
 def update_file(
-    session: Session, limits: ArtifactLimits, tenant: str, artifact_id: str, expected: int,
+    session: Session, limits: ArtifactLimits, quota: QuotaLimits, tenant: str, artifact_id: str, expected: int,
     path: str, content: bytes, now_ms: int,
 ) -> tuple[ArtifactView, FileView]:
     row = bump_revision(session, tenant, artifact_id, expected, now_ms)
     stored = _file_row(session, artifact_id, path)
     _check_totals_after(limits, artifact_id, file_index(session, artifact_id), add=len(content), remove=path)
+    growth = len(content) - stored.size
+    ledger.charge_artifacts(session, tenant, quota, ledger.utc_day(now_ms), artifact_bytes=growth)
     stored.content = content
     stored.size = len(content)
     stored.sha256 = hashlib.sha256(content).hexdigest()
@@ -257,6 +267,7 @@ def delete_file(
         )
     view = _file_view(stored)
     session.delete(stored)
+    ledger.credit_artifacts(session, tenant, ledger.utc_day(now_ms), artifact_bytes=stored.size)
     return _view_of(session, row), view
 
 

@@ -18,14 +18,16 @@ END_OF_EVENTS = object()
 class InFlightExecution:
     """One execution relayed by this process: the buffer of events its caller
     reads, the first `preview_bytes` of stdout and stderr (flushed to the
-    record by the heartbeat flusher), and what a cancel needs to reach it
-    (the spawner's address, the spawner call, the reason)."""
+    record by the heartbeat flusher), what a cancel needs to reach it (the
+    spawner's address, the spawner call, the reason), and how long it may
+    wait for a slot (`queue_seconds` from now: its queue deadline)."""
 
-    def __init__(self, row: ExecutionRow, preview_bytes: int):
+    def __init__(self, row: ExecutionRow, preview_bytes: int, queue_seconds: float):
         self.key = row.key
         self.tenant = row.tenant
         self.execution_id = row.execution_id
         self.accepted_at = time.monotonic()
+        self.queue_deadline = self.accepted_at + queue_seconds
         self.events: queue.Queue = queue.Queue()
         self.preview_bytes = preview_bytes
         self.lock = threading.Lock()

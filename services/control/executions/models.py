@@ -1,5 +1,6 @@
-"""Tables of executions (revisions 0001 and 0002) and the values the
-execution store takes and returns.
+"""Tables of executions (revisions 0001, 0002 and 0103) and the values the
+execution store takes and returns. The tenants' quota row is
+services/control/quotas/models.py.
 
 The schema itself is created and upgraded by the alembic migrations in
 services/control/migrations/versions; a unit test keeps the two identical.
@@ -8,26 +9,16 @@ services/control/migrations/versions; a unit test keeps the two identical.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Optional
 
 from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from services.control.config import QuotaLimits
 
 # Statuses as stored (lower-case names of common.v1.ExecutionStatus).
 QUEUED, INSTALLING, RUNNING = "queued", "installing", "running"
 COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
-
-
-class TenantQuota(SQLModel, table=True):
-    """One row per tenant: the row reservations lock, and today's CPU debit."""
-
-    __tablename__ = "tenant_quotas"
-
-    tenant: str = Field(primary_key=True, max_length=64)
-    day: str = Field(max_length=10)  # UTC YYYY-MM-DD the debit belongs to
-    cpu_seconds_debited: float = 0.0
 
 
 class ExecutionRow(SQLModel, table=True):
@@ -37,6 +28,10 @@ class ExecutionRow(SQLModel, table=True):
         Index("ix_executions_tenant_created", "tenant", "created_at_ms", "key"),
         Index("ix_executions_tenant_session", "tenant", "session_id"),
         Index("ix_executions_status_heartbeat", "status", "heartbeat_at_ms"),
+        # Added by revision 0103: the counts of admission and of the fair
+        # share, and the retention sweeper's scan.
+        Index("ix_executions_tenant_status", "tenant", "status"),
+        Index("ix_executions_finished", "finished_at_ms"),
     )
 
     # Control's own id: unique across tenants, the id the spawner sees.
@@ -66,6 +61,10 @@ class ExecutionRow(SQLModel, table=True):
     stderr_preview: bytes = Field(default=b"", sa_type=LargeBinary)
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    # Added by revision 0103: the slot-time pre-debit (the requested
+    # timeout) and when the execution took a slot of the mesh (0: waiting).
+    slot_debit: float = 0.0
+    slot_at_ms: int = Field(default=0, sa_type=BigInteger)
 
 
 class OutputFileRow(SQLModel, table=True):
@@ -119,10 +118,11 @@ class Previews:
     stderr_truncated: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class QuotaUsage:
-    tenant: str
-    limits: QuotaLimits
-    in_flight: int
-    cpu_seconds_used: float
-    day: str
+class Claim(enum.Enum):
+    """What asking the database for one of the tenant's slots came to."""
+
+    CLAIMED = "claimed"
+    # The tenant already holds its share (counted across control replicas).
+    SHARE_FULL = "share_full"
+    # The execution has its verdict (or is gone): nothing to start.
+    ENDED = "ended"

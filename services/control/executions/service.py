@@ -1,5 +1,6 @@
 """The execution service: admits executions against the tenant's quota,
-hands them to the relay, cancels them, and answers the reads. The gRPC
+hands them to the relay (which waits for a fair slot, slots.py), cancels
+them, and answers the reads. The gRPC
 servicer (servicer.py) is a thin layer on this; the relay to the spawners is
 services/control/relay.py."""
 
@@ -21,12 +22,15 @@ from services.control.blobs import BlobStore
 from services.control.config import ExecutionLimits
 from services.control.errors import InvalidArgument
 from services.control.executions import messages, states
+from services.control.executions.fair_queue import queue_seconds
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
+from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
 from services.control.relay import Relay, spawner_request
+from services.control.slots import SlotScheduler
 
 # How long a cancel waits for the spawner's CANCELLED result before control
 # records the cancellation itself.
@@ -67,6 +71,8 @@ class ExecutionService:
         relay: Relay,
         in_flight: InFlightExecutions,
         heartbeats: Heartbeats,
+        slots: SlotScheduler,
+        retention: RetentionSweeper,
     ):
         self.limits = limits
         self.store = store
@@ -74,9 +80,12 @@ class ExecutionService:
         self.relay = relay
         self.in_flight = in_flight
         self.heartbeats = heartbeats
+        self.slots = slots
+        self.retention = retention
 
     def start(self) -> None:
         self.heartbeats.start()
+        self.retention.start()
 
     def stop(self, grace_seconds: float) -> None:
         """Cancels what is in flight here and waits for the records."""
@@ -87,6 +96,7 @@ class ExecutionService:
         for execution in live:
             execution.done.wait(max(0.0, deadline - time.monotonic()))
         self.heartbeats.stop()
+        self.retention.stop()
 
     # ---- admission -----------------------------------------------------------
 
@@ -123,16 +133,21 @@ class ExecutionService:
         row: ExecutionRow,
         request: pb.ExecuteRequest,
         *,
+        caller_seconds: float | None = None,
         prior_outputs: Sequence[common.File] = (),
         stderr_notice: bytes = b"",
     ) -> InFlightExecution:
         """Starts relaying an admitted execution; the caller reads `events()`.
+        `caller_seconds` is what is left of the caller's deadline (None:
+        none): the execution waits for a slot until just before it, at most
+        the configured maximum.
 
         Extras of artifact runs, not in the public ExecuteRequest:
         `prior_outputs` are pre-staged into /workspace/output/ by the
         spawner; `stderr_notice` is sent as the first stderr chunk and kept
         in the stderr preview."""
-        execution = InFlightExecution(row, self.limits.preview_bytes)
+        wait = queue_seconds(self.limits.max_queue_seconds, caller_seconds)
+        execution = InFlightExecution(row, self.limits.preview_bytes, wait)
         self.in_flight.add(execution)
         accepted = pb.Accepted(execution_id=row.execution_id, status=common.EXECUTION_STATUS_QUEUED)
         execution.push(pb.ExecuteEvent(accepted=accepted))
@@ -142,16 +157,20 @@ class ExecutionService:
         self.relay.start(execution, spawner_request(row.key, row.tenant, row.timeout_ms, request, prior_outputs))
         return execution
 
-    def execute(self, tenant: str, request: pb.ExecuteRequest) -> InFlightExecution:
+    def execute(
+        self, tenant: str, request: pb.ExecuteRequest, caller_seconds: float | None = None
+    ) -> InFlightExecution:
         """Checks, admits (in a transaction of its own) and launches."""
         admission = self.check(request)
         with self.store.db.write() as session:
             row = self.admit(session, tenant, admission)
-        return self.launch(row, request)
+        return self.launch(row, request, caller_seconds=caller_seconds)
 
     @staticmethod
     def events(execution: InFlightExecution) -> Iterator[pb.ExecuteEvent]:
-        """The caller's view: events until `finished`."""
+        """The caller's view: events until `finished`; raises the refusal of
+        an execution still waiting for a slot at its queue deadline
+        (QuotaExceeded, relay.py)."""
         while True:
             try:
                 item = execution.events.get(timeout=EVENT_POLL_SECONDS)
@@ -161,6 +180,8 @@ class ExecutionService:
                 continue
             if item is END_OF_EVENTS:
                 return
+            if isinstance(item, Exception):
+                raise item
             yield item
 
     def listener_gone(self, execution: InFlightExecution) -> None:
@@ -238,11 +259,27 @@ class ExecutionService:
 
     def quota(self, tenant: str) -> pb.Quota:
         usage = self.store.quota(tenant)
+        limits, stored = usage.limits, usage.stored
+        slots = self.slots.slots()
         return pb.Quota(
             tenant=tenant,
-            max_in_flight=usage.limits.max_in_flight,
+            max_in_flight=limits.max_in_flight,
             in_flight=usage.in_flight,
-            daily_cpu_seconds=usage.limits.daily_cpu_seconds,
+            daily_cpu_seconds=limits.daily_cpu_seconds,
             cpu_seconds_used=usage.cpu_seconds_used,
             day=usage.day,
+            daily_slot_seconds=limits.daily_slot_seconds,
+            slot_seconds_used=usage.slot_seconds_used,
+            max_slots=self.slots.max_slots(tenant, slots),
+            slots_held=usage.slots_held,
+            mesh_slots=slots,
+            max_stored_executions=limits.max_stored_executions,
+            stored_executions=stored.executions,
+            max_stored_output_bytes=limits.max_stored_output_bytes,
+            stored_output_bytes=stored.output_bytes,
+            max_stored_artifacts=limits.max_stored_artifacts,
+            stored_artifacts=stored.artifacts,
+            max_stored_artifact_bytes=limits.max_stored_artifact_bytes,
+            stored_artifact_bytes=stored.artifact_bytes,
+            retention_days=self.limits.retention_days,
         )

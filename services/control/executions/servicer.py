@@ -18,7 +18,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
 
     @grpc_errors
     def Execute(self, request, context):
-        execution = self.executions.execute(tenant_of(context), request)
+        execution = self.executions.execute(tenant_of(context), request, context.time_remaining())
         context.add_callback(lambda: self.executions.listener_gone(execution))
         yield from self.executions.events(execution)
 

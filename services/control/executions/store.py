@@ -1,54 +1,49 @@
 """The execution store: executions, their transitions, output file rows,
-quotas; all of its SQL.
+and the quota bookkeeping they carry; all of its SQL.
 
 Every state change is a conditional UPDATE guarded by the transition table
-(states.py); every reservation runs in one write transaction that locks the
-tenant's quota row (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the database
-write lock of BEGIN IMMEDIATE), counts what is in flight, checks the CPU
-budget, debits it and inserts the execution.
+(states.py). Every write a quota limits locks the tenant's quota row first
+(services/control/quotas/ledger.py): a reservation locks it, counts what is
+in flight, checks the budgets and what is stored, debits and inserts the
+execution in one transaction; a verdict locks it, keeps the output files
+that fit the storage quota and settles the debits in one transaction.
 """
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from services.control.config import QuotaLimits
 from services.control.db import Database
-from services.control.errors import AlreadyExists, NotFound, QuotaExceeded
+from services.control.errors import AlreadyExists, NotFound
 from services.control.executions import states
 from services.control.executions.models import (
     QUEUED,
+    Claim,
     RUNNING,
     ExecutionRow,
     OutputFileRow,
     Previews,
-    QuotaUsage,
     StoredFile,
-    TenantQuota,
     Verdict,
 )
 from services.control.pagination import FIRST_PAGE, PageRequest, Position, cut, newest_first
+from services.control.quotas import accounting, ledger
+from services.control.quotas.ledger import utc_day
+from services.control.quotas.models import QuotaUsage, Stored
 
 # The watchdog's grace for a silent execution, in multiples of its timeout
 # (at least the watchdog's minimum).
 HEARTBEAT_GRACE_FACTOR = 2
-# Slack in the CPU budget check, so a budget spent exactly is not refused by
-# float rounding.
-BUDGET_EPSILON = 1e-9
+MS_PER_SECOND = 1000
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def utc_day(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
+    return int(time.time() * MS_PER_SECOND)
 
 
 class ExecutionStore:
@@ -59,24 +54,24 @@ class ExecutionStore:
 
     # ---- quota and admission -------------------------------------------
 
-    def _lock_quota(self, session: Session, tenant: str, today: str) -> TenantQuota:
-        table = TenantQuota.__table__
-        values = dict(tenant=tenant, day=today, cpu_seconds_debited=0.0)
-        insert = postgresql.insert(table) if self.db.dialect == "postgresql" else sqlite.insert(table)
-        session.execute(insert.values(**values).on_conflict_do_nothing(index_elements=["tenant"]))
-        quota = session.exec(
-            select(TenantQuota).where(TenantQuota.tenant == tenant).with_for_update()
-        ).one()
-        if quota.day != today:
-            quota.day = today
-            quota.cpu_seconds_debited = 0.0
-        return quota
-
     def _in_flight(self, session: Session, tenant: str) -> int:
         return session.exec(
             select(func.count())
             .select_from(ExecutionRow)
             .where(ExecutionRow.tenant == tenant, col(ExecutionRow.status).in_(states.NONTERMINAL))
+        ).one()
+
+    def _slots_held(self, session: Session, tenant: str) -> int:
+        """The tenant's executions holding a slot of the mesh, whichever
+        control replica relays them."""
+        return session.exec(
+            select(func.count())
+            .select_from(ExecutionRow)
+            .where(
+                ExecutionRow.tenant == tenant,
+                col(ExecutionRow.status).in_(states.NONTERMINAL),
+                ExecutionRow.slot_at_ms > 0,
+            )
         ).one()
 
     def reserve(
@@ -106,16 +101,19 @@ class ExecutionStore:
         timeout_ms: int,
     ) -> ExecutionRow:
         """Admits one execution inside the caller's write transaction
-        (Database.write): quota check, debit and insert. Raises QuotaExceeded
-        or AlreadyExists; the caller's transaction then rolls back, so nothing
-        changed. A caller with rows of its own that must exist exactly when
-        the execution does (a run's record) writes them in the same
-        transaction."""
+        (Database.write): quota checks, debits and insert. Raises
+        QuotaExceeded or AlreadyExists; the caller's transaction then rolls
+        back, so nothing changed. A caller with rows of its own that must
+        exist exactly when the execution does (a run's record) writes them
+        in the same transaction.
+
+        The requested timeout is pre-debited twice: from the CPU budget and
+        from the slot-time budget; the verdict settles each to what was used."""
         limits = self.limits_for(tenant)
-        debit = timeout_ms / 1000.0
+        debit = timeout_ms / MS_PER_SECOND
         now = self.clock()
         today = utc_day(now)
-        quota = self._lock_quota(session, tenant, today)
+        quota = ledger.lock(session, tenant, today)
         duplicate = session.exec(
             select(ExecutionRow.key).where(
                 ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id
@@ -123,22 +121,10 @@ class ExecutionStore:
         ).first()
         if duplicate is not None:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
-        in_flight = self._in_flight(session, tenant)
-        if in_flight >= limits.max_in_flight:
-            raise QuotaExceeded(
-                tenant,
-                f"tenant:{tenant}/executions_in_flight",
-                f"{in_flight} of {limits.max_in_flight} executions in flight; wait for one to finish",
-            )
-        if quota.cpu_seconds_debited + debit > limits.daily_cpu_seconds + BUDGET_EPSILON:
-            left = max(0.0, limits.daily_cpu_seconds - quota.cpu_seconds_debited)
-            raise QuotaExceeded(
-                tenant,
-                f"tenant:{tenant}/daily_cpu_seconds",
-                f"{left:.1f} of {limits.daily_cpu_seconds:.1f} CPU seconds left today (UTC); "
-                f"the requested timeout needs {debit:.1f}",
-            )
+        accounting.check_admission(tenant, limits, quota, self._in_flight(session, tenant), debit)
         quota.cpu_seconds_debited += debit
+        quota.slot_seconds_debited += debit
+        quota.stored_executions += 1
         session.add(quota)
         row = ExecutionRow(
             key=key,
@@ -149,6 +135,7 @@ class ExecutionStore:
             status=QUEUED,
             timeout_ms=timeout_ms,
             cpu_debit=debit,
+            slot_debit=debit,
             debit_day=today,
             created_at_ms=now,
             heartbeat_at_ms=now,
@@ -164,10 +151,18 @@ class ExecutionStore:
         limits = self.limits_for(tenant)
         today = utc_day(self.clock())
         with self.db.read() as session:
-            quota = session.get(TenantQuota, tenant)
-            used = quota.cpu_seconds_debited if quota is not None and quota.day == today else 0.0
-            in_flight = self._in_flight(session, tenant)
-        return QuotaUsage(tenant, limits, in_flight, used, today)
+            quota = ledger.read(session, tenant)
+            today_quota = quota is not None and quota.day == today
+            return QuotaUsage(
+                tenant,
+                limits,
+                in_flight=self._in_flight(session, tenant),
+                cpu_seconds_used=quota.cpu_seconds_debited if today_quota else 0.0,
+                day=today,
+                slot_seconds_used=quota.slot_seconds_debited if today_quota else 0.0,
+                slots_held=self._slots_held(session, tenant),
+                stored=Stored.of(quota),
+            )
 
     # ---- transitions ---------------------------------------------------
 
@@ -192,30 +187,64 @@ class ExecutionStore:
             return self._conditional(session, key, target, **values)
 
     def assign_spawner(self, key: str, spawner: str) -> bool:
-        """Records which spawner runs it; False when it is already terminal."""
+        """Records which spawner runs it (and, unless a claim already did,
+        that it holds a slot from now on); False when it is already terminal."""
+        now = self.clock()
+        slot_at = sa.case((col(ExecutionRow.slot_at_ms) == 0, now), else_=col(ExecutionRow.slot_at_ms))
         with self.db.write() as session:
             result = session.execute(
                 sa.update(ExecutionRow)
                 .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.NONTERMINAL))
-                .values(spawner=spawner, heartbeat_at_ms=self.clock())
+                .values(spawner=spawner, heartbeat_at_ms=now, slot_at_ms=slot_at)
             )
             return result.rowcount == 1
 
+    def claim_slot(self, key: str, tenant: str, max_slots: int) -> Claim:
+        """Marks the execution as holding a slot of the mesh, unless the
+        tenant already holds `max_slots` (its fair share; the count covers
+        every control replica, since it is taken under the tenant's lock)."""
+        with self.db.write() as session:
+            ledger.lock(session, tenant, utc_day(self.clock()))
+            if self._slots_held(session, tenant) >= max_slots:
+                return Claim.SHARE_FULL
+            now = self.clock()
+            result = session.execute(
+                sa.update(ExecutionRow)
+                .where(
+                    col(ExecutionRow.key) == key,
+                    col(ExecutionRow.status).in_(states.NONTERMINAL),
+                    col(ExecutionRow.slot_at_ms) == 0,
+                )
+                .values(slot_at_ms=now, heartbeat_at_ms=now)
+            )
+            return Claim.CLAIMED if result.rowcount == 1 else Claim.ENDED
+
     def finalize(self, key: str, verdict: Verdict, files: Sequence[StoredFile] = ()) -> bool:
-        """Applies the first terminal verdict, its output files and the quota
-        settlement in one transaction. Returns False (and changes nothing)
-        when the execution was already terminal: finalize is idempotent."""
+        """Applies the first terminal verdict, the output files that fit the
+        tenant's storage quota (the others are named in the dropped list,
+        accounting.with_dropped_outputs) and the settlement of both debits,
+        in one transaction. Returns False (and changes nothing) when the
+        execution was already terminal: finalize is idempotent."""
         if verdict.status not in states.TERMINAL:
             raise ValueError(f"{verdict.status} is not terminal")
         with self.db.write() as session:
             row = session.get(ExecutionRow, key)
             if row is None or row.status in states.TERMINAL:
                 return False
+            now = self.clock()
+            quota = ledger.lock(session, row.tenant, utc_day(now))
+            # Read again as committed now that the tenant's row is held.
+            row = session.get(ExecutionRow, key, populate_existing=True)
+            if row is None or row.status in states.TERMINAL:
+                return False
+            limit = self.limits_for(row.tenant).max_stored_output_bytes
+            kept, dropped = accounting.fit_outputs(files, limit - quota.stored_output_bytes)
+            verdict = accounting.with_dropped_outputs(verdict, dropped, quota.stored_output_bytes, limit)
             values = dict(
                 error_code=verdict.error_code,
                 error_message=verdict.error_message,
                 exit_code=verdict.exit_code,
-                finished_at_ms=self.clock(),
+                finished_at_ms=now,
             )
             for name in ("usage_json", "steps_json", "dropped_json", "stdout_preview", "stderr_preview"):
                 if getattr(verdict, name) is not None:
@@ -226,34 +255,42 @@ class ExecutionStore:
                 values["stderr_truncated"] = verdict.stderr_truncated
             if not self._conditional(session, key, verdict.status, **values):
                 return False
-            for stored in files:
+            for stored in kept:
                 session.add(OutputFileRow(execution_key=key, path=stored.path, size=stored.size, sha256=stored.sha256))
-            if verdict.cpu_seconds is not None:
-                delta = max(0.0, verdict.cpu_seconds) - row.cpu_debit
-                session.execute(
-                    sa.update(TenantQuota)
-                    .where(col(TenantQuota.tenant) == row.tenant, col(TenantQuota.day) == row.debit_day)
-                    .values(cpu_seconds_debited=TenantQuota.cpu_seconds_debited + delta)
-                )
+            quota.stored_output_bytes += sum(stored.size for stored in kept)
+            # A debit of an earlier day is settled against that day, which is over.
+            if quota.day == row.debit_day:
+                if verdict.cpu_seconds is not None:
+                    quota.cpu_seconds_debited += max(0.0, verdict.cpu_seconds) - row.cpu_debit
+                used = accounting.slot_seconds_used(row.slot_at_ms, bool(row.spawner), now)
+                quota.slot_seconds_debited += used - row.slot_debit
+            session.add(quota)
             return True
 
     def discard(self, key: str) -> bool:
-        """Removes an execution the spawner refused before anything started,
-        and returns its debit: as if it had never been requested. Rows that
-        belong to the execution in other tables (a run's) are deleted with
-        it by their foreign keys (ON DELETE CASCADE)."""
+        """Removes an execution that never started (the spawner refused it,
+        or it waited in the queue until its deadline) and returns its debits:
+        as if it had never been requested. Rows that belong to the execution
+        in other tables (a run's) are deleted with it by their foreign keys
+        (ON DELETE CASCADE)."""
         with self.db.write() as session:
             row = session.get(ExecutionRow, key)
             if row is None or row.status != QUEUED:
                 return False
-            session.execute(
+            quota = ledger.lock(session, row.tenant, utc_day(self.clock()))
+            row = session.get(ExecutionRow, key, populate_existing=True)
+            if row is None or row.status != QUEUED:
+                return False
+            deleted = session.execute(
                 sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )
-            session.execute(
-                sa.update(TenantQuota)
-                .where(col(TenantQuota.tenant) == row.tenant, col(TenantQuota.day) == row.debit_day)
-                .values(cpu_seconds_debited=TenantQuota.cpu_seconds_debited - row.cpu_debit)
-            )
+            if deleted.rowcount != 1:
+                return False
+            quota.stored_executions -= 1
+            if quota.day == row.debit_day:
+                quota.cpu_seconds_debited -= row.cpu_debit
+                quota.slot_seconds_debited -= row.slot_debit
+            session.add(quota)
             return True
 
     def flush(self, heartbeats: Sequence[str], previews: dict[str, Previews]) -> None:

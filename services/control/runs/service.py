@@ -65,10 +65,13 @@ class RunService:
 
     # ---- starting a run --------------------------------------------------
 
-    def start(self, tenant: str, request: apb.RunArtifactRequest) -> tuple[InFlightExecution, str]:
+    def start(
+        self, tenant: str, request: apb.RunArtifactRequest, caller_seconds: float | None = None
+    ) -> tuple[InFlightExecution, str]:
         """Validates, resolves the inputs and admits the run (raises
         InvalidArgument, NotFound, FailedPrecondition, QuotaExceeded); the
-        caller then reads `events(tenant, execution, run_id)`."""
+        caller then reads `events(tenant, execution, run_id)`.
+        `caller_seconds`: what is left of the caller's deadline (None: none)."""
         check_artifact_id(request.artifact_id)
         if request.path and request.steps:
             raise InvalidArgument("steps", "give either path or steps, not both")
@@ -115,7 +118,11 @@ class RunService:
             )
             store.add_run(session, run, sorted({path} if path else {s.path for s in request.steps}))
         in_flight = self.executions.launch(
-            execution, execute, prior_outputs=prestage.files, stderr_notice=prestage.stderr_notice()
+            execution,
+            execute,
+            caller_seconds=caller_seconds,
+            prior_outputs=prestage.files,
+            stderr_notice=prestage.stderr_notice(),
         )
         return in_flight, run_id
 

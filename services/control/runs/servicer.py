@@ -21,7 +21,7 @@ class ArtifactsAndRunsServicer(ArtifactsServicer):
     @grpc_errors
     def RunArtifact(self, request, context):
         tenant = tenant_of(context)
-        execution, run_id = self.runs.start(tenant, request)
+        execution, run_id = self.runs.start(tenant, request, context.time_remaining())
         context.add_callback(lambda: self.runs.executions.listener_gone(execution))
         yield from self.runs.events(tenant, execution, run_id)
 

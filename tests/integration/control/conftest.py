@@ -126,6 +126,10 @@ def control_settings(spawner_port: int, data_dir, database_url: str, **overrides
         max_timeout_ms=60_000,
         flush_interval_seconds=0.2,
         queue_timeout_seconds=20,
+        # One tenant may use the whole test spawner: these tests run several
+        # executions of one tenant at once. Fairness between tenants has its
+        # own control and spawner (test_fair_share.py).
+        slot_share=1.0,
     )
     values.update(overrides)
     return ControlSettings(**values)

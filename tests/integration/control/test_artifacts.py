@@ -20,9 +20,11 @@ from sandbox.control.v1 import artifacts_pb2_grpc
 from services.control.artifacts.service import ArtifactService
 from services.control.artifacts.servicer import ArtifactsServicer, add_to_server
 from services.control.auth import TenantAuthInterceptor
-from services.control.config import ArtifactLimits
+from services.control.config import ArtifactLimits, QuotaLimits
 from services.control.db import Database, head_revision
-from services.control.errors import NotFound, StaleRevision
+from services.control.errors import NotFound, QuotaExceeded, StaleRevision
+from services.control.quotas import ledger
+from services.control.quotas.models import Stored
 from tests.integration.control.conftest import TENANT_KEYS, control_channel
 
 LIMITS = ArtifactLimits(max_files=5, max_file_bytes=100, max_total_bytes=250, max_path_length=64, max_packages=4)
@@ -288,6 +290,62 @@ def test_caps(stub_a):
     assert (art.revision, art.file_count, art.total_bytes) == (rev, 5, 250)
     # Renaming never changes a total.
     stub_a.RenameFile(pb.RenameFileRequest(artifact_id=aid, expected_revision=rev, path="e0.py", new_path="d/e0.py"))
+
+
+def _tenant_storage(database, tenant: str) -> Stored:
+    with database.read() as session:
+        return Stored.of(ledger.read(session, tenant))
+
+
+def test_tenant_storage_quota(database):
+    """Artifacts and their bytes count against the tenant, across artifacts:
+    refused RESOURCE_EXHAUSTED naming what is full, nothing changed."""
+    quota = QuotaLimits(max_stored_artifacts=2, max_stored_artifact_bytes=150)
+    service = ArtifactService(database, LIMITS, quota_for=lambda tenant: quota)
+    first = service.create("t", PY, "", "", [])
+    second = service.create("t", PY, "", "", [])
+    with pytest.raises(QuotaExceeded) as exceeded:
+        service.create("t", PY, "", "", [])
+    assert exceeded.value.subject == "tenant:t/stored_artifacts"
+    service.create("u", PY, "", "", [])  # another tenant's count
+    service.create_file("t", first.artifact_id, 1, "a.py", b"x" * 100)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        service.create_file("t", second.artifact_id, 1, "b.py", b"x" * 51)
+    assert exceeded.value.subject == "tenant:t/stored_artifact_bytes"
+    assert service.get("t", second.artifact_id).revision == 1  # the refused write left no trace
+    service.create_file("t", second.artifact_id, 1, "b.py", b"x" * 50)
+    assert _tenant_storage(database, "t") == Stored(artifacts=2, artifact_bytes=150)
+    # An update is charged its growth; shrinking and deleting give room back.
+    with pytest.raises(QuotaExceeded):
+        service.update_file("t", second.artifact_id, 2, "b.py", b"y" * 51)
+    service.update_file("t", first.artifact_id, 2, "a.py", b"y" * 40)
+    service.delete_file("t", second.artifact_id, 2, "b.py")
+    assert _tenant_storage(database, "t") == Stored(artifacts=2, artifact_bytes=40)
+    service.create_file("t", second.artifact_id, 3, "c.py", b"z" * 100)
+    service.rename_file("t", second.artifact_id, 4, "c.py", "d.py")
+    assert _tenant_storage(database, "t") == Stored(artifacts=2, artifact_bytes=140)
+
+
+def test_tenant_storage_quota_over_grpc(database):
+    quota = QuotaLimits(max_stored_artifacts=1)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        interceptors=[TenantAuthInterceptor({t: k.encode() for t, k in TENANT_KEYS.items()})],
+    )
+    add_to_server(server, ArtifactsServicer(ArtifactService(database, LIMITS, quota_for=lambda tenant: quota)))
+    bound = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with control_channel(bound, "tenant-a") as channel:
+            stub = artifacts_pb2_grpc.ArtifactsStub(channel)
+            stub.CreateArtifact(pb.CreateArtifactRequest(language=PY))
+            error = _error(lambda: stub.CreateArtifact(pb.CreateArtifactRequest(language=PY)))
+    finally:
+        server.stop(None).wait()
+    assert error.code() == C.RESOURCE_EXHAUSTED
+    detail = error_details_pb2.QuotaFailure()
+    rpc_status.from_call(error).details[0].Unpack(detail)
+    assert detail.violations[0].subject == "tenant:tenant-a/stored_artifacts"
 
 
 def test_package_cap_counts_the_union(stub_a):

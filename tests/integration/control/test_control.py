@@ -70,8 +70,12 @@ def test_execute_streams_and_records(tenant_a):
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id=execution_id)) == done
     quota = tenant_a.GetQuota(pb.GetQuotaRequest())
     assert quota.in_flight == 0 and quota.max_in_flight == 4 and quota.tenant == "tenant-a"
-    # Settled to the measured CPU, not the 20 s pre-debit.
+    # Settled to the measured CPU, not the 20 s pre-debit; and to the wall
+    # time it held a slot, not its 20 s timeout.
     assert quota.cpu_seconds_used < 15
+    assert 0 < quota.slot_seconds_used < 15 and quota.daily_slot_seconds > 0
+    assert quota.stored_executions >= 1 and quota.max_stored_executions > quota.stored_executions
+    assert quota.retention_days == 30
 
 
 def test_failure_codes_are_recorded(tenant_a):

@@ -267,17 +267,32 @@ def test_runs_without_a_control_domain_are_unimplemented(database):
         server.stop(None).wait()
 
 
+# Rows as an older schema holds them, written with SQL: today's code writes
+# columns those schemas do not have yet.
+OLD_ARTIFACT = sa.text(
+    "insert into artifacts (id, tenant, language, title, entry, packages_json, revision, created_at_ms, updated_at_ms)"
+    " values (:id, 't', 1, 'x', '', '[]', 1, 1, 1)"
+)
+OLD_EXECUTION = sa.text(
+    "insert into executions (key, tenant, execution_id, session_id, language, status, error_code, error_message,"
+    " exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json, dropped_json, created_at_ms,"
+    " started_at_ms, finished_at_ms, heartbeat_at_ms) values (:key, 't', :execution_id, '', 1, 'queued', '', '',"
+    " -1, 1000, 1.0, '2026-01-01', '', '{}', '[]', '[]', 1, 0, 0, 1)"
+)
+
+
 def test_upgrade_from_0100_adds_the_run_tables(database_url):
     old = Database(database_url)
     old.migrate("0100")
-    art = ArtifactService(old, ArtifactLimits()).create("t", PY, "x", "", [])
+    with old.engine.begin() as connection:
+        connection.execute(OLD_ARTIFACT, {"id": "art_old"})
     old.dispose()
     upgraded = Database(database_url)
     upgraded.migrate()
-    assert upgraded.revision() == head_revision() == "0102"
+    assert upgraded.revision() == head_revision() == "0103"
     tables = set(sa.inspect(upgraded.engine).get_table_names())
     assert {"runs", "run_paths"} <= tables
-    assert ArtifactService(upgraded, ArtifactLimits()).get("t", art.artifact_id).revision == 1
+    assert ArtifactService(upgraded, ArtifactLimits()).get("t", "art_old").revision == 1
     upgraded.dispose()
 
 
@@ -289,17 +304,14 @@ def _count(db: Database, table: str) -> int:
 def test_upgrade_from_0101_keeps_runs_and_deletes_them_with_their_execution(database_url):
     old = Database(database_url)
     old.migrate("0101")
-    art = ArtifactService(old, ArtifactLimits()).create("t", PY, "x", "", [])
-    executions = ExecutionStore(old, lambda tenant: QuotaLimits(10, 1000.0))
-    kept, refused = (
-        executions.reserve(key=f"key-{name}", tenant="t", execution_id=f"run_{name}", session_id="",
-                           language=PY, timeout_ms=1000)
-        for name in ("kept", "refused")
-    )
+    with old.engine.begin() as connection:
+        connection.execute(OLD_ARTIFACT, {"id": "art_old"})
+        for name in ("kept", "refused"):
+            connection.execute(OLD_EXECUTION, {"key": f"key-{name}", "execution_id": f"run_{name}"})
     with old.write() as session:
-        for execution in (kept, refused):
-            run = RunRow(id=execution.execution_id, tenant="t", artifact_id=art.artifact_id,
-                         execution_key=execution.key, revision=1, created_at_ms=execution.created_at_ms)
+        for name in ("kept", "refused"):
+            run = RunRow(id=f"run_{name}", tenant="t", artifact_id="art_old", execution_key=f"key-{name}",
+                         revision=1, created_at_ms=1)
             run_store.add_run(session, run, ["main.py"])
     old.dispose()
 
@@ -308,7 +320,7 @@ def test_upgrade_from_0101_keeps_runs_and_deletes_them_with_their_execution(data
     assert upgraded.revision() == head_revision()
     assert (_count(upgraded, "runs"), _count(upgraded, "run_paths")) == (2, 2)
     # The spawner refused one: its run's rows go with the execution.
-    assert ExecutionStore(upgraded, lambda tenant: QuotaLimits(10, 1000.0)).discard(refused.key)
+    assert ExecutionStore(upgraded, lambda tenant: QuotaLimits(10, 1000.0)).discard("key-refused")
     with upgraded.engine.connect() as connection:
         assert connection.execute(sa.text("select id from runs")).scalars().all() == ["run_kept"]
         assert connection.execute(sa.text("select run_id from run_paths")).scalars().all() == ["run_kept"]

@@ -3,6 +3,7 @@ the state machine under concurrent writers, quota settlement."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 
@@ -13,13 +14,24 @@ from sandbox.common.v1 import execution_pb2 as common
 from services.control.config import QuotaLimits
 from services.control.db import Database, head_revision
 from services.control.errors import AlreadyExists, InvalidArgument, QuotaExceeded
-from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, Verdict
+from services.control.executions.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INSTALLING,
+    QUEUED,
+    RUNNING,
+    Claim,
+    StoredFile,
+    Verdict,
+)
 from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
+from services.control.quotas.models import Stored
 
 
-def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None) -> ExecutionStore:
-    limits = QuotaLimits(max_in_flight, daily_cpu_seconds)
+def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None, **quota) -> ExecutionStore:
+    limits = QuotaLimits(max_in_flight, daily_cpu_seconds, **quota)
     return ExecutionStore(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
 
 
@@ -224,3 +236,147 @@ def test_list_pages_and_filters(database):
     assert len(rows) == 3
     with pytest.raises(InvalidArgument):
         PageRequest.parse(0, "garbage!", max_size=3)
+
+
+# ---- slot time, the fair share's claim, storage --------------------------------
+
+
+def test_slot_time_is_pre_debited_and_settled_to_the_wall_time_held(database):
+    now = [1_700_000_000_000]
+    store = make_store(database, max_in_flight=10, daily_slot_seconds=20.0, clock=lambda: now[0])
+    sleeper = reserve(store, timeout_ms=8000)
+    usage = store.quota("t1")
+    assert (usage.cpu_seconds_used, usage.slot_seconds_used) == (pytest.approx(8.0), pytest.approx(8.0))
+    assert store.claim_slot(sleeper.key, "t1", max_slots=2) is Claim.CLAIMED
+    assert store.assign_spawner(sleeper.key, "spawner:1")
+    assert store.quota("t1").slots_held == 1
+    now[0] += 9_500  # it slept until its timeout, and a little more to be reaped
+    assert store.finalize(sleeper.key, Verdict(FAILED, "TIMEOUT", cpu_seconds=0.02))
+    usage = store.quota("t1")
+    assert usage.cpu_seconds_used == pytest.approx(0.02)
+    assert usage.slot_seconds_used == pytest.approx(9.5)
+    assert usage.slots_held == 0
+    # CPU is nearly untouched, yet the wall-clock budget refuses the next one.
+    reserve(store, timeout_ms=10_000)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        reserve(store, timeout_ms=1000)
+    assert exceeded.value.subject == "tenant:t1/daily_slot_seconds"
+    # One that never reached a spawner settles to no slot time; a discarded one gives its debit back.
+    waiting = reserve(store, tenant="t2", timeout_ms=5000)
+    assert store.claim_slot(waiting.key, "t2", max_slots=1) is Claim.CLAIMED
+    now[0] += 3_000
+    assert store.finalize(waiting.key, Verdict(CANCELLED, "CANCELLED", cpu_seconds=0.0))
+    refused = reserve(store, tenant="t2", timeout_ms=5000)
+    assert store.discard(refused.key)
+    assert store.quota("t2").slot_seconds_used == pytest.approx(0.0)
+
+
+def test_the_share_is_claimed_under_the_tenants_lock(database):
+    store = make_store(database, max_in_flight=10)
+    rows = [reserve(store) for _ in range(3)]
+    other = reserve(store, tenant="t2")
+    assert store.claim_slot(rows[0].key, "t1", max_slots=2) is Claim.CLAIMED
+    assert store.claim_slot(rows[1].key, "t1", max_slots=2) is Claim.CLAIMED
+    assert store.claim_slot(rows[2].key, "t1", max_slots=2) is Claim.SHARE_FULL
+    assert store.claim_slot(other.key, "t2", max_slots=2) is Claim.CLAIMED  # shares are per tenant
+    assert store.finalize(rows[0].key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0))
+    assert store.claim_slot(rows[2].key, "t1", max_slots=2) is Claim.CLAIMED
+    assert store.finalize(rows[1].key, Verdict(CANCELLED, "CANCELLED"))
+    assert store.claim_slot(rows[1].key, "t1", max_slots=2) is Claim.ENDED
+
+
+def test_concurrent_claims_never_exceed_the_share(database):
+    store = make_store(database, max_in_flight=40)
+    rows = [reserve(store) for _ in range(20)]
+    barrier = threading.Barrier(len(rows))
+    outcomes = []
+
+    def claim(row):
+        barrier.wait()
+        outcomes.append(store.claim_slot(row.key, "t1", max_slots=3))
+
+    threads = [threading.Thread(target=claim, args=(row,)) for row in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count(Claim.CLAIMED) == 3 and outcomes.count(Claim.SHARE_FULL) == 17
+    assert store.quota("t1").slots_held == 3
+
+
+def test_stored_executions_are_counted_and_capped(database):
+    store = make_store(database, max_in_flight=10, max_stored_executions=2)
+    first = reserve(store)
+    refused = reserve(store)
+    with pytest.raises(QuotaExceeded) as exceeded:
+        reserve(store)
+    assert exceeded.value.subject == "tenant:t1/stored_executions"
+    assert store.finalize(first.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0))
+    # Finished records still count (until retention deletes them); a discarded one does not.
+    assert store.quota("t1").stored.executions == 2
+    assert store.discard(refused.key)
+    assert store.quota("t1").stored.executions == 1
+    reserve(store)
+
+
+def test_output_files_over_the_storage_quota_are_dropped_and_named(database):
+    store = make_store(database, max_in_flight=10, max_stored_output_bytes=100)
+    first = reserve(store, execution_id="first")
+    files = [StoredFile("a.bin", 60, "a" * 64), StoredFile("b.bin", 30, "b" * 64)]
+    assert store.finalize(first.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0), files)
+    assert store.quota("t1").stored.output_bytes == 90
+    second = reserve(store, execution_id="second")
+    files = [StoredFile("c.bin", 20, "c" * 64), StoredFile("d.bin", 5, "d" * 64), StoredFile("e.txt", 0, "e" * 64)]
+    assert store.finalize(second.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0), files)
+    row = store.get("t1", "second")
+    # The record stays; what did not fit is named, and the run counts as OUTPUT_LIMIT.
+    assert [f.path for f in store.files(second.key)] == ["d.bin", "e.txt"]
+    assert (row.status, row.error_code, row.exit_code) == (FAILED, "OUTPUT_LIMIT", 0)
+    assert json.loads(row.dropped_json) == ["c.bin (over the tenant's stored output bytes quota)"]
+    assert store.quota("t1").stored.output_bytes == 95
+    assert store.quota("t2").stored.output_bytes == 0
+
+
+def test_upgrade_to_0103_counts_what_is_stored(database_url):
+    old = Database(database_url)
+    old.migrate("0102")
+    with old.engine.begin() as conn:
+        insert = (
+            "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
+            " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
+            " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
+            " (:key, :tenant, :key, '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
+            " '[]', 1, 2, 3, 3)"
+        )
+        for key, tenant in (("k1", "t1"), ("k2", "t1"), ("k3", "t2")):
+            conn.execute(sa.text(insert), {"key": key, "tenant": tenant})
+        conn.execute(
+            sa.text("insert into tenant_quotas (tenant, day, cpu_seconds_debited) values ('t1', '2026-01-01', 2.0)")
+        )
+        for key, path, size in (("k1", "a", 10), ("k2", "b", 5), ("k3", "c", 7)):
+            conn.execute(
+                sa.text("insert into output_files (execution_key, path, size, sha256) values (:k, :p, :s, :d)"),
+                {"k": key, "p": path, "s": size, "d": "0" * 64},
+            )
+        conn.execute(
+            sa.text(
+                "insert into artifacts (id, tenant, language, title, entry, packages_json, revision, created_at_ms,"
+                " updated_at_ms) values ('art1', 't3', 1, '', '', '[]', 1, 1, 1)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "insert into artifact_files (artifact_id, path, path_key, content, size, sha256, modified_revision)"
+                " values ('art1', 'm.py', 'm.py', :c, 3, :d, 1)"
+            ),
+            {"c": b"abc", "d": "0" * 64},
+        )
+    old.dispose()
+    upgraded = Database(database_url)
+    upgraded.migrate()
+    store = make_store(upgraded, clock=lambda: 1_767_225_600_000)  # 2026-01-01
+    assert store.quota("t1").stored == Stored(executions=2, output_bytes=15)
+    assert store.quota("t1").cpu_seconds_used == pytest.approx(2.0)
+    assert store.quota("t2").stored == Stored(executions=1, output_bytes=7)
+    assert store.quota("t3").stored == Stored(artifacts=1, artifact_bytes=3)
+    upgraded.dispose()

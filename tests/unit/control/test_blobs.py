@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 
@@ -43,3 +44,17 @@ def test_a_failure_half_way_leaves_nothing(tmp_path, monkeypatch):
 def test_rejects_non_digests(tmp_path):
     with pytest.raises(ValueError):
         BlobStore(tmp_path).path("../../etc/passwd")
+
+
+def test_a_reused_blob_is_renewed(tmp_path):
+    blobs = BlobStore(tmp_path)
+    (digest,), _ = blobs.put_all([b"shared"])
+    old = 1_000_000.0
+    os.utime(blobs.path(digest), (old, old))
+    assert blobs.modified_at(digest) == old
+    assert blobs.put_all([b"shared"]) == ([digest], [])
+    assert blobs.modified_at(digest) > old
+    blobs.remove([digest])
+    assert blobs.modified_at(digest) is None
+    # Gone between two puts: written again, and reported as created.
+    assert blobs.put_all([b"shared"]) == ([digest], [digest])

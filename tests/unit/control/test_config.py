@@ -32,3 +32,27 @@ def test_secrets_are_required_unless_insecure():
     assert secrets_of(ControlSettings(insecure=True)) == (None, None)
     secure = ControlSettings(spawner_secret="s", tenant_keys={"t": "k"})
     assert secrets_of(secure) == (b"s", {"t": b"k"})
+
+
+def test_tenant_quotas_override_every_limit():
+    settings = ControlSettings(
+        slot_share=0.25,
+        tenant_quotas={"t1": {"daily_slot_seconds": 60, "slot_share": 1, "max_stored_output_bytes": 1000}},
+    )
+    mine = settings.quota_for("t1")
+    assert (mine.daily_slot_seconds, mine.slot_share, mine.max_stored_output_bytes) == (60.0, 1.0, 1000)
+    assert isinstance(mine.max_stored_output_bytes, int)
+    other = settings.quota_for("t2")
+    assert other == QuotaLimits(slot_share=0.25)
+    assert settings.execution_limits().retention_days == 30
+
+
+@pytest.mark.parametrize(
+    "quotas",
+    [{"t": {"slot_share": 0}}, {"t": {"slot_share": 1.5}}, {"t": {"max_stored_artifacts": -1}}],
+)
+def test_invalid_tenant_quotas(quotas):
+    with pytest.raises(ValidationError):
+        ControlSettings(tenant_quotas=quotas)
+    with pytest.raises(ValidationError):
+        ControlSettings(slot_share=0)

@@ -223,17 +223,45 @@ class GetQuotaRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Quota(_message.Message):
-    __slots__ = ("tenant", "max_in_flight", "in_flight", "daily_cpu_seconds", "cpu_seconds_used", "day")
+    __slots__ = ("tenant", "max_in_flight", "in_flight", "daily_cpu_seconds", "cpu_seconds_used", "day", "daily_slot_seconds", "slot_seconds_used", "max_slots", "slots_held", "mesh_slots", "max_stored_executions", "stored_executions", "max_stored_output_bytes", "stored_output_bytes", "max_stored_artifacts", "stored_artifacts", "max_stored_artifact_bytes", "stored_artifact_bytes", "retention_days")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     DAILY_CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CPU_SECONDS_USED_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
+    DAILY_SLOT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SLOT_SECONDS_USED_FIELD_NUMBER: _ClassVar[int]
+    MAX_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_HELD_FIELD_NUMBER: _ClassVar[int]
+    MESH_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORED_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    STORED_EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORED_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORED_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORED_ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORED_ARTIFACT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STORED_ARTIFACT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     max_in_flight: int
     in_flight: int
     daily_cpu_seconds: float
     cpu_seconds_used: float
     day: str
-    def __init__(self, tenant: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., daily_cpu_seconds: _Optional[float] = ..., cpu_seconds_used: _Optional[float] = ..., day: _Optional[str] = ...) -> None: ...
+    daily_slot_seconds: float
+    slot_seconds_used: float
+    max_slots: int
+    slots_held: int
+    mesh_slots: int
+    max_stored_executions: int
+    stored_executions: int
+    max_stored_output_bytes: int
+    stored_output_bytes: int
+    max_stored_artifacts: int
+    stored_artifacts: int
+    max_stored_artifact_bytes: int
+    stored_artifact_bytes: int
+    retention_days: float
+    def __init__(self, tenant: _Optional[str] = ..., max_in_flight: _Optional[int] = ..., in_flight: _Optional[int] = ..., daily_cpu_seconds: _Optional[float] = ..., cpu_seconds_used: _Optional[float] = ..., day: _Optional[str] = ..., daily_slot_seconds: _Optional[float] = ..., slot_seconds_used: _Optional[float] = ..., max_slots: _Optional[int] = ..., slots_held: _Optional[int] = ..., mesh_slots: _Optional[int] = ..., max_stored_executions: _Optional[int] = ..., stored_executions: _Optional[int] = ..., max_stored_output_bytes: _Optional[int] = ..., stored_output_bytes: _Optional[int] = ..., max_stored_artifacts: _Optional[int] = ..., stored_artifacts: _Optional[int] = ..., max_stored_artifact_bytes: _Optional[int] = ..., stored_artifact_bytes: _Optional[int] = ..., retention_days: _Optional[float] = ...) -> None: ...
