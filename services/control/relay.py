@@ -28,7 +28,7 @@ from services.common.contract import failures
 from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
 from services.control.executions import messages, states
-from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
+from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
 from services.control.executions.models import (
     CANCELLED,
     COMPLETED,
@@ -183,7 +183,7 @@ class Relay:
             self.slots.release(execution)
             self.in_flight.remove(execution.key)
             execution.done.set()
-            execution.push(END_OF_EVENTS)
+            execution.events.close()
 
     def _run(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
         """Picks a spawner and calls it until one has taken the execution (or
@@ -239,7 +239,7 @@ class Relay:
             message = f"no spawner took the execution within {waited:.0f}s"
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
         elif self.store.discard(execution.key):
-            execution.push(refusal)
+            execution.events.close(refusal)  # the caller raises it after what was sent
         else:
             self._finish_event(execution)  # a verdict came first (a cancel)
 

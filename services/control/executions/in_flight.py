@@ -3,16 +3,18 @@ event buffer for the caller and its coalesced output previews."""
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
 import grpc
+from sandbox.control.v1 import control_pb2 as pb
 
+from services.common.channel import EventChannel
 from services.control.executions.models import ExecutionRow, Previews
 
-# Queued after the last event: tells the caller's reader the stream is over.
-END_OF_EVENTS = object()
+# Events buffered between the relay and a slow caller; past it the relay
+# waits, and so (through its stream) does the spawner: memory stays bounded.
+EVENT_CAPACITY = 256
 
 
 class InFlightExecution:
@@ -28,7 +30,7 @@ class InFlightExecution:
         self.execution_id = row.execution_id
         self.accepted_at = time.monotonic()
         self.queue_deadline = self.accepted_at + queue_seconds
-        self.events: queue.Queue = queue.Queue()
+        self.events: EventChannel[pb.ExecuteEvent] = EventChannel(EVENT_CAPACITY)
         self.preview_bytes = preview_bytes
         self.lock = threading.Lock()
         self.stdout = bytearray()
@@ -41,13 +43,10 @@ class InFlightExecution:
         self.cancel_reason: str | None = None
         self.wake = threading.Event()
         self.done = threading.Event()
-        self.listener_present = True
 
-    def push(self, item) -> None:
-        # Once the caller is gone only the end marker is queued: it releases
-        # the server thread still waiting for events.
-        if self.listener_present or item is END_OF_EVENTS:
-            self.events.put(item)
+    def push(self, event: pb.ExecuteEvent) -> None:
+        """Passes an event to the caller; dropped once the caller has gone."""
+        self.events.put(event)
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.accepted_at) * 1000)

@@ -15,7 +15,6 @@ from typing import Optional
 from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
 # Statuses as stored (lower-case names of common.v1.ExecutionStatus).
 QUEUED, INSTALLING, RUNNING = "queued", "installing", "running"
 COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"

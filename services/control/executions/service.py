@@ -7,7 +7,6 @@ services/control/relay.py."""
 from __future__ import annotations
 
 import dataclasses
-import queue
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from services.control.errors import InvalidArgument
 from services.control.executions import messages, states
 from services.control.executions.fair_queue import queue_seconds
 from services.control.executions.heartbeats import Heartbeats
-from services.control.executions.in_flight import END_OF_EVENTS, InFlightExecution, InFlightExecutions
+from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
@@ -38,7 +37,6 @@ CANCEL_WAIT_SECONDS = 10.0
 # How often a cancel looks whether the verdict is in.
 CANCEL_POLL_SECONDS = 0.05
 # How often the caller's reader wakes up to see whether the relay is done.
-EVENT_POLL_SECONDS = 1.0
 # Random bytes of an execution's key, and of an execution id control makes
 # up when the caller gives none.
 KEY_BYTES = 16
@@ -171,22 +169,11 @@ class ExecutionService:
         """The caller's view: events until `finished`; raises the refusal of
         an execution still waiting for a slot at its queue deadline
         (QuotaExceeded, relay.py)."""
-        while True:
-            try:
-                item = execution.events.get(timeout=EVENT_POLL_SECONDS)
-            except queue.Empty:
-                if execution.done.is_set() and execution.events.empty():
-                    return
-                continue
-            if item is END_OF_EVENTS:
-                return
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        yield from execution.events
 
     def listener_gone(self, execution: InFlightExecution) -> None:
         """The caller hung up: a running execution is cancelled."""
-        execution.listener_present = False
+        execution.events.abandon()
         if not execution.done.is_set():
             self.relay.cancel(execution, "the caller went away")
 

@@ -23,8 +23,8 @@ from services.control.errors import AlreadyExists, NotFound
 from services.control.executions import states
 from services.control.executions.models import (
     QUEUED,
-    Claim,
     RUNNING,
+    Claim,
     ExecutionRow,
     OutputFileRow,
     Previews,
