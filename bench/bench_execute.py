@@ -41,7 +41,8 @@ import docker  # noqa: E402
 import grpc  # noqa: E402
 
 from sandbox.common.v1 import execution_pb2 as common  # noqa: E402
-from sandbox.spawner.v1 import spawner_pb2 as pb, spawner_pb2_grpc  # noqa: E402
+from sandbox.spawner.v1 import spawner_pb2 as pb  # noqa: E402
+from sandbox.spawner.v1 import spawner_pb2_grpc  # noqa: E402
 from services.spawner.config import SpawnerSettings  # noqa: E402
 from services.spawner.server import start  # noqa: E402
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import any_pb2
@@ -54,7 +54,7 @@ def error_mapper(to_status: ToStatus):
             def streaming(self, request, context):
                 try:
                     yield from method(self, request, context)
-                except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+                except Exception as exc:  # mapped or logged in abort()
                     if already_a_status(exc, context):
                         raise
                     abort(context, exc)
@@ -65,7 +65,7 @@ def error_mapper(to_status: ToStatus):
         def unary(self, request, context):
             try:
                 return method(self, request, context)
-            except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+            except Exception as exc:  # mapped or logged in abort()
                 if already_a_status(exc, context):
                     raise
                 abort(context, exc)

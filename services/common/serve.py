@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 def run_until_signalled(start: Callable[[], object], stop: Callable[[object], None], refusals: tuple[type[Exception], ...]) -> int:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from services.common.contract.limits import MIN_TIMEOUT_MS, RequestLimits
 from services.common.settings import CommaList
@@ -203,7 +203,7 @@ class ControlSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ControlSettings":
+    def _consistent(self) -> ControlSettings:
         if not self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
         if not self.spawners:

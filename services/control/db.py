@@ -96,16 +96,14 @@ class Database:
         with self.engine.connect() as connection:
             if self.dialect == "sqlite":
                 connection.execution_options(sqlite_immediate=True)
-            with Session(bind=connection, expire_on_commit=False) as session:
-                with session.begin():
-                    yield session
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self.engine.connect() as connection:
-            with Session(bind=connection, expire_on_commit=False) as session:
-                with session.begin():
-                    yield session
+        with self.engine.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
 
     def migrate(self, revision: str = "head") -> None:
         """Creates or upgrades the schema to `revision`, in one transaction.

@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 from grpc_status import rpc_status
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
-
 from services.common.contract import failures
 from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
@@ -176,7 +176,7 @@ class Relay:
                 self._run(execution, request)
             else:
                 self._queue_deadline_passed(execution)
-        except Exception:  # noqa: BLE001 - whatever broke, the record gets a verdict
+        except Exception:  # whatever broke, the record gets a verdict
             log.exception("relay of execution %s failed", execution.key)
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:

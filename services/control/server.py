@@ -9,8 +9,8 @@ import pathlib
 
 import grpc
 from grpc_health.v1 import health
-from sandbox.control.v1 import control_pb2, control_pb2_grpc
 
+from sandbox.control.v1 import control_pb2, control_pb2_grpc
 from services.common import grpc_server
 from services.common.contract.limits import max_message_bytes
 from services.control.artifacts.service import ArtifactService

@@ -7,10 +7,10 @@ are added by services/control/runs/servicer.py."""
 from __future__ import annotations
 
 import grpc
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-
 from services.control.artifacts.models import ArtifactView, FileView
 from services.control.artifacts.service import ArtifactService
 from services.control.auth import tenant_of

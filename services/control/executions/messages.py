@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable
 
 from google.protobuf import json_format
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
-
 from services.control.executions import states
 from services.control.executions.models import ExecutionRow, StoredFile
 

@@ -11,10 +11,10 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 
-from sandbox.common.v1 import execution_pb2 as common
-from sandbox.control.v1 import control_pb2 as pb
 from sqlmodel import Session
 
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import control_pb2 as pb
 from services.common.contract.ids import ID_RE, check_id
 from services.common.contract.requests import check_program, check_timeout_ms
 from services.control.blobs import BlobStore

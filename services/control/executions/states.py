@@ -11,7 +11,6 @@ terminal verdict: the first one wins and the others see rowcount 0.
 from __future__ import annotations
 
 from sandbox.common.v1 import execution_pb2 as common
-
 from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, ExecutionRow
 
 ORDER = (QUEUED, INSTALLING, RUNNING)

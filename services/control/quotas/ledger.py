@@ -33,7 +33,7 @@ ZEROS = dict(
 
 
 def utc_day(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / MS_PER_SECOND, datetime.timezone.utc).strftime("%Y-%m-%d")
+    return datetime.datetime.fromtimestamp(ms / MS_PER_SECOND, datetime.UTC).strftime("%Y-%m-%d")
 
 
 def lock(session: Session, tenant: str, today: str) -> TenantQuota:

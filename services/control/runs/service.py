@@ -26,11 +26,11 @@ import secrets
 from collections.abc import Iterator, Sequence
 
 from google.protobuf import json_format
+from sqlmodel import Session
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import control_pb2 as pb
-from sqlmodel import Session
-
 from services.common.contract.ids import ID_RE
 from services.control.artifacts import store as artifact_store
 from services.control.artifacts.models import ArtifactRow

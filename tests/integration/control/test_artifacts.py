@@ -406,7 +406,7 @@ def _race(n, work):
         barrier.wait()
         try:
             outcomes[i] = ("ok", work(i))
-        except Exception as exc:  # noqa: BLE001 - recorded for the assertions
+        except Exception as exc:  # recorded for the assertions
             outcomes[i] = ("error", exc)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]

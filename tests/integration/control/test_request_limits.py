@@ -15,9 +15,8 @@ from grpc_status import rpc_status
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
-from sandbox.control.v1 import artifacts_pb2_grpc
+from sandbox.control.v1 import artifacts_pb2_grpc, control_pb2_grpc
 from sandbox.control.v1 import control_pb2 as pb
-from sandbox.control.v1 import control_pb2_grpc
 from services.common.contract.limits import MAX_ARG_BYTES, MAX_STEPS, MIB, RequestLimits
 from services.control.server import start as start_control
 from tests.integration.control.conftest import control_channel, control_settings
