@@ -135,7 +135,7 @@ class Verifier:
         # Entries are in arrival order, close enough to timestamp order; a few
         # stragglers only stay a little longer.
         while self._seen:
-            nonce, timestamp = next(iter(self._seen.items()))
+            timestamp = next(iter(self._seen.values()))
             if timestamp >= cutoff_ms:
                 return
             self._seen.popitem(last=False)

@@ -41,7 +41,8 @@ def error_mapper(to_status: ToStatus):
         def abort(context, exc):
             status = to_status(exc)
             if status is None:
-                log.exception("unexpected error in %s", method.__name__)
+                # called from the except clauses below, hence exc_info given explicitly
+                log.error("unexpected error in %s", method.__name__, exc_info=exc)
                 status = rich_status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
             context.abort_with_status(rpc_status.to_status(status))
 

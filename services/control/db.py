@@ -101,9 +101,12 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self.engine.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with (
+            self.engine.connect() as connection,
+            Session(bind=connection, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
 
     def migrate(self, revision: str = "head") -> None:
         """Creates or upgrades the schema to `revision`, in one transaction.

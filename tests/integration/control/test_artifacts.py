@@ -5,6 +5,7 @@ gRPC surface through an in-process server with the tenant interceptor."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from concurrent import futures
@@ -253,7 +254,7 @@ def test_create_artifact_refusals(stub_a):
         pb.CreateArtifactRequest(language=PY, packages=[common.Package(name=f"p{i}") for i in range(5)]),
     ]
     for request in cases:
-        assert _error(lambda: stub_a.CreateArtifact(request)).code() == C.INVALID_ARGUMENT, request
+        assert _error(functools.partial(stub_a.CreateArtifact, request)).code() == C.INVALID_ARGUMENT, request
     assert list(stub_a.ListArtifacts(pb.ListArtifactsRequest()).artifacts) == []
 
 
@@ -493,13 +494,13 @@ def test_another_tenant_gets_not_found(stub_a, stub_b):
         "AddPackages": pb.AddPackagesRequest(artifact_id=aid, expected_revision=3, packages=[common.Package(name="x")]),
     }
     for method, request in calls.items():
-        theirs = _error(lambda: getattr(stub_b, method)(request))
+        theirs = _error(functools.partial(getattr(stub_b, method), request))
         assert theirs.code() == C.NOT_FOUND, method
         # The same answer as for an id that does not exist at all.
         nobody = type(request)()
         nobody.CopyFrom(request)
         nobody.artifact_id = "art_doesnotexist"
-        missing = _error(lambda: getattr(stub_b, method)(nobody))
+        missing = _error(functools.partial(getattr(stub_b, method), nobody))
         assert (missing.code(), missing.details().replace("art_doesnotexist", aid)) == (C.NOT_FOUND, theirs.details())
     assert list(stub_b.ListArtifacts(pb.ListArtifactsRequest()).artifacts) == []
     # Nothing of tenant-a's changed.

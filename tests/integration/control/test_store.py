@@ -148,13 +148,17 @@ def test_watchdog_verdict_races_a_late_finalize(database):
         barrier = threading.Barrier(2)
         wins: dict[str, bool] = {}
 
-        def attempt(name, verdict):
+        def attempt(name, verdict, barrier, wins, key):
             barrier.wait()
-            wins[name] = store.finalize(row.key, verdict)
+            wins[name] = store.finalize(key, verdict)
 
+        verdicts = {
+            "watchdog": Verdict(FAILED, "SPAWNER_UNAVAILABLE", "no heartbeat"),
+            "finalize": Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0),
+        }
         threads = [
-            threading.Thread(target=attempt, args=("watchdog", Verdict(FAILED, "SPAWNER_UNAVAILABLE", "no heartbeat"))),
-            threading.Thread(target=attempt, args=("finalize", Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0))),
+            threading.Thread(target=attempt, args=(name, verdict, barrier, wins, row.key))
+            for name, verdict in verdicts.items()
         ]
         for t in threads:
             t.start()
