@@ -158,7 +158,9 @@ class Relay:
         removed again when no row took them (the transaction failed or was a
         no-op, or the files were dropped over the tenant's storage quota)."""
         digests, created = self.blobs.put_all([content for _, content in files])
-        stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests, strict=True)]
+        stored = [
+            StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests, strict=True)
+        ]
         applied = False
         try:
             applied = self.store.finalize(key, verdict, stored)

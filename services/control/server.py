@@ -77,8 +77,12 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
             " and ".join(gaps),
         )
         return spawner_secret, keys or None
-    missing = [name for name, value in (("CONTROL_SPAWNER_SECRET", spawner_secret), ("CONTROL_TENANT_KEYS", keys)) if not value]
-    raise ConfigurationError(f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication.")
+    missing = [
+        name for name, value in (("CONTROL_SPAWNER_SECRET", spawner_secret), ("CONTROL_TENANT_KEYS", keys)) if not value
+    ]
+    raise ConfigurationError(
+        f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication."
+    )
 
 
 def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:

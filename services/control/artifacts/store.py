@@ -313,7 +313,9 @@ def add_packages(
     language = LANGUAGES[row.language]
     merged = merge_packages(language, packages_of(row), packages)
     if len(merged) > limits.max_packages:
-        raise LimitExceeded(f"artifact:{artifact_id}/packages", f"an artifact lists at most {limits.max_packages} packages")
+        raise LimitExceeded(
+            f"artifact:{artifact_id}/packages", f"an artifact lists at most {limits.max_packages} packages"
+        )
     row.packages_json = _packages_json(merged)
     session.add(row)
     return _view_of(session, row)

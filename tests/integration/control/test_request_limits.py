@@ -143,10 +143,16 @@ _NAME_BYTES = 100
 OVER_ONE_LIMIT = [
     ("files", _over(files=_files([1] * (LIMITS.max_files + 1))), "files"),
     ("file-bytes", _over(files=_files([LIMITS.max_file_bytes + 1])), "files[0].content"),
-    ("total-file-bytes", _over(files=_files([LIMITS.max_file_bytes] * (LIMITS.max_total_file_bytes // LIMITS.max_file_bytes)
-                                            + [1])), "files"),
-    ("path-length", _over(files=[common.File(path="p/" * (LIMITS.max_path_length // 2 - 1) + "x.py")]),
-     "files[0].path"),
+    (
+        "total-file-bytes",
+        _over(files=_files([LIMITS.max_file_bytes] * (LIMITS.max_total_file_bytes // LIMITS.max_file_bytes) + [1])),
+        "files",
+    ),
+    (
+        "path-length",
+        _over(files=[common.File(path="p/" * (LIMITS.max_path_length // 2 - 1) + "x.py")]),
+        "files[0].path",
+    ),
     ("path-collision", _over(files=[common.File(path="main.py"), common.File(path="Main.py")]), "files"),
     ("stdin", _over(stdin=b"x" * (LIMITS.max_stdin_bytes + 1)), "stdin"),
     ("args", _over(args=["a"] * (LIMITS.max_args + 1)), "args"),

@@ -169,7 +169,11 @@ def test_watchdog_verdict_races_a_late_finalize(database):
         stored = store.by_key(row.key)
         assert stored.status == (FAILED if winner == "watchdog" else COMPLETED)
         # The loser, retried later, changes nothing.
-        late = Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0) if winner == "watchdog" else Verdict(FAILED, "SPAWNER_UNAVAILABLE")
+        late = (
+            Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0)
+            if winner == "watchdog"
+            else Verdict(FAILED, "SPAWNER_UNAVAILABLE")
+        )
         assert not store.finalize(row.key, late)
         assert store.by_key(row.key).status == stored.status
     # Each round settled once: watchdog wins keep the 1 s debit, finalize wins settle to 0.
