@@ -207,14 +207,17 @@ class ExecutionService:
         for key in pending:
             while time.monotonic() < deadline and not states.has_ended(self.store.by_key(key)):
                 time.sleep(CANCEL_POLL_SECONDS)
-            row = self.store.by_key(key)
-            if not states.has_ended(row):
-                cpu_seconds = None if row.started_at_ms else 0.0
+            current = self.store.by_key(key)
+            if current is not None and not states.has_ended(current):
+                cpu_seconds = None if current.started_at_ms else 0.0
                 self.store.finalize(key, Verdict(CANCELLED, "CANCELLED", reason, cpu_seconds=cpu_seconds))
         results = []
         for row in rows:
-            current = self.store.by_key(row.key)
-            results.append((row.key in pending and current.status == CANCELLED, current))
+            latest = self.store.by_key(row.key)
+            if latest is None:  # discarded meanwhile (the spawner refused it): not cancelled
+                results.append((False, row))
+            else:
+                results.append((row.key in pending and latest.status == CANCELLED, latest))
         return results
 
     # ---- reads ---------------------------------------------------------------
