@@ -281,7 +281,8 @@ class Relay:
                     chunk = getattr(event, kind)
                     execution.add_output(kind, chunk.data)
                     output = pb.OutputChunk(data=chunk.data, step_index=chunk.step_index)
-                    execution.push(pb.ExecuteEvent(**{kind: output}))
+                    stream = pb.ExecuteEvent(stdout=output) if kind == "stdout" else pb.ExecuteEvent(stderr=output)
+                    execution.push(stream)
                 elif kind == "step":
                     execution.push(pb.ExecuteEvent(step=event.step))
                 elif kind == "output_file":
