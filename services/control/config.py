@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -221,7 +221,7 @@ class ControlSettings(BaseSettings):
 
     def quota_for(self, tenant: str) -> QuotaLimits:
         overrides = self.tenant_quotas.get(tenant, {})
-        values = {}
+        values: dict[str, Any] = {}  # int or float, as each field of QuotaLimits
         for name, kind in QUOTA_KEYS.items():
             value = overrides.get(name, getattr(self, name))
             values[name] = int(value) if kind == "int" else float(value)
