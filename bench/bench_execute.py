@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip install -e`
@@ -41,7 +42,9 @@ import docker  # noqa: E402
 import grpc  # noqa: E402
 
 from sandbox.common.v1 import execution_pb2 as common  # noqa: E402
-from sandbox.spawner.v1 import spawner_pb2 as pb, spawner_pb2_grpc  # noqa: E402
+from sandbox.spawner.v1 import spawner_pb2 as pb  # noqa: E402
+from sandbox.spawner.v1 import spawner_pb2_grpc  # noqa: E402
+from services.common.auth import ClientAuthInterceptor  # noqa: E402
 from services.spawner.config import SpawnerSettings  # noqa: E402
 from services.spawner.server import start  # noqa: E402
 
@@ -65,7 +68,8 @@ def time_execute(stub, language: str) -> tuple[float, dict[str, float]]:
         files=[common.File(path=entry, content=source.encode())],
         entry=entry,
     )
-    marks, stdout, result = {}, b"", None
+    marks: dict[int, float] = {}
+    stdout, result = b"", None
     started = time.perf_counter()
     for event in stub.Execute(request, timeout=60):
         kind = event.WhichOneof("event")
@@ -92,7 +96,7 @@ def time_docker_run(language: str) -> float:
     _, source, interpreter, _ = PROGRAMS[language]
     argv = ["docker", "run", "--rm", "--network", "none", IMAGE, *interpreter, source]
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, timeout=60)
+    done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0 or done.stdout != b"hello\n":
         raise SystemExit(f"docker run failed ({done.returncode}): {done.stderr.decode()!r}")
@@ -122,7 +126,8 @@ def main() -> None:
     api.close()
     # Where the spawner authenticates calls, sign them as control would.
     secret = secrets.token_hex(32)
-    auth = {"secret": secret} if "secret" in SpawnerSettings.model_fields else {}
+    # Older spawners, benchmarked for comparison, have no secret setting.
+    auth: dict[str, Any] = {"secret": secret} if "secret" in SpawnerSettings.model_fields else {}
     root = tempfile.mkdtemp(prefix="bench-workspaces-")
     running, execute, docker_run, phases = None, [], [], []
     try:
@@ -132,7 +137,6 @@ def main() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=10)
             if auth:
-                from services.common.auth import ClientAuthInterceptor
                 channel = grpc.intercept_channel(channel, ClientAuthInterceptor(secret.encode()))
             stub = spawner_pb2_grpc.SpawnerStub(channel)
             for i in range(WARMUP + args.iterations):  # A, B, A, B, ...
@@ -147,7 +151,7 @@ def main() -> None:
             running.stop(grace_seconds=5)
         shutil.rmtree(root, ignore_errors=True)
 
-    a, b = summary(execute), summary(docker_run)
+    execute_ms, docker_run_ms = summary(execute), summary(docker_run)
     report = {
         "language": language,
         "iterations": args.iterations,
@@ -156,10 +160,10 @@ def main() -> None:
         "api_version": engine.get("ApiVersion"),
         "cgroup_version": info.get("CgroupVersion"),
         "cpus": os.cpu_count(),
-        "execute_ms": a,
-        "docker_run_ms": b,
-        "ratio_p50": round(a["p50"] / b["p50"], 2),
-        "ratio_p95": round(a["p95"] / b["p95"], 2),
+        "execute_ms": execute_ms,
+        "docker_run_ms": docker_run_ms,
+        "ratio_p50": round(execute_ms["p50"] / docker_run_ms["p50"], 2),
+        "ratio_p95": round(execute_ms["p95"] / docker_run_ms["p95"], 2),
         "execute_phase_p50_ms": {k: round(statistics.median(p[k] for p in phases) * 1000, 1)
                                  for k in phases[0]},
     }
@@ -170,7 +174,7 @@ def main() -> None:
           f"(+{WARMUP} warm-up); Docker {report['engine']} (API {report['api_version']}, "
           f"cgroup v{report['cgroup_version']}), {report['cpus']} CPUs")
     print(f"{'':<12}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'min ms':>9}{'max ms':>9}")
-    for label, row in (("Execute", a), ("docker run", b)):
+    for label, row in (("Execute", execute_ms), ("docker run", docker_run_ms)):
         print(f"{label:<12}" + "".join(f"{row[k]:>9.1f}" for k in ("p50", "p95", "mean", "min", "max")))
     print(f"{'ratio':<12}{report['ratio_p50']:>9.2f}{report['ratio_p95']:>9.2f}   (Execute / docker run)")
     print("Execute p50 by phase, as the client sees it: " + ", ".join(

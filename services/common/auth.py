@@ -135,7 +135,7 @@ class Verifier:
         # Entries are in arrival order, close enough to timestamp order; a few
         # stragglers only stay a little longer.
         while self._seen:
-            nonce, timestamp = next(iter(self._seen.items()))
+            timestamp = next(iter(self._seen.values()))
             if timestamp >= cutoff_ms:
                 return
             self._seen.popitem(last=False)
@@ -271,4 +271,6 @@ class AsyncServerAuthInterceptor(grpc.aio.ServerInterceptor):
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             return await inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )

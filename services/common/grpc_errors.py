@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import any_pb2
@@ -41,7 +41,8 @@ def error_mapper(to_status: ToStatus):
         def abort(context, exc):
             status = to_status(exc)
             if status is None:
-                log.exception("unexpected error in %s", method.__name__)
+                # called from the except clauses below, hence exc_info given explicitly
+                log.error("unexpected error in %s", method.__name__, exc_info=exc)
                 status = rich_status(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
             context.abort_with_status(rpc_status.to_status(status))
 
@@ -54,7 +55,7 @@ def error_mapper(to_status: ToStatus):
             def streaming(self, request, context):
                 try:
                     yield from method(self, request, context)
-                except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+                except Exception as exc:  # mapped or logged in abort()
                     if already_a_status(exc, context):
                         raise
                     abort(context, exc)
@@ -65,7 +66,7 @@ def error_mapper(to_status: ToStatus):
         def unary(self, request, context):
             try:
                 return method(self, request, context)
-            except Exception as exc:  # noqa: BLE001 - mapped or logged in abort()
+            except Exception as exc:  # mapped or logged in abort()
                 if already_a_status(exc, context):
                     raise
                 abort(context, exc)

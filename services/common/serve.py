@@ -6,23 +6,30 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+Running = TypeVar("Running")
 
 
-def run_until_signalled(start: Callable[[], object], stop: Callable[[object], None], refusals: tuple[type[Exception], ...]) -> int:
+def run_until_signalled(
+    start: Callable[[], Running], stop: Callable[[Running], None], refusals: tuple[type[Exception], ...]
+) -> int:
     """Returns the process exit code: 2 when `start` refuses its
     configuration (one of `refusals`), else 0 after a graceful stop."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         running = start()
     except refusals as exc:
-        logging.error("%s", exc)
+        log.error("%s", exc)
         return 2
     signalled = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: signalled.set())
     signalled.wait()
-    logging.info("stopping")
+    log.info("stopping")
     stop(running)
-    logging.info("stopped")
+    log.info("stopped")
     return 0

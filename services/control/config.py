@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from services.common.contract.limits import MIN_TIMEOUT_MS, RequestLimits
 from services.common.settings import CommaList
@@ -203,7 +203,7 @@ class ControlSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "ControlSettings":
+    def _consistent(self) -> ControlSettings:
         if not self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
         if not self.spawners:
@@ -221,7 +221,7 @@ class ControlSettings(BaseSettings):
 
     def quota_for(self, tenant: str) -> QuotaLimits:
         overrides = self.tenant_quotas.get(tenant, {})
-        values = {}
+        values: dict[str, Any] = {}  # int or float, as each field of QuotaLimits
         for name, kind in QUOTA_KEYS.items():
             value = overrides.get(name, getattr(self, name))
             values[name] = int(value) if kind == "int" else float(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 from collections.abc import Iterator
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -70,12 +71,26 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations under {MIGRATIONS}")
+    return head
+
+
+def rows_changed(session: Session, statement: sa.Update | sa.Delete) -> int:
+    """Executes an UPDATE or DELETE; the number of rows it matched."""
+    # SQLModel's Session.execute is typed as returning a plain Result; for DML
+    # SQLAlchemy returns a CursorResult, which carries the rowcount.
+    result = cast(sa.CursorResult[Any], session.execute(statement))
+    return result.rowcount
 
 
 def _sqlite_foreign_keys(connection: sa.Connection, *, enabled: bool) -> None:
     # Straight to the driver (in autocommit mode), outside any transaction.
-    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection is closed")
+    driver.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
 
 
 def _check_foreign_keys(connection: sa.Connection) -> None:
@@ -96,16 +111,17 @@ class Database:
         with self.engine.connect() as connection:
             if self.dialect == "sqlite":
                 connection.execution_options(sqlite_immediate=True)
-            with Session(bind=connection, expire_on_commit=False) as session:
-                with session.begin():
-                    yield session
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
-        with self.engine.connect() as connection:
-            with Session(bind=connection, expire_on_commit=False) as session:
-                with session.begin():
-                    yield session
+        with (
+            self.engine.connect() as connection,
+            Session(bind=connection, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
 
     def migrate(self, revision: str = "head") -> None:
         """Creates or upgrades the schema to `revision`, in one transaction.

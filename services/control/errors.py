@@ -13,15 +13,15 @@ from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
 
 __all__ = [
-    "InvalidArgument",
-    "NotFound",
     "AlreadyExists",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "LimitExceeded",
+    "NotFound",
     "QuotaExceeded",
     "StaleRevision",
-    "FailedPrecondition",
-    "LimitExceeded",
-    "to_status",
     "grpc_errors",
+    "to_status",
 ]
 
 

@@ -20,10 +20,10 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 from grpc_status import rpc_status
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
-
 from services.common.contract import failures
 from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
@@ -158,7 +158,9 @@ class Relay:
         removed again when no row took them (the transaction failed or was a
         no-op, or the files were dropped over the tenant's storage quota)."""
         digests, created = self.blobs.put_all([content for _, content in files])
-        stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests)]
+        stored = [
+            StoredFile(path, len(content), digest) for (path, content), digest in zip(files, digests, strict=True)
+        ]
         applied = False
         try:
             applied = self.store.finalize(key, verdict, stored)
@@ -176,7 +178,7 @@ class Relay:
                 self._run(execution, request)
             else:
                 self._queue_deadline_passed(execution)
-        except Exception:  # noqa: BLE001 - whatever broke, the record gets a verdict
+        except Exception:  # whatever broke, the record gets a verdict
             log.exception("relay of execution %s failed", execution.key)
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
@@ -279,7 +281,8 @@ class Relay:
                     chunk = getattr(event, kind)
                     execution.add_output(kind, chunk.data)
                     output = pb.OutputChunk(data=chunk.data, step_index=chunk.step_index)
-                    execution.push(pb.ExecuteEvent(**{kind: output}))
+                    stream = pb.ExecuteEvent(stdout=output) if kind == "stdout" else pb.ExecuteEvent(stderr=output)
+                    execution.push(stream)
                 elif kind == "step":
                     execution.push(pb.ExecuteEvent(step=event.step))
                 elif kind == "output_file":

@@ -9,8 +9,8 @@ import pathlib
 
 import grpc
 from grpc_health.v1 import health
-from sandbox.control.v1 import control_pb2, control_pb2_grpc
 
+from sandbox.control.v1 import control_pb2, control_pb2_grpc
 from services.common import grpc_server
 from services.common.contract.limits import max_message_bytes
 from services.control.artifacts.service import ArtifactService
@@ -77,8 +77,12 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
             " and ".join(gaps),
         )
         return spawner_secret, keys or None
-    missing = [name for name, value in (("CONTROL_SPAWNER_SECRET", spawner_secret), ("CONTROL_TENANT_KEYS", keys)) if not value]
-    raise ConfigurationError(f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication.")
+    missing = [
+        name for name, value in (("CONTROL_SPAWNER_SECRET", spawner_secret), ("CONTROL_TENANT_KEYS", keys)) if not value
+    ]
+    raise ConfigurationError(
+        f"{' and '.join(missing)} not set. Set them, or set CONTROL_INSECURE=1 to run without authentication."
+    )
 
 
 def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:

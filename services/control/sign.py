@@ -14,7 +14,6 @@ import shlex
 import sys
 
 import sandbox.control.v1.control_pb2  # noqa: F401 - registers the descriptors
-
 from services.common.auth import HEADER
 from services.common.sign import signature
 from services.control.auth import TENANT_HEADER

@@ -11,9 +11,9 @@ import threading
 import time
 
 import grpc
+
 from sandbox.spawner.v1 import spawner_pb2 as spb
 from sandbox.spawner.v1 import spawner_pb2_grpc
-
 from services.common.auth import ClientAuthInterceptor
 
 log = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ def test_nonces_are_forgotten_after_the_window():
 
 def test_replay_cache_is_bounded():
     verifier = Verifier(SECRET, max_nonces=3)
-    for i in range(3):
+    for _ in range(3):
         verifier.verify("/m", b"", sign(SECRET, "/m", b"", now_ms=NOW), now_ms=NOW)
     with pytest.raises(AuthError, match="too many"):
         verifier.verify("/m", b"", sign(SECRET, "/m", b"", now_ms=NOW), now_ms=NOW)

@@ -48,7 +48,9 @@ async def _async_scenario():
     await bound.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{bound.port}") as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=NAME), timeout=10)
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=NAME), timeout=10
+            )
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await server.stop(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sandbox.common.v1 import execution_pb2
 from services.common.contract.errors import InvalidArgument
 
@@ -17,3 +19,9 @@ def check_language(value: int) -> str:
     if name is None:
         raise InvalidArgument("language", "must be LANGUAGE_PYTHON or LANGUAGE_NODE")
     return name
+
+
+def as_language(value: int) -> execution_pb2.Language:
+    """A language as stored (a plain int column) typed as the proto enum, for
+    building messages; the value itself is unchanged."""
+    return cast(execution_pb2.Language, value)

@@ -33,7 +33,9 @@ def check_artifact_id(value: str, field: str = "artifact_id") -> str:
 
 def check_expected_revision(value: int) -> int:
     if value <= 0:
-        raise InvalidArgument("expected_revision", "required: the revision this write is based on (revisions start at 1)")
+        raise InvalidArgument(
+            "expected_revision", "required: the revision this write is based on (revisions start at 1)"
+        )
     return value
 
 
@@ -104,7 +106,9 @@ def collision_message(field: str, path: str, other: str) -> str:
     if other == path:
         return f"{field}: {path!r} already exists"
     if path_key(other) == path_key(path):
-        return f"{field}: {path!r} collides with existing {other!r} (paths must differ in more than case or Unicode form)"
+        return (
+            f"{field}: {path!r} collides with existing {other!r} (paths must differ in more than case or Unicode form)"
+        )
     return f"{field}: {path!r} collides with existing {other!r} (one would be both a file and a directory)"
 
 

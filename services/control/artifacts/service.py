@@ -10,6 +10,7 @@ the tenant's storage quota).
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Sequence
 
@@ -133,7 +134,8 @@ class ArtifactService:
         with self.db.read() as session:
             return store.read_file(session, tenant, artifact_id, path)
 
-    def list_files(self, tenant: str, artifact_id: str) -> tuple[int, str, list[FileView]]:
+    # builtins.list: inside the class `list` names the method above
+    def list_files(self, tenant: str, artifact_id: str) -> tuple[int, str, builtins.list[FileView]]:
         check_artifact_id(artifact_id)
         with self.db.read() as session:
             return store.list_files(session, tenant, artifact_id)

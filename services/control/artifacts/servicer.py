@@ -7,10 +7,11 @@ are added by services/control/runs/servicer.py."""
 from __future__ import annotations
 
 import grpc
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as pb
 from sandbox.control.v1 import artifacts_pb2_grpc
-
+from services.common.contract.languages import as_language
 from services.control.artifacts.models import ArtifactView, FileView
 from services.control.artifacts.service import ArtifactService
 from services.control.auth import tenant_of
@@ -22,7 +23,7 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Artifacts"].full_name
 def artifact_message(view: ArtifactView) -> pb.Artifact:
     return pb.Artifact(
         artifact_id=view.artifact_id,
-        language=view.language,
+        language=as_language(view.language),
         title=view.title,
         entry=view.entry,
         packages=[common.Package(name=p.name, version=p.version) for p in view.packages],

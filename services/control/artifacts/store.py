@@ -24,7 +24,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from services.common.contract.languages import LANGUAGES
 from services.common.contract.paths import path_key
@@ -37,6 +37,7 @@ from services.control.artifacts.rules import (
     new_artifact_id,
 )
 from services.control.config import ArtifactLimits, QuotaLimits
+from services.control.db import rows_changed
 from services.control.errors import AlreadyExists, FailedPrecondition, LimitExceeded, NotFound, StaleRevision
 from services.control.pagination import PageRequest, Position, cut, newest_first
 from services.control.quotas import ledger
@@ -54,9 +55,12 @@ def file_index(session: Session, artifact_id: str) -> list[FileView]:
     """The artifact's files without their contents, sorted by path."""
     rows = session.execute(
         sa.select(
-            ArtifactFileRow.path, ArtifactFileRow.size, ArtifactFileRow.sha256, ArtifactFileRow.modified_revision
+            col(ArtifactFileRow.path),
+            col(ArtifactFileRow.size),
+            col(ArtifactFileRow.sha256),
+            col(ArtifactFileRow.modified_revision),
         )
-        .where(ArtifactFileRow.artifact_id == artifact_id)
+        .where(col(ArtifactFileRow.artifact_id) == artifact_id)
         .order_by(ArtifactFileRow.path)
     ).all()
     return [FileView(*row) for row in rows]
@@ -66,7 +70,7 @@ def _stats(session: Session, artifact_id: str) -> tuple[int, int]:
     """(file count, total bytes)."""
     count, total = session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(ArtifactFileRow.size), 0)).where(
-            ArtifactFileRow.artifact_id == artifact_id
+            col(ArtifactFileRow.artifact_id) == artifact_id
         )
     ).one()
     return int(count), int(total)
@@ -109,14 +113,19 @@ def load_artifact(session: Session, tenant: str, artifact_id: str, *, lock: bool
 def bump_revision(session: Session, tenant: str, artifact_id: str, expected: int, now_ms: int) -> ArtifactRow:
     """The revision check of every write: one conditional UPDATE. Returns the
     row at its new revision (expected + 1)."""
-    result = session.execute(
+    changed = rows_changed(
+        session,
         sa.update(ArtifactRow)
-        .where(ArtifactRow.id == artifact_id, ArtifactRow.tenant == tenant, ArtifactRow.revision == expected)
+        .where(
+            col(ArtifactRow.id) == artifact_id,
+            col(ArtifactRow.tenant) == tenant,
+            col(ArtifactRow.revision) == expected,
+        )
         .values(revision=ArtifactRow.revision + 1, updated_at_ms=now_ms)
         .execution_options(synchronize_session=False)
     )
     row = load_artifact(session, tenant, artifact_id)
-    if result.rowcount != 1:
+    if changed != 1:
         raise StaleRevision(artifact_id, expected, row.revision)
     return row
 
@@ -158,17 +167,17 @@ def list_artifacts(session: Session, tenant: str, page: PageRequest) -> tuple[li
     # under PostgreSQL's READ COMMITTED.
     count = (
         sa.select(sa.func.count())
-        .where(ArtifactFileRow.artifact_id == ArtifactRow.id)
+        .where(col(ArtifactFileRow.artifact_id) == col(ArtifactRow.id))
         .correlate(ArtifactRow)
         .scalar_subquery()
     )
     total = (
         sa.select(sa.func.coalesce(sa.func.sum(ArtifactFileRow.size), 0))
-        .where(ArtifactFileRow.artifact_id == ArtifactRow.id)
+        .where(col(ArtifactFileRow.artifact_id) == col(ArtifactRow.id))
         .correlate(ArtifactRow)
         .scalar_subquery()
     )
-    query = sa.select(ArtifactRow, count, total).where(ArtifactRow.tenant == tenant)
+    query = sa.select(ArtifactRow, count, total).where(col(ArtifactRow.tenant) == tenant)
     query = newest_first(query, ArtifactRow.created_at_ms, ArtifactRow.id, page)
     rows, token = cut(session.execute(query).all(), page, lambda found: Position(found[0].created_at_ms, found[0].id))
     return [_view(row, (int(files), int(size_sum))) for row, files, size_sum in rows], token
@@ -283,7 +292,7 @@ def rename_file(
     session.expunge(stored)
     session.execute(
         sa.update(ArtifactFileRow)
-        .where(ArtifactFileRow.artifact_id == artifact_id, ArtifactFileRow.path == path)
+        .where(col(ArtifactFileRow.artifact_id) == artifact_id, col(ArtifactFileRow.path) == path)
         .values(path=new_path, path_key=path_key(new_path), modified_revision=row.revision)
         .execution_options(synchronize_session=False)
     )
@@ -313,7 +322,9 @@ def add_packages(
     language = LANGUAGES[row.language]
     merged = merge_packages(language, packages_of(row), packages)
     if len(merged) > limits.max_packages:
-        raise LimitExceeded(f"artifact:{artifact_id}/packages", f"an artifact lists at most {limits.max_packages} packages")
+        raise LimitExceeded(
+            f"artifact:{artifact_id}/packages", f"an artifact lists at most {limits.max_packages} packages"
+        )
     row.packages_json = _packages_json(merged)
     session.add(row)
     return _view_of(session, row)

@@ -57,7 +57,7 @@ class Heartbeats:
         while not self._stop.wait(self.flush_interval_seconds):
             try:
                 self.flush_once()
-            except Exception:  # noqa: BLE001 - keep flushing; the watchdog covers real trouble
+            except Exception:  # keep flushing; the watchdog covers real trouble
                 log.exception("heartbeat flush failed")
 
     def flush_once(self) -> None:
@@ -69,7 +69,7 @@ class Heartbeats:
         while not self._stop.wait(self.watchdog_interval_seconds):
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - keep watching
+            except Exception:  # keep watching
                 log.exception("watchdog sweep failed")
 
     def sweep(self) -> list[str]:

@@ -7,8 +7,8 @@ import threading
 import time
 
 import grpc
-from sandbox.control.v1 import control_pb2 as pb
 
+from sandbox.control.v1 import control_pb2 as pb
 from services.common.channel import EventChannel
 from services.control.executions.models import ExecutionRow, Previews
 

@@ -7,9 +7,10 @@ import json
 from collections.abc import Iterable
 
 from google.protobuf import json_format
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
-
+from services.common.contract.languages import as_language
 from services.control.executions import states
 from services.control.executions.models import ExecutionRow, StoredFile
 
@@ -18,7 +19,7 @@ def execution(row: ExecutionRow, files: list[StoredFile] | None = None, *, detai
     message = pb.Execution(
         execution_id=row.execution_id,
         session_id=row.session_id,
-        language=row.language,
+        language=as_language(row.language),
         status=states.to_proto(row.status),
         error_code=states.error_code(row.error_code),
         error_message=row.error_message,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Optional
 
 from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -72,7 +71,7 @@ class OutputFileRow(SQLModel, table=True):
     __tablename__ = "output_files"
     __table_args__ = (UniqueConstraint("execution_key", "path", name="uq_output_files_execution_path"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     execution_key: str = Field(foreign_key="executions.key", max_length=64, index=True)
     path: str = Field(max_length=1024)
     size: int = Field(sa_type=BigInteger)

@@ -75,7 +75,7 @@ class RetentionSweeper:
         while not self._stop.is_set():
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - a sweep that broke is retried next time
+            except Exception:  # a sweep that broke is retried next time
                 log.exception("retention sweep failed")
             self._stop.wait(self.interval_seconds)
 
@@ -102,7 +102,7 @@ class RetentionSweeper:
             for _finished, key in page:
                 try:
                     digests = self._delete(key, cutoff_ms)
-                except Exception:  # noqa: BLE001 - one execution must not stop the sweep
+                except Exception:  # one execution must not stop the sweep
                     log.exception("retention: deleting execution %s failed", key)
                     done.failures += 1
                     continue
@@ -161,7 +161,7 @@ class RetentionSweeper:
             chunk = sorted(set(digests[start:start + BATCH]))
             try:
                 used = self.store.referenced(chunk)
-            except Exception:  # noqa: BLE001 - the next chunk may still be read
+            except Exception:  # the next chunk may still be read
                 log.exception("retention: looking up %d blobs failed", len(chunk))
                 done.failures += 1
                 continue
@@ -173,7 +173,7 @@ class RetentionSweeper:
                     if modified is None or modified * MS_PER_SECOND > newest_ms:
                         continue
                     self.blobs.remove([digest])
-                except Exception:  # noqa: BLE001 - one blob must not stop the sweep
+                except Exception:  # one blob must not stop the sweep
                     log.exception("retention: removing blob %s failed", digest)
                     done.failures += 1
                     continue

@@ -11,10 +11,10 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 
-from sandbox.common.v1 import execution_pb2 as common
-from sandbox.control.v1 import control_pb2 as pb
 from sqlmodel import Session
 
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import control_pb2 as pb
 from services.common.contract.ids import ID_RE, check_id
 from services.common.contract.requests import check_program, check_timeout_ms
 from services.control.blobs import BlobStore
@@ -207,14 +207,17 @@ class ExecutionService:
         for key in pending:
             while time.monotonic() < deadline and not states.has_ended(self.store.by_key(key)):
                 time.sleep(CANCEL_POLL_SECONDS)
-            row = self.store.by_key(key)
-            if not states.has_ended(row):
-                cpu_seconds = None if row.started_at_ms else 0.0
+            current = self.store.by_key(key)
+            if current is not None and not states.has_ended(current):
+                cpu_seconds = None if current.started_at_ms else 0.0
                 self.store.finalize(key, Verdict(CANCELLED, "CANCELLED", reason, cpu_seconds=cpu_seconds))
         results = []
         for row in rows:
-            current = self.store.by_key(row.key)
-            results.append((row.key in pending and current.status == CANCELLED, current))
+            latest = self.store.by_key(row.key)
+            if latest is None:  # discarded meanwhile (the spawner refused it): not cancelled
+                results.append((False, row))
+            else:
+                results.append((row.key in pending and latest.status == CANCELLED, latest))
         return results
 
     # ---- reads ---------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
-
 from services.control.auth import tenant_of
 from services.control.errors import grpc_errors
 from services.control.executions.service import ExecutionService

@@ -10,8 +10,9 @@ terminal verdict: the first one wins and the others see rowcount 0.
 
 from __future__ import annotations
 
-from sandbox.common.v1 import execution_pb2 as common
+from typing import cast
 
+from sandbox.common.v1 import execution_pb2 as common
 from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, ExecutionRow
 
 ORDER = (QUEUED, INSTALLING, RUNNING)
@@ -37,7 +38,7 @@ def sources(target: str) -> tuple[str, ...]:
     return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
-_TO_PROTO = {
+_TO_PROTO: dict[str, common.ExecutionStatus] = {
     QUEUED: common.EXECUTION_STATUS_QUEUED,
     INSTALLING: common.EXECUTION_STATUS_INSTALLING,
     RUNNING: common.EXECUTION_STATUS_RUNNING,
@@ -48,11 +49,11 @@ _TO_PROTO = {
 _FROM_PROTO = {v: k for k, v in _TO_PROTO.items()}
 
 
-def to_proto(status: str) -> int:
+def to_proto(status: str) -> common.ExecutionStatus:
     return _TO_PROTO[status]
 
 
-def from_proto(status: int) -> str:
+def from_proto(status: common.ExecutionStatus) -> str:
     try:
         return _FROM_PROTO[status]
     except KeyError:
@@ -69,8 +70,11 @@ def error_name(code: int) -> str:
     return common.ErrorCode.Name(code)[len(_ERROR_PREFIX):]
 
 
-def error_code(name: str) -> int:
-    return common.ErrorCode.Value(_ERROR_PREFIX + name) if name else common.ERROR_CODE_UNSPECIFIED
+def error_code(name: str) -> common.ErrorCode:
+    if not name:
+        return common.ERROR_CODE_UNSPECIFIED
+    # The stubs type Value() as a plain int; it is a member of ErrorCode.
+    return cast(common.ErrorCode, common.ErrorCode.Value(_ERROR_PREFIX + name))
 
 
 def has_ended(row: ExecutionRow | None) -> bool:

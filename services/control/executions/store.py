@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from services.control.config import QuotaLimits
-from services.control.db import Database
+from services.control.db import Database, rows_changed
 from services.control.errors import AlreadyExists, NotFound
 from services.control.executions import states
 from services.control.executions.models import (
@@ -152,14 +152,14 @@ class ExecutionStore:
         today = utc_day(self.clock())
         with self.db.read() as session:
             quota = ledger.read(session, tenant)
-            today_quota = quota is not None and quota.day == today
+            today_quota = quota if quota is not None and quota.day == today else None
             return QuotaUsage(
                 tenant,
                 limits,
                 in_flight=self._in_flight(session, tenant),
-                cpu_seconds_used=quota.cpu_seconds_debited if today_quota else 0.0,
+                cpu_seconds_used=today_quota.cpu_seconds_debited if today_quota is not None else 0.0,
                 day=today,
-                slot_seconds_used=quota.slot_seconds_debited if today_quota else 0.0,
+                slot_seconds_used=today_quota.slot_seconds_debited if today_quota is not None else 0.0,
                 slots_held=self._slots_held(session, tenant),
                 stored=Stored.of(quota),
             )
@@ -167,12 +167,13 @@ class ExecutionStore:
     # ---- transitions ---------------------------------------------------
 
     def _conditional(self, session: Session, key: str, target: str, **values) -> bool:
-        result = session.execute(
+        changed = rows_changed(
+            session,
             sa.update(ExecutionRow)
             .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.sources(target)))
             .values(status=target, **values)
         )
-        return result.rowcount == 1
+        return changed == 1
 
     def advance(self, key: str, target: str) -> bool:
         """Moves a live execution forward (installing, running). False when
@@ -192,12 +193,13 @@ class ExecutionStore:
         now = self.clock()
         slot_at = sa.case((col(ExecutionRow.slot_at_ms) == 0, now), else_=col(ExecutionRow.slot_at_ms))
         with self.db.write() as session:
-            result = session.execute(
+            changed = rows_changed(
+                session,
                 sa.update(ExecutionRow)
                 .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.NONTERMINAL))
                 .values(spawner=spawner, heartbeat_at_ms=now, slot_at_ms=slot_at)
             )
-            return result.rowcount == 1
+            return changed == 1
 
     def claim_slot(self, key: str, tenant: str, max_slots: int) -> Claim:
         """Marks the execution as holding a slot of the mesh, unless the
@@ -208,7 +210,8 @@ class ExecutionStore:
             if self._slots_held(session, tenant) >= max_slots:
                 return Claim.SHARE_FULL
             now = self.clock()
-            result = session.execute(
+            changed = rows_changed(
+                session,
                 sa.update(ExecutionRow)
                 .where(
                     col(ExecutionRow.key) == key,
@@ -217,7 +220,7 @@ class ExecutionStore:
                 )
                 .values(slot_at_ms=now, heartbeat_at_ms=now)
             )
-            return Claim.CLAIMED if result.rowcount == 1 else Claim.ENDED
+            return Claim.CLAIMED if changed == 1 else Claim.ENDED
 
     def finalize(self, key: str, verdict: Verdict, files: Sequence[StoredFile] = ()) -> bool:
         """Applies the first terminal verdict, the output files that fit the
@@ -281,10 +284,11 @@ class ExecutionStore:
             row = session.get(ExecutionRow, key, populate_existing=True)
             if row is None or row.status != QUEUED:
                 return False
-            deleted = session.execute(
+            deleted = rows_changed(
+                session,
                 sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )
-            if deleted.rowcount != 1:
+            if deleted != 1:
                 return False
             quota.stored_executions -= 1
             if quota.day == row.debit_day:
@@ -322,7 +326,7 @@ class ExecutionStore:
     def stale(self, min_ms: int) -> list[ExecutionRow]:
         """Live executions whose heartbeat is older than
         max(HEARTBEAT_GRACE_FACTOR x timeout, min_ms)."""
-        timeout_grace = ExecutionRow.timeout_ms * HEARTBEAT_GRACE_FACTOR
+        timeout_grace = col(ExecutionRow.timeout_ms) * HEARTBEAT_GRACE_FACTOR
         grace = sa.case((timeout_grace > min_ms, timeout_grace), else_=min_ms)
         with self.db.read() as session:
             return list(

@@ -33,13 +33,13 @@ ZEROS = dict(
 
 
 def utc_day(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / MS_PER_SECOND, datetime.timezone.utc).strftime("%Y-%m-%d")
+    return datetime.datetime.fromtimestamp(ms / MS_PER_SECOND, datetime.UTC).strftime("%Y-%m-%d")
 
 
 def lock(session: Session, tenant: str, today: str) -> TenantQuota:
     """The tenant's row, created when missing, locked until the transaction
     ends; on a new day its daily debits start again from zero."""
-    table = TenantQuota.__table__
+    table = TenantQuota.metadata.tables[TenantQuota.__tablename__]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     session.execute(insert.values(tenant=tenant, day=today, **ZEROS).on_conflict_do_nothing(index_elements=["tenant"]))

@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Sequence
 
 from sandbox.common.v1 import execution_pb2 as common
-
 from services.common.contract.paths import check_path as path_refusal
 from services.control.config import PrestageLimits
 from services.control.executions.models import StoredFile

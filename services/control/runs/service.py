@@ -21,17 +21,19 @@ knows nothing of runs.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 from collections.abc import Iterator, Sequence
 
 from google.protobuf import json_format
+from sqlmodel import Session
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import control_pb2 as pb
-from sqlmodel import Session
-
 from services.common.contract.ids import ID_RE
+from services.common.contract.languages import as_language
 from services.control.artifacts import store as artifact_store
 from services.control.artifacts.models import ArtifactRow
 from services.control.artifacts.rules import check_artifact_id
@@ -88,7 +90,7 @@ class RunService:
         execute = pb.ExecuteRequest(
             execution_id=run_id,
             session_id=request.session_id,
-            language=artifact.language,
+            language=as_language(artifact.language),
             files=[common.File(path=f.path, content=f.content) for f in files],
             entry=path,
             steps=request.steps,
@@ -204,7 +206,8 @@ class RunService:
             rows, token = store.list_runs(session, tenant, artifact.id, page)
         return [self._message(run, execution, artifact.revision, detail=False) for run, execution in rows], token
 
-    def latest(self, tenant: str, artifact_id: str, paths: Sequence[str]) -> list[apb.LatestRun]:
+    # builtins.list: inside the class `list` names the method above
+    def latest(self, tenant: str, artifact_id: str, paths: Sequence[str]) -> builtins.list[apb.LatestRun]:
         """Per path, the newest run that started it; paths without runs are left out."""
         check_artifact_id(artifact_id)
         with self.db.read() as session:

@@ -5,7 +5,6 @@ here, which translate between protobuf and the run service."""
 from __future__ import annotations
 
 from sandbox.control.v1 import artifacts_pb2 as pb
-
 from services.control.artifacts.service import ArtifactService
 from services.control.artifacts.servicer import ArtifactsServicer
 from services.control.auth import tenant_of

@@ -62,7 +62,9 @@ def postgres():
     data = base / "data"
     port = _free_port()
     try:
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        _as_postgres(
+            str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
         _as_postgres(
             str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "30",
             "-o", f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=300 -c fsync=off",

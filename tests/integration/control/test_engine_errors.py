@@ -48,9 +48,20 @@ def test_the_tenant_sees_a_stable_message_and_no_engine_text(broken_engine_spawn
     done = stream.finished
     assert (done.status, done.error_code) == (common.EXECUTION_STATUS_FAILED, common.ERROR_CODE_SPAWNER_UNAVAILABLE)
     assert done.error_message == failures.SANDBOX_NOT_STARTED
-    seen = " ".join([done.error_message, done.stdout_preview.decode(), done.stderr_preview.decode(), stream.stdout.decode()])
-    for engine_word in ("docker", "Docker", "Server Error", "Client Error", "no-such-image", "No such image",
-                        str(tmp_path), "/var/lib", "http+"):
+    seen = " ".join(
+        [done.error_message, done.stdout_preview.decode(), done.stderr_preview.decode(), stream.stdout.decode()]
+    )
+    for engine_word in (
+        "docker",
+        "Docker",
+        "Server Error",
+        "Client Error",
+        "no-such-image",
+        "No such image",
+        str(tmp_path),
+        "/var/lib",
+        "http+",
+    ):
         assert engine_word not in seen
     # The engine's own words are logged, with the execution's id.
     logged = [str(r.exc_info[1]) for r in caplog.records if key in r.getMessage() and r.exc_info]

@@ -15,9 +15,8 @@ from grpc_status import rpc_status
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2 as apb
-from sandbox.control.v1 import artifacts_pb2_grpc
+from sandbox.control.v1 import artifacts_pb2_grpc, control_pb2_grpc
 from sandbox.control.v1 import control_pb2 as pb
-from sandbox.control.v1 import control_pb2_grpc
 from services.common.contract.limits import MAX_ARG_BYTES, MAX_STEPS, MIB, RequestLimits
 from services.control.server import start as start_control
 from tests.integration.control.conftest import control_channel, control_settings
@@ -144,10 +143,16 @@ _NAME_BYTES = 100
 OVER_ONE_LIMIT = [
     ("files", _over(files=_files([1] * (LIMITS.max_files + 1))), "files"),
     ("file-bytes", _over(files=_files([LIMITS.max_file_bytes + 1])), "files[0].content"),
-    ("total-file-bytes", _over(files=_files([LIMITS.max_file_bytes] * (LIMITS.max_total_file_bytes // LIMITS.max_file_bytes)
-                                            + [1])), "files"),
-    ("path-length", _over(files=[common.File(path="p/" * (LIMITS.max_path_length // 2 - 1) + "x.py")]),
-     "files[0].path"),
+    (
+        "total-file-bytes",
+        _over(files=_files([LIMITS.max_file_bytes] * (LIMITS.max_total_file_bytes // LIMITS.max_file_bytes) + [1])),
+        "files",
+    ),
+    (
+        "path-length",
+        _over(files=[common.File(path="p/" * (LIMITS.max_path_length // 2 - 1) + "x.py")]),
+        "files[0].path",
+    ),
     ("path-collision", _over(files=[common.File(path="main.py"), common.File(path="Main.py")]), "files"),
     ("stdin", _over(stdin=b"x" * (LIMITS.max_stdin_bytes + 1)), "stdin"),
     ("args", _over(args=["a"] * (LIMITS.max_args + 1)), "args"),

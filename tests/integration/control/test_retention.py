@@ -44,7 +44,9 @@ class World:
                                  session_id="", language=common.LANGUAGE_PYTHON, timeout_ms=1000)
         contents = list(dict(files).items())
         digests, _ = self.blobs.put_all([content for _, content in contents])
-        stored = [StoredFile(path, len(content), digest) for (path, content), digest in zip(contents, digests, strict=True)]
+        stored = [
+            StoredFile(path, len(content), digest) for (path, content), digest in zip(contents, digests, strict=True)
+        ]
         assert self.store.finalize(row.key, Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0), stored)
         return row.key
 

@@ -119,7 +119,9 @@ def test_run_edit_and_run_again_with_the_previous_outputs(control_server, arts_a
     assert history.next_page_token == ""
     page = arts_a.ListRuns(pb.ListRunsRequest(artifact_id=art.artifact_id, page_size=1))
     assert [r.run_id for r in page.runs] == [second.run_id]
-    rest = arts_a.ListRuns(pb.ListRunsRequest(artifact_id=art.artifact_id, page_size=1, page_token=page.next_page_token))
+    rest = arts_a.ListRuns(
+        pb.ListRunsRequest(artifact_id=art.artifact_id, page_size=1, page_token=page.next_page_token)
+    )
     assert [r.run_id for r in rest.runs] == [first.run_id] and rest.next_page_token == ""
 
     again = arts_a.GetRun(pb.GetRunRequest(run_id=first.run_id))

@@ -148,13 +148,17 @@ def test_watchdog_verdict_races_a_late_finalize(database):
         barrier = threading.Barrier(2)
         wins: dict[str, bool] = {}
 
-        def attempt(name, verdict):
+        def attempt(name, verdict, barrier, wins, key):
             barrier.wait()
-            wins[name] = store.finalize(row.key, verdict)
+            wins[name] = store.finalize(key, verdict)
 
+        verdicts = {
+            "watchdog": Verdict(FAILED, "SPAWNER_UNAVAILABLE", "no heartbeat"),
+            "finalize": Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0),
+        }
         threads = [
-            threading.Thread(target=attempt, args=("watchdog", Verdict(FAILED, "SPAWNER_UNAVAILABLE", "no heartbeat"))),
-            threading.Thread(target=attempt, args=("finalize", Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0))),
+            threading.Thread(target=attempt, args=(name, verdict, barrier, wins, row.key))
+            for name, verdict in verdicts.items()
         ]
         for t in threads:
             t.start()
@@ -165,7 +169,11 @@ def test_watchdog_verdict_races_a_late_finalize(database):
         stored = store.by_key(row.key)
         assert stored.status == (FAILED if winner == "watchdog" else COMPLETED)
         # The loser, retried later, changes nothing.
-        late = Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0) if winner == "watchdog" else Verdict(FAILED, "SPAWNER_UNAVAILABLE")
+        late = (
+            Verdict(COMPLETED, exit_code=0, cpu_seconds=0.0)
+            if winner == "watchdog"
+            else Verdict(FAILED, "SPAWNER_UNAVAILABLE")
+        )
         assert not store.finalize(row.key, late)
         assert store.by_key(row.key).status == stored.status
     # Each round settled once: watchdog wins keep the 1 s debit, finalize wins settle to 0.
@@ -186,7 +194,7 @@ def test_concurrent_reservations_never_exceed_the_cap(database):
             admitted.append(reserve(store))
         except QuotaExceeded:
             refused.append(1)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(40)]

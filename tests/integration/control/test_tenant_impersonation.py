@@ -114,7 +114,9 @@ def test_raw_metadata_attacks(control_server, tenant_a, victim):
             (TENANT_HEADER, VICTIM), (HEADER, _raw_signature(ATTACKER, VICTIM, "GetExecution", get)),
         ],
         "two-tenants": [
-            (TENANT_HEADER, VICTIM), (TENANT_HEADER, ATTACKER), (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
+            (TENANT_HEADER, VICTIM),
+            (TENANT_HEADER, ATTACKER),
+            (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
         ],
         "bin-variant": [
             (TENANT_HEADER + "-bin", VICTIM.encode()), (TENANT_HEADER, ATTACKER),
@@ -129,7 +131,10 @@ def test_raw_metadata_attacks(control_server, tenant_a, victim):
         stub = control_pb2_grpc.ControlStub(channel)
         for name, metadata in attacks.items():
             _refused(functools.partial(stub.GetExecution, get, metadata=metadata), name)
-        signed_for_victim = [(TENANT_HEADER, VICTIM), (HEADER, _raw_signature(ATTACKER, VICTIM, "ListExecutions", listing))]
+        signed_for_victim = [
+            (TENANT_HEADER, VICTIM),
+            (HEADER, _raw_signature(ATTACKER, VICTIM, "ListExecutions", listing)),
+        ]
         _refused(functools.partial(stub.ListExecutions, listing, metadata=signed_for_victim), "ListExecutions")
     _victim_unchanged(tenant_a, victim)
 
@@ -169,7 +174,9 @@ def test_grpcurl_call_signed_as_the_tenant(control_server, victim):
 def _raw_http2_call(port: int, method: str, message, headers: list[tuple[str, str]]) -> tuple[dict, bytes]:
     """One gRPC call over a bare HTTP/2 connection that sends header names as
     given (gRPC clients refuse or lower-case capitals): (trailers, response bytes)."""
-    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False)
+    config = h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
+    )
     connection = h2.connection.H2Connection(config)
     body = message.SerializeToString()
     frame = b"\x00" + len(body).to_bytes(GRPC_FRAME_HEADER - 1, "big") + body

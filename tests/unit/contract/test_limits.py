@@ -29,7 +29,11 @@ from services.common.contract.requests import check_files, check_program
 
 def test_defaults():
     limits = RequestLimits()
-    assert (limits.max_files, limits.max_file_bytes, limits.max_total_file_bytes) == (100, 1024 * 1024, 10 * 1024 * 1024)
+    assert (limits.max_files, limits.max_file_bytes, limits.max_total_file_bytes) == (
+        100,
+        1024 * 1024,
+        10 * 1024 * 1024,
+    )
     assert (limits.max_path_length, limits.max_args, limits.max_env, limits.max_packages) == (255, 64, 64, 50)
 
 

@@ -2,9 +2,9 @@
 
 from services.common.contract.ids import ID_RE
 from services.control.config import ControlSettings, PrestageLimits
+from services.control.executions.models import StoredFile
 from services.control.runs.prestage import judge_prestage
 from services.control.runs.service import new_run_id
-from services.control.executions.models import StoredFile
 
 LIMITS = PrestageLimits(max_bytes=100, max_files=2, max_file_bytes=60)
 
