@@ -37,6 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip insta
 import docker  # noqa: E402
 import grpc  # noqa: E402
 from bench_execute import IMAGE, summary  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 from sandbox.common.v1 import execution_pb2 as common  # noqa: E402
 from sandbox.spawner.v1 import spawner_pb2 as pb  # noqa: E402
 from sandbox.spawner.v1 import spawner_pb2_grpc  # noqa: E402
@@ -139,15 +140,17 @@ def main() -> None:
     running, shared = None, None
     try:
         running = start(SpawnerSettings(
-            listen="127.0.0.1:0", metrics_listen="", name=name, workspace_root=root, capacity=4, secret=secret,
-            egress_container=egress.id,
+            listen="127.0.0.1:0", metrics_listen="", name=name, workspace_root=root, capacity=4,
+            secret=SecretStr(secret), egress_container=egress.id,
         ))
         access = running.spawner.network
+        assert access is not None  # an egress container was given
         shared = SharedNetwork(access.pool)
         designs = {
-            "shared": dataclasses.replace(access, pool=shared),
+            # The stand-ins lend and take back like the pool, nothing more.
+            "shared": dataclasses.replace(access, pool=shared),  # type: ignore[arg-type]
             "pool": access,
-            "per-execution": dataclasses.replace(access, pool=NetworkPerExecution(access.pool)),
+            "per-execution": dataclasses.replace(access, pool=NetworkPerExecution(access.pool)),  # type: ignore[arg-type]
         }
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=10)

@@ -158,7 +158,7 @@ class Execution:
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
-                if self.network is not None and spec.network:  # before any program runs in it
+                if self.network is not None and self._lease is not None:  # before any program runs in it
                     self.network.admit_sandbox(self.api, container.id, spec.execution_id, self._lease.network)
                 self._failure = failures.SANDBOX_FAILED
                 guard = DiskGuard(
@@ -187,7 +187,8 @@ class Execution:
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
         image = settings.python_image if spec.language == "python" else settings.node_image
-        network, lease = (self.network, self._lease) if spec.network else (None, None)
+        lease = self._lease  # only an execution with a network has one
+        network = self.network if lease is not None else None
         host_config = sandbox.host_config(
             self.api,
             settings,
@@ -205,7 +206,9 @@ class Execution:
             sandbox.LABEL_CREATED: str(int(time.time())),
             sandbox.LABEL_WORKSPACE: workspace.path.name,
         }
-        environment = network.environment(spec.execution_id, spec.tenant, lease.egress_address) if network else {}
+        environment = {}
+        if network is not None and lease is not None:
+            environment = network.environment(spec.execution_id, spec.tenant, lease.egress_address)
         return sandbox.SandboxContainer.create(
             self.api, image=image, host_config=host_config, labels=labels, environment=environment
         )
@@ -368,7 +371,7 @@ class Execution:
         report = clean_up(container, workspace, parent, self._cleanup_failed)
         with self._lock:
             self._container = None
-        if self._lease is not None:  # only now: its sandbox is gone
+        if self.network is not None and self._lease is not None:  # only now: its sandbox is gone
             try:
                 self.network.release(self._lease)
             except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on

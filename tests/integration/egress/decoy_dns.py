@@ -50,8 +50,13 @@ def answer(packet, served_name, address):
     return name, header + packet[HEADER.size:end] + records
 
 
+LOG_LOCK = threading.Lock()  # handlers run on threads; one whole line at a time
+
+
 def log(name, transport, peer):
-    print(json.dumps({"event": "query", "name": name, "transport": transport, "peer": peer}), flush=True)
+    line = json.dumps({"event": "query", "name": name, "transport": transport, "peer": peer})
+    with LOG_LOCK:
+        print(line, flush=True)
 
 
 class Udp(socketserver.BaseRequestHandler):
