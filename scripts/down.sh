@@ -18,3 +18,10 @@ if [ -n "$left" ]; then
     echo "removing sandboxes left behind: $left"
     docker rm -f $left >/dev/null
 fi
+# The spawner removes its sandboxes' networks when it stops; a spawner killed
+# before that leaves them (its egress and sandboxes are gone by now).
+nets=$(docker network ls -q --filter "label=sandbox-mesh.role=sandbox-network" --filter "label=sandbox-mesh.spawner=${SPAWNER_NAME:-compose}")
+if [ -n "$nets" ]; then
+    echo "removing sandbox networks left behind: $nets"
+    docker network rm $nets >/dev/null
+fi

@@ -82,13 +82,16 @@ class SpawnerSettings(BaseSettings):
     max_workspace_bytes: int = Field(default=1024 * MIB, ge=4 * MIB)
     max_workspace_inodes: int = Field(default=65_536, ge=64)
 
-    # Packages. Executions that ask for packages join this Docker network
-    # (the internal sandbox network, whose only way out is the egress);
-    # without one, package requests are refused with FAILED_PRECONDITION.
-    package_network: str | None = None
-    # The egress proxy, e.g. http://egress:3128, set as HTTPS_PROXY/HTTP_PROXY
-    # with per-execution credentials when `egress_secret` is set.
-    egress_proxy_url: str | None = None
+    # Packages. The egress's container (name or id): executions with packages
+    # or `network` each get a Docker network of their own (internal, no
+    # host address, IPv6 off; one per slot, made at start) with this
+    # container connected, and nothing else on it; without one, such
+    # requests are refused with FAILED_PRECONDITION.
+    egress_container: str | None = None
+    # The egress's proxy port, set with its address on the sandbox's network
+    # as HTTPS_PROXY/HTTP_PROXY (with per-execution credentials when
+    # `egress_secret` is set).
+    egress_proxy_port: int = Field(default=3128, ge=1, le=65535)
     egress_secret: SecretStr | None = None
     # The egress's gRPC address (host:port or unix:PATH), required with
     # `egress_secret`: the spawner admits each execution there with its
@@ -99,8 +102,8 @@ class SpawnerSettings(BaseSettings):
     # are signed with `egress_secret`.
     egress_grpc: str | None = None
     # The intercepting egress's CA certificate (intercept mode), as this
-    # spawner sees it: mounted read-only into sandboxes on the sandbox
-    # network and trusted by pip, npm, Python and Node there. Refused at
+    # spawner sees it: mounted read-only into sandboxes with a network and
+    # trusted by pip, npm, Python and Node there. Refused at
     # start if it holds a key. It is also the host path of the file that is
     # mounted, unless `egress_ca_volume` is set.
     egress_ca_cert: str | None = None

@@ -24,7 +24,7 @@ class DuplicateExecution(Exception):
 class NetworkUnavailable(Exception):
     def __init__(self, field: str):
         super().__init__(
-            f"{field}: this spawner has no sandbox network (SPAWNER_PACKAGE_NETWORK); "
+            f"{field}: this spawner has no egress (SPAWNER_EGRESS_CONTAINER); "
             "run without packages and network or use a spawner that has one"
         )
 

@@ -28,6 +28,7 @@ from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
 from services.spawner.cleanup import clean_up
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
+from services.spawner.netpool import Lease
 from services.spawner.network import NetworkAccess
 from services.spawner.validation import ExecutionSpec
 from services.spawner.workspace import Workspace, WorkspaceLimits
@@ -70,6 +71,7 @@ class Execution:
         self._lock = threading.Lock()
         self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
+        self._lease: Lease | None = None  # the execution's own network, if any
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
         self._usage = CgroupUsage()  # measured at clean-up, charged whatever else failed
         self._stdout_bytes = 0
@@ -146,14 +148,16 @@ class Execution:
             if spec.prior_outputs:
                 workspace.stage_outputs(spec.prior_outputs)
             self._failure = failures.SANDBOX_NOT_STARTED
+            if self.network is not None and spec.network:
+                self._lease = self.network.lease()
             container = self._create_container(workspace, parent)
             with self._lock:
                 self._container = container
                 killed_early = self._kill is not None
             if not killed_early:
                 container.start()
-                if self.network is not None and spec.network:  # before any program runs in it
-                    self.network.admit_sandbox(self.api, container.id, spec.execution_id)
+                if self.network is not None and self._lease is not None:  # before any program runs in it
+                    self.network.admit_sandbox(self.api, container.id, spec.execution_id, self._lease.network)
                 self._failure = failures.SANDBOX_FAILED
                 installed = self._install(container, result) if spec.packages else True
                 if installed and self._killed() is None:
@@ -172,14 +176,15 @@ class Execution:
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
         image = settings.python_image if spec.language == "python" else settings.node_image
-        network = self.network if spec.network else None
+        lease = self._lease  # only an execution with a network has one
+        network = self.network if lease is not None else None
         host_config = sandbox.host_config(
             self.api,
             settings,
             workspace=str(workspace.path),
             limits=sandbox.ContainerLimits(spec.memory_bytes, spec.cpus),
             cgroup_parent=parent.docker_value,
-            network=network.name if network else None,
+            network=lease.network if lease else None,
             extra_binds=network.binds() if network else None,
         )
         labels = {
@@ -190,7 +195,9 @@ class Execution:
             sandbox.LABEL_CREATED: str(int(time.time())),
             sandbox.LABEL_WORKSPACE: workspace.path.name,
         }
-        environment = network.environment(spec.execution_id, spec.tenant) if network else {}
+        environment = {}
+        if network is not None and lease is not None:
+            environment = network.environment(spec.execution_id, spec.tenant, lease.egress_address)
         return sandbox.SandboxContainer.create(
             self.api, image=image, host_config=host_config, labels=labels, environment=environment
         )
@@ -353,6 +360,12 @@ class Execution:
         report = clean_up(container, workspace, parent, self._cleanup_failed)
         with self._lock:
             self._container = None
+        if self.network is not None and self._lease is not None:  # only now: its sandbox is gone
+            try:
+                self.network.release(self._lease)
+            except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on
+                self._cleanup_failed("network", exc)
+            self._lease = None
         self._facts.engine_oom = report.engine_oom
         self._usage = report.usage
 

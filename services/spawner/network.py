@@ -1,6 +1,7 @@
-"""How executions that install packages reach the outside: a Docker network
-(in production the internal sandbox network whose only way out is the
-egress) and, when an egress proxy is configured, per-execution proxy
+"""How executions with packages (or `network`) reach the outside: a network
+of their own whose only other member is the egress
+(services/spawner/netpool.py), the egress's proxy at its address on that
+network and, when an egress secret is configured, per-execution proxy
 credentials, the egress's admission of each execution (credentials good
 only from its sandbox's address, until revoked when it ends) and the
 egress's decisions for classifying EGRESS_DENIED."""
@@ -18,6 +19,7 @@ import grpc
 from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
 
 from services.common.auth import ClientAuthInterceptor
+from services.spawner.netpool import Lease, NetworkPool
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 SANDBOX_CA_DIR = "/etc/sandbox-mesh/egress-ca"
 # Each call to the egress; the egress answers from memory.
 EGRESS_RPC_TIMEOUT_SECONDS = 5.0
+DEFAULT_PROXY_PORT = 3128
 PRIVATE_KEY_MARKER = "PRIVATE KEY"
 
 
@@ -71,8 +74,8 @@ class EgressClient:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkAccess:
-    name: str  # Docker network the sandbox joins
-    proxy_url: str | None = None  # e.g. http://egress:3128
+    pool: NetworkPool  # lends each execution a network of its own
+    proxy_port: int = DEFAULT_PROXY_PORT  # the egress's proxy, on every network
     # (execution id, tenant) -> proxy password; None: the proxy needs none.
     mint_token: Callable[[str, str], str] | None = None
     # The egress's gRPC service: admissions and decisions.
@@ -85,6 +88,14 @@ class NetworkAccess:
     ca_cert: str | None = None
     ca_volume: str | None = None
 
+    def lease(self) -> Lease:
+        """A network of the execution's own, the egress its only other member."""
+        return self.pool.lease()
+
+    def release(self, lease: Lease) -> None:
+        """Call once the execution's sandbox is removed."""
+        self.pool.release(lease)
+
     @property
     def sandbox_ca_path(self) -> str:
         return f"{SANDBOX_CA_DIR}/{pathlib.PurePath(self.ca_cert or '').name}"
@@ -96,20 +107,20 @@ class NetworkAccess:
             return {self.ca_volume: {"bind": SANDBOX_CA_DIR, "mode": "ro"}}
         return {self.ca_cert: {"bind": self.sandbox_ca_path, "mode": "ro"}}
 
-    def environment(self, execution_id: str, tenant: str) -> dict[str, str]:
+    def environment(self, execution_id: str, tenant: str, egress_address: str) -> dict[str, str]:
+        """The proxy at the egress's address on the sandbox's network (an
+        address, not a name: the sandbox resolves none), with the execution's
+        credentials; and the intercepting egress's CA."""
         trust = {}
         if self.ca_cert:
             trust = {name: self.sandbox_ca_path for name in (
                 "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"
             )}
-        if not self.proxy_url:
-            return trust
-        parts = urllib.parse.urlsplit(self.proxy_url)
-        netloc = parts.netloc
+        netloc = f"{egress_address}:{self.proxy_port}"
         if self.mint_token is not None:
             token = urllib.parse.quote(self.mint_token(execution_id, tenant), safe="")
             netloc = f"{execution_id}:{token}@{netloc}"
-        url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        url = f"http://{netloc}"
         # Both spellings: pip and Python read the upper case, npm and curl
         # also the lower case.
         return {
@@ -124,16 +135,17 @@ class NetworkAccess:
             **trust,
         }
 
-    def address_of(self, api: docker.APIClient, container_id: str) -> str:
-        """The sandbox's address on this network, as the egress sees its
+    @staticmethod
+    def address_of(api: docker.APIClient, container_id: str, network: str) -> str:
+        """The sandbox's address on its network, as the egress sees its
         connections."""
         networks = api.inspect_container(container_id)["NetworkSettings"]["Networks"] or {}
-        entry = networks.get(self.name)
+        entry = networks.get(network)
         if entry is None and len(networks) == 1:  # the network was named by id
             entry = next(iter(networks.values()))
         address = (entry or {}).get("IPAddress")
         if not address:
-            raise EgressError(f"the sandbox has no address on {self.name}")
+            raise EgressError(f"the sandbox has no address on {network}")
         return address
 
     def admit(self, execution_id: str, address: str) -> None:
@@ -142,11 +154,11 @@ class NetworkAccess:
         if self.egress is not None:
             self.egress.admit(execution_id, address)
 
-    def admit_sandbox(self, api: docker.APIClient, container_id: str, execution_id: str) -> None:
-        """``admit`` with the started sandbox's address (looked up only when
-        there is an egress to tell)."""
+    def admit_sandbox(self, api: docker.APIClient, container_id: str, execution_id: str, network: str) -> None:
+        """``admit`` with the started sandbox's address on ``network``
+        (looked up only when there is an egress to tell)."""
         if self.egress is not None:
-            self.admit(execution_id, self.address_of(api, container_id))
+            self.admit(execution_id, self.address_of(api, container_id, network))
 
     def revoke(self, execution_id: str) -> None:
         """From now on the egress refuses this execution's credentials."""

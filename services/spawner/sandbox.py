@@ -38,6 +38,14 @@ OPEN_FILES_LIMIT = 1024
 # The host's OOM killer should pick sandboxes before anything else.
 SANDBOX_OOM_SCORE_ADJ = 500
 NANO_CPUS_PER_CPU = 1_000_000_000
+# A sandbox with a network resolves no name itself (the egress does, for the
+# proxy). The engine's embedded resolver (127.0.0.11, in every container on
+# a user-defined network) forwards names it does not know to the container's
+# DNS servers, or the host's when none is set, even from an internal
+# network; given the sandbox's own loopback, where nothing listens, every
+# forwarded query stays inside the sandbox and goes unanswered, quickly.
+SANDBOX_NAMESERVERS = ["127.0.0.1"]
+SANDBOX_RESOLVER_OPTIONS = ["timeout:1", "attempts:1"]
 # The engine's answers to a kill of a container that is gone or not running.
 _NOTHING_TO_KILL = (http.HTTPStatus.NOT_FOUND, http.HTTPStatus.CONFLICT)
 
@@ -75,6 +83,8 @@ def host_config(
             Ulimit(name="core", soft=0, hard=0),
         ],
         network_mode=network or "none",
+        dns=SANDBOX_NAMESERVERS if network else None,
+        dns_opt=SANDBOX_RESOLVER_OPTIONS if network else None,
         cgroup_parent=cgroup_parent,
         runtime=settings.oci_runtime,
         ipc_mode="private",

@@ -19,6 +19,7 @@ from services.spawner.errors import NetworkUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
+from services.spawner.netpool import NetworkPool, NetworkPoolError, reap_networks
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
@@ -58,7 +59,6 @@ class Spawner:
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
         _check_workspaces(settings)
         self.inflight = InFlight(settings.capacity)
-        self.network = self._network_access(settings, api)
         self.metrics = SpawnerMetrics(
             in_flight=lambda: settings.capacity - self.inflight.free_slots,
             free_slots=lambda: self.inflight.free_slots,
@@ -67,17 +67,11 @@ class Spawner:
         self._sweeper_stop = threading.Event()
         self.cleanup_failures = 0
         self._workers: list[threading.Thread] = []
+        self.network = self._network_access(settings, api)
 
-    @staticmethod
-    def _network_access(settings: SpawnerSettings, api: docker.APIClient) -> NetworkAccess | None:
-        if not settings.package_network:
+    def _network_access(self, settings: SpawnerSettings, api: docker.APIClient) -> NetworkAccess | None:
+        if not settings.egress_container:
             return None
-        try:
-            api.inspect_network(settings.package_network)
-        except docker.errors.NotFound:
-            raise ConfigurationError(
-                f"SPAWNER_PACKAGE_NETWORK={settings.package_network!r}: no such Docker network"
-            ) from None
         mint = None
         if settings.egress_secret is not None:
             secret = settings.egress_secret.get_secret_value().encode()
@@ -99,8 +93,21 @@ class Spawner:
                 check_ca_volume(api, settings.egress_ca_volume, ca_cert)
             except (ValueError, OSError) as exc:
                 raise ConfigurationError(f"SPAWNER_EGRESS_CA_VOLUME: {exc}") from None
+        try:
+            pool = NetworkPool(api, settings.name, settings.egress_container, on_failure=self._cleanup_failed)
+        except NetworkPoolError as exc:
+            raise ConfigurationError(f"SPAWNER_EGRESS_CONTAINER: {exc}") from None
+        if settings.reap_on_start:  # first: what a crashed run left holds address pools
+            reap_networks(api, settings.name, pool.token, self._cleanup_failed)
+        # One network per slot, made now: a spawner that cannot make them
+        # (the engine's address pools exhausted, say) does not start.
+        try:
+            pool.fill(settings.capacity)
+        except NetworkPoolError as exc:
+            pool.close()
+            raise ConfigurationError(f"SPAWNER_EGRESS_CONTAINER: {exc}") from None
         return NetworkAccess(
-            settings.package_network, settings.egress_proxy_url, mint_token=mint, egress=egress,
+            pool, settings.egress_proxy_port, mint_token=mint, egress=egress,
             ca_cert=ca_cert, ca_volume=settings.egress_ca_volume or None,
         )
 
@@ -117,6 +124,10 @@ class Spawner:
             on_failure=self._cleanup_failed,
             min_age_seconds=min_age_seconds,
         )
+        pool = self.network.pool if self.network is not None else None
+        reap_networks(self.api, self.settings.name, pool.token if pool else None, self._cleanup_failed)
+        if pool is not None:
+            pool.sweep()
 
     def start_sweeper(self) -> None:
         """Periodically removes what no execution owns and that is older than
@@ -200,6 +211,8 @@ class Spawner:
             execution.cancel(message="the spawner is shutting down")
         for worker in workers:
             worker.join(CLEANUP_WAIT_SECONDS)
+        if self.network is not None:
+            self.network.pool.close()
         self._remove_cgroup_base()
 
     def _remove_cgroup_base(self) -> None:

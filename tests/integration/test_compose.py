@@ -34,10 +34,11 @@ print(errno.errorcode.get(ctypes.get_errno()))
 
 
 PROBE = """
-import socket
+import os, socket, urllib.parse
+egress = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"]).hostname
 for port in (3128, 50053):
     try:
-        socket.create_connection(("{address}", port), timeout=3).close()
+        socket.create_connection((egress, port), timeout=3).close()
         print(port, "open")
     except OSError:
         print(port, "closed")
@@ -101,12 +102,22 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
             seen = _decision_lines(docker_api, egress["Id"], with_package.execution_id)
             methods = {line["method"] for line in seen if line["kind"] == "request"}
             assert methods and methods <= {"GET", "HEAD"}, seen
-            # From a sandbox on that network the egress's proxy port answers,
+            # From a sandbox's own network the egress's proxy port answers,
             # its gRPC service (admissions, decisions) does not.
-            networks = docker_api.inspect_container(egress["Id"])["NetworkSettings"]["Networks"]
-            address = networks[f"{project}-sandbox"]["IPAddress"]
-            outcome = execute(stub, request({"main.py": PROBE.format(address=address)}, network=True), timeout=120)
+            outcome = execute(stub, request({"main.py": PROBE}, network=True), timeout=120)
             assert outcome.stdout == b"3128 open\n50053 closed\n", (outcome.stdout, outcome.stderr)
+            # One network per slot, each internal, IPv6 off, no host address,
+            # with the egress on it; the egress routes nothing between them.
+            pool = docker_api.networks(filters={"label": [
+                "sandbox-mesh.role=sandbox-network", f"sandbox-mesh.spawner=compose-{suffix}"]})
+            assert len(pool) == 4, pool
+            for summary in pool:
+                network = docker_api.inspect_network(summary["Id"])
+                assert network["Internal"] is True and network["EnableIPv6"] is False, network
+                assert network["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true", network
+                assert set(network["Containers"]) == {egress["Id"]}, network
+            read_forwarding = docker_api.exec_create(egress["Id"], ["cat", "/proc/sys/net/ipv4/ip_forward"])
+            assert docker_api.exec_start(read_forwarding).strip() == b"0"
         # Clients call control, which relays to the spawner and keeps the record and files.
         with grpc.insecure_channel(f"127.0.0.1:{control_port}") as channel:
             signed = grpc.intercept_channel(channel, TenantClientInterceptor("demo", tenant_key.encode()))
@@ -124,15 +135,12 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
                 control_pb2.GetOutputFileRequest(execution_id=finished.execution_id, path="answer.txt"), timeout=30
             )
             assert b"".join(c.data for c in chunks) == b"42"
-            sandbox_network = docker_api.inspect_network(f"{project}-sandbox")
-            assert sandbox_network["Internal"] is True
-            assert sandbox_network["EnableIPv6"] is False
     finally:
         down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
     assert docker_api.containers(all=True, filters=project_filter) == []
     assert docker_api.networks(filters=project_filter) == []
-    assert docker_api.networks(names=[f"{project}-sandbox"]) == []
+    assert docker_api.networks(filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
     assert docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] in (None, [])
     assert docker_api.volumes(filters={"name": f"{project}-egress-ca"})["Volumes"] in (None, [])
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []

@@ -78,7 +78,7 @@ def test_refused_request_names_the_field(stub, docker_api, spawner_name, workspa
     assert list(pathlib.Path(workspace_root).iterdir()) == []
 
 
-def test_packages_without_a_package_network_fail_precondition(stub, docker_api, spawner_name, workspace_root):
+def test_packages_without_an_egress_fail_precondition(stub, docker_api, spawner_name, workspace_root):
     req = request({"main.py": "print(1)"})
     req.packages.add(name="six")
     with pytest.raises(grpc.RpcError) as refused:

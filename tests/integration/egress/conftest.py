@@ -8,7 +8,8 @@ no network reaches it. Credentials are good only once admitted there with the
 sandbox's address (``Mesh.auth`` admits at every egress started).
 
 Both networks are `internal: true` with IPv6 off, so nothing the suite starts
-can reach anything beyond them. The egress runs from the services image with
+can reach anything beyond them. A spawner under test is given an egress's
+container and connects it to the network of each of its sandboxes. The egress runs from the services image with
 this working tree mounted; its resolver answers only from a test hosts file,
 which maps the suite's names to the upstream (on "outer") and to loopback,
 link-local and private addresses that must be refused before any connection.
@@ -194,7 +195,7 @@ class Mesh:
         container = self.container(
             SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], self.inner, user="10001",
             environment=env, working_dir="/src", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges"], sysctls={"net.ipv4.ip_forward": "0"},  # as in compose
             tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
             volumes=volumes,
         )

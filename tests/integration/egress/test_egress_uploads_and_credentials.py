@@ -131,8 +131,7 @@ def spawner_stub(mesh, intercept, docker_api, tmp_path):
     ca.chmod(0o644)
     name = f"egr-{secrets.token_hex(4)}"
     running = start(make_settings(
-        name, root, package_network=mesh.inner.name,
-        egress_proxy_url=f"http://{intercept.proxy_host}:{PROXY_PORT}",
+        name, root, egress_container=intercept.container.id, egress_proxy_port=PROXY_PORT,
         egress_secret=mesh.secret, egress_grpc=intercept.grpc_target, egress_ca_cert=str(ca),
     ))
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
@@ -154,8 +153,8 @@ def test_a_credential_works_only_in_its_sandbox_and_only_while_it_runs(mesh, int
             stdout += event.stdout.data
             if copied is None and b"proxy " in stdout and stdout.endswith(b"\n"):
                 proxy_url = stdout.split(b"proxy ", 1)[1].split(b"\n", 1)[0].decode()
-                # Copied to another sandbox on the same network, used while
-                # its execution still runs:
+                # Copied to another sandbox (the suite's, on a network the
+                # egress shares with it), used while its execution still runs:
                 copied = mesh.tunnel(UPSTREAM, auth=_authorization(proxy_url), proxy_host=intercept.proxy_host,
                                      cadata=intercept.ca_pem)
                 spawner_stub.Cancel(spawner_pb.CancelRequest(execution_id=req.execution_id, tenant=req.tenant),

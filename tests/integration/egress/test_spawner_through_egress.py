@@ -23,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def spawner_via(mesh, docker_api, tmp_path):
-    """A spawner whose package network is the suite's internal network and
-    whose only way out is the given egress."""
+    """A spawner whose sandboxes each get a network of their own with the
+    given egress on it, their only way out."""
     started = []
     root = tmp_path / "workspaces"
     root.mkdir()
@@ -34,8 +34,8 @@ def spawner_via(mesh, docker_api, tmp_path):
         running = start(make_settings(
             name,
             root,
-            package_network=mesh.inner.name,
-            egress_proxy_url=f"http://{egress.proxy_host}:{PROXY_PORT}",
+            egress_container=egress.container.id,
+            egress_proxy_port=PROXY_PORT,
             egress_secret=mesh.secret,
             egress_grpc=egress.grpc_target,
             install_timeout_ms=240_000,
@@ -101,7 +101,7 @@ with urllib.request.urlopen("https://pkgs.test.internal/hello", timeout=20) as r
 
 
 def test_network_without_packages_and_intercept_ca(mesh, intercept, spawner_via, tmp_path):
-    """`network` alone joins the egress-only network; with an intercepting
+    """`network` alone gets a network with the egress on it; with an intercepting
     egress the spawner mounts its CA certificate (never the key) and Python
     trusts it."""
     ca = tmp_path / "egress-ca.pem"

@@ -1,49 +1,43 @@
-"""Package installs into the workspace, on a network of the test's own.
+"""Package installs into the workspace, through an egress of the suite's own.
 
-Until the egress is wired in, the sandbox reaches the package registries
-directly over a bridge network this test creates (labelled, removed at the
-end); the registries are whatever the runtime image's pip and npm are
-configured with."""
+The spawner gives each execution a network of its own with the egress on it
+(the sandbox's only way out); the egress allowlists the registries the
+runtime image's pip and npm are configured with (`registry_egress`)."""
 
 from __future__ import annotations
 
 import secrets
 
+import grpc
 import pytest
-
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
+
 from services.common.auth import ClientAuthInterceptor
-from services.spawner import sandbox
 from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
+from tests.integration.egress.conftest import PROXY_PORT
 from tests.integration.helpers import execute, request
-
-import grpc
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def package_spawner(docker_api, tmp_path_factory):
+def package_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
     name = f"pkg-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("pkg-workspaces")
-    network = docker_api.create_network(
-        f"sandbox-mesh-test-{name}",
-        driver="bridge",
-        labels={sandbox.LABEL_ROLE: "test-network", sandbox.LABEL_SPAWNER: name},
-    )
+    running = start(make_settings(
+        name, root, egress_container=registry_egress.container.id, egress_proxy_port=PROXY_PORT,
+        egress_secret=mesh.secret, egress_grpc=registry_egress.grpc_target, install_timeout_ms=240_000,
+    ))
     try:
-        running = start(make_settings(name, root, package_network=f"sandbox-mesh-test-{name}", install_timeout_ms=240_000))
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                yield spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))
-        finally:
-            running.stop(grace_seconds=5)
-        assert running.spawner.cleanup_failures == 0
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            signed = grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode()))
+            yield spawner_pb2_grpc.SpawnerStub(signed)
     finally:
-        docker_api.remove_network(network["Id"])
+        running.stop(grace_seconds=5)
+    assert running.spawner.cleanup_failures == 0
     assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
 
 
