@@ -13,7 +13,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images test up down bench doctor
+.PHONY: setup docker venv protos images lint test up down bench doctor
 
 setup: docker venv
 
@@ -34,7 +34,14 @@ protos: venv
 images: setup
 	images/build.sh
 
-test: images
+# Linter, formatter and type checker (configured in pyproject.toml) keep the
+# tree clean: `make test` fails on any finding.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint images
 	$(VENV)/bin/pytest -q
 
 up: images

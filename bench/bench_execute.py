@@ -106,8 +106,7 @@ def time_docker_run(language: str) -> float:
 def summary(samples: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples)
     p95 = statistics.quantiles(ms, n=20, method="inclusive")[18] if len(ms) > 1 else ms[0]
-    values = {"p50": statistics.median(ms), "p95": p95, "mean": statistics.fmean(ms),
-              "min": ms[0], "max": ms[-1]}
+    values = {"p50": statistics.median(ms), "p95": p95, "mean": statistics.fmean(ms), "min": ms[0], "max": ms[-1]}
     return {k: round(v, 1) for k, v in values.items()}
 
 
@@ -131,9 +130,11 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="bench-workspaces-")
     running, execute, docker_run, phases = None, [], [], []
     try:
-        running = start(SpawnerSettings(
-            listen="127.0.0.1:0", name=f"bench-{secrets.token_hex(4)}", workspace_root=root,
-            capacity=4, **auth))
+        running = start(
+            SpawnerSettings(
+                listen="127.0.0.1:0", name=f"bench-{secrets.token_hex(4)}", workspace_root=root, capacity=4, **auth
+            )
+        )
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=10)
             if auth:
@@ -164,21 +165,24 @@ def main() -> None:
         "docker_run_ms": docker_run_ms,
         "ratio_p50": round(execute_ms["p50"] / docker_run_ms["p50"], 2),
         "ratio_p95": round(execute_ms["p95"] / docker_run_ms["p95"], 2),
-        "execute_phase_p50_ms": {k: round(statistics.median(p[k] for p in phases) * 1000, 1)
-                                 for k in phases[0]},
+        "execute_phase_p50_ms": {k: round(statistics.median(p[k] for p in phases) * 1000, 1) for k in phases[0]},
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{language} hello world, {args.iterations} interleaved runs each "
-          f"(+{WARMUP} warm-up); Docker {report['engine']} (API {report['api_version']}, "
-          f"cgroup v{report['cgroup_version']}), {report['cpus']} CPUs")
+    print(
+        f"{language} hello world, {args.iterations} interleaved runs each "
+        f"(+{WARMUP} warm-up); Docker {report['engine']} (API {report['api_version']}, "
+        f"cgroup v{report['cgroup_version']}), {report['cpus']} CPUs"
+    )
     print(f"{'':<12}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'min ms':>9}{'max ms':>9}")
     for label, row in (("Execute", execute_ms), ("docker run", docker_run_ms)):
         print(f"{label:<12}" + "".join(f"{row[k]:>9.1f}" for k in ("p50", "p95", "mean", "min", "max")))
     print(f"{'ratio':<12}{report['ratio_p50']:>9.2f}{report['ratio_p95']:>9.2f}   (Execute / docker run)")
-    print("Execute p50 by phase, as the client sees it: " + ", ".join(
-        f"{k} {v:.1f} ms" for k, v in report["execute_phase_p50_ms"].items()))
+    print(
+        "Execute p50 by phase, as the client sees it: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in report["execute_phase_p50_ms"].items())
+    )
 
 
 if __name__ == "__main__":

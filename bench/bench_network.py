@@ -38,10 +38,10 @@ import docker  # noqa: E402
 import grpc  # noqa: E402
 from bench_execute import IMAGE, summary  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
+
 from sandbox.common.v1 import execution_pb2 as common  # noqa: E402
 from sandbox.spawner.v1 import spawner_pb2 as pb  # noqa: E402
 from sandbox.spawner.v1 import spawner_pb2_grpc  # noqa: E402
-
 from services.common.auth import ClientAuthInterceptor  # noqa: E402
 from services.spawner import sandbox  # noqa: E402
 from services.spawner.config import SpawnerSettings  # noqa: E402
@@ -59,8 +59,15 @@ def make_network(pool: NetworkPool) -> Lease:
     leftover is reaped like the pool's), with the egress connected."""
     api, egress_id = pool.api, pool.api.inspect_container(pool.egress_container)["Id"]
     name = f"sandbox-mesh-{pool.spawner_name}-bench-{secrets.token_hex(4)}"
-    api.create_network(name, driver="bridge", internal=True, enable_ipv6=False, options=BRIDGE_OPTIONS,
-                       labels=pool.labels, check_duplicate=True)
+    api.create_network(
+        name,
+        driver="bridge",
+        internal=True,
+        enable_ipv6=False,
+        options=BRIDGE_OPTIONS,
+        labels=pool.labels,
+        check_duplicate=True,
+    )
     api.connect_container_to_network(egress_id, name)
     members = api.inspect_network(name)["Containers"]
     return Lease(name, members[egress_id]["IPv4Address"].partition("/")[0])
@@ -132,17 +139,23 @@ def main() -> None:
     engine = client.version()
     name = f"bench-{secrets.token_hex(4)}"
     labels = {sandbox.LABEL_ROLE: "bench", sandbox.LABEL_SPAWNER: name}
-    egress = client.containers.run(IMAGE, ["sleep", "3600"], detach=True, labels=labels,
-                                   user="10001", cap_drop=["ALL"])
+    egress = client.containers.run(IMAGE, ["sleep", "3600"], detach=True, labels=labels, user="10001", cap_drop=["ALL"])
     secret = secrets.token_hex(32)
     root = tempfile.mkdtemp(prefix="bench-workspaces-")
     samples: dict[str, list[float]] = {design: [] for design in DESIGNS}
     running, shared = None, None
     try:
-        running = start(SpawnerSettings(
-            listen="127.0.0.1:0", metrics_listen="", name=name, workspace_root=root, capacity=4,
-            secret=SecretStr(secret), egress_container=egress.id,
-        ))
+        running = start(
+            SpawnerSettings(
+                listen="127.0.0.1:0",
+                metrics_listen="",
+                name=name,
+                workspace_root=root,
+                capacity=4,
+                secret=SecretStr(secret),
+                egress_container=egress.id,
+            )
+        )
         access = running.spawner.network
         assert access is not None  # an egress container was given
         shared = SharedNetwork(access.pool)
@@ -187,16 +200,24 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"python hello world with network: true, {args.iterations} interleaved rounds (+{WARMUP} warm-up); "
-          f"Docker {report['engine']}, {report['cpus']} CPUs; ratios against '{BASELINE}'")
-    print(f"{'':<15}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'min ms':>9}{'max ms':>9}"
-          f"{'ratio p50':>11}{'ratio p95':>11}")
+    print(
+        f"python hello world with network: true, {args.iterations} interleaved rounds (+{WARMUP} warm-up); "
+        f"Docker {report['engine']}, {report['cpus']} CPUs; ratios against '{BASELINE}'"
+    )
+    print(
+        f"{'':<15}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'min ms':>9}{'max ms':>9}{'ratio p50':>11}{'ratio p95':>11}"
+    )
     for design in DESIGNS:
         row = rows[design]
-        print(f"{design:<15}" + "".join(f"{row[k]:>9.1f}" for k in ("p50", "p95", "mean", "min", "max"))
-              + f"{report['ratio_p50'][design]:>11.2f}{report['ratio_p95'][design]:>11.2f}")
-    print(f"p50 extra over '{BASELINE}': "
-          + ", ".join(f"{d} {report['extra_p50_ms'][d]:+.1f} ms" for d in DESIGNS if d != BASELINE))
+        print(
+            f"{design:<15}"
+            + "".join(f"{row[k]:>9.1f}" for k in ("p50", "p95", "mean", "min", "max"))
+            + f"{report['ratio_p50'][design]:>11.2f}{report['ratio_p95'][design]:>11.2f}"
+        )
+    print(
+        f"p50 extra over '{BASELINE}': "
+        + ", ".join(f"{d} {report['extra_p50_ms'][d]:+.1f} ms" for d in DESIGNS if d != BASELINE)
+    )
 
 
 if __name__ == "__main__":

@@ -293,7 +293,9 @@ class Relay:
                     if verdict.error_message != event.result.error_message:
                         log.warning(
                             "execution %s: spawner %s's message not relayed: %r",
-                            execution.key, address, event.result.error_message,
+                            execution.key,
+                            address,
+                            event.result.error_message,
                         )
                     if verdict.status == CANCELLED and execution.cancel_reason is not None:
                         # The spawner only knows it was asked to; control knows why.

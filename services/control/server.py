@@ -69,8 +69,14 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
     if spawner_secret and keys:
         return spawner_secret, keys
     if settings.insecure:
-        gaps = [text for text, missing in (("calls to spawners are unsigned", not spawner_secret),
-                                           ("tenants are not authenticated", not keys)) if missing]
+        gaps = [
+            text
+            for text, missing in (
+                ("calls to spawners are unsigned", not spawner_secret),
+                ("tenants are not authenticated", not keys),
+            )
+            if missing
+        ]
         log.warning(
             "CONTROL_INSECURE=1: %s. Set CONTROL_SPAWNER_SECRET and CONTROL_TENANT_KEYS for anything "
             "but local development.",

@@ -132,6 +132,5 @@ class SlotScheduler:
         return QuotaExceeded(
             tenant,
             MESH_SLOTS,
-            f"all {slots} slots of the mesh were busy for the {waited:.0f}s this execution waited; "
-            "nothing was charged",
+            f"all {slots} slots of the mesh were busy for the {waited:.0f}s this execution waited; nothing was charged",
         )

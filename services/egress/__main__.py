@@ -80,7 +80,9 @@ async def run(settings: EgressSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, master.shutdown)
-    log.info("egress listening on %s (%s mode, %d allowlist entries)", settings.listen, settings.mode, len(addon.allowlist))
+    log.info(
+        "egress listening on %s (%s mode, %d allowlist entries)", settings.listen, settings.mode, len(addon.allowlist)
+    )
     await master.run()
     return 0
 
@@ -91,7 +93,7 @@ def main() -> int:
     try:
         settings = EgressSettings()
     except ValueError as exc:
-        logging.error("%s", exc)
+        log.error("%s", exc)
         return 2
     return asyncio.run(run(settings))
 

@@ -147,6 +147,8 @@ class EgressAddon:
             result: egress_token.Identity | str = parsed
         else:
             record.claimed_user = parsed[0]
+            if self.secret is None:  # configure() refuses to go on without one
+                raise RuntimeError("egress: no credential secret configured")
             result = egress_token.verify(self.secret, parsed[0], parsed[1], now=self.clock())
         if isinstance(result, str):
             self._deny(record, result)
@@ -175,7 +177,7 @@ class EgressAddon:
             self.decisions.add(record)
             refuse(flow, 403, decision.reason)
             return None
-        name = decision.value
+        name = decision.allowed_value()
         decision = policy.check_port(port, ports)
         if not decision:
             self._deny(record, decision.reason)
@@ -190,8 +192,8 @@ class EgressAddon:
             self.decisions.add(record)
             refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
             return None
-        record.resolved_address = decision.value
-        return decision.value
+        record.resolved_address = decision.allowed_value()
+        return record.resolved_address
 
     # --- hooks --------------------------------------------------------------
 
@@ -205,7 +207,8 @@ class EgressAddon:
         state = self._state(nextlayer.context.client)
         if not state.metered:
             state.metered = True
-            nextlayer.layer = Metered(nextlayer.layer, state)
+            # Metered wraps the decided layer and passes every event through.
+            nextlayer.layer = Metered(nextlayer.layer, state)  # type: ignore[assignment]
 
     async def http_connect(self, flow: http.HTTPFlow):
         state = self._state(flow.client_conn)
@@ -223,7 +226,7 @@ class EgressAddon:
         if address is None:
             return
         record.decision, record.reason = ALLOW, policy.Reason.ALLOWED
-        name = policy.normalize_host(host)
+        name = policy.check_host(host, self.allowlist).allowed_value()  # passed just above
         state.tunnel = Tunnel(name=name, port=port, address=address, record=record)
         # mitmproxy takes the upstream address from the CONNECT request after
         # this hook: make it the checked address, so no name is ever looked up
@@ -242,11 +245,12 @@ class EgressAddon:
             return
         sni = data.client_hello.sni
         tunnel.record.sni = sni or ""
+        reason: str | None
         if not sni:
             reason = Reason.SNI_MISSING
         else:
             normal = policy.normalize_host(sni)
-            reason = None if normal == tunnel.name else Reason.SNI_MISMATCH
+            reason = None if normal == tunnel.name else Reason.SNI_MISMATCH  # a refusal never equals a name
         if reason:
             tunnel.refused = True
             data.ignore_connection = True
@@ -269,7 +273,9 @@ class EgressAddon:
                 # CONNECT passed but no acceptable TLS ClientHello came first.
                 self._deny(tunnel.record, Reason.TLS_REQUIRED)
             return
-        record = self._record(state or ClientState(peer=""), "connect", str(address[0]) if address else "", address[1] if address else 0)
+        record = self._record(
+            state or ClientState(peer=""), "connect", str(address[0]) if address else "", address[1] if address else 0
+        )
         if tunnel is not None:
             record.execution_id, record.tenant = tunnel.record.execution_id, tunnel.record.tenant
         self._deny(record, Reason.NOT_PINNED)
@@ -311,7 +317,9 @@ class EgressAddon:
             request.host == tunnel.address or policy.normalize_host(request.host) == tunnel.name
         )
         header_host, header_port = split_host_header(host_header or "", tunnel.port)
-        header_ok = bool(host_header) and header_port == tunnel.port and policy.normalize_host(header_host) == tunnel.name
+        header_ok = (
+            bool(host_header) and header_port == tunnel.port and policy.normalize_host(header_host) == tunnel.name
+        )
         if not (uri_ok and header_ok):
             self._deny(record, Reason.REQUEST_HOST_MISMATCH)
             self.decisions.add(record)
@@ -363,10 +371,7 @@ class EgressAddon:
             or header_port != request.port
         ):
             # An IP-literal or malformed URI host is refused as such below.
-            if isinstance(uri_host, policy.Decision):
-                reason = uri_host.reason
-            else:
-                reason = Reason.HOST_HEADER_MISMATCH
+            reason = uri_host.reason if isinstance(uri_host, policy.Decision) else Reason.HOST_HEADER_MISMATCH
             self._deny(record, reason)
             self.decisions.add(record)
             refuse(flow, 403, reason)
@@ -411,4 +416,3 @@ class EgressAddon:
         for record in state.open_records:
             record.closed = True
             self.decisions.emit(record)
-

@@ -52,8 +52,10 @@ try:
 except Exception as exc:
     out["pip_error"] = repr(exc)
 try:
-    listing = json.loads(subprocess.run(["npm", "config", "list", "--json"], capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS).stdout or "{}")
-    registries = [listing.get("registry") or subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS).stdout.strip()]
+    def npm(*args):
+        return subprocess.run(["npm", *args], capture_output=True, text=True, timeout=NPM_TIMEOUT_SECONDS).stdout
+    listing = json.loads(npm("config", "list", "--json") or "{}")
+    registries = [listing.get("registry") or npm("config", "get", "registry").strip()]
     registries += [v for k, v in listing.items() if k.endswith(":registry") and isinstance(v, str)]
     out["npm_registries"] = [r for r in registries if r]
 except Exception as exc:
@@ -79,7 +81,7 @@ def parse_probe_output(output: str) -> list[str]:
     """Host names from the probe's output, deduplicated, in order."""
     for line in output.splitlines():
         if line.startswith(MARKER):
-            data = json.loads(line[len(MARKER):])
+            data = json.loads(line[len(MARKER) :])
             break
     else:
         raise ValueError("the runtime image printed no allowlist probe result")

@@ -28,7 +28,7 @@ _log = logging.getLogger("sandbox.egress.decisions")
 
 
 def _iso(unix_seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.datetime.fromtimestamp(unix_seconds, datetime.UTC).isoformat(timespec="milliseconds")
 
 
 def _address(client: str) -> str:
@@ -153,9 +153,7 @@ class DecisionLog:
         if record.decision == DENY:
             source = f"execution:{record.execution_id}" if record.execution_id else f"address:{_address(record.client)}"
             with self._lock:
-                write, due = self.refusals.admit(
-                    source, record.time, record.execution_id, record.tenant, record.client
-                )
+                write, due = self.refusals.admit(source, record.time, record.execution_id, record.tenant, record.client)
             for summary in due:
                 self._write(summary_json(summary))
         if write:

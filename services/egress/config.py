@@ -55,7 +55,7 @@ class EgressSettings(BaseSettings):
     refusal_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
 
     @model_validator(mode="after")
-    def _has_secret(self) -> "EgressSettings":
+    def _has_secret(self) -> EgressSettings:
         if not self.secret and not self.secret_file:
             raise ValueError("EGRESS_SECRET or EGRESS_SECRET_FILE is required")
         return self

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
-
 from services.common import grpc_server
 from services.common.contract.ids import ID_RE, ID_RULE
 from services.egress.admissions import AdmissionError, Admissions

@@ -30,20 +30,68 @@ INTERCEPT = "intercept"
 
 
 def declare(loader) -> None:
-    loader.add_option("egress_allow_hosts", Sequence[str], [], "Allowed host names: exact names and *.suffix wildcards.")
-    loader.add_option("egress_mode", str, PASSTHROUGH, "passthrough (TLS end to end) or intercept (terminate TLS with the egress CA).", choices=[PASSTHROUGH, INTERCEPT])
-    loader.add_option("egress_allow_plain_http", bool, False, "Allow plain-HTTP requests to port 80 (Host must equal the request-URI host).")
-    loader.add_option("egress_secret_file", str, "", "File holding the HMAC secret for proxy credentials (else the secret the addon was made with).")
-    loader.add_option("egress_hosts_file", str, "", "hosts(5)-style file consulted before DNS by the egress's own resolver.")
-    loader.add_option("egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver.")
-    loader.add_option("egress_allow_networks", Sequence[str], [], "CIDRs exempt from the global-unicast rule (e.g. a private mirror). Loopback, link-local, multicast and unspecified stay refused.")
-    loader.add_option("egress_own_addresses", Sequence[str], [], "Extra addresses of the proxy itself, always refused as destinations.")
-    loader.add_option("egress_grpc_listen", str, "", "host:port or unix:PATH of the sandbox.egress.v1.Egress gRPC service; empty to disable (no admissions: every credential refused).")
+    loader.add_option(
+        "egress_allow_hosts", Sequence[str], [], "Allowed host names: exact names and *.suffix wildcards."
+    )
+    loader.add_option(
+        "egress_mode",
+        str,
+        PASSTHROUGH,
+        "passthrough (TLS end to end) or intercept (terminate TLS with the egress CA).",
+        choices=[PASSTHROUGH, INTERCEPT],
+    )
+    loader.add_option(
+        "egress_allow_plain_http",
+        bool,
+        False,
+        "Allow plain-HTTP requests to port 80 (Host must equal the request-URI host).",
+    )
+    loader.add_option(
+        "egress_secret_file",
+        str,
+        "",
+        "File holding the HMAC secret for proxy credentials (else the secret the addon was made with).",
+    )
+    loader.add_option(
+        "egress_hosts_file", str, "", "hosts(5)-style file consulted before DNS by the egress's own resolver."
+    )
+    loader.add_option(
+        "egress_dns", bool, True, "Resolve names missing from egress_hosts_file with the system resolver."
+    )
+    loader.add_option(
+        "egress_allow_networks",
+        Sequence[str],
+        [],
+        "CIDRs exempt from the global-unicast rule (e.g. a private mirror). "
+        "Loopback, link-local, multicast and unspecified stay refused.",
+    )
+    loader.add_option(
+        "egress_own_addresses",
+        Sequence[str],
+        [],
+        "Extra addresses of the proxy itself, always refused as destinations.",
+    )
+    loader.add_option(
+        "egress_grpc_listen",
+        str,
+        "",
+        "host:port or unix:PATH of the sandbox.egress.v1.Egress gRPC service; "
+        "empty to disable (no admissions: every credential refused).",
+    )
     loader.add_option("egress_ring_size", int, DEFAULT_RING_SIZE, "Decisions kept in memory per execution.")
-    loader.add_option("egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory.")
+    loader.add_option(
+        "egress_ring_executions", int, DEFAULT_RING_EXECUTIONS, "Executions whose decisions are kept in memory."
+    )
     loader.add_option("egress_decision_log", str, "", "Append decision JSON lines to this file instead of stdout.")
-    loader.add_option("egress_refusal_log_burst", int, DEFAULT_BURST, "Refusal lines written per source and interval; the rest are counted in one summary line.")
-    loader.add_option("egress_refusal_log_interval", float, DEFAULT_INTERVAL_SECONDS, "Seconds of one refusal-log interval.")
+    loader.add_option(
+        "egress_refusal_log_burst",
+        int,
+        DEFAULT_BURST,
+        "Refusal lines written per source and interval; the rest are counted in one summary line.",
+    )
+    loader.add_option(
+        "egress_refusal_log_interval", float, DEFAULT_INTERVAL_SECONDS, "Seconds of one refusal-log interval."
+    )
 
 
 def apply(addon: EgressAddon, o, updated: set[str]) -> None:
@@ -52,7 +100,9 @@ def apply(addon: EgressAddon, o, updated: set[str]) -> None:
     if o.onboarding:
         raise exceptions.OptionsError("egress: the onboarding app must be off (onboarding=false)")
     if o.allow_hosts or o.ignore_hosts:
-        raise exceptions.OptionsError("egress: allow_hosts/ignore_hosts must stay empty; egress_allow_hosts is the policy")
+        raise exceptions.OptionsError(
+            "egress: allow_hosts/ignore_hosts must stay empty; egress_allow_hosts is the policy"
+        )
     if o.ssl_insecure:
         raise exceptions.OptionsError("egress: ssl_insecure must stay off")
     if o.egress_mode not in (PASSTHROUGH, INTERCEPT):
@@ -84,8 +134,11 @@ def apply(addon: EgressAddon, o, updated: set[str]) -> None:
     if {"egress_own_addresses", "listen_host"} & updated:
         addon.own_addresses = own_addresses(o.egress_own_addresses, o.listen_host)
     decision_log_options = {
-        "egress_ring_size", "egress_ring_executions", "egress_decision_log",
-        "egress_refusal_log_burst", "egress_refusal_log_interval",
+        "egress_ring_size",
+        "egress_ring_executions",
+        "egress_decision_log",
+        "egress_refusal_log_burst",
+        "egress_refusal_log_interval",
     }
     if decision_log_options & updated:
         if o.egress_ring_size < 1 or o.egress_ring_executions < 1:
@@ -96,8 +149,11 @@ def apply(addon: EgressAddon, o, updated: set[str]) -> None:
         if o.egress_decision_log:
             stream = open(o.egress_decision_log, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the proxy
         addon.decisions = DecisionLog(
-            o.egress_ring_size, o.egress_ring_executions, stream,
-            refusal_burst=o.egress_refusal_log_burst, refusal_interval_seconds=o.egress_refusal_log_interval,
+            o.egress_ring_size,
+            o.egress_ring_executions,
+            stream,
+            refusal_burst=o.egress_refusal_log_burst,
+            refusal_interval_seconds=o.egress_refusal_log_interval,
         )
     if "egress_secret_file" in updated:
         secret = addon._secret_arg

@@ -89,6 +89,12 @@ class Decision:
     def __bool__(self) -> bool:  # a Decision reads as "allowed?"
         return self.allowed
 
+    def allowed_value(self) -> str:
+        """The host, port or address an allowing check settled on."""
+        if not self.allowed or self.value is None:
+            raise ValueError(f"no value: the check refused ({self.reason})")
+        return self.value
+
 
 def _deny(reason: str, value: str | None = None) -> Decision:
     return Decision(False, reason, value)
@@ -150,8 +156,9 @@ class Allowlist:
     suffixes: frozenset[str]
 
     @classmethod
-    def parse(cls, entries: Iterable[str]) -> "Allowlist":
-        exact, suffixes = set(), set()
+    def parse(cls, entries: Iterable[str]) -> Allowlist:
+        exact: set[str] = set()
+        suffixes: set[str] = set()
         for raw in entries:
             entry = raw.strip()
             if not entry:
@@ -224,9 +231,7 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def check_address(
-    address: str, own_addresses: Iterable[str] = (), permitted: Iterable[Network] = ()
-) -> Decision:
+def check_address(address: str, own_addresses: Iterable[str] = (), permitted: Iterable[Network] = ()) -> Decision:
     """Refuses any address that is not global unicast, and the proxy's own.
 
     ``permitted`` networks (operator configuration, e.g. a private package

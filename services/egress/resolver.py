@@ -66,5 +66,5 @@ class Resolver:
             return []
         try:
             return await asyncio.wait_for(self.lookup(name), self.timeout)
-        except (OSError, asyncio.TimeoutError, UnicodeError):
+        except (TimeoutError, OSError, UnicodeError):
             return []

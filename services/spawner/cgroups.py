@@ -13,6 +13,7 @@ Docker's cgroupfs driver and, on v2, its systemd driver.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -56,12 +57,12 @@ class CgroupLayout:
     systemd_driver: bool
 
     @classmethod
-    def detect(cls, root: str, docker_cgroup_driver: str) -> "CgroupLayout":
+    def detect(cls, root: str, docker_cgroup_driver: str) -> CgroupLayout:
         path = pathlib.Path(root)
         unified = (path / "cgroup.controllers").exists()
         return cls(root=path, unified=unified, systemd_driver=docker_cgroup_driver == "systemd")
 
-    def parent_for(self, spawner_name: str, token: str) -> "CgroupParent":
+    def parent_for(self, spawner_name: str, token: str) -> CgroupParent:
         """`token` is [a-z0-9] only: systemd reads '-' in slice names as nesting."""
         if self.systemd_driver:
             # Docker's systemd driver takes a slice name; "a-b-c.slice" lives at
@@ -141,7 +142,5 @@ def remove_cgroup_tree(directory: pathlib.Path) -> None:
         found.extend(child for child in found[index].iterdir() if child.is_dir() and not child.is_symlink())
         index += 1
     for path in reversed(found):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rmdir(path)
-        except FileNotFoundError:
-            pass

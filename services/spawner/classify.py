@@ -23,7 +23,7 @@ NAMED_IN_MESSAGE = 5  # denials or dropped files quoted in an error message
 
 @dataclasses.dataclass
 class Facts:
-    kill: tuple[int, str] | None = None  # (ErrorCode, message) of the spawner's own kill
+    kill: tuple[common.ErrorCode, str] | None = None  # (ErrorCode, message) of the spawner's own kill
     oom_kills: int = 0
     engine_oom: bool = False
     memory_bytes: int = 0
@@ -41,15 +41,17 @@ class Facts:
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    status: int
-    error_code: int = Code.ERROR_CODE_UNSPECIFIED
+    status: common.ExecutionStatus
+    error_code: common.ErrorCode = Code.ERROR_CODE_UNSPECIFIED
     message: str = ""
 
 
 def classify(facts: Facts) -> Verdict:
     if facts.kill is not None:
         code, message = facts.kill
-        status = Status.EXECUTION_STATUS_CANCELLED if code == Code.ERROR_CODE_CANCELLED else Status.EXECUTION_STATUS_FAILED
+        status = (
+            Status.EXECUTION_STATUS_CANCELLED if code == Code.ERROR_CODE_CANCELLED else Status.EXECUTION_STATUS_FAILED
+        )
         return Verdict(status, code, message)
     failed = facts.install_failed or facts.failed_step is not None
     if failed and facts.egress_denials:
@@ -70,7 +72,9 @@ def classify(facts: Facts) -> Verdict:
         # Any install that cannot complete is the caller's packages failing to
         # resolve; the installer's own words say which and why.
         what = "package not found" if facts.install_not_found else "package install failed"
-        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_PACKAGE_NOT_FOUND, f"{what}: {facts.install_output}")
+        return Verdict(
+            Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_PACKAGE_NOT_FOUND, f"{what}: {facts.install_output}"
+        )
     if facts.failed_step is not None:
         index, path, exit_code = facts.failed_step
         where = path if facts.step_count == 1 else f"step {index + 1}/{facts.step_count} {path}"

@@ -38,13 +38,13 @@ def clean_up(
         try:
             container.kill()
             engine_oom = container.oom_killed()
-        except Exception as exc:  # noqa: BLE001 - the removal below still forces it
+        except Exception as exc:
             on_failure("container", exc)
         _attempt("container", container.remove, on_failure)
     usage = CgroupUsage()
     try:
         usage = parent.read()
-    except Exception as exc:  # noqa: BLE001 - charged as nothing, loudly
+    except Exception as exc:
         on_failure("cgroup", exc)
     _attempt("cgroup", parent.remove, on_failure)
     if workspace is not None:
@@ -55,5 +55,5 @@ def clean_up(
 def _attempt(what: str, action: Callable[[], None], on_failure: OnFailure) -> None:
     try:
         action()
-    except Exception as exc:  # noqa: BLE001 - one failed step must not stop the others
+    except Exception as exc:
         on_failure(what, exc)

@@ -131,7 +131,7 @@ class SpawnerSettings(BaseSettings):
         return path
 
     @model_validator(mode="after")
-    def _ranges_are_consistent(self) -> "SpawnerSettings":
+    def _ranges_are_consistent(self) -> SpawnerSettings:
         if not self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("default_timeout_ms must not exceed max_timeout_ms")
         if not self.min_memory_bytes <= self.default_memory_bytes <= self.max_memory_bytes:

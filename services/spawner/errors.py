@@ -50,4 +50,3 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
 
 
 grpc_errors = error_mapper(to_status)
-

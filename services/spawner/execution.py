@@ -14,7 +14,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import docker
 
@@ -25,8 +25,8 @@ from services.common.contract import failures
 from services.common.contract.packages import requirement
 from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
-from services.spawner.cleanup import clean_up
 from services.spawner.classify import Facts, classify
+from services.spawner.cleanup import clean_up
 from services.spawner.config import SpawnerSettings
 from services.spawner.netpool import Lease
 from services.spawner.network import NetworkAccess
@@ -54,7 +54,7 @@ class Execution:
         api: docker.APIClient,
         cgroups: CgroupLayout,
         on_cleanup_failure: Callable[[str, Exception, str], None],  # (what, error, execution id)
-        on_finished: Callable[["Execution", pb.ExecuteResult], None],
+        on_finished: Callable[[Execution, pb.ExecuteResult], None],
         network: NetworkAccess | None = None,
     ):
         self.spec = spec
@@ -69,7 +69,7 @@ class Execution:
         self.finished = threading.Event()
         self._events: EventChannel[pb.ExecuteEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         self._lock = threading.Lock()
-        self._kill: tuple[int, str] | None = None  # (ErrorCode, message); first wins
+        self._kill: tuple[ErrorCode, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
         self._lease: Lease | None = None  # the execution's own network, if any
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
@@ -83,7 +83,7 @@ class Execution:
 
     # ---- called from other threads -------------------------------------
 
-    def cancel(self, code: int = ErrorCode.ERROR_CODE_CANCELLED, message: str = "cancelled") -> bool:
+    def cancel(self, code: ErrorCode = ErrorCode.ERROR_CODE_CANCELLED, message: str = "cancelled") -> bool:
         """Kills the execution; the first reason given is the one reported."""
         with self._lock:
             if self.finished.is_set():
@@ -114,7 +114,7 @@ class Execution:
         try:
             try:
                 result = self._run()
-            except Exception:  # noqa: BLE001 - any failure here is the spawner's
+            except Exception:
                 log.exception("execution %s failed in the spawner (%s)", self.spec.execution_id, self._failure)
                 result = pb.ExecuteResult(
                     status=Status.EXECUTION_STATUS_FAILED,
@@ -324,14 +324,8 @@ class Execution:
         )
         harvest = outputs.select(str(workspace.output), caps)
         for path, size in harvest.files:
-            sent = 0
-            for offset, data in outputs.read_chunks(str(workspace.output), path, size):
-                sent = offset + len(data)
-                self._emit(pb.ExecuteEvent(output_file=common.OutputFile(
-                    path=path, size=size, content=data, offset=offset, last_chunk=sent >= size,
-                )))
-            if size == 0:
-                self._emit(pb.ExecuteEvent(output_file=common.OutputFile(path=path, size=0, last_chunk=True)))
+            for chunk in outputs.file_chunks(str(workspace.output), path, size):
+                self._emit(pb.ExecuteEvent(output_file=chunk))
             result.output_files.append(common.OutputFile(path=path, size=size))
         result.dropped_output_files.extend(str(drop) for drop in harvest.dropped)
         result.usage.output_files = len(harvest.files)
@@ -343,7 +337,7 @@ class Execution:
     def _time_out(self) -> None:
         self.cancel(ErrorCode.ERROR_CODE_TIMEOUT, f"time limit of {self.spec.timeout_ms} ms reached")
 
-    def _killed(self) -> tuple[int, str] | None:
+    def _killed(self) -> tuple[ErrorCode, str] | None:
         with self._lock:
             return self._kill
 
@@ -355,7 +349,7 @@ class Execution:
         if self.network is not None and self.spec.network:
             try:
                 self.network.revoke(self.spec.execution_id)  # its credentials die with it
-            except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on
+            except Exception as exc:
                 self._cleanup_failed("egress admission", exc)
         report = clean_up(container, workspace, parent, self._cleanup_failed)
         with self._lock:
@@ -363,7 +357,7 @@ class Execution:
         if self.network is not None and self._lease is not None:  # only now: its sandbox is gone
             try:
                 self.network.release(self._lease)
-            except Exception as exc:  # noqa: BLE001 - counted; the rest of clean-up goes on
+            except Exception as exc:
                 self._cleanup_failed("network", exc)
             self._lease = None
         self._facts.engine_oom = report.engine_oom
@@ -380,7 +374,7 @@ class Execution:
         if self.network is not None and self.spec.network and failed and facts.kill is None:
             try:
                 facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
-            except Exception as exc:  # noqa: BLE001 - classification falls back, loudly
+            except Exception as exc:
                 log.error("execution %s: cannot read the egress's decisions: %s", self.spec.execution_id, exc)
         verdict = classify(facts)
         result.status = verdict.status
@@ -397,7 +391,7 @@ class Execution:
 
     # ---- event plumbing ------------------------------------------------
 
-    def _phase(self, phase: int) -> None:
+    def _phase(self, phase: pb.Phase) -> None:
         elapsed = int((time.monotonic() - self.admitted_at) * 1000)
         self._emit(pb.ExecuteEvent(phase=pb.PhaseEvent(phase=phase, elapsed_ms=elapsed)))
 

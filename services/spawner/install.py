@@ -17,16 +17,32 @@ NODE_PREFIX = f"{DEPS}/node"
 def install_command(language: str, requirements: list[str], *, allow_sdist: bool, allow_scripts: bool) -> list[str]:
     if language == "python":
         argv = [
-            "python3", "-m", "pip", "install",
-            "--no-input", "--disable-pip-version-check", "--no-cache-dir",
-            "--progress-bar", "off", "--target", PYTHON_TARGET,
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--progress-bar",
+            "off",
+            "--target",
+            PYTHON_TARGET,
         ]
         if not allow_sdist:
             argv += ["--only-binary", ":all:"]
         return argv + requirements
     argv = [
-        "npm", "install", "--prefix", NODE_PREFIX,
-        "--no-audit", "--no-fund", "--no-save", "--no-package-lock", "--loglevel", "error",
+        "npm",
+        "install",
+        "--prefix",
+        NODE_PREFIX,
+        "--no-audit",
+        "--no-fund",
+        "--no-save",
+        "--no-package-lock",
+        "--loglevel",
+        "error",
     ]
     if not allow_scripts:
         argv.append("--ignore-scripts")

@@ -132,7 +132,7 @@ def _config(image_fd: int, image: str) -> bytes:
     # filesystem above already caches them); the kernel turns it off by
     # itself where the host's filesystem cannot do it.
     flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO
-    name = os.fsencode(image)[-(_LO_NAME_SIZE - 1):]
+    name = os.fsencode(image)[-(_LO_NAME_SIZE - 1) :]
     return _LOOP_CONFIG.pack(image_fd, 0, 0, 0, 0, 0, 0, 0, 0, 0, flags, name, b"", b"", 0, 0, *([0] * 8))
 
 

@@ -133,7 +133,7 @@ class NetworkPool:
         for name in names:
             try:
                 remove_network(self.api, name)
-            except Exception as exc:  # noqa: BLE001 - the other networks still go
+            except Exception as exc:
                 self.on_failure("network", exc, "")
 
     # ---- the engine ----------------------------------------------------
@@ -160,8 +160,13 @@ class NetworkPool:
         name = f"sandbox-mesh-{self.spawner_name}-{secrets.token_hex(_NAME_TOKEN_BYTES)}"
         try:
             self.api.create_network(
-                name, driver="bridge", internal=True, enable_ipv6=False, options=BRIDGE_OPTIONS,
-                labels=self.labels, check_duplicate=True,
+                name,
+                driver="bridge",
+                internal=True,
+                enable_ipv6=False,
+                options=BRIDGE_OPTIONS,
+                labels=self.labels,
+                check_duplicate=True,
             )
         except docker.errors.APIError as exc:
             log.error("cannot create the sandbox network %s: %s", name, exc)
@@ -203,7 +208,7 @@ class NetworkPool:
     def _remove_or_keep_retired(self, name: str) -> None:
         try:
             remove_network(self.api, name)
-        except Exception as exc:  # noqa: BLE001 - tried again at the next sweep
+        except Exception as exc:
             self.on_failure("network", exc, "")
             with self._lock:
                 self._retired.append(name)
@@ -229,7 +234,7 @@ def reap_networks(api: docker.APIClient, spawner_name: str, current_pool: str | 
     labels = [f"{sandbox.LABEL_ROLE}={ROLE_NETWORK}", f"{sandbox.LABEL_SPAWNER}={spawner_name}"]
     try:
         networks = api.networks(filters={"label": labels})
-    except Exception as exc:  # noqa: BLE001 - counted; nothing else to do here
+    except Exception as exc:
         on_failure("network", exc, "")
         return
     for network in networks:
@@ -238,5 +243,5 @@ def reap_networks(api: docker.APIClient, spawner_name: str, current_pool: str | 
         try:
             log.warning("reaping sandbox network %s: left by an earlier pool", network["Name"])
             remove_network(api, network["Id"])
-        except Exception as exc:  # noqa: BLE001 - one network must not stop the reap
+        except Exception as exc:
             on_failure("network", exc, "")

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import docker
 import grpc
-from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
 
+from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.spawner.netpool import Lease, NetworkPool
 
@@ -48,9 +48,7 @@ class EgressClient:
         reply = self.stub.GetDecisions(
             egress_pb2.GetDecisionsRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS
         )
-        return [
-            f"{d.host}:{d.port} {d.reason}" for d in reply.decisions if d.verdict == egress_pb2.VERDICT_DENY
-        ]
+        return [f"{d.host}:{d.port} {d.reason}" for d in reply.decisions if d.verdict == egress_pb2.VERDICT_DENY]
 
     def admit(self, execution_id: str, address: str) -> None:
         try:
@@ -64,9 +62,7 @@ class EgressClient:
 
     def revoke(self, execution_id: str) -> None:
         try:
-            self.stub.Revoke(
-                egress_pb2.RevokeRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS
-            )
+            self.stub.Revoke(egress_pb2.RevokeRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS)
         except grpc.RpcError as exc:
             log.error("execution %s: the egress did not revoke its credentials: %s", execution_id, exc)
             raise EgressError(f"execution {execution_id}: the egress did not revoke its credentials") from None
@@ -113,9 +109,16 @@ class NetworkAccess:
         credentials; and the intercepting egress's CA."""
         trust = {}
         if self.ca_cert:
-            trust = {name: self.sandbox_ca_path for name in (
-                "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "npm_config_cafile"
-            )}
+            trust = {
+                name: self.sandbox_ca_path
+                for name in (
+                    "PIP_CERT",
+                    "REQUESTS_CA_BUNDLE",
+                    "SSL_CERT_FILE",
+                    "NODE_EXTRA_CA_CERTS",
+                    "npm_config_cafile",
+                )
+            }
         netloc = f"{egress_address}:{self.proxy_port}"
         if self.mint_token is not None:
             token = urllib.parse.quote(self.mint_token(execution_id, tenant), safe="")

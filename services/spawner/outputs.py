@@ -13,8 +13,9 @@ import dataclasses
 import enum
 import os
 import stat
-from typing import Iterator
+from collections.abc import Iterator
 
+from sandbox.common.v1 import execution_pb2 as common
 from services.common.contract.paths import check_path
 
 CHUNK_BYTES = 1024 * 1024
@@ -170,3 +171,15 @@ def read_chunks(root: str, path: str, size: int) -> Iterator[tuple[int, bytes]]:
             offset += len(data)
     finally:
         os.close(fd)
+
+
+def file_chunks(root: str, path: str, size: int) -> Iterator[common.OutputFile]:
+    """One harvested file as the chunk messages the stream carries; an empty
+    file is one empty last chunk."""
+    if size == 0:
+        yield common.OutputFile(path=path, size=0, last_chunk=True)
+        return
+    for offset, data in read_chunks(root, path, size):
+        yield common.OutputFile(
+            path=path, size=size, content=data, offset=offset, last_chunk=offset + len(data) >= size
+        )

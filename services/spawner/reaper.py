@@ -43,10 +43,7 @@ def reap(
     min_age_seconds: float = 0.0,
 ) -> None:
     cutoff = time.time() - min_age_seconds
-    if min_age_seconds == 0:
-        reason = "left by a previous run"
-    else:
-        reason = f"unowned and older than {min_age_seconds:.0f} s"
+    reason = "left by a previous run" if min_age_seconds == 0 else f"unowned and older than {min_age_seconds:.0f} s"
     _reap_containers(api, spawner_name, owned_tokens, cutoff, reason, on_failure)
     _reap_workspaces(pathlib.Path(workspace_root), owned_tokens, cutoff, reason, on_failure)
     _reap_cgroup_parents(cgroups, spawner_name, owned_tokens, cutoff, reason, on_failure)
@@ -58,7 +55,7 @@ def _reap_containers(
     labels = [f"{sandbox.LABEL_ROLE}={sandbox.ROLE_SANDBOX}", f"{sandbox.LABEL_SPAWNER}={spawner_name}"]
     try:
         containers = api.containers(all=True, filters={"label": labels})
-    except Exception as exc:  # noqa: BLE001 - the workspaces and cgroups still go
+    except Exception as exc:
         on_failure("container", exc, "")
         return
     for container in containers:
@@ -75,7 +72,7 @@ def _reap_containers(
             api.remove_container(container["Id"], force=True, v=True)
         except docker.errors.NotFound:
             pass
-        except Exception as exc:  # noqa: BLE001 - one container must not stop the reap
+        except Exception as exc:
             on_failure("container", exc, execution_id)
 
 
@@ -86,7 +83,7 @@ def _reap_workspaces(root: pathlib.Path, owned: set[str], cutoff: float, reason:
     try:
         names = [p.name for p in root.iterdir()] if root.is_dir() else []
         names += [p.name for p in loopmount.mount_points_under(str(root))]
-    except Exception as exc:  # noqa: BLE001 - the cgroups still go
+    except Exception as exc:
         on_failure("workspace", exc, "")
         return
     stems = dict.fromkeys(stem for stem in map(_workspace_stem, names) if stem)
@@ -100,7 +97,7 @@ def _reap_workspaces(root: pathlib.Path, owned: set[str], cutoff: float, reason:
                 continue
             log.warning("reaping workspace %s of execution %s: %s", stem, execution_id, reason)
             workspace.remove()
-        except Exception as exc:  # noqa: BLE001 - one workspace must not stop the reap
+        except Exception as exc:
             on_failure("workspace", exc, execution_id)
 
 
@@ -109,13 +106,13 @@ def _reap_cgroup_parents(
 ) -> None:
     try:
         bases = cgroups.spawner_directories(spawner_name)
-    except Exception as exc:  # noqa: BLE001 - nothing else is left to do, but it is counted
+    except Exception as exc:
         on_failure("cgroup", exc, "")
         return
     for base in bases:
         try:
             paths = list(base.iterdir())
-        except Exception as exc:  # noqa: BLE001 - the other hierarchies still go
+        except Exception as exc:
             on_failure("cgroup", exc, "")
             continue
         for path in paths:
@@ -124,7 +121,7 @@ def _reap_cgroup_parents(
                     continue
                 log.warning("reaping cgroup parent %s: %s", path, reason)
                 remove_cgroup_tree(path)
-            except Exception as exc:  # noqa: BLE001 - one parent must not stop the reap
+            except Exception as exc:
                 on_failure("cgroup", exc, "")
 
 

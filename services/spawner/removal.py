@@ -21,6 +21,7 @@ path, and a tree deeper than PATH_MAX cannot be named. This walk instead:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
@@ -179,14 +180,10 @@ def _identity(fd: int) -> tuple[int, int]:
 
 
 def _unlink(dir_fd: int, name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
 
 
 def _rmdir(dir_fd: int, name: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.rmdir(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass

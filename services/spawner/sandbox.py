@@ -8,10 +8,11 @@ anything the sandboxed code prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import docker
 from docker.types import Ulimit
@@ -106,7 +107,7 @@ class SandboxContainer:
         host_config: dict,
         labels: dict[str, str],
         environment: dict[str, str],
-    ) -> "SandboxContainer":
+    ) -> SandboxContainer:
         created = api.create_container(
             image=image,
             command=["python3", RUNNER, "hold"],
@@ -123,7 +124,7 @@ class SandboxContainer:
     def start(self) -> None:
         self.api.start(self.id)
 
-    def exec(self, argv: list[str], environment: dict[str, str], workdir: str = f"{WORKSPACE}/code") -> "ExecHandle":
+    def exec(self, argv: list[str], environment: dict[str, str], workdir: str = f"{WORKSPACE}/code") -> ExecHandle:
         created = self.api.exec_create(
             self.id,
             argv,
@@ -151,10 +152,8 @@ class SandboxContainer:
             return False
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(self.id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
 
 
 class ExecHandle:

@@ -54,6 +54,8 @@ PER_LINUX = 0
 PER_QUERY = 0xFFFFFFFF  # personality(0xffffffff) reads the persona, changes nothing
 
 # Allowed unconditionally, by what they are for.
+# Syscall names read best packed (one a line would be hundreds of lines).
+# fmt: off
 ALLOWED: dict[str, tuple[str, ...]] = {
     "files": (
         "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "preadv2", "pwritev",
@@ -165,6 +167,7 @@ REFUSED: dict[str, tuple[str, ...]] = {
         "landlock_restrict_self",
     ),
 }
+# fmt: on
 
 # glibc starts threads and processes with clone3 and falls back to clone only
 # on ENOSYS; clone3's flags sit in memory, out of seccomp's sight.

@@ -107,8 +107,12 @@ class Spawner:
             pool.close()
             raise ConfigurationError(f"SPAWNER_EGRESS_CONTAINER: {exc}") from None
         return NetworkAccess(
-            pool, settings.egress_proxy_port, mint_token=mint, egress=egress,
-            ca_cert=ca_cert, ca_volume=settings.egress_ca_volume or None,
+            pool,
+            settings.egress_proxy_port,
+            mint_token=mint,
+            egress=egress,
+            ca_cert=ca_cert,
+            ca_volume=settings.egress_ca_volume or None,
         )
 
     def reap(self, min_age_seconds: float = 0.0) -> None:
@@ -140,7 +144,7 @@ class Spawner:
             while not stop.wait(s.sweep_interval_seconds):
                 try:
                     self.reap(min_age_seconds=max_age)
-                except Exception as exc:  # noqa: BLE001 - the sweep goes on; the failure is logged and counted
+                except Exception as exc:
                     self._cleanup_failed("sweep", exc)
 
         threading.Thread(target=sweep, name="sweeper", daemon=True).start()
@@ -161,9 +165,7 @@ class Spawner:
             network=self.network,
         )
         self.inflight.admit(execution)
-        worker = threading.Thread(
-            target=execution.run, name=f"execution-{spec.execution_id}", daemon=True
-        )
+        worker = threading.Thread(target=execution.run, name=f"execution-{spec.execution_id}", daemon=True)
         with self._lock:
             # Started under the lock: a concurrent execute() must not see it
             # as "not alive" and drop it from the list shutdown() waits for.
@@ -220,7 +222,7 @@ class Spawner:
         for directory in self.cgroups.spawner_directories(self.settings.name):
             try:
                 directory.rmdir()
-            except Exception as exc:  # noqa: BLE001 - the other hierarchies still go
+            except Exception as exc:
                 self._cleanup_failed("cgroup directory", exc)
 
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
@@ -260,7 +262,7 @@ def _check_workspaces(settings: SpawnerSettings) -> None:
         check_can_create(
             settings.workspace_root, WorkspaceLimits(settings.max_workspace_bytes, settings.max_workspace_inodes)
         )
-    except Exception as exc:  # noqa: BLE001 - whatever it was, the spawner cannot work
+    except Exception as exc:
         raise ConfigurationError(
             f"cannot make a workspace under SPAWNER_WORKSPACE_ROOT={settings.workspace_root!r} ({exc!r}); "
             "the spawner must run as root with CAP_SYS_ADMIN, /dev/loop-control, access to loop "
@@ -272,7 +274,8 @@ def _checked_ca_cert(path: str) -> str:
     """The intercepting egress's CA certificate is mounted into sandboxes:
     make sure it is a certificate and that no key came along with it."""
     try:
-        pem = open(path, encoding="ascii", errors="replace").read()
+        with open(path, encoding="ascii", errors="replace") as file:
+            pem = file.read()
     except OSError as exc:
         raise ConfigurationError(f"SPAWNER_EGRESS_CA_CERT: {exc}") from None
     if "PRIVATE KEY" in pem:

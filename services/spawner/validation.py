@@ -41,9 +41,7 @@ class ExecutionSpec:
     network: bool = False  # joins the egress-only network (always with packages)
 
 
-def validate_execute(
-    request: spawner_pb2.ExecuteRequest, settings: SpawnerSettings
-) -> ExecutionSpec:
+def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSettings) -> ExecutionSpec:
     """Check `request` against the rules and caps in `settings`.
 
     Raises InvalidArgument for the first violation found: the ids, then
@@ -74,9 +72,7 @@ def validate_execute(
     )
 
 
-def _check_limits(
-    limits: execution_pb2.Limits, settings: SpawnerSettings
-) -> tuple[int, int, float]:
+def _check_limits(limits: execution_pb2.Limits, settings: SpawnerSettings) -> tuple[int, int, float]:
     # An unset Limits message reads as all zeros, i.e. all defaults.
     timeout_ms = check_timeout_ms(
         limits.timeout_ms, default=settings.default_timeout_ms, maximum=settings.max_timeout_ms
@@ -93,7 +89,6 @@ def _check_limits(
     if not math.isfinite(cpus) or cpus < 0 or cpus > settings.max_cpus:
         raise InvalidArgument(
             "limits.cpus",
-            f"must be greater than 0 and at most {settings.max_cpus}"
-            f" (0 for the default {settings.default_cpus})",
+            f"must be greater than 0 and at most {settings.max_cpus} (0 for the default {settings.default_cpus})",
         )
     return timeout_ms, memory_bytes, cpus or settings.default_cpus

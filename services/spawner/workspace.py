@@ -20,6 +20,7 @@ resolved-path check below is a second, independent guard.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -39,8 +40,19 @@ _MKFS_SECONDS = 30
 # root, the root directory the sandbox user's, inode tables left for the
 # kernel to treat as empty instead of zeroed on the host's disk.
 _MKFS = [
-    "mkfs.ext4", "-q", "-F", "-b", str(BLOCK_BYTES), "-I", str(INODE_BYTES), "-m", "0", "-O", "^has_journal",
-    "-E", f"lazy_itable_init=1,nodiscard,root_owner={SANDBOX_UID}:{SANDBOX_UID}",
+    "mkfs.ext4",
+    "-q",
+    "-F",
+    "-b",
+    str(BLOCK_BYTES),
+    "-I",
+    str(INODE_BYTES),
+    "-m",
+    "0",
+    "-O",
+    "^has_journal",
+    "-E",
+    f"lazy_itable_init=1,nodiscard,root_owner={SANDBOX_UID}:{SANDBOX_UID}",
 ]
 _MOUNT_FLAGS = loopmount.MS_NOSUID | loopmount.MS_NODEV | loopmount.MS_NOATIME
 # No background thread zeroing inode tables (that would write to the host's
@@ -69,7 +81,7 @@ class Workspace:
         self.limits: WorkspaceLimits | None = None
 
     @classmethod
-    def at(cls, root: str, execution_id: str, token: str) -> "Workspace":
+    def at(cls, root: str, execution_id: str, token: str) -> Workspace:
         """The workspace's place; nothing is made until create()."""
         return cls(pathlib.Path(root) / f"{execution_id}.{token}{WORKSPACE_SUFFIX}")
 
@@ -86,7 +98,9 @@ class Workspace:
             os.close(fd)
         subprocess.run(
             [*_MKFS, "-N", str(limits.inodes), str(self.image)],
-            check=True, capture_output=True, timeout=_MKFS_SECONDS,
+            check=True,
+            capture_output=True,
+            timeout=_MKFS_SECONDS,
         )
         loopmount.mount_image(str(self.image), str(self.path), "ext4", _MOUNT_FLAGS, _MOUNT_OPTIONS)
         (self.path / _LOST_AND_FOUND).rmdir()  # root's, of no use to the sandbox
@@ -139,10 +153,8 @@ class Workspace:
         the caller logs and counts it."""
         loopmount.unmount(str(self.path))
         remove_tree(str(self.path))
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.image.unlink()
-        except FileNotFoundError:
-            pass
 
 
 def check_can_create(root: str, limits: WorkspaceLimits) -> None:

@@ -30,7 +30,7 @@ def docker_api():
     api = docker.APIClient(version="auto")
     try:
         api.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"no Docker engine ({exc}); run `make test`, which starts one")
     try:
         api.inspect_image(RUNTIME_IMAGE)

@@ -32,10 +32,7 @@ def request(
         execution_id=execution_id or new_id(),
         tenant=tenant,
         language=LANGUAGES[language],
-        files=[
-            common.File(path=p, content=c.encode() if isinstance(c, str) else c)
-            for p, c in files.items()
-        ],
+        files=[common.File(path=p, content=c.encode() if isinstance(c, str) else c) for p, c in files.items()],
         entry=entry if entry is not None else next(iter(files)),
         limits=common.Limits(timeout_ms=timeout_ms, memory_bytes=memory_bytes),
         **fields,

@@ -12,14 +12,13 @@ import subprocess
 import grpc
 import pytest
 
+from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
 from sandbox.spawner.v1 import spawner_pb2_grpc
-from services.control.auth import TenantClientInterceptor
 from services.common.auth import ClientAuthInterceptor
-from sandbox.common.v1 import execution_pb2 as common
-from tests.integration.helpers import execute, request, free_port
+from services.control.auth import TenantClientInterceptor
+from tests.integration.helpers import execute, free_port, request
 from tests.loops import loops_backed_under, mounts_under
-
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +70,7 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:
-        up = subprocess.run(["make", "up"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        up = subprocess.run(["make", "up"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "is SERVING" in up.stdout
         assert "grpcurl -plaintext" in up.stdout
@@ -108,8 +107,9 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
             assert outcome.stdout == b"3128 open\n50053 closed\n", (outcome.stdout, outcome.stderr)
             # One network per slot, each internal, IPv6 off, no host address,
             # with the egress on it; the egress routes nothing between them.
-            pool = docker_api.networks(filters={"label": [
-                "sandbox-mesh.role=sandbox-network", f"sandbox-mesh.spawner=compose-{suffix}"]})
+            pool = docker_api.networks(
+                filters={"label": ["sandbox-mesh.role=sandbox-network", f"sandbox-mesh.spawner=compose-{suffix}"]}
+            )
             assert len(pool) == 4, pool
             for summary in pool:
                 network = docker_api.inspect_network(summary["Id"])
@@ -136,7 +136,9 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
             )
             assert b"".join(c.data for c in chunks) == b"42"
     finally:
-        down = subprocess.run(["make", "down"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        down = subprocess.run(
+            ["make", "down"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
     assert down.returncode == 0, down.stdout + down.stderr
     assert docker_api.containers(all=True, filters=project_filter) == []
     assert docker_api.networks(filters=project_filter) == []

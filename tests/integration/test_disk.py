@@ -91,7 +91,7 @@ class DiskSampler:
         self.image_size = 0
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> "DiskSampler":
+    def __enter__(self) -> DiskSampler:
         self._thread.start()
         return self
 
@@ -139,7 +139,9 @@ def test_fallocate_of_five_gibibytes_gets_enospc(stub, spawner_server, workspace
 
 def test_a_write_flood_past_the_cap_gets_enospc(stub, spawner_server, workspace_root):
     cap = spawner_server.spawner.settings.max_workspace_bytes
-    outcome, sampler = _attack(stub, spawner_server, workspace_root, WRITE_FLOOD.format(blocks=2 * cap // MIB, blocks_per_file=16))
+    outcome, sampler = _attack(
+        stub, spawner_server, workspace_root, WRITE_FLOOD.format(blocks=2 * cap // MIB, blocks_per_file=16)
+    )
     error, written = outcome.stdout.decode().split()
     assert error == "ENOSPC", outcome.stdout
     assert cap // 2 < int(written) <= cap

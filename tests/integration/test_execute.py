@@ -78,7 +78,11 @@ def test_stdin_and_arguments_reach_the_program(stub):
 
 
 def test_node_stdin_and_arguments(stub):
-    code = "const fs = require('fs');\nconsole.log(process.argv.slice(2).join('|'));\nconsole.log(fs.readFileSync(0, 'utf8'));"
+    code = (
+        "const fs = require('fs');\n"
+        "console.log(process.argv.slice(2).join('|'));\n"
+        "console.log(fs.readFileSync(0, 'utf8'));"
+    )
     outcome = execute(stub, request({"main.js": code}, language="node", args=["a", "b"], stdin=b"in"))
     assert outcome.result.status == COMPLETED, outcome.stderr
     assert outcome.stdout == b"a|b\nin\n"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-from sandbox.common.v1 import execution_pb2 as common
 
+from sandbox.common.v1 import execution_pb2 as common
 from tests.integration.helpers import execute, request
 
 pytestmark = pytest.mark.integration

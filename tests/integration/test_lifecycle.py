@@ -22,7 +22,7 @@ from services.common.auth import ClientAuthInterceptor
 from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from tests.integration.conftest import RUNTIME_IMAGE, SECRET, assert_nothing_left, labelled_containers
-from tests.integration.helpers import collect, execute, request, free_port
+from tests.integration.helpers import collect, execute, free_port, request
 
 pytestmark = pytest.mark.integration
 
@@ -137,7 +137,9 @@ def test_burst_of_twenty_against_capacity_four(spawner_process, docker_api):
     def run(i):
         barrier.wait()
         try:
-            outcome = execute(spawner.stub, request({"main.py": "import time\ntime.sleep(3)\nprint('ok')"}), timeout=120)
+            outcome = execute(
+                spawner.stub, request({"main.py": "import time\ntime.sleep(3)\nprint('ok')"}), timeout=120
+            )
             results[i] = outcome.result.status
         except grpc.RpcError as exc:
             results[i] = exc.code()
@@ -170,8 +172,11 @@ def test_sweep_removes_old_unowned_leftovers_only(spawner_server, stub, docker_a
     orphan = docker_api.create_container(
         RUNTIME_IMAGE,
         command=["python3", sandbox.RUNNER, "hold"],
-        labels={sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX, sandbox.LABEL_SPAWNER: spawner_name,
-                sandbox.LABEL_WORKSPACE: "orphan.0123456789abcdef.ws"},
+        labels={
+            sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
+            sandbox.LABEL_SPAWNER: spawner_name,
+            sandbox.LABEL_WORKSPACE: "orphan.0123456789abcdef.ws",
+        },
         host_config=docker_api.create_host_config(network_mode="none"),
     )
     orphan_workspace = pathlib.Path(workspace_root) / "orphan.0123456789abcdef.ws"

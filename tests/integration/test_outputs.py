@@ -61,7 +61,9 @@ def test_outputs_are_harvested_after_cancel(stub):
 
 
 def test_prior_outputs_are_prestaged(stub):
-    code = "print(open('/workspace/output/previous/state.json').read())\nopen('/workspace/output/next.txt','w').write('2')"
+    code = (
+        "print(open('/workspace/output/previous/state.json').read())\nopen('/workspace/output/next.txt','w').write('2')"
+    )
     req = request({"main.py": code}, prior_outputs=[common.File(path="previous/state.json", content=b'{"n": 1}')])
     outcome = execute(stub, req)
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.stderr
@@ -98,7 +100,10 @@ open('/workspace/output/ok.txt', 'w').write('ok')
 
 def test_files_over_caps_are_dropped_named_and_output_limit(stub, spawner_server):
     per_file = spawner_server.spawner.settings.max_output_file_bytes
-    code = f"open('/workspace/output/huge.bin','wb').write(b'x' * {per_file + 1})\nopen('/workspace/output/small.txt','w').write('s')"
+    code = (
+        f"open('/workspace/output/huge.bin','wb').write(b'x' * {per_file + 1})\n"
+        "open('/workspace/output/small.txt','w').write('s')"
+    )
     outcome = execute(stub, request({"main.py": code}))
     assert outcome.result.error_code == common.ERROR_CODE_OUTPUT_LIMIT
     assert files_of(outcome) == {"small.txt": b"s"}

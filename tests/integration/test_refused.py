@@ -25,6 +25,7 @@ def _set(**fields):
     def apply(r):
         for name, value in fields.items():
             setattr(r, name, value)
+
     return apply
 
 
@@ -32,6 +33,7 @@ def _limits(**fields):
     def apply(r):
         for name, value in fields.items():
             setattr(r.limits, name, value)
+
     return apply
 
 
@@ -46,7 +48,11 @@ CASES = [
     ("case-collision", _add_file("MAIN.py"), "files"),
     ("too-many-files", lambda r: [r.files.add(path=f"f{i}.py") for i in range(100)], "files"),
     ("file-too-big", _add_file("big.bin", b"x" * (1024 * 1024 + 1)), "files[1].content"),
-    ("total-too-big", lambda r: [r.files.add(path=f"b{i}.bin", content=b"x" * 1024 * 1024) for i in range(10)], "files"),
+    (
+        "total-too-big",
+        lambda r: [r.files.add(path=f"b{i}.bin", content=b"x" * 1024 * 1024) for i in range(10)],
+        "files",
+    ),
     ("bad-execution-id", _set(execution_id="no spaces allowed"), "execution_id"),
     ("long-execution-id", _set(execution_id="x" * 65), "execution_id"),
     ("bad-tenant", _set(tenant="../other"), "tenant"),

@@ -16,23 +16,47 @@ S = common.ExecutionStatus
         (Facts(), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
         (Facts(kill=(C.ERROR_CODE_TIMEOUT, "t")), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_TIMEOUT),
         (Facts(kill=(C.ERROR_CODE_CANCELLED, "c")), S.EXECUTION_STATUS_CANCELLED, C.ERROR_CODE_CANCELLED),
-        (Facts(kill=(C.ERROR_CODE_OUTPUT_LIMIT, "o"), oom_kills=1, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (
+            Facts(kill=(C.ERROR_CODE_OUTPUT_LIMIT, "o"), oom_kills=1, failed_step=(0, "a", 137)),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_OUTPUT_LIMIT,
+        ),
         (Facts(oom_kills=1, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
         (Facts(engine_oom=True, failed_step=(0, "a", 137)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
         # A child was OOM-killed but the program handled it and exited 0.
         (Facts(oom_kills=1), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
         (Facts(failed_step=(0, "a", 1)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
         (Facts(install_failed=True, install_not_found=True), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_PACKAGE_NOT_FOUND),
-        (Facts(install_failed=True, egress_denials=("x: off the list",)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_EGRESS_DENIED),
-        (Facts(failed_step=(0, "a", 1), egress_denials=("x: off the list",)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_EGRESS_DENIED),
+        (
+            Facts(install_failed=True, egress_denials=("x: off the list",)),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_EGRESS_DENIED,
+        ),
+        (
+            Facts(failed_step=(0, "a", 1), egress_denials=("x: off the list",)),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_EGRESS_DENIED,
+        ),
         # A denial that did not make anything fail does not fail the run.
         (Facts(egress_denials=("x: off the list",)), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
         (Facts(outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
-        (Facts(failed_step=(0, "a", 1), outputs_dropped=2, outputs_over_caps=2), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
+        (
+            Facts(failed_step=(0, "a", 1), outputs_dropped=2, outputs_over_caps=2),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_RUNTIME_ERROR,
+        ),
         # A program or install that failed with its workspace full failed for want of space.
-        (Facts(failed_step=(0, "a", 1), workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
+        (
+            Facts(failed_step=(0, "a", 1), workspace_exhausted="full"),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_OUTPUT_LIMIT,
+        ),
         (Facts(install_failed=True, workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_OUTPUT_LIMIT),
-        (Facts(oom_kills=1, failed_step=(0, "a", 137), workspace_exhausted="full"), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_MEMORY_LIMIT),
+        (
+            Facts(oom_kills=1, failed_step=(0, "a", 137), workspace_exhausted="full"),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_MEMORY_LIMIT,
+        ),
         # A full workspace that did not make anything fail does not fail the run.
         (Facts(workspace_exhausted="full"), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
     ],

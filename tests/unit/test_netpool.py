@@ -100,8 +100,11 @@ def test_each_network_is_internal_without_host_address_or_ipv6_and_has_the_egres
         assert kwargs["internal"] is True and kwargs["enable_ipv6"] is False and kwargs["driver"] == "bridge"
         assert kwargs["options"] == BRIDGE_OPTIONS
         assert kwargs["options"]["com.docker.network.bridge.inhibit_ipv4"] == "true"
-        assert kwargs["labels"] == {sandbox.LABEL_ROLE: ROLE_NETWORK, sandbox.LABEL_SPAWNER: "s1",
-                                    LABEL_POOL: pool.token}
+        assert kwargs["labels"] == {
+            sandbox.LABEL_ROLE: ROLE_NETWORK,
+            sandbox.LABEL_SPAWNER: "s1",
+            LABEL_POOL: pool.token,
+        }
         assert name.startswith("sandbox-mesh-s1-")
         assert list(net["members"]) == [EGRESS_ID]
     pool.fill(3)

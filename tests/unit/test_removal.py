@@ -95,7 +95,7 @@ def _as_nobody(action, *args) -> int:
             os.setuid(NOBODY)
             action(*args)
             status = 0
-        except BaseException:  # noqa: BLE001 - reported through the exit status
+        except BaseException:
             traceback.print_exc()
         finally:
             os._exit(status)

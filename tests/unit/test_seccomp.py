@@ -29,14 +29,26 @@ CLONE_CHILD_CLEARTID = 0x200000
 CLONE_CHILD_SETTID = 0x1000000
 # What glibc's pthread_create passes to clone.
 THREAD_FLAGS = (
-    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM
-    | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+    CLONE_VM
+    | CLONE_FS
+    | CLONE_FILES
+    | CLONE_SIGHAND
+    | CLONE_THREAD
+    | CLONE_SYSVSEM
+    | CLONE_SETTLS
+    | CLONE_PARENT_SETTID
+    | CLONE_CHILD_CLEARTID
 )
 FORK_FLAGS = CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD
 VFORK_FLAGS = CLONE_VM | CLONE_VFORK | SIGCHLD
 NAMESPACE_FLAGS = (
-    seccomp.CLONE_NEWNS, seccomp.CLONE_NEWCGROUP, seccomp.CLONE_NEWUTS, seccomp.CLONE_NEWIPC,
-    seccomp.CLONE_NEWUSER, seccomp.CLONE_NEWPID, seccomp.CLONE_NEWNET,
+    seccomp.CLONE_NEWNS,
+    seccomp.CLONE_NEWCGROUP,
+    seccomp.CLONE_NEWUTS,
+    seccomp.CLONE_NEWIPC,
+    seccomp.CLONE_NEWUSER,
+    seccomp.CLONE_NEWPID,
+    seccomp.CLONE_NEWNET,
 )
 
 AF_PACKET, AF_ALG, AF_VSOCK = 17, 38, 40
@@ -45,24 +57,107 @@ ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC = 0x0040000, 0x0400000
 
 # What a Python or Node program cannot do without.
 MUST_HAVE = (
-    "read", "write", "openat", "close", "fstat", "newfstatat", "statx", "lseek", "mmap",
-    "munmap", "mprotect", "brk", "futex", "execve", "exit_group", "wait4", "pipe2", "dup2",
-    "epoll_wait", "epoll_ctl", "poll", "getrandom", "rt_sigaction", "rt_sigprocmask",
-    "set_robust_list", "rseq", "prlimit64", "getdents64", "faccessat2", "close_range",
-    "connect", "sendto", "recvfrom", "eventfd2", "madvise", "clock_nanosleep", "arch_prctl",
+    "read",
+    "write",
+    "openat",
+    "close",
+    "fstat",
+    "newfstatat",
+    "statx",
+    "lseek",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "brk",
+    "futex",
+    "execve",
+    "exit_group",
+    "wait4",
+    "pipe2",
+    "dup2",
+    "epoll_wait",
+    "epoll_ctl",
+    "poll",
+    "getrandom",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "set_robust_list",
+    "rseq",
+    "prlimit64",
+    "getdents64",
+    "faccessat2",
+    "close_range",
+    "connect",
+    "sendto",
+    "recvfrom",
+    "eventfd2",
+    "madvise",
+    "clock_nanosleep",
+    "arch_prctl",
 )
 # The calls the issue names, and their kin.
 MUST_REFUSE = (
-    "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "bpf", "keyctl",
-    "add_key", "request_key", "perf_event_open", "unshare", "setns", "mount", "umount2",
-    "pivot_root", "chroot", "ptrace", "process_vm_readv", "process_vm_writev", "kexec_load",
-    "kexec_file_load", "init_module", "finit_module", "delete_module", "open_by_handle_at",
-    "name_to_handle_at", "fanotify_init", "lookup_dcookie", "acct", "quotactl", "swapon",
-    "swapoff", "reboot", "syslog", "vhangup", "fsopen", "fsmount", "fsconfig", "move_mount",
-    "open_tree", "fspick", "mount_setattr", "pidfd_getfd", "iopl", "ioperm", "modify_ldt",
-    "uselib", "ustat", "sysfs", "_sysctl", "nfsservctl", "vm86", "vm86old", "get_kernel_syms",
-    "query_module", "create_module", "kcmp", "settimeofday", "clock_settime", "clock_adjtime",
-    "adjtimex", "stime",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "userfaultfd",
+    "bpf",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "perf_event_open",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "fanotify_init",
+    "lookup_dcookie",
+    "acct",
+    "quotactl",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "syslog",
+    "vhangup",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "move_mount",
+    "open_tree",
+    "fspick",
+    "mount_setattr",
+    "pidfd_getfd",
+    "iopl",
+    "ioperm",
+    "modify_ldt",
+    "uselib",
+    "ustat",
+    "sysfs",
+    "_sysctl",
+    "nfsservctl",
+    "vm86",
+    "vm86old",
+    "get_kernel_syms",
+    "query_module",
+    "create_module",
+    "kcmp",
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "stime",
 )
 
 

@@ -51,8 +51,7 @@ def test_ca_file_bound_where_the_sandbox_trusts_it():
 
 
 def test_ca_volume_mounted_instead_of_the_file():
-    access = NetworkAccess(POOL, ca_cert="/var/lib/sandbox-mesh/egress-ca/egress-ca.pem",
-                           ca_volume="mesh-egress-ca")
+    access = NetworkAccess(POOL, ca_cert="/var/lib/sandbox-mesh/egress-ca/egress-ca.pem", ca_volume="mesh-egress-ca")
     assert access.binds() == {"mesh-egress-ca": {"bind": "/etc/sandbox-mesh/egress-ca", "mode": "ro"}}
     env = access.environment("exec-1", "tenant-a", "192.168.64.3")
     assert env["SSL_CERT_FILE"] == "/etc/sandbox-mesh/egress-ca/egress-ca.pem"

@@ -10,8 +10,8 @@ import pytest
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2
 from services.common.contract.errors import InvalidArgument
-from services.spawner.config import MIB, SpawnerSettings
 from services.common.contract.requests import Step
+from services.spawner.config import MIB, SpawnerSettings
 from services.spawner.validation import ExecutionSpec, validate_execute
 
 SETTINGS = SpawnerSettings()
@@ -123,10 +123,12 @@ INVALID = [
     ("file-path-absolute", _files(F(path="a.py"), F(path="/etc/x")), "files[1].path"),
     ("file-path-dotdot", _files(F(path="a.py"), F(path="../x")), "files[1].path"),
     ("file-path-too-long", _files(F(path="a" * (S.limits.max_path_length + 1))), "files[0].path"),
-    ("file-too-big", _files(F(path="a.py", content=b"x" * (S.limits.max_file_bytes + 1))),
-     "files[0].content"),
-    ("files-total-too-big", _many_files(S.limits.max_total_file_bytes // S.limits.max_file_bytes + 1,
-                                        S.limits.max_file_bytes), "files"),
+    ("file-too-big", _files(F(path="a.py", content=b"x" * (S.limits.max_file_bytes + 1))), "files[0].content"),
+    (
+        "files-total-too-big",
+        _many_files(S.limits.max_total_file_bytes // S.limits.max_file_bytes + 1, S.limits.max_file_bytes),
+        "files",
+    ),
     ("files-collide-case", _files(F(path="a.py"), F(path="A.py")), "files"),
     ("files-collide-dir", _files(F(path="a"), F(path="a/b.py")), "files"),
     ("entry-and-steps-missing", _set("entry", ""), "entry"),
@@ -134,12 +136,9 @@ INVALID = [
     ("entry-not-staged", _set("entry", "nope.py"), "entry"),
     ("entry-other-case", _set("entry", "MAIN.py"), "entry"),
     ("steps-too-many", _steps(*[common.Step(path="main.py")] * 11), "steps"),
-    ("step-not-staged", _steps(common.Step(path="main.py"), common.Step(path="x.py")),
-     "steps[1].path"),
-    ("step-args-too-many", _steps(common.Step(path="main.py", args=["a"] * (S.limits.max_args + 1))),
-     "steps[0].args"),
-    ("step-arg-nul", _steps(common.Step(path="main.py", args=["ok", "a\x00b"])),
-     "steps[0].args[1]"),
+    ("step-not-staged", _steps(common.Step(path="main.py"), common.Step(path="x.py")), "steps[1].path"),
+    ("step-args-too-many", _steps(common.Step(path="main.py", args=["a"] * (S.limits.max_args + 1))), "steps[0].args"),
+    ("step-arg-nul", _steps(common.Step(path="main.py", args=["ok", "a\x00b"])), "steps[0].args[1]"),
     ("limits-timeout-low", _limits(timeout_ms=99), "limits.timeout_ms"),
     ("limits-timeout-high", _limits(timeout_ms=S.max_timeout_ms + 1), "limits.timeout_ms"),
     ("limits-memory-low", _limits(memory_bytes=S.min_memory_bytes - 1), "limits.memory_bytes"),
@@ -162,22 +161,23 @@ INVALID = [
     ("args-too-many", lambda r: r.args.extend(["a"] * S.limits.max_args), "args"),
     ("arg-nul", lambda r: r.args.append("a\x00"), "args[2]"),
     ("arg-too-long", lambda r: r.args.append("é" * 2049), "args[2]"),
-    ("args-with-steps", lambda r: (_steps(common.Step(path="main.py"))(r), r.args.append("x")),
-     "args"),
-    ("prior-output-too-many", lambda r: r.prior_outputs.extend(
-        F(path=f"o{i}") for i in range(S.limits.max_files + 1)), "prior_outputs"),
-    ("prior-output-hidden", lambda r: r.prior_outputs.extend([F(path="ok"), F(path=".x")]),
-     "prior_outputs[1].path"),
-    ("prior-output-too-big", lambda r: r.prior_outputs.add(
-        path="o", content=b"x" * (S.limits.max_file_bytes + 1)), "prior_outputs[0].content"),
-    ("prior-output-collide", lambda r: r.prior_outputs.extend([F(path="o"), F(path="O")]),
-     "prior_outputs"),
+    ("args-with-steps", lambda r: (_steps(common.Step(path="main.py"))(r), r.args.append("x")), "args"),
+    (
+        "prior-output-too-many",
+        lambda r: r.prior_outputs.extend(F(path=f"o{i}") for i in range(S.limits.max_files + 1)),
+        "prior_outputs",
+    ),
+    ("prior-output-hidden", lambda r: r.prior_outputs.extend([F(path="ok"), F(path=".x")]), "prior_outputs[1].path"),
+    (
+        "prior-output-too-big",
+        lambda r: r.prior_outputs.add(path="o", content=b"x" * (S.limits.max_file_bytes + 1)),
+        "prior_outputs[0].content",
+    ),
+    ("prior-output-collide", lambda r: r.prior_outputs.extend([F(path="o"), F(path="O")]), "prior_outputs"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [pytest.param(m, f, id=i) for i, m, f in INVALID]
-)
+@pytest.mark.parametrize(("mutate", "field"), [pytest.param(m, f, id=i) for i, m, f in INVALID])
 def test_invalid(mutate: Mutation, field: str) -> None:
     req = good_request()
     mutate(req)
@@ -189,15 +189,17 @@ def test_invalid(mutate: Mutation, field: str) -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        pytest.param(_limits(timeout_ms=S.max_timeout_ms), ("timeout_ms", S.max_timeout_ms),
-                     id="timeout-at-max"),
-        pytest.param(_limits(memory_bytes=S.min_memory_bytes),
-                     ("memory_bytes", S.min_memory_bytes), id="memory-at-min"),
+        pytest.param(_limits(timeout_ms=S.max_timeout_ms), ("timeout_ms", S.max_timeout_ms), id="timeout-at-max"),
+        pytest.param(
+            _limits(memory_bytes=S.min_memory_bytes), ("memory_bytes", S.min_memory_bytes), id="memory-at-min"
+        ),
         pytest.param(_limits(cpus=S.max_cpus), ("cpus", S.max_cpus), id="cpus-at-max"),
         pytest.param(_limits(cpus=-0.0), ("cpus", S.default_cpus), id="cpus-negative-zero"),
-        pytest.param(lambda r: r.args.extend(["a"] * (S.limits.max_args - 2)),
-                     ("steps", (Step("main.py", ("--x", "1") + ("a",) * (S.limits.max_args - 2)),)),
-                     id="args-at-max"),
+        pytest.param(
+            lambda r: r.args.extend(["a"] * (S.limits.max_args - 2)),
+            ("steps", (Step("main.py", ("--x", "1") + ("a",) * (S.limits.max_args - 2)),)),
+            id="args-at-max",
+        ),
         pytest.param(_env(**{"A" * 128: "v"}), ("env", {"A" * 128: "v"}), id="env-name-at-max"),
         pytest.param(_env(my_proxy="x"), ("env", {"my_proxy": "x"}), id="env-not-reserved"),
     ],

@@ -58,9 +58,7 @@ def _mac(key: bytes, execution_id: str, tenant: str, expiry: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def mint(
-    secret: bytes | str, execution_id: str, tenant: str, ttl_seconds: int, now: float | None = None
-) -> str:
+def mint(secret: bytes | str, execution_id: str, tenant: str, ttl_seconds: int, now: float | None = None) -> str:
     """The proxy password for ``execution_id`` (the proxy user name)."""
     if not ID_RE.match(execution_id or ""):
         raise ValueError(f"execution_id {ID_RULE}")
@@ -72,9 +70,7 @@ def mint(
     return f"{VERSION}.{tenant}.{expiry}.{_mac(_secret_bytes(secret), execution_id, tenant, expiry)}"
 
 
-def verify(
-    secret: bytes | str, username: str | None, token: str | None, now: float | None = None
-) -> Identity | str:
+def verify(secret: bytes | str, username: str | None, token: str | None, now: float | None = None) -> Identity | str:
     """The identity the credentials prove, or a ``Refusal`` reason string."""
     key = _secret_bytes(secret)
     if not username and not token:

@@ -16,11 +16,7 @@ MAX_SEGMENT_BYTES = 255
 # Bidi controls that reorder how text is displayed, so a listed path can read
 # differently from what is on disk ("Trojan Source"). All are category Cf;
 # they are named here so the reason given is specific.
-BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f"
-    "\u202a\u202b\u202c\u202d\u202e"
-    "\u2066\u2067\u2068\u2069"
-)
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def check_path(path: str, *, max_length: int) -> str | None:

@@ -26,9 +26,7 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
 # Set by the spawner itself (proxy with per-execution credentials, runner
 # control); a request must not override them. Compared upper-cased.
-RESERVED_ENV = frozenset(
-    {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "LD_PRELOAD", "LD_LIBRARY_PATH"}
-)
+RESERVED_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "LD_PRELOAD", "LD_LIBRARY_PATH"})
 RESERVED_ENV_PREFIX = "SANDBOX_"
 # An env name shown in a field name is cut to this many characters: the
 # message travels in gRPC trailers, which have a small size limit.
@@ -79,9 +77,7 @@ def check_program(request, limits: RequestLimits) -> Program:
     return Program(language, files, steps, packages, env, stdin)
 
 
-def check_files(
-    name: str, files: Sequence, limits: RequestLimits, *, required: bool
-) -> tuple[tuple[str, bytes], ...]:
+def check_files(name: str, files: Sequence, limits: RequestLimits, *, required: bool) -> tuple[tuple[str, bytes], ...]:
     """`files` (common.v1.File) as (path, content) pairs. Shared by `files`
     and `prior_outputs`: each has its own count and total."""
     if required and not files:

@@ -99,7 +99,14 @@ class ArtifactService:
         content = check_content("content", content, self.limits)
         with self.db.write() as session:
             return store.create_file(
-                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content,
+                session,
+                self.limits,
+                self.quota_for(tenant),
+                tenant,
+                artifact_id,
+                expected,
+                path,
+                content,
                 _now_ms(self.clock),
             )
 
@@ -109,7 +116,14 @@ class ArtifactService:
         content = check_content("content", content, self.limits)
         with self.db.write() as session:
             return store.update_file(
-                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content,
+                session,
+                self.limits,
+                self.quota_for(tenant),
+                tenant,
+                artifact_id,
+                expected,
+                path,
+                content,
                 _now_ms(self.clock),
             )
 

@@ -122,7 +122,7 @@ def bump_revision(session: Session, tenant: str, artifact_id: str, expected: int
             col(ArtifactRow.revision) == expected,
         )
         .values(revision=ArtifactRow.revision + 1, updated_at_ms=now_ms)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
     row = load_artifact(session, tenant, artifact_id)
     if changed != 1:
@@ -225,8 +225,15 @@ def _check_totals_after(
 
 
 def create_file(
-    session: Session, limits: ArtifactLimits, quota: QuotaLimits, tenant: str, artifact_id: str, expected: int,
-    path: str, content: bytes, now_ms: int,
+    session: Session,
+    limits: ArtifactLimits,
+    quota: QuotaLimits,
+    tenant: str,
+    artifact_id: str,
+    expected: int,
+    path: str,
+    content: bytes,
+    now_ms: int,
 ) -> tuple[ArtifactView, FileView]:
     row = bump_revision(session, tenant, artifact_id, expected, now_ms)
     files = file_index(session, artifact_id)
@@ -249,8 +256,15 @@ def create_file(
 
 
 def update_file(
-    session: Session, limits: ArtifactLimits, quota: QuotaLimits, tenant: str, artifact_id: str, expected: int,
-    path: str, content: bytes, now_ms: int,
+    session: Session,
+    limits: ArtifactLimits,
+    quota: QuotaLimits,
+    tenant: str,
+    artifact_id: str,
+    expected: int,
+    path: str,
+    content: bytes,
+    now_ms: int,
 ) -> tuple[ArtifactView, FileView]:
     row = bump_revision(session, tenant, artifact_id, expected, now_ms)
     stored = _file_row(session, artifact_id, path)
@@ -315,8 +329,13 @@ def list_files(session: Session, tenant: str, artifact_id: str) -> tuple[int, st
 
 
 def add_packages(
-    session: Session, limits: ArtifactLimits, tenant: str, artifact_id: str, expected: int,
-    packages: Sequence[PackageSpec], now_ms: int,
+    session: Session,
+    limits: ArtifactLimits,
+    tenant: str,
+    artifact_id: str,
+    expected: int,
+    packages: Sequence[PackageSpec],
+    now_ms: int,
 ) -> ArtifactView:
     row = bump_revision(session, tenant, artifact_id, expected, now_ms)
     language = LANGUAGES[row.language]

@@ -89,7 +89,9 @@ class RetentionSweeper:
         if done.executions or done.blobs or done.failures:
             log.info(
                 "retention sweep: %d executions and %d blobs deleted, %d failures",
-                done.executions, done.blobs, done.failures,
+                done.executions,
+                done.blobs,
+                done.failures,
             )
         return done
 
@@ -158,7 +160,7 @@ class RetentionSweeper:
         the grace."""
         newest_ms = self.store.clock() - BLOB_GRACE_SECONDS * MS_PER_SECOND
         for start in range(0, len(digests), BATCH):
-            chunk = sorted(set(digests[start:start + BATCH]))
+            chunk = sorted(set(digests[start : start + BATCH]))
             try:
                 used = self.store.referenced(chunk)
             except Exception:  # the next chunk may still be read

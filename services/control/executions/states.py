@@ -67,7 +67,7 @@ def error_name(code: int) -> str:
     """ERROR_CODE_TIMEOUT -> "TIMEOUT"; unspecified -> ""."""
     if code == common.ERROR_CODE_UNSPECIFIED:
         return ""
-    return common.ErrorCode.Name(code)[len(_ERROR_PREFIX):]
+    return common.ErrorCode.Name(code)[len(_ERROR_PREFIX) :]
 
 
 def error_code(name: str) -> common.ErrorCode:

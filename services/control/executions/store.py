@@ -115,9 +115,7 @@ class ExecutionStore:
         today = utc_day(now)
         quota = ledger.lock(session, tenant, today)
         duplicate = session.exec(
-            select(ExecutionRow.key).where(
-                ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id
-            )
+            select(ExecutionRow.key).where(ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id)
         ).first()
         if duplicate is not None:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
@@ -171,7 +169,7 @@ class ExecutionStore:
             session,
             sa.update(ExecutionRow)
             .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.sources(target)))
-            .values(status=target, **values)
+            .values(status=target, **values),
         )
         return changed == 1
 
@@ -197,7 +195,7 @@ class ExecutionStore:
                 session,
                 sa.update(ExecutionRow)
                 .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.NONTERMINAL))
-                .values(spawner=spawner, heartbeat_at_ms=now, slot_at_ms=slot_at)
+                .values(spawner=spawner, heartbeat_at_ms=now, slot_at_ms=slot_at),
             )
             return changed == 1
 
@@ -218,7 +216,7 @@ class ExecutionStore:
                     col(ExecutionRow.status).in_(states.NONTERMINAL),
                     col(ExecutionRow.slot_at_ms) == 0,
                 )
-                .values(slot_at_ms=now, heartbeat_at_ms=now)
+                .values(slot_at_ms=now, heartbeat_at_ms=now),
             )
             return Claim.CLAIMED if changed == 1 else Claim.ENDED
 
@@ -285,8 +283,7 @@ class ExecutionStore:
             if row is None or row.status != QUEUED:
                 return False
             deleted = rows_changed(
-                session,
-                sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
+                session, sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key, col(ExecutionRow.status) == QUEUED)
             )
             if deleted != 1:
                 return False
@@ -371,9 +368,7 @@ class ExecutionStore:
         if not digests:
             return set()
         with self.db.read() as session:
-            return set(
-                session.exec(select(OutputFileRow.sha256).where(col(OutputFileRow.sha256).in_(list(digests))))
-            )
+            return set(session.exec(select(OutputFileRow.sha256).where(col(OutputFileRow.sha256).in_(list(digests)))))
 
     def live_in_session(self, tenant: str, session_id: str) -> list[ExecutionRow]:
         with self.db.read() as session:
@@ -405,4 +400,3 @@ class ExecutionStore:
         with self.db.read() as session:
             rows = list(session.exec(query))
         return cut(rows, page, lambda row: Position(row.created_at_ms, row.key))
-

@@ -110,10 +110,7 @@ def with_dropped_outputs(verdict: Verdict, dropped: Sequence[StoredFile], stored
     changed = dataclasses.replace(verdict, dropped_json=json.dumps(names))
     if verdict.status != COMPLETED:
         return changed
-    message = (
-        f"{len(dropped)} output files dropped: the tenant stores {stored_bytes} of "
-        f"{limit} bytes of output files"
-    )
+    message = f"{len(dropped)} output files dropped: the tenant stores {stored_bytes} of {limit} bytes of output files"
     return dataclasses.replace(changed, status=FAILED, error_code="OUTPUT_LIMIT", error_message=message)
 
 

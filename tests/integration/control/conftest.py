@@ -66,8 +66,16 @@ def postgres():
             str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
         )
         _as_postgres(
-            str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "30",
-            "-o", f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=300 -c fsync=off",
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=300 -c fsync=off",
             "start",
         )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"

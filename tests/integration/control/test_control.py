@@ -81,7 +81,9 @@ def test_execute_streams_and_records(tenant_a):
 def test_failure_codes_are_recorded(tenant_a):
     stream = run(tenant_a, request({"main.py": "print('x')\nraise SystemExit(3)\n"}))
     assert (stream.finished.status, stream.finished.error_code, stream.finished.exit_code) == (
-        S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_RUNTIME_ERROR, 3,
+        S.EXECUTION_STATUS_FAILED,
+        S.ERROR_CODE_RUNTIME_ERROR,
+        3,
     )
     stream = run(tenant_a, request({"main.py": "import time\ntime.sleep(10)\n"}, timeout_ms=1000))
     assert (stream.finished.status, stream.finished.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_TIMEOUT)
@@ -306,8 +308,14 @@ def test_cap_holds_under_50_concurrent_executes(control_server, tenant_a):
 def test_watchdog_fails_silent_executions_and_frees_the_slot(control_server, tenant_a):
     executions = control_server.executions
     store = executions.store
-    row = store.reserve(key=secrets.token_hex(16), tenant="tenant-a", execution_id="silent",
-                        session_id="", language=S.LANGUAGE_PYTHON, timeout_ms=1000)
+    row = store.reserve(
+        key=secrets.token_hex(16),
+        tenant="tenant-a",
+        execution_id="silent",
+        session_id="",
+        language=S.LANGUAGE_PYTHON,
+        timeout_ms=1000,
+    )
     assert tenant_a.GetQuota(pb.GetQuotaRequest()).in_flight == 1
     assert executions.heartbeats.sweep() == []  # the heartbeat is fresh
     with store.db.write() as session:
@@ -332,8 +340,14 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
     record = executions.relay.record
 
     def reserve(execution_id):
-        return store.reserve(key=secrets.token_hex(16), tenant="tenant-a",
-                             execution_id=execution_id, session_id="", language=S.LANGUAGE_PYTHON, timeout_ms=1000)
+        return store.reserve(
+            key=secrets.token_hex(16),
+            tenant="tenant-a",
+            execution_id=execution_id,
+            session_id="",
+            language=S.LANGUAGE_PYTHON,
+            timeout_ms=1000,
+        )
 
     row = reserve("files-ok")
     big = bytes(range(256)) * 1000
@@ -362,8 +376,11 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
     blobs_before = executions.blobs.all()
     broken = reserve("files-broken")
     with pytest.raises(sa.exc.IntegrityError):
-        record(broken.key, Verdict("completed", exit_code=0, cpu_seconds=0.1),
-                       [("a.txt", b"fresh content"), ("a.txt", b"small"), ("b.txt", b"more fresh")])
+        record(
+            broken.key,
+            Verdict("completed", exit_code=0, cpu_seconds=0.1),
+            [("a.txt", b"fresh content"), ("a.txt", b"small"), ("b.txt", b"more fresh")],
+        )
     assert executions.blobs.all() == blobs_before
     assert (
         tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="files-broken")).status == S.EXECUTION_STATUS_QUEUED
@@ -422,12 +439,18 @@ def test_grpcurl_with_reflection_and_hand_made_headers(control_server):
     method = "sandbox.control.v1.Control/GetQuota"
     headers = subprocess.run(
         [sys.executable, "-m", "services.control.sign", "tenant-b", method, "{}"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={**os.environ, "SANDBOX_TENANT_KEY": TENANT_KEYS["tenant-b"]},
     ).stdout
     answer = subprocess.run(
         [str(bin_dir / "grpcurl"), "-plaintext", *shlex.split(headers), "-d", "{}", target, method],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["tenant"] == "tenant-b"

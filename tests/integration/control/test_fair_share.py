@@ -111,8 +111,10 @@ def _quota_failure(error: grpc.RpcError) -> str:
 
 
 def test_a_tenant_filling_the_mesh_with_sleepers_holds_only_its_share(fair_control):
-    with control_channel(fair_control.port, "tenant-a") as a_channel, \
-            control_channel(fair_control.port, "tenant-b") as b_channel:
+    with (
+        control_channel(fair_control.port, "tenant-a") as a_channel,
+        control_channel(fair_control.port, "tenant-b") as b_channel,
+    ):
         a, b = control_pb2_grpc.ControlStub(a_channel), control_pb2_grpc.ControlStub(b_channel)
 
         # A asks for three sleepers; two run (its share of 4 slots), one waits.
@@ -159,7 +161,8 @@ def test_a_tenant_filling_the_mesh_with_sleepers_holds_only_its_share(fair_contr
         assert waiting.finished.started_at_ms >= ends[0]
         for sleeper in sleepers:
             assert (sleeper.finished.status, sleeper.finished.error_code) == (
-                common.EXECUTION_STATUS_FAILED, common.ERROR_CODE_TIMEOUT,
+                common.EXECUTION_STATUS_FAILED,
+                common.ERROR_CODE_TIMEOUT,
             )
 
         # Sleeping spent A's wall-clock budget, not its CPU.

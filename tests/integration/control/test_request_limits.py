@@ -159,13 +159,21 @@ OVER_ONE_LIMIT = [
     ("arg-bytes", _over(args=["a" * (MAX_ARG_BYTES + 1)]), "args[0]"),
     ("steps", _over(steps=[common.Step(path="main.py")] * (MAX_STEPS + 1)), "steps"),
     ("env", _over(env={f"V{i}": "" for i in range(LIMITS.max_env + 1)}), "env"),
-    ("env-bytes", _over(env={f"V{i:03d}".ljust(_NAME_BYTES, "N"): "v" * (LIMITS.max_env_bytes // 2 - _NAME_BYTES)
-                             for i in range(2)} | {"X": "y"}), "env"),
+    (
+        "env-bytes",
+        _over(
+            env={f"V{i:03d}".ljust(_NAME_BYTES, "N"): "v" * (LIMITS.max_env_bytes // 2 - _NAME_BYTES) for i in range(2)}
+            | {"X": "y"}
+        ),
+        "env",
+    ),
     ("env-reserved", _over(env={"HTTPS_PROXY": "http://attacker"}), 'env["HTTPS_PROXY"]'),
-    ("packages", _over(packages=[common.Package(name=f"p{i}") for i in range(LIMITS.max_packages + 1)]),
-     "packages"),
-    ("package-twice", _over(packages=[common.Package(name="Foo_Bar"), common.Package(name="foo.bar")]),
-     "packages[1].name"),
+    ("packages", _over(packages=[common.Package(name=f"p{i}") for i in range(LIMITS.max_packages + 1)]), "packages"),
+    (
+        "package-twice",
+        _over(packages=[common.Package(name="Foo_Bar"), common.Package(name="foo.bar")]),
+        "packages[1].name",
+    ),
     ("package-name", _over(packages=[common.Package(name="--index-url=http://attacker")]), "packages[0].name"),
     ("timeout", _over(limits=common.Limits(timeout_ms=60_001)), "limits.timeout_ms"),
     ("session-id", _over(session_id="not an id"), "session_id"),
@@ -194,9 +202,11 @@ def test_a_run_over_a_limit_leaves_no_run(control_server, tenant_a):
         art = artifacts.CreateArtifact(
             apb.CreateArtifactRequest(language=common.LANGUAGE_PYTHON, title="door", entry="main.py")
         )
-        artifacts.CreateFile(apb.CreateFileRequest(
-            artifact_id=art.artifact_id, expected_revision=art.revision, path="main.py", content=b"print(1)"
-        ))
+        artifacts.CreateFile(
+            apb.CreateFileRequest(
+                artifact_id=art.artifact_id, expected_revision=art.revision, path="main.py", content=b"print(1)"
+            )
+        )
         ledger = Ledger(tenant_a)
         for fields, field in (
             (dict(stdin=b"x" * (LIMITS.max_stdin_bytes + 1)), "stdin"),
@@ -249,7 +259,11 @@ def test_a_request_at_every_limit_still_runs(tenant_a):
     assert stream.finished.status == common.EXECUTION_STATUS_COMPLETED, stream.finished.error_message
     counts = [int(n) for n in stream.stdout.split()]
     assert counts == [
-        LIMITS.max_files, LIMITS.max_total_file_bytes, LIMITS.max_stdin_bytes, LIMITS.max_args, MAX_ARG_BYTES,
+        LIMITS.max_files,
+        LIMITS.max_total_file_bytes,
+        LIMITS.max_stdin_bytes,
+        LIMITS.max_args,
+        MAX_ARG_BYTES,
         LIMITS.max_env,
     ]
 

@@ -34,14 +34,18 @@ class World:
         self.now = int(time.time() * 1000)  # blobs' times are the real clock's
         self.store = ExecutionStore(database, lambda tenant: QuotaLimits(100, 1e6), clock=lambda: self.now)
         self.blobs = BlobStore(tmp_path / "blobs")
-        self.sweeper = RetentionSweeper(
-            self.store, self.blobs, retention_days=RETENTION_DAYS, interval_seconds=3600
-        )
+        self.sweeper = RetentionSweeper(self.store, self.blobs, retention_days=RETENTION_DAYS, interval_seconds=3600)
 
     def finished(self, tenant: str, execution_id: str, files: dict[str, bytes] = ()) -> str:
         """An execution that finished now, with its files stored; its key."""
-        row = self.store.reserve(key=secrets.token_hex(16), tenant=tenant, execution_id=execution_id,
-                                 session_id="", language=common.LANGUAGE_PYTHON, timeout_ms=1000)
+        row = self.store.reserve(
+            key=secrets.token_hex(16),
+            tenant=tenant,
+            execution_id=execution_id,
+            session_id="",
+            language=common.LANGUAGE_PYTHON,
+            timeout_ms=1000,
+        )
         contents = list(dict(files).items())
         digests, _ = self.blobs.put_all([content for _, content in contents])
         stored = [
@@ -69,14 +73,26 @@ def test_expired_executions_go_with_their_files_runs_and_blobs(world, database):
     other_tenant = world.finished("t2", "theirs", {"z.txt": b"only theirs"})
     artifact = ArtifactService(database, ArtifactLimits()).create("t1", common.LANGUAGE_PYTHON, "", "", [])
     with database.write() as session:
-        run = RunRow(id="old", tenant="t1", artifact_id=artifact.artifact_id, execution_key=old_key,
-                     revision=1, created_at_ms=world.now)
+        run = RunRow(
+            id="old",
+            tenant="t1",
+            artifact_id=artifact.artifact_id,
+            execution_key=old_key,
+            revision=1,
+            created_at_ms=world.now,
+        )
         run_store.add_run(session, run, ["main.py"])
     orphan = world.digest(b"left by a crash")
     world.now += 20 * DAY_MS
     world.finished("t1", "recent", {"b.txt": b"shared"})
-    live = world.store.reserve(key=secrets.token_hex(16), tenant="t1", execution_id="live", session_id="",
-                               language=common.LANGUAGE_PYTHON, timeout_ms=1000)
+    live = world.store.reserve(
+        key=secrets.token_hex(16),
+        tenant="t1",
+        execution_id="live",
+        session_id="",
+        language=common.LANGUAGE_PYTHON,
+        timeout_ms=1000,
+    )
     assert world.store.quota("t1").stored.executions == 3
     assert world.store.quota("t1").stored.output_bytes == len(b"only old") + 2 * len(b"shared")
 
@@ -156,8 +172,14 @@ def test_retention_zero_keeps_executions(world):
 
 
 def test_only_finished_executions_expire(world):
-    row = world.store.reserve(key=secrets.token_hex(16), tenant="t1", execution_id="failed", session_id="",
-                              language=common.LANGUAGE_PYTHON, timeout_ms=1000)
+    row = world.store.reserve(
+        key=secrets.token_hex(16),
+        tenant="t1",
+        execution_id="failed",
+        session_id="",
+        language=common.LANGUAGE_PYTHON,
+        timeout_ms=1000,
+    )
     assert world.store.finalize(row.key, Verdict(FAILED, "RUNTIME_ERROR", exit_code=1, cpu_seconds=0.0))
     world.now += (RETENTION_DAYS + 1) * DAY_MS
     assert world.sweeper.sweep().executions == 1

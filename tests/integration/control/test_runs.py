@@ -197,8 +197,10 @@ def test_failed_runs_keep_partial_files_named_and_no_inputs_and_tenants(control_
 def test_a_cancelled_run_keeps_its_partial_files(arts_a, tenant_a):
     art = _artifact(
         arts_a,
-        {"main.py": "import time\nopen('/workspace/output/early.txt', 'w').write('early')\n"
-                    "print('ready', flush=True)\ntime.sleep(60)\n"},
+        {
+            "main.py": "import time\nopen('/workspace/output/early.txt', 'w').write('early')\n"
+            "print('ready', flush=True)\ntime.sleep(60)\n"
+        },
     )
     stream = arts_a.RunArtifact(pb.RunArtifactRequest(artifact_id=art.artifact_id), timeout=90)
     events = []
@@ -234,8 +236,10 @@ def tight_port(control_server):
 def test_over_bound_prestaging_is_skipped_with_a_notice(control_server, arts_a, tight_port):
     art = _artifact(
         arts_a,
-        {"main.py": "import os\nprint(sorted(os.listdir('/workspace/output')))\n"
-                    "open('/workspace/output/big.txt', 'w').write('0123456789')\n"},
+        {
+            "main.py": "import os\nprint(sorted(os.listdir('/workspace/output')))\n"
+            "open('/workspace/output/big.txt', 'w').write('0123456789')\n"
+        },
     )
     _, first = _run(arts_a, art.artifact_id)
     assert first.execution.status == COMPLETED
@@ -312,8 +316,14 @@ def test_upgrade_from_0101_keeps_runs_and_deletes_them_with_their_execution(data
             connection.execute(OLD_EXECUTION, {"key": f"key-{name}", "execution_id": f"run_{name}"})
     with old.write() as session:
         for name in ("kept", "refused"):
-            run = RunRow(id=f"run_{name}", tenant="t", artifact_id="art_old", execution_key=f"key-{name}",
-                         revision=1, created_at_ms=1)
+            run = RunRow(
+                id=f"run_{name}",
+                tenant="t",
+                artifact_id="art_old",
+                execution_key=f"key-{name}",
+                revision=1,
+                created_at_ms=1,
+            )
             run_store.add_run(session, run, ["main.py"])
     old.dispose()
 

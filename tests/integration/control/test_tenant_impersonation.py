@@ -111,7 +111,8 @@ def test_raw_metadata_attacks(control_server, tenant_a, victim):
     listing = pb.ListExecutionsRequest(page_size=500)
     attacks = {
         "attackers-key-signing-for-victim": [
-            (TENANT_HEADER, VICTIM), (HEADER, _raw_signature(ATTACKER, VICTIM, "GetExecution", get)),
+            (TENANT_HEADER, VICTIM),
+            (HEADER, _raw_signature(ATTACKER, VICTIM, "GetExecution", get)),
         ],
         "two-tenants": [
             (TENANT_HEADER, VICTIM),
@@ -119,11 +120,13 @@ def test_raw_metadata_attacks(control_server, tenant_a, victim):
             (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
         ],
         "bin-variant": [
-            (TENANT_HEADER + "-bin", VICTIM.encode()), (TENANT_HEADER, ATTACKER),
+            (TENANT_HEADER + "-bin", VICTIM.encode()),
+            (TENANT_HEADER, ATTACKER),
             (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
         ],
         "two-signatures": [
-            (TENANT_HEADER, ATTACKER), (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
+            (TENANT_HEADER, ATTACKER),
+            (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
             (HEADER, _raw_signature(ATTACKER, ATTACKER, "GetExecution", get)),
         ],
     }
@@ -146,10 +149,23 @@ def test_grpcurl_with_a_differently_cased_tenant_header(control_server, victim):
     own = signature(method, body, TENANT_KEYS[ATTACKER].encode(), principal=ATTACKER)
     done = subprocess.run(
         [
-            GRPCURL, "-plaintext", "-H", f"X-Sandbox-Tenant: {VICTIM}", "-H", f"{TENANT_HEADER}: {ATTACKER}",
-            "-H", f"{HEADER}: {own}", "-d", body, f"127.0.0.1:{control_server.port}", method,
+            GRPCURL,
+            "-plaintext",
+            "-H",
+            f"X-Sandbox-Tenant: {VICTIM}",
+            "-H",
+            f"{TENANT_HEADER}: {ATTACKER}",
+            "-H",
+            f"{HEADER}: {own}",
+            "-d",
+            body,
+            f"127.0.0.1:{control_server.port}",
+            method,
         ],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode != 0 and "Unauthenticated" in done.stderr, done
     assert victim not in done.stdout
@@ -162,10 +178,21 @@ def test_grpcurl_call_signed_as_the_tenant(control_server, victim):
     signed = signature(method, body, TENANT_KEYS[VICTIM].encode(), principal=VICTIM)
     done = subprocess.run(
         [
-            GRPCURL, "-plaintext", "-H", f"{TENANT_HEADER}: {VICTIM}", "-H", f"{HEADER}: {signed}",
-            "-d", body, f"127.0.0.1:{control_server.port}", method,
+            GRPCURL,
+            "-plaintext",
+            "-H",
+            f"{TENANT_HEADER}: {VICTIM}",
+            "-H",
+            f"{HEADER}: {signed}",
+            "-d",
+            body,
+            f"127.0.0.1:{control_server.port}",
+            method,
         ],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert victim in done.stdout, done.stdout

@@ -19,6 +19,7 @@ removed by id at the end.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -63,7 +64,7 @@ EGRESS_UID = 10001
 
 
 def _cert(subject: str, key, issuer_name, issuer_key, *, ca: bool, names=()):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -136,8 +137,12 @@ class Mesh:
 
     def network(self, name: str, internal: bool = True):
         net = self.client.networks.create(
-            f"egress-test-{name}-{self.run_id}", driver="bridge", internal=internal, enable_ipv6=False,
-            labels=self.labels, check_duplicate=True,
+            f"egress-test-{name}-{self.run_id}",
+            driver="bridge",
+            internal=internal,
+            enable_ipv6=False,
+            labels=self.labels,
+            check_duplicate=True,
         )
         self.networks.append(net)
         return net
@@ -156,20 +161,16 @@ class Mesh:
 
     def teardown(self) -> None:
         for container in reversed(self.containers):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         for net in reversed(self.networks):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 net.remove()
-            except docker.errors.NotFound:
-                pass
         filters = {"label": f"{TEST_LABEL}={self.run_id}"}
         left = self.client.containers.list(all=True, filters=filters) + self.client.networks.list(filters=filters)
         assert left == [], f"left behind: {left}"
 
-    def start_egress(self, name: str, env_overrides: dict, networks=None) -> "Egress":
+    def start_egress(self, name: str, env_overrides: dict, networks=None) -> Egress:
         """An egress container on the inner network plus ``networks`` (default:
         the outer one), running this working tree."""
         grpc_dir = self.tmp / f"grpc-{name}"
@@ -193,9 +194,16 @@ class Mesh:
             str(grpc_dir): {"bind": GRPC_DIR, "mode": "rw"},
         }
         container = self.container(
-            SERVICES_IMAGE, ["/opt/venv/bin/python", "-m", "services.egress"], self.inner, user="10001",
-            environment=env, working_dir="/src", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], sysctls={"net.ipv4.ip_forward": "0"},  # as in compose
+            SERVICES_IMAGE,
+            ["/opt/venv/bin/python", "-m", "services.egress"],
+            self.inner,
+            user="10001",
+            environment=env,
+            working_dir="/src",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            sysctls={"net.ipv4.ip_forward": "0"},  # as in compose
             tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
             volumes=volumes,
         )
@@ -210,10 +218,10 @@ class Mesh:
             try:
                 reply = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
-            except grpc.RpcError:
+            except grpc.RpcError as exc:
                 container.reload()
                 if container.status == "exited":
-                    raise AssertionError("egress exited: " + container.logs().decode()[-3000:])
+                    raise AssertionError("egress exited: " + container.logs().decode()[-3000:]) from exc
                 return False
 
         _wait(serving, f"the {name} egress's gRPC health check")
@@ -251,18 +259,46 @@ class Mesh:
         assert code == 0, f"client exited {code}: {text}"
         return json.loads(text.splitlines()[-1])
 
-    def tunnel(self, target: str, *, auth: str | None, sni: str | None = "", host_header: str | None = None,
-               proxy_host: str | None = None, cadata: str | None = None, method: str = "GET",
-               headers: dict | None = None, body: str = "") -> dict:
-        request = dict(op="tunnel", proxy_host=proxy_host or self.proxy_host, proxy_port=PROXY_PORT, target=target,
-                       auth=auth, ca="/certs/ca.pem", cadata=cadata, host_header=host_header, method=method,
-                       headers=headers or {}, body=body)
+    def tunnel(
+        self,
+        target: str,
+        *,
+        auth: str | None,
+        sni: str | None = "",
+        host_header: str | None = None,
+        proxy_host: str | None = None,
+        cadata: str | None = None,
+        method: str = "GET",
+        headers: dict | None = None,
+        body: str = "",
+    ) -> dict:
+        request = dict(
+            op="tunnel",
+            proxy_host=proxy_host or self.proxy_host,
+            proxy_port=PROXY_PORT,
+            target=target,
+            auth=auth,
+            ca="/certs/ca.pem",
+            cadata=cadata,
+            host_header=host_header,
+            method=method,
+            headers=headers or {},
+            body=body,
+        )
         request["sni"] = target.rsplit(":", 1)[0] if sni == "" else sni
         return self.run_client(request)
 
     def plain(self, url: str, host_header: str, *, auth: str | None) -> dict:
-        return self.run_client(dict(op="plain", proxy_host=self.proxy_host, proxy_port=PROXY_PORT, url=url,
-                                    host_header=host_header, auth=auth))
+        return self.run_client(
+            dict(
+                op="plain",
+                proxy_host=self.proxy_host,
+                proxy_port=PROXY_PORT,
+                url=url,
+                host_header=host_header,
+                auth=auth,
+            )
+        )
 
     def decision_lines(self) -> list[dict]:
         lines = []
@@ -306,10 +342,16 @@ def mesh(tmp_path_factory):
         inner, outer = m.network("inner"), m.network("outer")
         m.inner, m.outer = inner, outer
         m.upstream = m.container(
-            RUNTIME_IMAGE, ["python3", "/upstream/server.py", "/certs"], outer, user="10001",
-            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"}, cap_drop=["ALL"],
-            volumes={str(certs): {"bind": "/certs", "mode": "ro"},
-                     str(HERE / "upstream_server.py"): {"bind": "/upstream/server.py", "mode": "ro"}},
+            RUNTIME_IMAGE,
+            ["python3", "/upstream/server.py", "/certs"],
+            outer,
+            user="10001",
+            sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+            cap_drop=["ALL"],
+            volumes={
+                str(certs): {"bind": "/certs", "mode": "ro"},
+                str(HERE / "upstream_server.py"): {"bind": "/upstream/server.py", "mode": "ro"},
+            },
         )
         _wait(lambda: b"ready" in m.upstream.logs(), "the upstream server")
         upstream_ip = m.address(m.upstream, outer)
@@ -327,10 +369,18 @@ def mesh(tmp_path_factory):
         }
         m.start_egress("passthrough", {})
         m.sandbox = m.container(
-            RUNTIME_IMAGE, ["sleep", "600"], inner, user="10001", read_only=True, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], tmpfs={"/tmp": "size=128m,uid=10001,gid=10001,mode=0700"},
-            volumes={str(certs / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
-                     str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"}},
+            RUNTIME_IMAGE,
+            ["sleep", "600"],
+            inner,
+            user="10001",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            tmpfs={"/tmp": "size=128m,uid=10001,gid=10001,mode=0700"},
+            volumes={
+                str(certs / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
+                str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"},
+            },
         )
         m.upstream_ip = upstream_ip
         yield m
@@ -344,13 +394,20 @@ def mesh(tmp_path_factory):
 @pytest.fixture(scope="session")
 def registry_egress(mesh):
     hosts = derive("sandbox-mesh/runtime:local", api=mesh.client)
-    addresses = sorted({info[4][0] for host in hosts for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)})
+    addresses = sorted(
+        {info[4][0] for host in hosts for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)}
+    )
     networks = [str(ipaddress.ip_network(a)) for a in addresses]
     wan = mesh.network("wan", internal=False)
     return mesh.start_egress(
         "registries",
-        {"EGRESS_ALLOW_HOSTS": ",".join(hosts), "EGRESS_DNS": "true", "EGRESS_HOSTS_FILE": "",
-         "EGRESS_ALLOW_NETWORKS": ",".join(networks), "EGRESS_ALLOW_PLAIN_HTTP": "false"},
+        {
+            "EGRESS_ALLOW_HOSTS": ",".join(hosts),
+            "EGRESS_DNS": "true",
+            "EGRESS_HOSTS_FILE": "",
+            "EGRESS_ALLOW_NETWORKS": ",".join(networks),
+            "EGRESS_ALLOW_PLAIN_HTTP": "false",
+        },
         networks=[wan],
     )
 
@@ -363,8 +420,11 @@ INTERCEPT_CA_PATH = "/tmp/egress-ca.pem"
 def intercept(mesh):
     egress = mesh.start_egress(
         "intercept",
-        {"EGRESS_MODE": "intercept", "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem",
-         "EGRESS_CA_CERT_EXPORT": INTERCEPT_CA_PATH},
+        {
+            "EGRESS_MODE": "intercept",
+            "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem",
+            "EGRESS_CA_CERT_EXPORT": INTERCEPT_CA_PATH,
+        },
     )
     code, pem = egress.container.exec_run(["cat", INTERCEPT_CA_PATH], user="10001")
     assert code == 0 and pem.count(b"BEGIN CERTIFICATE") == 1 and b"PRIVATE KEY" not in pem

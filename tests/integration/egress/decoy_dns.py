@@ -30,7 +30,7 @@ def question(packet):
     labels, offset = [], HEADER.size
     while packet[offset]:
         length = packet[offset]
-        labels.append(packet[offset + 1: offset + 1 + length].decode("ascii", "replace"))
+        labels.append(packet[offset + 1 : offset + 1 + length].decode("ascii", "replace"))
         offset += 1 + length
     qtype, _ = struct.unpack_from("!HH", packet, offset + 1)
     return query_id, flags, ".".join(labels).lower(), qtype, offset + 5
@@ -47,7 +47,7 @@ def answer(packet, served_name, address):
     if not found:
         reply_flags |= RCODE_NXDOMAIN
     header = HEADER.pack(query_id, reply_flags, 1, 1 if records else 0, 0, 0)
-    return name, header + packet[HEADER.size:end] + records
+    return name, header + packet[HEADER.size : end] + records
 
 
 LOG_LOCK = threading.Lock()  # handlers run on threads; one whole line at a time

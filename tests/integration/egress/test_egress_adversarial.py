@@ -40,7 +40,7 @@ def test_allowed_host_works_end_to_end(mesh):
     decision = only_decision(mesh, execution_id)
     assert (decision.verdict, decision.reason, decision.host) == (pb.VERDICT_ALLOW, "allowed", "pkgs.test.internal")
     assert decision.resolved_address == mesh.upstream_ip and decision.tenant == "tenant-a"
-    lines = [l for l in mesh.decision_lines() if l["execution_id"] == execution_id]
+    lines = [line for line in mesh.decision_lines() if line["execution_id"] == execution_id]
     assert len(lines) == 1 and lines[0]["sni"] == "pkgs.test.internal"
     assert lines[0]["bytes_up"] > 0 and lines[0]["bytes_down"] > 0 and decision.closed
 
@@ -89,8 +89,11 @@ def test_sni_must_match_connect_host(mesh, sni, reason):
 
 @pytest.mark.parametrize(
     "auth_kind, reason",
-    [("missing", "credentials_missing"), ("other_execution", "credentials_bad_signature"),
-     ("wrong_secret", "credentials_bad_signature")],
+    [
+        ("missing", "credentials_missing"),
+        ("other_execution", "credentials_bad_signature"),
+        ("wrong_secret", "credentials_bad_signature"),
+    ],
 )
 def test_credentials_required(mesh, auth_kind, reason):
     execution_id = new_id("creds")
@@ -105,8 +108,11 @@ def test_credentials_required(mesh, auth_kind, reason):
     out = mesh.tunnel("pkgs.test.internal:443", auth=auth)
     assert (out["status"], out["reason"]) == (407, reason), out
     assert list(mesh.decisions(execution_id)) == []  # never stored under a claimed id
-    lines = [l for l in mesh.decision_lines() if l.get("claimed_user") == execution_id or
-             (auth_kind == "missing" and l["reason"] == reason)]
+    lines = [
+        line
+        for line in mesh.decision_lines()
+        if line.get("claimed_user") == execution_id or (auth_kind == "missing" and line["reason"] == reason)
+    ]
     assert lines and lines[-1]["decision"] == "deny" and lines[-1]["execution_id"] == ""
     assert mesh.upstream_accepts() == before
 

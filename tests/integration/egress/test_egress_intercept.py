@@ -14,8 +14,6 @@ from sandbox.egress.v1 import egress_pb2 as pb
 pytestmark = pytest.mark.integration
 
 
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
@@ -23,8 +21,9 @@ def new_id(prefix: str) -> str:
 def test_request_through_intercepting_egress(mesh, intercept):
     execution_id = new_id("icpt")
     before = mesh.upstream_accepts()
-    out = mesh.tunnel("pkgs.test.internal:443", auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem)
+    out = mesh.tunnel(
+        "pkgs.test.internal:443", auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host, cadata=intercept.ca_pem
+    )
     assert out["status"] == 200 and out["tls"] == "ok" and out["inner_status"] == 200, out
     body = json.loads(out["body"])
     assert body["upstream"] == "ok" and body["host"] == "pkgs.test.internal"
@@ -44,8 +43,13 @@ def test_upstream_ca_is_not_the_sandbox_ca(mesh, intercept):
 def test_request_for_another_host_inside_the_tunnel_refused(mesh, intercept):
     execution_id = new_id("icpt")
     before = mesh.upstream_accepts()
-    out = mesh.tunnel("pkgs.test.internal:443", auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem, host_header="other.test.internal")
+    out = mesh.tunnel(
+        "pkgs.test.internal:443",
+        auth=mesh.auth(execution_id),
+        proxy_host=intercept.proxy_host,
+        cadata=intercept.ca_pem,
+        host_header="other.test.internal",
+    )
     assert out["tls"] == "ok" and out["inner_status"] == 403, out
     assert mesh.upstream_accepts() == before
     got = [(d.kind, d.verdict, d.reason) for d in intercept.decisions(execution_id)]
@@ -55,8 +59,13 @@ def test_request_for_another_host_inside_the_tunnel_refused(mesh, intercept):
 def test_sni_mismatch_refused_in_intercept_mode(mesh, intercept):
     execution_id = new_id("icpt")
     before = mesh.upstream_accepts()
-    out = mesh.tunnel("pkgs.test.internal:443", auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem, sni="other.test.internal")
+    out = mesh.tunnel(
+        "pkgs.test.internal:443",
+        auth=mesh.auth(execution_id),
+        proxy_host=intercept.proxy_host,
+        cadata=intercept.ca_pem,
+        sni="other.test.internal",
+    )
     assert out["tls"].startswith("error"), out
     assert mesh.upstream_accepts() == before
     [decision] = intercept.decisions(execution_id)

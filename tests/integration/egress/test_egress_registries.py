@@ -22,25 +22,39 @@ pytestmark = pytest.mark.integration
 PROXY_PORT = 3128
 
 
-
 def proxy_env(mesh, egress, execution_id):
     mesh.admit(execution_id)
     token = egress_token.mint(mesh.secret, execution_id, "tenant-a", 600)
     url = f"http://{execution_id}:{token}@{egress.proxy_host}:{PROXY_PORT}"
-    return {"HTTPS_PROXY": url, "HTTP_PROXY": url, "https_proxy": url, "http_proxy": url,
-            "npm_config_https_proxy": url, "npm_config_proxy": url}
+    return {
+        "HTTPS_PROXY": url,
+        "HTTP_PROXY": url,
+        "https_proxy": url,
+        "http_proxy": url,
+        "npm_config_https_proxy": url,
+        "npm_config_proxy": url,
+    }
 
 
 def test_pip_install_through_the_egress(mesh, registry_egress):
     execution_id = f"pip-{secrets.token_hex(4)}"
     code, out = mesh.sandbox_exec(
-        ["pip3", "install", "--no-cache-dir", "--disable-pip-version-check", "--only-binary=:all:",
-         "--target", f"/tmp/{execution_id}", "six==1.16.0"],
+        [
+            "pip3",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--target",
+            f"/tmp/{execution_id}",
+            "six==1.16.0",
+        ],
         env=proxy_env(mesh, registry_egress, execution_id),
     )
     assert code == 0, out[-3000:]
-    code, out = mesh.sandbox_exec(["python3", "-c", "import six; print(six.__version__)"],
-                                  env={"PYTHONPATH": f"/tmp/{execution_id}"})
+    code, out = mesh.sandbox_exec(
+        ["python3", "-c", "import six; print(six.__version__)"], env={"PYTHONPATH": f"/tmp/{execution_id}"}
+    )
     assert out.strip() == "1.16.0"
     decisions = list(registry_egress.decisions(execution_id))
     assert decisions and all(d.verdict == pb.VERDICT_ALLOW for d in decisions), decisions
@@ -50,14 +64,24 @@ def test_pip_install_through_the_egress(mesh, registry_egress):
 def test_npm_install_through_the_egress(mesh, registry_egress):
     execution_id = f"npm-{secrets.token_hex(4)}"
     code, out = mesh.sandbox_exec(
-        ["npm", "install", "--prefix", f"/tmp/{execution_id}", "--no-audit", "--no-fund", "--ignore-scripts",
-         "--cache", f"/tmp/{execution_id}-cache", "is-number@7.0.0"],
+        [
+            "npm",
+            "install",
+            "--prefix",
+            f"/tmp/{execution_id}",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--cache",
+            f"/tmp/{execution_id}-cache",
+            "is-number@7.0.0",
+        ],
         env=proxy_env(mesh, registry_egress, execution_id),
     )
     assert code == 0, out[-3000:]
     code, out = mesh.sandbox_exec(
-        ["node", "-e", f"console.log(require('/tmp/{execution_id}/node_modules/is-number')(5))"])
+        ["node", "-e", f"console.log(require('/tmp/{execution_id}/node_modules/is-number')(5))"]
+    )
     assert out.strip() == "true", out
     decisions = list(registry_egress.decisions(execution_id))
     assert decisions and all(d.verdict == pb.VERDICT_ALLOW for d in decisions), decisions
-

@@ -19,11 +19,11 @@ import urllib.parse
 
 import grpc
 import pytest
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spawner_pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
-
 from services.common.auth import ClientAuthInterceptor
 from services.common.contract import egress_token
 from services.spawner.server import start
@@ -58,20 +58,35 @@ def test_writes_through_the_intercepting_egress_refused(mesh, intercept, method,
     if body:
         headers = {**headers, "Content-Length": str(len(body))}
     before = mesh.upstream_accepts()
-    out = mesh.tunnel(UPSTREAM, auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem, method=method, headers=headers, body=body)
+    out = mesh.tunnel(
+        UPSTREAM,
+        auth=mesh.auth(execution_id),
+        proxy_host=intercept.proxy_host,
+        cadata=intercept.ca_pem,
+        method=method,
+        headers=headers,
+        body=body,
+    )
     assert out["tls"] == "ok" and out["inner_status"] == 403, out
     assert mesh.upstream_accepts() == before  # nothing reached the upstream
     assert request_decisions(intercept, execution_id) == [
-        ("connect", pb.VERDICT_ALLOW, "allowed"), ("request", pb.VERDICT_DENY, reason)]
+        ("connect", pb.VERDICT_ALLOW, "allowed"),
+        ("request", pb.VERDICT_DENY, reason),
+    ]
 
 
 def test_a_large_upload_is_cut_off_unread(mesh, intercept):
     execution_id = new_id("upload")
     before = mesh.upstream_accepts()
-    out = mesh.tunnel(UPSTREAM, auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem, method="PUT", headers={"Content-Length": str(100 * 1024 * 1024)},
-                      body="the first bytes of a large upload")
+    out = mesh.tunnel(
+        UPSTREAM,
+        auth=mesh.auth(execution_id),
+        proxy_host=intercept.proxy_host,
+        cadata=intercept.ca_pem,
+        method="PUT",
+        headers={"Content-Length": str(100 * 1024 * 1024)},
+        body="the first bytes of a large upload",
+    )
     assert out["tls"] == "ok" and out["inner_status"] is None, out  # closed, no answer
     assert mesh.upstream_accepts() == before
     assert request_decisions(intercept, execution_id)[-1] == ("request", pb.VERDICT_DENY, "method_not_allowed")
@@ -79,8 +94,9 @@ def test_a_large_upload_is_cut_off_unread(mesh, intercept):
 
 def test_reads_still_pass(mesh, intercept):
     execution_id = new_id("read")
-    out = mesh.tunnel(UPSTREAM, auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host,
-                      cadata=intercept.ca_pem, method="HEAD")
+    out = mesh.tunnel(
+        UPSTREAM, auth=mesh.auth(execution_id), proxy_host=intercept.proxy_host, cadata=intercept.ca_pem, method="HEAD"
+    )
     assert out["tls"] == "ok" and out["inner_status"] == 200, out
 
 
@@ -130,10 +146,17 @@ def spawner_stub(mesh, intercept, docker_api, tmp_path):
     ca.write_text(intercept.ca_pem)
     ca.chmod(0o644)
     name = f"egr-{secrets.token_hex(4)}"
-    running = start(make_settings(
-        name, root, egress_container=intercept.container.id, egress_proxy_port=PROXY_PORT,
-        egress_secret=mesh.secret, egress_grpc=intercept.grpc_target, egress_ca_cert=str(ca),
-    ))
+    running = start(
+        make_settings(
+            name,
+            root,
+            egress_container=intercept.container.id,
+            egress_proxy_port=PROXY_PORT,
+            egress_secret=mesh.secret,
+            egress_grpc=intercept.grpc_target,
+            egress_ca_cert=str(ca),
+        )
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     yield spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))
     channel.close()
@@ -155,10 +178,12 @@ def test_a_credential_works_only_in_its_sandbox_and_only_while_it_runs(mesh, int
                 proxy_url = stdout.split(b"proxy ", 1)[1].split(b"\n", 1)[0].decode()
                 # Copied to another sandbox (the suite's, on a network the
                 # egress shares with it), used while its execution still runs:
-                copied = mesh.tunnel(UPSTREAM, auth=_authorization(proxy_url), proxy_host=intercept.proxy_host,
-                                     cadata=intercept.ca_pem)
-                spawner_stub.Cancel(spawner_pb.CancelRequest(execution_id=req.execution_id, tenant=req.tenant),
-                                    timeout=10)
+                copied = mesh.tunnel(
+                    UPSTREAM, auth=_authorization(proxy_url), proxy_host=intercept.proxy_host, cadata=intercept.ca_pem
+                )
+                spawner_stub.Cancel(
+                    spawner_pb.CancelRequest(execution_id=req.execution_id, tenant=req.tenant), timeout=10
+                )
         elif kind == "result":
             result = event.result
     assert result is not None and result.status == common.EXECUTION_STATUS_CANCELLED, (result, stdout)
@@ -167,13 +192,16 @@ def test_a_credential_works_only_in_its_sandbox_and_only_while_it_runs(mesh, int
     assert lines[1] == "post 403 method_not_allowed"  # an upload from inside the execution
     assert copied is not None and (copied["status"], copied["reason"]) == (407, "credentials_wrong_source"), copied
     # The execution is over: its credential is dead, wherever it is used from.
-    after = mesh.tunnel(UPSTREAM, auth=_authorization(proxy_url), proxy_host=intercept.proxy_host,
-                        cadata=intercept.ca_pem)
+    after = mesh.tunnel(
+        UPSTREAM, auth=_authorization(proxy_url), proxy_host=intercept.proxy_host, cadata=intercept.ca_pem
+    )
     assert (after["status"], after["reason"]) == (407, "credentials_revoked"), after
     # The execution's own record holds what it did, not what the copies did.
     assert request_decisions(intercept, req.execution_id) == [
-        ("connect", pb.VERDICT_ALLOW, "allowed"), ("request", pb.VERDICT_ALLOW, "allowed"),
-        ("connect", pb.VERDICT_ALLOW, "allowed"), ("request", pb.VERDICT_DENY, "method_not_allowed"),
+        ("connect", pb.VERDICT_ALLOW, "allowed"),
+        ("request", pb.VERDICT_ALLOW, "allowed"),
+        ("connect", pb.VERDICT_ALLOW, "allowed"),
+        ("request", pb.VERDICT_DENY, "method_not_allowed"),
     ]
     refused = [line["reason"] for line in _lines_of(intercept) if line.get("claimed_user") == req.execution_id]
     assert refused == ["credentials_wrong_source", "credentials_revoked"]

@@ -17,10 +17,10 @@ import threading
 import docker
 import grpc
 import pytest
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as spawner_pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
-
 from services.common.auth import ClientAuthInterceptor
 from services.spawner.netpool import BRIDGE_OPTIONS, LABEL_POOL
 from services.spawner.server import start
@@ -134,10 +134,17 @@ def isolated(mesh, docker_api, tmp_path_factory):
     egress = mesh.egresses[0]
     name = f"iso-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("iso-workspaces")
-    running = start(make_settings(
-        name, root, capacity=3, egress_container=egress.container.id, egress_proxy_port=PROXY_PORT,
-        egress_secret=mesh.secret, egress_grpc=egress.grpc_target,
-    ))
+    running = start(
+        make_settings(
+            name,
+            root,
+            capacity=3,
+            egress_container=egress.container.id,
+            egress_proxy_port=PROXY_PORT,
+            egress_secret=mesh.secret,
+            egress_grpc=egress.grpc_target,
+        )
+    )
     channel, stub = _stub(running)
     yield name, stub, egress
     channel.close()
@@ -193,7 +200,8 @@ def test_an_execution_cannot_reach_another(isolated, docker_api, tenants):
     assert listener_net["Labels"][LABEL_POOL]
     members = listener_net["Containers"]
     assert set(members) == {egress.container.id} | {
-        c["Id"] for c in labelled_containers(docker_api, spawner_name, listener_req.execution_id)}
+        c["Id"] for c in labelled_containers(docker_api, spawner_name, listener_req.execution_id)
+    }
 
     stub.Cancel(spawner_pb.CancelRequest(execution_id=listener_req.execution_id, tenant=tenants[0]), timeout=10)
     rest = []
@@ -302,8 +310,13 @@ def test_a_sandbox_resolves_no_name(mesh, docker_api, tmp_path):
     """
     control_net = mesh.network(f"dnsctl-{secrets.token_hex(3)}")
     decoy = mesh.container(
-        RUNTIME_IMAGE, ["python3", "/decoy/decoy_dns.py", DECOY_NAME, DECOY_ANSWER], control_net, user="10001",
-        sysctls={"net.ipv4.ip_unprivileged_port_start": "0"}, cap_drop=["ALL"], read_only=True,
+        RUNTIME_IMAGE,
+        ["python3", "/decoy/decoy_dns.py", DECOY_NAME, DECOY_ANSWER],
+        control_net,
+        user="10001",
+        sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+        cap_drop=["ALL"],
+        read_only=True,
         volumes={str(HERE / "decoy_dns.py"): {"bind": "/decoy/decoy_dns.py", "mode": "ro"}},
     )
     engine = EngineWhoseDefaultResolverIsTheDecoy(version="auto", timeout=60)
@@ -311,8 +324,9 @@ def test_a_sandbox_resolves_no_name(mesh, docker_api, tmp_path):
 
     # Control: without DNS servers of its own a container's query reaches the decoy.
     host_config = engine.create_host_config(network_mode=control_net.name, cap_drop=["ALL"])
-    created = engine.create_container(RUNTIME_IMAGE, ["python3", "-c", RESOLVE], user="10001",
-                                      host_config=host_config, labels=mesh.labels)
+    created = engine.create_container(
+        RUNTIME_IMAGE, ["python3", "-c", RESOLVE], user="10001", host_config=host_config, labels=mesh.labels
+    )
     try:
         engine.start(created["Id"])
         assert engine.wait(created["Id"], timeout=60)["StatusCode"] == 0

@@ -10,10 +10,10 @@ import secrets
 
 import grpc
 import pytest
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2_grpc
-
 from services.common.auth import ClientAuthInterceptor
 from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
@@ -27,10 +27,17 @@ pytestmark = pytest.mark.integration
 def package_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
     name = f"pkg-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("pkg-workspaces")
-    running = start(make_settings(
-        name, root, egress_container=registry_egress.container.id, egress_proxy_port=PROXY_PORT,
-        egress_secret=mesh.secret, egress_grpc=registry_egress.grpc_target, install_timeout_ms=240_000,
-    ))
+    running = start(
+        make_settings(
+            name,
+            root,
+            egress_container=registry_egress.container.id,
+            egress_proxy_port=PROXY_PORT,
+            egress_secret=mesh.secret,
+            egress_grpc=registry_egress.grpc_target,
+            install_timeout_ms=240_000,
+        )
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             signed = grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode()))
@@ -54,7 +61,10 @@ def test_pip_package_is_installed_into_the_workspace(package_spawner):
 
 def test_npm_package_is_installed_into_the_workspace(package_spawner):
     req = request(
-        {"main.js": "const isNumber = require('is-number');\nconsole.log(isNumber(5), require.resolve('is-number').startsWith('/workspace/deps/'));"},
+        {
+            "main.js": "const isNumber = require('is-number');\n"
+            "console.log(isNumber(5), require.resolve('is-number').startsWith('/workspace/deps/'));"
+        },
         language="node",
     )
     req.packages.add(name="is-number", version="7.0.0")

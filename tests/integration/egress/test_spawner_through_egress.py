@@ -13,9 +13,9 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.spawner.server import start
+from services.spawner.spawner import ConfigurationError
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 from tests.integration.egress.conftest import PROXY_PORT
-from services.spawner.spawner import ConfigurationError
 from tests.integration.helpers import execute, request
 
 pytestmark = pytest.mark.integration
@@ -31,16 +31,18 @@ def spawner_via(mesh, docker_api, tmp_path):
 
     def make(egress, **overrides):
         name = f"egr-{secrets.token_hex(4)}"
-        running = start(make_settings(
-            name,
-            root,
-            egress_container=egress.container.id,
-            egress_proxy_port=PROXY_PORT,
-            egress_secret=mesh.secret,
-            egress_grpc=egress.grpc_target,
-            install_timeout_ms=240_000,
-            **overrides,
-        ))
+        running = start(
+            make_settings(
+                name,
+                root,
+                egress_container=egress.container.id,
+                egress_proxy_port=PROXY_PORT,
+                egress_secret=mesh.secret,
+                egress_grpc=egress.grpc_target,
+                install_timeout_ms=240_000,
+                **overrides,
+            )
+        )
         started.append((name, running))
         channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
         return spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))

@@ -82,8 +82,14 @@ def test_malformed(username, token, reason):
 
 @pytest.mark.parametrize(
     "args",
-    [("bad id", "t", 60), ("e", "bad|tenant", 60), ("e", "t", 0), ("e" * 65, "t", 60), ("e\n", "t", 60),
-     ("e", "t\n", 60)],
+    [
+        ("bad id", "t", 60),
+        ("e", "bad|tenant", 60),
+        ("e", "t", 0),
+        ("e" * 65, "t", 60),
+        ("e\n", "t", 60),
+        ("e", "t\n", 60),
+    ],
 )
 def test_mint_validates(args):
     with pytest.raises(ValueError):

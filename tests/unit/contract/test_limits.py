@@ -84,8 +84,9 @@ def _largest_spawner_request(limits: RequestLimits) -> spawner_pb2.ExecuteReques
         language=common.LANGUAGE_PYTHON,
         files=files,
         steps=[common.Step(path=files[0].path, args=args)] * MAX_STEPS,
-        packages=[common.Package(name=_longest_pip_name(i), version=LONGEST_PIP_VERSION)
-                  for i in range(limits.max_packages)],
+        packages=[
+            common.Package(name=_longest_pip_name(i), version=LONGEST_PIP_VERSION) for i in range(limits.max_packages)
+        ],
         limits=common.Limits(timeout_ms=2**32 - 1, memory_bytes=2**64 - 1, cpus=1e300),
         env=env,
         stdin=b"s" * limits.max_stdin_bytes,
@@ -99,10 +100,27 @@ def _largest_spawner_request(limits: RequestLimits) -> spawner_pb2.ExecuteReques
     "limits",
     [
         RequestLimits(),
-        RequestLimits(max_files=3, max_file_bytes=10, max_total_file_bytes=30, max_path_length=8,
-                      max_stdin_bytes=0, max_args=0, max_env=1, max_env_bytes=8, max_packages=0),
-        RequestLimits(max_files=200, max_total_file_bytes=30 * MIB, max_file_bytes=2 * MIB, max_path_length=1000,
-                      max_args=200, max_env=500, max_env_bytes=MIB, max_packages=MAX_PACKAGES_CEILING),
+        RequestLimits(
+            max_files=3,
+            max_file_bytes=10,
+            max_total_file_bytes=30,
+            max_path_length=8,
+            max_stdin_bytes=0,
+            max_args=0,
+            max_env=1,
+            max_env_bytes=8,
+            max_packages=0,
+        ),
+        RequestLimits(
+            max_files=200,
+            max_total_file_bytes=30 * MIB,
+            max_file_bytes=2 * MIB,
+            max_path_length=1000,
+            max_args=200,
+            max_env=500,
+            max_env_bytes=MIB,
+            max_packages=MAX_PACKAGES_CEILING,
+        ),
     ],
     ids=["defaults", "small", "large"],
 )
@@ -113,8 +131,15 @@ def test_the_largest_valid_request_fits_the_message_limit(limits):
     assert request.ByteSize() <= max_message_bytes(limits)
     # Control's request carries no prior outputs: it stays below the same bound.
     control_request = control_pb2.ExecuteRequest(
-        execution_id=request.execution_id, session_id="s" * 64, language=request.language, files=request.files,
-        steps=request.steps, packages=request.packages, limits=request.limits, env=request.env, stdin=request.stdin,
+        execution_id=request.execution_id,
+        session_id="s" * 64,
+        language=request.language,
+        files=request.files,
+        steps=request.steps,
+        packages=request.packages,
+        limits=request.limits,
+        env=request.env,
+        stdin=request.stdin,
     )
     assert control_request.ByteSize() < max_message_bytes(limits)
 
@@ -122,8 +147,13 @@ def test_the_largest_valid_request_fits_the_message_limit(limits):
 def test_the_message_limit_is_named_parts():
     limits = RequestLimits()
     assert max_message_bytes(limits) == (
-        2 * files_field_bytes(limits) + limits.max_stdin_bytes + ELEMENT_FRAMING_BYTES + env_field_bytes(limits)
-        + programs_field_bytes(limits) + packages_field_bytes(limits) + FIXED_FIELDS_BYTES
+        2 * files_field_bytes(limits)
+        + limits.max_stdin_bytes
+        + ELEMENT_FRAMING_BYTES
+        + env_field_bytes(limits)
+        + programs_field_bytes(limits)
+        + packages_field_bytes(limits)
+        + FIXED_FIELDS_BYTES
     )
     # Far below a 40 MiB request with the defaults.
     assert max_message_bytes(limits) < 25 * MIB

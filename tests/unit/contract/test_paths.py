@@ -78,9 +78,7 @@ def test_refused(path: str, max_length: int, reason_part: str) -> None:
         pytest.param(["a", "a/b.py"], [("a", "a/b.py")], id="file-then-dir"),
         pytest.param(["a/b/c.py", "A/b"], [("a/b/c.py", "A/b")], id="dir-then-file-case"),
         pytest.param(["ab", "a/b"], [], id="string-prefix-not-dir-prefix"),
-        pytest.param(
-            ["x", "x/1", "X/2"], [("x", "x/1"), ("x", "X/2")], id="every-pair-reported"
-        ),
+        pytest.param(["x", "x/1", "X/2"], [("x", "x/1"), ("x", "X/2")], id="every-pair-reported"),
     ],
 )
 def test_find_collisions(paths: list[str], expected: list[tuple[str, str]]) -> None:

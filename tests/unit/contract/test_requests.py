@@ -13,8 +13,15 @@ from services.common.contract.limits import MAX_ARG_BYTES, MAX_STEPS, MIN_TIMEOU
 from services.common.contract.requests import Package, Step, check_program, check_timeout_ms
 
 LIMITS = RequestLimits(
-    max_files=3, max_file_bytes=10, max_total_file_bytes=20, max_path_length=12, max_stdin_bytes=5,
-    max_args=2, max_env=2, max_env_bytes=12, max_packages=2,
+    max_files=3,
+    max_file_bytes=10,
+    max_total_file_bytes=20,
+    max_path_length=12,
+    max_stdin_bytes=5,
+    max_args=2,
+    max_env=2,
+    max_env_bytes=12,
+    max_packages=2,
 )
 F = common.File
 REQUEST_TYPES = [control_pb2.ExecuteRequest, spawner_pb2.ExecuteRequest]
@@ -55,10 +62,16 @@ OVER = [
     ("arg-bytes", dict(args=["x" * (MAX_ARG_BYTES + 1)]), "args[0]"),
     ("step-args", dict(entry="", steps=[common.Step(path="main.py", args=["1", "2", "3"])]), "steps[0].args"),
     ("packages-count", dict(packages=[common.Package(name=n) for n in ("a", "b", "c")]), "packages"),
-    ("package-twice", dict(packages=[common.Package(name="Foo_Bar"), common.Package(name="foo.bar")]),
-     "packages[1].name"),
-    ("package-version-length", dict(packages=[common.Package(name="six", version="==1" + " " * 2000)]),
-     "packages[0].version"),
+    (
+        "package-twice",
+        dict(packages=[common.Package(name="Foo_Bar"), common.Package(name="foo.bar")]),
+        "packages[1].name",
+    ),
+    (
+        "package-version-length",
+        dict(packages=[common.Package(name="six", version="==1" + " " * 2000)]),
+        "packages[0].version",
+    ),
     ("env-count", dict(env={"A": "", "B": "", "C": ""}), "env"),
     ("env-bytes", dict(env={"ABCDEF": "1234567"}), "env"),
     ("env-reserved", dict(env={"http_proxy": "x"}), 'env["http_proxy"]'),

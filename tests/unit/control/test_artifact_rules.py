@@ -71,8 +71,18 @@ def test_language():
             check_language(bad)
 
 
-@pytest.mark.parametrize("title,ok", [("", True), ("My tool ✓", True), ("x" * 200, True), ("x" * 201, False),
-                                      ("two\nlines", False), ("tab\there", False), ("rtl\u202e", False)])
+@pytest.mark.parametrize(
+    "title,ok",
+    [
+        ("", True),
+        ("My tool ✓", True),
+        ("x" * 200, True),
+        ("x" * 201, False),
+        ("two\nlines", False),
+        ("tab\there", False),
+        ("rtl\u202e", False),
+    ],
+)
 def test_title(title, ok):
     if ok:
         assert check_title(title) == title
@@ -155,8 +165,13 @@ def test_packages_required_when_adding():
 
 @pytest.mark.parametrize(
     "language,name,key",
-    [("python", "Foo_Bar", "foo-bar"), ("python", "foo..bar", "foo-bar"), ("python", "requests[socks]", "requests"),
-     ("node", "lodash", "lodash"), ("node", "@a/b", "@a/b")],
+    [
+        ("python", "Foo_Bar", "foo-bar"),
+        ("python", "foo..bar", "foo-bar"),
+        ("python", "requests[socks]", "requests"),
+        ("node", "lodash", "lodash"),
+        ("node", "@a/b", "@a/b"),
+    ],
 )
 def test_package_key(language, name, key):
     assert package_key(language, name) == key

@@ -53,8 +53,19 @@ class FailedCall(grpc.RpcError):
         (rich_status(C.INTERNAL, "internal error: APIError"), BROKEN),
         (rich_status(C.UNKNOWN, "Exception iterating responses"), BROKEN),
     ],
-    ids=["no-slot", "too-large", "invalid", "no-network", "duplicate", "shutting-down", "unreachable",
-         "deadline", "unauthenticated", "internal", "unknown"],
+    ids=[
+        "no-slot",
+        "too-large",
+        "invalid",
+        "no-network",
+        "duplicate",
+        "shutting-down",
+        "unreachable",
+        "deadline",
+        "unauthenticated",
+        "internal",
+        "unknown",
+    ],
 )
 def test_why_not_started(status, outcome):
     assert why_not_started(FailedCall(status)) == outcome
@@ -65,7 +76,7 @@ def _result(error_code: int, message: str) -> spb.ExecuteResult:
 
 
 def test_an_engine_text_from_a_spawner_is_not_recorded():
-    engine = "404 Client Error for http+docker://localhost/v1.41/containers/create: Not Found (\"No such image\")"
+    engine = '404 Client Error for http+docker://localhost/v1.41/containers/create: Not Found ("No such image")'
     verdict, _ = verdict_of(_result(common.ERROR_CODE_SPAWNER_UNAVAILABLE, engine), {})
     assert (verdict.error_code, verdict.error_message) == ("SPAWNER_UNAVAILABLE", failures.SPAWNER_FAILED)
     verdict, _ = verdict_of(_result(common.ERROR_CODE_SPAWNER_UNAVAILABLE, failures.SANDBOX_NOT_STARTED), {})

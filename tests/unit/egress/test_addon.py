@@ -87,7 +87,9 @@ def auth(execution_id="exec-1", tenant="tenant-a", ttl=600, now=NOW):
 
 
 def connect_flow(host=ALLOWED, port=443, authorization=None, client=None):
-    req = tutils.treq(method=b"CONNECT", scheme=b"", host=host, port=port, authority=f"{host}:{port}".encode(), path=b"")
+    req = tutils.treq(
+        method=b"CONNECT", scheme=b"", host=host, port=port, authority=f"{host}:{port}".encode(), path=b""
+    )
     if authorization is not None:
         req.headers["Proxy-Authorization"] = authorization
     return tflow.tflow(req=req, client_conn=client or tflow.tclient_conn())
@@ -128,14 +130,27 @@ def test_allowed_tunnel_passes_and_pins(env):
     env.addon.clients[flow.client_conn.id].bytes_up = 10
     env.addon.clients[flow.client_conn.id].bytes_down = 20
     env.addon.client_disconnected(flow.client_conn)
-    assert [(l["decision"], l["reason"]) for l in env.lines()] == [
-        ("deny", "upstream_not_pinned"), ("deny", "upstream_not_pinned"), ("deny", "upstream_not_pinned"),
-        ("allow", "allowed")]
+    assert [(line["decision"], line["reason"]) for line in env.lines()] == [
+        ("deny", "upstream_not_pinned"),
+        ("deny", "upstream_not_pinned"),
+        ("deny", "upstream_not_pinned"),
+        ("allow", "allowed"),
+    ]
     line = env.lines()[-1]
     assert line == {
-        "time": line["time"], "execution_id": "exec-1", "tenant": "tenant-a", "host": ALLOWED, "port": 443,
-        "sni": "PKGS.test.internal.", "resolved_address": "198.51.100.7", "decision": "allow",
-        "reason": "allowed", "bytes_up": 10, "bytes_down": 20, "kind": "connect", "client": "127.0.0.1:22",
+        "time": line["time"],
+        "execution_id": "exec-1",
+        "tenant": "tenant-a",
+        "host": ALLOWED,
+        "port": 443,
+        "sni": "PKGS.test.internal.",
+        "resolved_address": "198.51.100.7",
+        "decision": "allow",
+        "reason": "allowed",
+        "bytes_up": 10,
+        "bytes_down": 20,
+        "kind": "connect",
+        "client": "127.0.0.1:22",
     }
 
 
@@ -179,10 +194,16 @@ def test_connect_refused(env, host, port, status, reason):
         ("Basic !!", "credentials_malformed"),
         (auth(now=NOW - 3600), "credentials_expired"),
         # exec-2's token presented under exec-1's name:
-        (egress_token.proxy_authorization("exec-1", egress_token.mint(SECRET, "exec-2", "tenant-a", 600, now=NOW)),
-         "credentials_bad_signature"),
-        (egress_token.proxy_authorization("exec-1", egress_token.mint(b"x" * 32, "exec-1", "tenant-a", 600, now=NOW)),
-         "credentials_bad_signature"),
+        (
+            egress_token.proxy_authorization("exec-1", egress_token.mint(SECRET, "exec-2", "tenant-a", 600, now=NOW)),
+            "credentials_bad_signature",
+        ),
+        (
+            egress_token.proxy_authorization(
+                "exec-1", egress_token.mint(b"x" * 32, "exec-1", "tenant-a", 600, now=NOW)
+            ),
+            "credentials_bad_signature",
+        ),
     ],
 )
 def test_connect_needs_credentials(env, authorization, reason):
@@ -196,10 +217,16 @@ def test_connect_needs_credentials(env, authorization, reason):
     assert env.addon.decisions_for("exec-1") == ([], 0)
 
 
-@pytest.mark.parametrize("sni, reason", [(None, "sni_missing"), ("", "sni_missing"),
-                                          ("files.pkgs.test.internal", "sni_mismatch"),
-                                          ("elsewhere.test.internal", "sni_mismatch"),
-                                          ("198.51.100.7", "sni_mismatch")])
+@pytest.mark.parametrize(
+    "sni, reason",
+    [
+        (None, "sni_missing"),
+        ("", "sni_missing"),
+        ("files.pkgs.test.internal", "sni_mismatch"),
+        ("elsewhere.test.internal", "sni_mismatch"),
+        ("198.51.100.7", "sni_mismatch"),
+    ],
+)
 def test_sni_must_equal_connect_host(env, sni, reason):
     flow = connect_flow(authorization=auth())
     run(env.addon.http_connect(flow))
@@ -209,7 +236,7 @@ def test_sni_must_equal_connect_host(env, sni, reason):
     assert server_connect(env, flow.client_conn, ("198.51.100.7", 443))
     records, _ = env.addon.decisions_for("exec-1")
     assert (records[0].decision, records[0].reason) == ("deny", reason)
-    assert [l["reason"] for l in env.lines()] == [reason]
+    assert [line["reason"] for line in env.lines()] == [reason]
 
 
 def test_tls_without_connect_and_second_clienthello_refused(env):
@@ -224,7 +251,7 @@ def test_non_tls_data_in_tunnel_refused(env):
     flow = connect_flow(authorization=auth())
     run(env.addon.http_connect(flow))
     assert server_connect(env, flow.client_conn, ("198.51.100.7", 443))
-    assert [l["reason"] for l in env.lines()] == ["tls_required"]
+    assert [line["reason"] for line in env.lines()] == ["tls_required"]
 
 
 def test_second_connect_on_one_connection_refused(env):
@@ -315,14 +342,19 @@ def test_intercept_mode_requests_must_name_the_tunnel_host():
     pinned.response = tutils.tresp(content=b"")
     env.addon.response(pinned)
 
-    for host, header in [("files.pkgs.test.internal", "files.pkgs.test.internal"), (ALLOWED, "elsewhere.test.internal"),
-                         ("198.51.100.7", "elsewhere.test.internal"), ("198.51.100.7", None),
-                         ("198.51.100.8", ALLOWED), (ALLOWED, ALLOWED + ":444")]:
+    for host, header in [
+        ("files.pkgs.test.internal", "files.pkgs.test.internal"),
+        (ALLOWED, "elsewhere.test.internal"),
+        ("198.51.100.7", "elsewhere.test.internal"),
+        ("198.51.100.7", None),
+        ("198.51.100.8", ALLOWED),
+        (ALLOWED, ALLOWED + ":444"),
+    ]:
         bad = plain_flow(host, header, 443, client=client, scheme=b"https")
         run(env.addon.requestheaders(bad))
         assert bad.response.status_code == 403
         assert bad.response.headers["X-Egress-Reason"] == "request_host_mismatch"
-    kinds = [(l["kind"], l["decision"], l["reason"]) for l in env.lines()]
+    kinds = [(line["kind"], line["decision"], line["reason"]) for line in env.lines()]
     assert kinds == [("request", "allow", "allowed")] * 2 + [("request", "deny", "request_host_mismatch")] * 6
     assert env.lines()[0]["url"] == f"https://{ALLOWED}:443/simple/"
 

@@ -47,7 +47,9 @@ def test_writes_refused_in_the_tunnel(method, headers, reason):
     assert flow.response.headers["X-Egress-Reason"] == reason
     records, _ = env.addon.decisions_for("exec-1")
     assert [(r.kind, r.decision, r.reason) for r in records] == [
-        ("connect", "allow", "allowed"), ("request", "deny", reason)]
+        ("connect", "allow", "allowed"),
+        ("request", "deny", reason),
+    ]
     [line] = env.lines()
     assert (line["kind"], line["decision"], line["reason"], line["method"]) == ("request", "deny", reason, method)
     assert line["execution_id"] == "exec-1"
@@ -90,14 +92,17 @@ def test_connect_inside_the_tunnel_refused_and_recorded():
     assert inner.response.status_code == 403 and inner.response.headers["X-Egress-Reason"] == "no_tunnel"
     records, _ = env.addon.decisions_for("exec-1")
     assert [(r.kind, r.decision, r.reason) for r in records] == [
-        ("connect", "allow", "allowed"), ("connect", "deny", "no_tunnel")]
+        ("connect", "allow", "allowed"),
+        ("connect", "deny", "no_tunnel"),
+    ]
 
 
 def test_plain_http_writes_refused_too():
     env = Env(egress_allow_plain_http=True)
     client = tflow.tclient_conn()
-    flow = request_flow("POST", [("Proxy-Authorization", auth()), ("Content-Length", "3")], client,
-                        port=80, scheme=b"http")
+    flow = request_flow(
+        "POST", [("Proxy-Authorization", auth()), ("Content-Length", "3")], client, port=80, scheme=b"http"
+    )
     run(env.addon.requestheaders(flow))
     assert flow.response.status_code == 403 and flow.response.headers["X-Egress-Reason"] == "method_not_allowed"
     [line] = env.lines()

@@ -9,9 +9,9 @@ import asyncio
 import grpc
 import pytest
 from mitmproxy.test import tflow
+
 from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
-
 from services.common.auth import HEADER, sign
 from services.egress.admissions import AdmissionError, Admissions, Refusal, canonical_address
 from services.egress.grpc_service import ADMIT, GET_DECISIONS, REVOKE

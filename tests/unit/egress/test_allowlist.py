@@ -21,7 +21,11 @@ def test_parses_index_extra_files_and_registries():
         npm_registries=["https://npm.test.internal/", "https://scoped.test.internal/npm/", "https://npm.test.internal"],
     )
     assert parse_probe_output(out) == [
-        "mirror.test.internal", "extra.test.internal", "npm.test.internal", "scoped.test.internal", "files.test.internal",
+        "mirror.test.internal",
+        "extra.test.internal",
+        "npm.test.internal",
+        "scoped.test.internal",
+        "files.test.internal",
     ]
 
 

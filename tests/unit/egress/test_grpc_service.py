@@ -31,7 +31,11 @@ async def _scenario():
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{addon.grpc_port}") as channel:
             stub = egress_pb2_grpc.EgressStub(channel)
-            reply = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="exec-1"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="exec-1")))
+            reply = await stub.GetDecisions(
+                pb.GetDecisionsRequest(execution_id="exec-1"),
+                timeout=10,
+                metadata=_signed(pb.GetDecisionsRequest(execution_id="exec-1")),
+            )
             got = [(d.host, d.verdict, d.reason, d.tenant, d.port, d.kind) for d in reply.decisions]
             assert got == [
                 ("elsewhere.test.internal", pb.VERDICT_DENY, "not_allowlisted", "tenant-a", 443, "connect"),
@@ -39,10 +43,18 @@ async def _scenario():
             ]
             assert reply.decisions[1].resolved_address == "198.51.100.7"
             assert reply.dropped == 0
-            unknown = await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="nobody"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="nobody")))
+            unknown = await stub.GetDecisions(
+                pb.GetDecisionsRequest(execution_id="nobody"),
+                timeout=10,
+                metadata=_signed(pb.GetDecisionsRequest(execution_id="nobody")),
+            )
             assert list(unknown.decisions) == []
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="bad id!"), timeout=10, metadata=_signed(pb.GetDecisionsRequest(execution_id="bad id!")))
+                await stub.GetDecisions(
+                    pb.GetDecisionsRequest(execution_id="bad id!"),
+                    timeout=10,
+                    metadata=_signed(pb.GetDecisionsRequest(execution_id="bad id!")),
+                )
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await stub.GetDecisions(pb.GetDecisionsRequest(execution_id="exec-1"), timeout=10)

@@ -133,8 +133,14 @@ def test_allowlist_entries_listing():
 
 @pytest.mark.parametrize(
     "port, allowed_ports, ok",
-    [(443, {443}, True), (80, {443}, False), (80, {443, 80}, True), (8443, {443}, False),
-     (0, {443}, False), (True, {1}, False)],
+    [
+        (443, {443}, True),
+        (80, {443}, False),
+        (80, {443, 80}, True),
+        (8443, {443}, False),
+        (0, {443}, False),
+        (True, {1}, False),
+    ],
 )
 def test_ports(port, allowed_ports, ok):
     decision = check_port(port, allowed_ports)
@@ -230,6 +236,7 @@ def test_parse_networks_rejects_garbage():
 
 
 # --- properties -------------------------------------------------------------
+
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=80))

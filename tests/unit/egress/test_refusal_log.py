@@ -32,8 +32,9 @@ def flood_env():
 
 
 def refuse(env, execution_id="exec-1", authorization=True, client=None):
-    flow = connect_flow("elsewhere.test.internal", authorization=auth(execution_id) if authorization else None,
-                        client=client)
+    flow = connect_flow(
+        "elsewhere.test.internal", authorization=auth(execution_id) if authorization else None, client=client
+    )
     run(env.addon.http_connect(flow))
     assert flow.response.status_code in (403, 407)
 
