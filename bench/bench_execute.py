@@ -58,7 +58,7 @@ PROGRAMS = {
 }
 
 
-def time_execute(stub, language: str) -> tuple[float, dict[str, float]]:
+def time_execute(stub, language: str, *, network: bool = False) -> tuple[float, dict[str, float]]:
     """One Execute; returns (seconds, per-phase seconds seen by the client)."""
     entry, source, _, enum = PROGRAMS[language]
     request = pb.ExecuteRequest(
@@ -67,6 +67,7 @@ def time_execute(stub, language: str) -> tuple[float, dict[str, float]]:
         language=enum,
         files=[common.File(path=entry, content=source.encode())],
         entry=entry,
+        network=network,
     )
     marks: dict[int, float] = {}
     stdout, result = b"", None

@@ -28,7 +28,6 @@ import secrets
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,11 +35,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip insta
 
 import docker  # noqa: E402
 import grpc  # noqa: E402
-from bench_execute import IMAGE, summary  # noqa: E402
+from bench_execute import IMAGE, summary, time_execute  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from sandbox.common.v1 import execution_pb2 as common  # noqa: E402
-from sandbox.spawner.v1 import spawner_pb2 as pb  # noqa: E402
 from sandbox.spawner.v1 import spawner_pb2_grpc  # noqa: E402
 from services.common.auth import ClientAuthInterceptor  # noqa: E402
 from services.spawner import sandbox  # noqa: E402
@@ -103,30 +100,6 @@ class NetworkPerExecution:
         remove_network(self.pool.api, lease.network)
 
 
-def time_execute(stub) -> float:
-    request = pb.ExecuteRequest(
-        execution_id=f"bench-{secrets.token_hex(6)}",
-        tenant="bench",
-        language=common.LANGUAGE_PYTHON,
-        files=[common.File(path="main.py", content=b'print("hello")')],
-        entry="main.py",
-        network=True,
-    )
-    stdout, result = b"", None
-    started = time.perf_counter()
-    for event in stub.Execute(request, timeout=60):
-        kind = event.WhichOneof("event")
-        if kind == "stdout":
-            stdout += event.stdout.data
-        elif kind == "result":
-            result = event.result
-            break
-    elapsed = time.perf_counter() - started
-    if result is None or result.status != common.EXECUTION_STATUS_COMPLETED or stdout != b"hello\n":
-        raise SystemExit(f"Execute did not print hello: {result} stdout={stdout!r}")
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=30, help="counted rounds (max 500)")
@@ -172,7 +145,7 @@ def main() -> None:
             for i in range(WARMUP + args.iterations):
                 for design in DESIGNS:
                     running.spawner.network = designs[design]
-                    elapsed = time_execute(stub)
+                    elapsed, _ = time_execute(stub, "python", network=True)
                     if i >= WARMUP:
                         samples[design].append(elapsed)
             running.spawner.network = access

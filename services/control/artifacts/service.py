@@ -94,37 +94,20 @@ class ArtifactService:
             )
 
     def create_file(self, tenant: str, artifact_id: str, expected: int, path: str, content: bytes):
-        self._write_args(artifact_id, expected)
-        check_path("path", path, self.limits)
-        content = check_content("content", content, self.limits)
-        with self.db.write() as session:
-            return store.create_file(
-                session,
-                self.limits,
-                self.quota_for(tenant),
-                tenant,
-                artifact_id,
-                expected,
-                path,
-                content,
-                _now_ms(self.clock),
-            )
+        return self._write_file(store.create_file, tenant, artifact_id, expected, path, content)
 
     def update_file(self, tenant: str, artifact_id: str, expected: int, path: str, content: bytes):
+        return self._write_file(store.update_file, tenant, artifact_id, expected, path, content)
+
+    def _write_file(self, write, tenant: str, artifact_id: str, expected: int, path: str, content: bytes):
+        """Checks a file write, then `write` (store.create_file or update_file) applies it."""
         self._write_args(artifact_id, expected)
         check_path("path", path, self.limits)
         content = check_content("content", content, self.limits)
+        now_ms = _now_ms(self.clock)
         with self.db.write() as session:
-            return store.update_file(
-                session,
-                self.limits,
-                self.quota_for(tenant),
-                tenant,
-                artifact_id,
-                expected,
-                path,
-                content,
-                _now_ms(self.clock),
+            return write(
+                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content, now_ms
             )
 
     def delete_file(self, tenant: str, artifact_id: str, expected: int, path: str):
