@@ -104,11 +104,9 @@ class ArtifactService:
         self._write_args(artifact_id, expected)
         check_path("path", path, self.limits)
         content = check_content("content", content, self.limits)
-        now_ms = _now_ms(self.clock)
+        change = store.FileWrite(tenant, artifact_id, expected, path, content, _now_ms(self.clock))
         with self.db.write() as session:
-            return write(
-                session, self.limits, self.quota_for(tenant), tenant, artifact_id, expected, path, content, now_ms
-            )
+            return write(session, self.limits, self.quota_for(tenant), change)
 
     def delete_file(self, tenant: str, artifact_id: str, expected: int, path: str):
         self._write_args(artifact_id, expected)

@@ -19,6 +19,7 @@ revision check; over the tenant's storage quota they raise QuotaExceeded.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -224,18 +225,29 @@ def _check_totals_after(
     check_totals(limits, artifact_id, len(kept) + 1, sum(f.size for f in kept) + add)
 
 
+@dataclasses.dataclass(frozen=True)
+class FileWrite:
+    """A new file, or new content for a file, at the revision the writer expects."""
+
+    tenant: str
+    artifact_id: str
+    expected: int
+    path: str
+    content: bytes
+    now_ms: int
+
+
 def create_file(
-    session: Session,
-    limits: ArtifactLimits,
-    quota: QuotaLimits,
-    tenant: str,
-    artifact_id: str,
-    expected: int,
-    path: str,
-    content: bytes,
-    now_ms: int,
+    session: Session, limits: ArtifactLimits, quota: QuotaLimits, write: FileWrite
 ) -> tuple[ArtifactView, FileView]:
-    row = bump_revision(session, tenant, artifact_id, expected, now_ms)
+    tenant, artifact_id, path, content, now_ms = (
+        write.tenant,
+        write.artifact_id,
+        write.path,
+        write.content,
+        write.now_ms,
+    )
+    row = bump_revision(session, tenant, artifact_id, write.expected, now_ms)
     files = file_index(session, artifact_id)
     other = colliding_path((f.path for f in files), path)
     if other is not None:
@@ -256,17 +268,16 @@ def create_file(
 
 
 def update_file(
-    session: Session,
-    limits: ArtifactLimits,
-    quota: QuotaLimits,
-    tenant: str,
-    artifact_id: str,
-    expected: int,
-    path: str,
-    content: bytes,
-    now_ms: int,
+    session: Session, limits: ArtifactLimits, quota: QuotaLimits, write: FileWrite
 ) -> tuple[ArtifactView, FileView]:
-    row = bump_revision(session, tenant, artifact_id, expected, now_ms)
+    tenant, artifact_id, path, content, now_ms = (
+        write.tenant,
+        write.artifact_id,
+        write.path,
+        write.content,
+        write.now_ms,
+    )
+    row = bump_revision(session, tenant, artifact_id, write.expected, now_ms)
     stored = _file_row(session, artifact_id, path)
     _check_totals_after(limits, artifact_id, file_index(session, artifact_id), add=len(content), remove=path)
     growth = len(content) - stored.size
