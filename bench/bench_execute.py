@@ -133,7 +133,13 @@ def main() -> None:
     try:
         running = start(
             SpawnerSettings(
-                listen="127.0.0.1:0", name=f"bench-{secrets.token_hex(4)}", workspace_root=root, capacity=4, **auth
+                listen="127.0.0.1:0",
+                # No metrics endpoint: its default port is the one a mesh from `make up` publishes.
+                metrics_listen="",
+                name=f"bench-{secrets.token_hex(4)}",
+                workspace_root=root,
+                capacity=4,
+                **auth,
             )
         )
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
