@@ -443,6 +443,7 @@ def intercept(mesh):
 
 
 CACHE_DIR = "/var/lib/sandbox-mesh/egress-cache"
+CACHE_METRICS_PORT = 9465
 
 
 @pytest.fixture(scope="session")
@@ -456,6 +457,8 @@ def caching(mesh):
             "EGRESS_CA_CERT_EXPORT": INTERCEPT_CA_PATH,
             "EGRESS_CACHE_DIR": CACHE_DIR,
             "EGRESS_CACHE_MAX_BYTES": str(1024 * 1024),
+            # Loopback inside the egress's container: no network reaches it.
+            "EGRESS_METRICS_LISTEN": f"127.0.0.1:{CACHE_METRICS_PORT}",
         },
         tmpfs={CACHE_DIR: "size=8m,uid=10001,mode=0700"},
     )

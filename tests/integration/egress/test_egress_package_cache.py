@@ -11,12 +11,15 @@ import secrets
 import pytest
 
 from sandbox.egress.v1 import egress_pb2 as pb
+from tests.integration.egress.conftest import CACHE_METRICS_PORT
 
 pytestmark = pytest.mark.integration
 
 INDEX = "/simple/demo/"
 GOOD = "/files/demo-1.0.tar.gz"
 BAD = "/files/demo-0.9.tar.gz"
+NPM_DOCUMENT = "/npm/demo"
+TARBALL = "/npm/demo/-/demo-1.0.0.tgz"
 
 
 def fetch(mesh, egress, path: str, execution_id: str | None = None, tenant: str = "tenant-a") -> dict:
@@ -66,3 +69,42 @@ def test_index_pages_never_cached(mesh, caching):
     fetch(mesh, caching, INDEX)
     fetch(mesh, caching, INDEX)
     assert mesh.upstream_requests(INDEX) == before + 2
+
+
+def test_npm_tarball_verified_by_its_integrity(mesh, caching):
+    fetch(mesh, caching, NPM_DOCUMENT)
+    before = mesh.upstream_requests(TARBALL)
+    first = fetch(mesh, caching, TARBALL)
+    second = fetch(mesh, caching, TARBALL)
+    assert first["body"] == second["body"] == "demo 1.0.0 npm tarball\n" * 64
+    assert second["inner_headers"]["x-egress-cache"] == "hit"
+    assert mesh.upstream_requests(TARBALL) == before + 1
+
+
+def metrics(caching) -> dict[str, float]:
+    script = (
+        "import urllib.request; "
+        f"print(urllib.request.urlopen('http://127.0.0.1:{CACHE_METRICS_PORT}/metrics', timeout=5).read().decode())"
+    )
+    code, output = caching.container.exec_run(["/opt/venv/bin/python", "-c", script], user="10001")
+    assert code == 0, output
+    samples = {}
+    for line in output.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_hits_misses_and_bytes_are_metrics(mesh, caching):
+    fetch(mesh, caching, INDEX)
+    fetch(mesh, caching, GOOD)  # stored by now (here or by an earlier test)
+    before = metrics(caching)
+    fetch(mesh, caching, GOOD)
+    fetch(mesh, caching, GOOD)
+    after = metrics(caching)
+    assert after["sandbox_egress_cache_hits_total"] == before["sandbox_egress_cache_hits_total"] + 2
+    served = after["sandbox_egress_cache_served_bytes_total"] - before["sandbox_egress_cache_served_bytes_total"]
+    assert served == 2 * len("demo 1.0 sdist\n" * 64)
+    assert after["sandbox_egress_cache_bytes"] > 0 and after["sandbox_egress_cache_known_hashes"] >= 2
+    assert "sandbox_egress_cache_misses_total" in after

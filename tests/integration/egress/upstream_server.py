@@ -5,8 +5,10 @@ attempts never reached it, and one per request it answered.
 
 Besides the echo at any path, a tiny package index for the package cache's
 tests: /simple/demo/ (PEP 503 HTML) publishes the sha256 of each file under
-/files/; demo-0.9's published hash is not that of the bytes served."""
+/files/; demo-0.9's published hash is not that of the bytes served. /npm/demo
+is an npm package document with its tarball's integrity."""
 
+import base64
 import hashlib
 import http.server
 import json
@@ -24,6 +26,19 @@ PUBLISHED = {
     "/files/demo-0.9.tar.gz": hashlib.sha256(b"what the index published").hexdigest(),
 }
 INDEX = "".join(f'<a href="{path}#sha256={digest}">{path}</a>\n' for path, digest in PUBLISHED.items())
+TARBALL = "/npm/demo/-/demo-1.0.0.tgz"
+FILES[TARBALL] = b"demo 1.0.0 npm tarball\n" * 64
+NPM_DOCUMENT = {
+    "name": "demo",
+    "versions": {
+        "1.0.0": {
+            "dist": {
+                "tarball": f"https://pkgs.test.internal{TARBALL}",
+                "integrity": "sha512-" + base64.b64encode(hashlib.sha512(FILES[TARBALL]).digest()).decode(),
+            }
+        }
+    },
+}
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -31,6 +46,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         print(json.dumps({"event": "request", "path": self.path}), flush=True)
         if self.path == "/simple/demo/":
             self.send_body(INDEX.encode(), "text/html")
+            return
+        if self.path == "/npm/demo":
+            self.send_body(json.dumps(NPM_DOCUMENT).encode(), "application/json")
             return
         if self.path in FILES:
             self.send_body(FILES[self.path], "application/octet-stream")
