@@ -15,6 +15,7 @@ from mitmproxy.tools.dump import DumpMaster
 from services.egress.addon import EgressAddon
 from services.egress.allowlist import derive
 from services.egress.ca import ensure_ca, publish_certificate
+from services.egress.cache_addon import CacheAddon
 from services.egress.config import EgressSettings
 
 log = logging.getLogger("services.egress")
@@ -43,6 +44,9 @@ def proxy_options(settings: EgressSettings, hosts: list[str]) -> dict:
         egress_decision_log=settings.decision_log,
         egress_refusal_log_burst=settings.refusal_log_burst,
         egress_refusal_log_interval=settings.refusal_log_interval_seconds,
+        egress_cache_dir=settings.cache_dir,
+        egress_cache_max_bytes=settings.cache_max_bytes,
+        egress_metrics_listen=settings.metrics_listen,
     )
     if settings.secret_file:
         values["egress_secret_file"] = settings.secret_file
@@ -63,7 +67,8 @@ async def run(settings: EgressSettings) -> int:
     opts.update(connection_strategy="lazy", onboarding=False, http2=False, termlog_verbosity="warn")
     secret = settings.secret.get_secret_value().encode() if settings.secret else None
     addon = EgressAddon(secret=secret)
-    master.addons.add(addon)
+    # The cache acts only on requests the egress addon allowed (and marked).
+    master.addons.add(addon, CacheAddon())
     try:
         opts.update(**proxy_options(settings, allow_hosts(settings)))
     except exceptions.OptionsError as exc:

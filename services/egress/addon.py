@@ -24,7 +24,8 @@ Every request the egress sees (intercepted or plain) must also pass
 off for that (in HTTP/1.1 only the headers can announce a body).
 
 Options and the checks of mitmproxy's own options are in options.py; the gRPC
-service and the refusal-summary timer run beside the proxy (background.py).
+service and the refusal-summary timer run beside the proxy (background.py);
+the package cache is a second addon, for the requests marked here (cache_addon.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from mitmproxy.proxy import layer
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from services.common.contract import egress_token
-from services.egress import options, policy
+from services.egress import cache_addon, options, policy
 from services.egress.admissions import Admissions
 from services.egress.audit import ALLOW, DENY, DecisionLog, Record
 from services.egress.background import Background
@@ -331,6 +332,7 @@ class EgressAddon:
         record.resolved_address = tunnel.address
         flow.request.data.host = tunnel.address  # the pinned address: no second lookup
         flow.metadata["egress_record"] = record
+        cache_addon.mark(flow, tunnel.name, tunnel.port)  # the package cache may answer it
         state.open_records.append(record)
         self.decisions.add(record)
 

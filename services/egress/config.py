@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.settings import CommaList
 from services.egress.audit import DEFAULT_RING_EXECUTIONS, DEFAULT_RING_SIZE
+from services.egress.cache import DEFAULT_MAX_BYTES
 from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS
 
 
@@ -53,6 +54,13 @@ class EgressSettings(BaseSettings):
     # the rest are counted and reported in one summary line.
     refusal_log_burst: int = Field(default=DEFAULT_BURST, ge=1)
     refusal_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
+
+    # Intercept mode: the package cache's directory (storage of the egress's
+    # own, never mounted anywhere else); empty: no cache.
+    cache_dir: str = ""
+    cache_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
+    # host:port of the Prometheus /metrics (package cache); empty: off.
+    metrics_listen: str = ""
 
     @model_validator(mode="after")
     def _has_secret(self) -> EgressSettings:

@@ -170,9 +170,10 @@ class Mesh:
         left = self.client.containers.list(all=True, filters=filters) + self.client.networks.list(filters=filters)
         assert left == [], f"left behind: {left}"
 
-    def start_egress(self, name: str, env_overrides: dict, networks=None) -> Egress:
+    def start_egress(self, name: str, env_overrides: dict, networks=None, tmpfs: dict | None = None) -> Egress:
         """An egress container on the inner network plus ``networks`` (default:
-        the outer one), running this working tree."""
+        the outer one), running this working tree; ``tmpfs``: more writable
+        directories of its own."""
         grpc_dir = self.tmp / f"grpc-{name}"
         grpc_dir.mkdir()
         os.chown(grpc_dir, EGRESS_UID, EGRESS_UID)  # the suite runs as root, like the engine
@@ -204,7 +205,7 @@ class Mesh:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             sysctls={"net.ipv4.ip_forward": "0"},  # as in compose
-            tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m"},
+            tmpfs={"/var/lib/sandbox-mesh/egress": "size=8m,uid=10001", "/tmp": "size=8m", **(tmpfs or {})},
             volumes=volumes,
         )
         for net in networks or [self.outer]:
@@ -271,6 +272,7 @@ class Mesh:
         method: str = "GET",
         headers: dict | None = None,
         body: str = "",
+        path: str = "/hello",
     ) -> dict:
         request = dict(
             op="tunnel",
@@ -284,6 +286,7 @@ class Mesh:
             method=method,
             headers=headers or {},
             body=body,
+            path=path,
         )
         request["sni"] = target.rsplit(":", 1)[0] if sni == "" else sni
         return self.run_client(request)
@@ -310,6 +313,13 @@ class Mesh:
     def upstream_accepts(self) -> int:
         logs = self.upstream.logs(stdout=True, stderr=False).decode("utf-8", "replace").splitlines()
         return sum(1 for line in logs if '"accept"' in line)
+
+    def upstream_requests(self, path: str) -> int:
+        """GETs the upstream answered for ``path``."""
+        logs = self.upstream.logs(stdout=True, stderr=False).decode("utf-8", "replace").splitlines()
+        return sum(
+            1 for line in logs if line.startswith("{") and json.loads(line) == {"event": "request", "path": path}
+        )
 
     def decisions(self, execution_id: str):
         return self.egress_stub.GetDecisions(pb.GetDecisionsRequest(execution_id=execution_id), timeout=10).decisions
@@ -428,5 +438,31 @@ def intercept(mesh):
     )
     code, pem = egress.container.exec_run(["cat", INTERCEPT_CA_PATH], user="10001")
     assert code == 0 and pem.count(b"BEGIN CERTIFICATE") == 1 and b"PRIVATE KEY" not in pem
+    egress.ca_pem = pem.decode()
+    return egress
+
+
+CACHE_DIR = "/var/lib/sandbox-mesh/egress-cache"
+CACHE_METRICS_PORT = 9465
+
+
+@pytest.fixture(scope="session")
+def caching(mesh):
+    """An intercepting egress with a package cache (on a tmpfs of its own)."""
+    egress = mesh.start_egress(
+        "caching",
+        {
+            "EGRESS_MODE": "intercept",
+            "EGRESS_UPSTREAM_CA": "/etc/egress/upstream-ca.pem",
+            "EGRESS_CA_CERT_EXPORT": INTERCEPT_CA_PATH,
+            "EGRESS_CACHE_DIR": CACHE_DIR,
+            "EGRESS_CACHE_MAX_BYTES": str(1024 * 1024),
+            # Loopback inside the egress's container: no network reaches it.
+            "EGRESS_METRICS_LISTEN": f"127.0.0.1:{CACHE_METRICS_PORT}",
+        },
+        tmpfs={CACHE_DIR: "size=8m,uid=10001,mode=0700"},
+    )
+    code, pem = egress.container.exec_run(["cat", INTERCEPT_CA_PATH], user="10001")
+    assert code == 0
     egress.ca_pem = pem.decode()
     return egress

@@ -70,10 +70,11 @@ def tunnel(req):
         method = req.get("method") or "GET"
         extra = "".join(f"{name}: {value}\r\n" for name, value in (req.get("headers") or {}).items())
         body = (req.get("body") or "").encode()
-        head = f"{method} /hello HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
+        path = req.get("path") or "/hello"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
         tls.sendall(head.encode() + body)
-        status2, _, rest2 = read_head(tls)
-        out.update(tls="ok", inner_status=status2, body=read_body(tls, rest2))
+        status2, headers2, rest2 = read_head(tls)
+        out.update(tls="ok", inner_status=status2, inner_headers=headers2, body=read_body(tls, rest2))
     except (OSError, ssl.SSLError) as exc:
         out["tls"] = f"error: {type(exc).__name__}: {exc}"
     return out

@@ -49,3 +49,19 @@ def test_allow_hosts_unset_means_derived_and_empty_means_none_allowed(monkeypatc
     assert EgressSettings().allow_hosts is None
     monkeypatch.setenv("EGRESS_ALLOW_HOSTS", "")
     assert allow_hosts(EgressSettings()) == []
+
+
+def test_cache_and_metrics_settings(monkeypatch):
+    monkeypatch.setenv("EGRESS_SECRET", "s" * 32)
+    monkeypatch.setenv("EGRESS_ALLOW_HOSTS", "")
+    assert (EgressSettings().cache_dir, EgressSettings().metrics_listen) == ("", "")  # off by default
+    monkeypatch.setenv("EGRESS_CACHE_DIR", "/var/lib/sandbox-mesh/egress-cache")
+    monkeypatch.setenv("EGRESS_CACHE_MAX_BYTES", "1000")
+    monkeypatch.setenv("EGRESS_METRICS_LISTEN", "0.0.0.0:9465")
+    settings = EgressSettings()
+    opts = proxy_options(settings, allow_hosts(settings))
+    assert opts["egress_cache_dir"] == "/var/lib/sandbox-mesh/egress-cache"
+    assert (opts["egress_cache_max_bytes"], opts["egress_metrics_listen"]) == (1000, "0.0.0.0:9465")
+    monkeypatch.setenv("EGRESS_CACHE_MAX_BYTES", "0")
+    with pytest.raises(ValueError):
+        EgressSettings()
