@@ -118,10 +118,6 @@ class EgressAddon:
     async def done(self):
         await self.background.stop()
 
-    @property
-    def grpc_port(self) -> int | None:
-        return self.background.grpc_port
-
     def decisions_for(self, execution_id: str) -> tuple[list[Record], int]:
         return self.decisions.get(execution_id)
 
@@ -169,9 +165,9 @@ class EgressAddon:
 
     async def _check_destination(
         self, flow: http.HTTPFlow, record: Record, host: str, port: int, ports: frozenset[int]
-    ) -> str | None:
+    ) -> tuple[str, str] | None:
         """Policy on name and port, own resolution, address checks. Returns the
-        address to pin, or None after refusing the flow."""
+        checked name and the address to pin, or None after refusing the flow."""
         decision = policy.check_host(host, self.allowlist)
         if not decision:
             self._deny(record, decision.reason)
@@ -194,7 +190,7 @@ class EgressAddon:
             refuse(flow, 502 if decision.reason == policy.Reason.UNRESOLVABLE else 403, decision.reason)
             return None
         record.resolved_address = decision.allowed_value()
-        return record.resolved_address
+        return name, record.resolved_address
 
     # --- hooks --------------------------------------------------------------
 
@@ -223,11 +219,11 @@ class EgressAddon:
             return
         if not self._authenticate(flow, record):
             return
-        address = await self._check_destination(flow, record, host, port, TLS_PORTS)
-        if address is None:
+        checked = await self._check_destination(flow, record, host, port, TLS_PORTS)
+        if checked is None:
             return
+        name, address = checked
         record.decision, record.reason = ALLOW, policy.Reason.ALLOWED
-        name = policy.check_host(host, self.allowlist).allowed_value()  # passed just above
         state.tunnel = Tunnel(name=name, port=port, address=address, record=record)
         # mitmproxy takes the upstream address from the CONNECT request after
         # this hook: make it the checked address, so no name is ever looked up
@@ -380,9 +376,10 @@ class EgressAddon:
             return
         if not self._request_allowed(flow, record):
             return
-        address = await self._check_destination(flow, record, request.host, request.port, PLAIN_PORTS)
-        if address is None:
+        checked = await self._check_destination(flow, record, request.host, request.port, PLAIN_PORTS)
+        if checked is None:
             return
+        _, address = checked
         record.decision, record.reason = ALLOW, policy.Reason.ALLOWED
         state.permitted.add((address, request.port))
         request.data.host = address  # the pinned address: no second lookup

@@ -240,27 +240,22 @@ class FileWrite:
 def create_file(
     session: Session, limits: ArtifactLimits, quota: QuotaLimits, write: FileWrite
 ) -> tuple[ArtifactView, FileView]:
-    tenant, artifact_id, path, content, now_ms = (
-        write.tenant,
-        write.artifact_id,
-        write.path,
-        write.content,
-        write.now_ms,
-    )
-    row = bump_revision(session, tenant, artifact_id, write.expected, now_ms)
-    files = file_index(session, artifact_id)
-    other = colliding_path((f.path for f in files), path)
+    row = bump_revision(session, write.tenant, write.artifact_id, write.expected, write.now_ms)
+    files = file_index(session, write.artifact_id)
+    other = colliding_path((f.path for f in files), write.path)
     if other is not None:
-        raise AlreadyExists(collision_message("path", path, other))
-    _check_totals_after(limits, artifact_id, files, add=len(content), remove=None)
-    ledger.charge_artifacts(session, tenant, quota, ledger.utc_day(now_ms), artifact_bytes=len(content))
+        raise AlreadyExists(collision_message("path", write.path, other))
+    _check_totals_after(limits, write.artifact_id, files, add=len(write.content), remove=None)
+    ledger.charge_artifacts(
+        session, write.tenant, quota, ledger.utc_day(write.now_ms), artifact_bytes=len(write.content)
+    )
     stored = ArtifactFileRow(
-        artifact_id=artifact_id,
-        path=path,
-        path_key=path_key(path),
-        content=content,
-        size=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
+        artifact_id=write.artifact_id,
+        path=write.path,
+        path_key=path_key(write.path),
+        content=write.content,
+        size=len(write.content),
+        sha256=hashlib.sha256(write.content).hexdigest(),
         modified_revision=row.revision,
     )
     session.add(stored)
@@ -270,21 +265,16 @@ def create_file(
 def update_file(
     session: Session, limits: ArtifactLimits, quota: QuotaLimits, write: FileWrite
 ) -> tuple[ArtifactView, FileView]:
-    tenant, artifact_id, path, content, now_ms = (
-        write.tenant,
-        write.artifact_id,
-        write.path,
-        write.content,
-        write.now_ms,
+    row = bump_revision(session, write.tenant, write.artifact_id, write.expected, write.now_ms)
+    stored = _file_row(session, write.artifact_id, write.path)
+    _check_totals_after(
+        limits, write.artifact_id, file_index(session, write.artifact_id), add=len(write.content), remove=write.path
     )
-    row = bump_revision(session, tenant, artifact_id, write.expected, now_ms)
-    stored = _file_row(session, artifact_id, path)
-    _check_totals_after(limits, artifact_id, file_index(session, artifact_id), add=len(content), remove=path)
-    growth = len(content) - stored.size
-    ledger.charge_artifacts(session, tenant, quota, ledger.utc_day(now_ms), artifact_bytes=growth)
-    stored.content = content
-    stored.size = len(content)
-    stored.sha256 = hashlib.sha256(content).hexdigest()
+    growth = len(write.content) - stored.size
+    ledger.charge_artifacts(session, write.tenant, quota, ledger.utc_day(write.now_ms), artifact_bytes=growth)
+    stored.content = write.content
+    stored.size = len(write.content)
+    stored.sha256 = hashlib.sha256(write.content).hexdigest()
     stored.modified_revision = row.revision
     session.add(stored)
     return _view_of(session, row), _file_view(stored)

@@ -53,6 +53,9 @@ class ExtraHeader(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterc
         return continuation(self._details(details), request)
 
 
+GET_EXECUTION = "sandbox.control.v1.Control/GetExecution"
+
+
 @pytest.fixture(scope="module")
 def victim(control_server, tenant_a) -> str:
     """The id of an execution of the victim's, which printed a secret."""
@@ -142,58 +145,32 @@ def test_raw_metadata_attacks(control_server, tenant_a, victim):
     _victim_unchanged(tenant_a, victim)
 
 
+def _grpcurl_get_execution(port: int, execution_id: str, headers: list[str]) -> subprocess.CompletedProcess:
+    """GetExecution through grpcurl with the given `-H` headers, as an operator would call it."""
+    flags = [flag for header in headers for flag in ("-H", header)]
+    body = json.dumps({"execution_id": execution_id})
+    command = [GRPCURL, "-plaintext", *flags, "-d", body, f"127.0.0.1:{port}", GET_EXECUTION]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _grpcurl_signature(tenant: str, execution_id: str) -> str:
+    body = json.dumps({"execution_id": execution_id})
+    return signature(GET_EXECUTION, body, TENANT_KEYS[tenant].encode(), principal=tenant)
+
+
 def test_grpcurl_with_a_differently_cased_tenant_header(control_server, victim):
     """grpcurl sends `X-Sandbox-Tenant` lower-cased: a second tenant header."""
-    method = "sandbox.control.v1.Control/GetExecution"
-    body = json.dumps({"execution_id": victim})
-    own = signature(method, body, TENANT_KEYS[ATTACKER].encode(), principal=ATTACKER)
-    done = subprocess.run(
-        [
-            GRPCURL,
-            "-plaintext",
-            "-H",
-            f"X-Sandbox-Tenant: {VICTIM}",
-            "-H",
-            f"{TENANT_HEADER}: {ATTACKER}",
-            "-H",
-            f"{HEADER}: {own}",
-            "-d",
-            body,
-            f"127.0.0.1:{control_server.port}",
-            method,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    own = _grpcurl_signature(ATTACKER, victim)
+    headers = [f"X-Sandbox-Tenant: {VICTIM}", f"{TENANT_HEADER}: {ATTACKER}", f"{HEADER}: {own}"]
+    done = _grpcurl_get_execution(control_server.port, victim, headers)
     assert done.returncode != 0 and "Unauthenticated" in done.stderr, done
     assert victim not in done.stdout
 
 
 def test_grpcurl_call_signed_as_the_tenant(control_server, victim):
     """The README's way of calling control still works."""
-    method = "sandbox.control.v1.Control/GetExecution"
-    body = json.dumps({"execution_id": victim})
-    signed = signature(method, body, TENANT_KEYS[VICTIM].encode(), principal=VICTIM)
-    done = subprocess.run(
-        [
-            GRPCURL,
-            "-plaintext",
-            "-H",
-            f"{TENANT_HEADER}: {VICTIM}",
-            "-H",
-            f"{HEADER}: {signed}",
-            "-d",
-            body,
-            f"127.0.0.1:{control_server.port}",
-            method,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    signed = _grpcurl_signature(VICTIM, victim)
+    done = _grpcurl_get_execution(control_server.port, victim, [f"{TENANT_HEADER}: {VICTIM}", f"{HEADER}: {signed}"])
     assert done.returncode == 0, done.stderr
     assert victim in done.stdout, done.stdout
 

@@ -151,7 +151,7 @@ async def _rpc_scenario(listen: str):
     env = Env(egress_grpc_listen=listen, admitted=())
     addon = env.addon
     await addon.running()
-    target = listen if listen.startswith("unix:") else f"127.0.0.1:{addon.grpc_port}"
+    target = listen if listen.startswith("unix:") else f"127.0.0.1:{addon.background.grpc_port}"
     try:
         async with grpc.aio.insecure_channel(target) as channel:
             stub = egress_pb2_grpc.EgressStub(channel)

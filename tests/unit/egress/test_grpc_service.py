@@ -24,12 +24,12 @@ async def _scenario():
     env = Env(egress_grpc_listen="127.0.0.1:0")
     addon = env.addon
     await addon.running()
-    assert addon.grpc_port
+    assert addon.background.grpc_port
     for host in ("elsewhere.test.internal", "pkgs.test.internal"):
         await addon.http_connect(connect_flow(host, authorization=auth()))
     await addon.http_connect(connect_flow("elsewhere.test.internal", authorization=auth("exec-2")))
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{addon.grpc_port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{addon.background.grpc_port}") as channel:
             stub = egress_pb2_grpc.EgressStub(channel)
             reply = await stub.GetDecisions(
                 pb.GetDecisionsRequest(execution_id="exec-1"),
