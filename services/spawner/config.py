@@ -6,15 +6,42 @@ Every field here is listed in the README's configuration table.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contract.limits import RequestLimits
+from services.common.contract.runtimes import RUNTIME_NAMES
+from services.common.settings import CommaList
 from services.spawner import seccomp
 
 MIB = 1024 * 1024
 INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
 INODE_TABLE_SHARE = 2  # the inode tables may take at most 1/this of a workspace
+NETWORK_SUFFIX = "+network"
+MAX_WARM_PER_RUNTIME = 64
+
+
+def parse_warm_pool(entries: tuple[str, ...]) -> dict[tuple[str, bool], int]:
+    """`("python=2", "node+network=1")` -> {("python", False): 2, ("node", True): 1}."""
+    targets: dict[tuple[str, bool], int] = {}
+    for entry in entries:
+        name, equals, count = entry.partition("=")
+        name = name.strip()
+        network = name.endswith(NETWORK_SUFFIX)
+        runtime = name.removesuffix(NETWORK_SUFFIX)
+        if not equals or runtime not in RUNTIME_NAMES or not count.strip().isdigit():
+            raise ValueError(
+                f"warm_pool entry {entry!r}: write <runtime>[{NETWORK_SUFFIX}]=<count>, "
+                f"the runtime one of {', '.join(RUNTIME_NAMES)}"
+            )
+        if (runtime, network) in targets:
+            raise ValueError(f"warm_pool entry {entry!r}: {name} is given twice")
+        if not 0 <= int(count) <= MAX_WARM_PER_RUNTIME:
+            raise ValueError(f"warm_pool entry {entry!r}: at most {MAX_WARM_PER_RUNTIME} per entry")
+        targets[(runtime, network)] = int(count)
+    return targets
 
 
 class SpawnerSettings(BaseSettings):
@@ -45,6 +72,20 @@ class SpawnerSettings(BaseSettings):
     cgroup_root: str = "/sys/fs/cgroup"
 
     capacity: int = Field(default=4, ge=1, le=256)
+
+    # How a program gets into its started sandbox: `runner` hands it to the
+    # runner waiting inside over a socket in the workspace
+    # (services/spawner/handoff.py); `exec` starts it with `docker exec`
+    # (slower; for OCI runtimes that cannot share a unix socket through a
+    # bind mount).
+    handoff: Literal["runner", "exec"] = "runner"
+    # Sandboxes started ahead of demand, each waiting for exactly one
+    # execution: `<runtime>[+network]=<count>` entries (runtimes: python,
+    # node, python-datascience; `+network` ones sit on a network of their own
+    # with the egress, and are ignored without one). Only requests with the
+    # default memory and CPU limits can use them; others start cold. Empty:
+    # no pool.
+    warm_pool: CommaList = ("python=2", "node=2", "python+network=2", "node+network=2")
 
     default_timeout_ms: int = Field(default=10_000, ge=100)
     max_timeout_ms: int = Field(default=300_000, ge=100)
@@ -129,6 +170,17 @@ class SpawnerSettings(BaseSettings):
             return None
         seccomp.read_profile(path)  # refused at start, not at the first execution
         return path
+
+    @field_validator("warm_pool")
+    @classmethod
+    def _warm_pool_is_well_formed(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        parse_warm_pool(entries)
+        return entries
+
+    @property
+    def warm_pool_targets(self) -> dict[tuple[str, bool], int]:
+        """How many warm sandboxes to keep, by (runtime, has a network)."""
+        return {key: count for key, count in parse_warm_pool(self.warm_pool).items() if count}
 
     @model_validator(mode="after")
     def _ranges_are_consistent(self) -> SpawnerSettings:

@@ -11,7 +11,6 @@ cgroup parent.
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,26 +23,23 @@ from services.common.channel import EventChannel
 from services.common.contract import failures
 from services.common.contract.packages import requirement
 from services.spawner import install, outputs, sandbox
-from services.spawner.cgroups import CgroupLayout, CgroupParent, CgroupUsage
+from services.spawner.cgroups import CgroupUsage
 from services.spawner.classify import Facts, classify
-from services.spawner.cleanup import clean_up
 from services.spawner.config import SpawnerSettings
-from services.spawner.netpool import Lease
-from services.spawner.network import NetworkAccess
+from services.spawner.handoff import RunnerProgram
+from services.spawner.provision import Provisioner, Sandbox
 from services.spawner.validation import ExecutionSpec
-from services.spawner.workspace import Workspace, WorkspaceLimits
+from services.spawner.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 ErrorCode = common.ErrorCode
 Status = common.ExecutionStatus
 
-_STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
 _INTERPRETERS = {"python": ["python3"], "node": ["node"]}
 _EVENT_QUEUE_SIZE = 64
 _INSTALL_OUTPUT_TAIL = 4096  # bytes of the installer's output kept
 _INSTALL_MESSAGE_CHARS = 1000  # of those, quoted in the error message
-_TOKEN_BYTES = 8
 
 
 class Execution:
@@ -51,27 +47,32 @@ class Execution:
         self,
         spec: ExecutionSpec,
         settings: SpawnerSettings,
-        api: docker.APIClient,
-        cgroups: CgroupLayout,
+        provisioner: Provisioner,
         on_cleanup_failure: Callable[[str, Exception, str], None],  # (what, error, execution id)
         on_finished: Callable[[Execution, pb.ExecuteResult], None],
-        network: NetworkAccess | None = None,
+        box: Sandbox,
+        warm: bool,
     ):
         self.spec = spec
         self.settings = settings
-        self.api = api
-        self.cgroups = cgroups
-        self.network = network
+        self.api = provisioner.api
+        self.network = provisioner.network
+        self._provisioner = provisioner
         self.on_cleanup_failure = on_cleanup_failure
         self.on_finished = on_finished
-        self.token = secrets.token_hex(_TOKEN_BYTES)
+        # The sandbox it runs in: a warm one, already started, or one only
+        # planned that it makes itself. Its token names everything it owns.
+        self._sandbox = box
+        self._warm = warm
+        self.token = box.token
         self.admitted_at = time.monotonic()
         self.finished = threading.Event()
         self._events: EventChannel[pb.ExecuteEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         self._lock = threading.Lock()
         self._kill: tuple[ErrorCode, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
-        self._lease: Lease | None = None  # the execution's own network, if any
+        self._environment: dict[str, str] = {}  # of every program: its egress proxy and credentials
+        self._admitted = False  # told the egress about it (so revoke, and ask what it refused)
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
         self._usage = CgroupUsage()  # measured at clean-up, charged whatever else failed
         self._stdout_bytes = 0
@@ -133,76 +134,58 @@ class Execution:
             self._events.close()
 
     def _run(self) -> pb.ExecuteResult:
-        spec, settings = self.spec, self.settings
-        # Known before it is made, so the clean-up removes whatever part of
-        # it a failed start left.
-        workspace = Workspace.at(settings.workspace_root, spec.execution_id, self.token)
-        container: sandbox.SandboxContainer | None = None
-        parent = self.cgroups.parent_for(settings.name, self.token)
+        spec = self.spec
         result = pb.ExecuteResult(exit_code=sandbox.NO_EXIT_CODE)
+        box = self._sandbox
         try:
             self._phase(pb.PHASE_STARTING)
-            self._failure = failures.WORKSPACE_NOT_PREPARED
-            workspace.create(WorkspaceLimits(settings.max_workspace_bytes, settings.max_workspace_inodes))
-            workspace.stage(spec.files, spec.stdin)
-            if spec.prior_outputs:
-                workspace.stage_outputs(spec.prior_outputs)
-            self._failure = failures.SANDBOX_NOT_STARTED
-            if self.network is not None and spec.network:
-                self._lease = self.network.lease()
-            container = self._create_container(workspace, parent)
-            with self._lock:
-                self._container = container
-                killed_early = self._kill is not None
-            if not killed_early:
-                container.start()
-                if self.network is not None and self._lease is not None:  # before any program runs in it
-                    self.network.admit_sandbox(self.api, container.id, spec.execution_id, self._lease.network)
+            if not self._warm:
+                self._failure = failures.WORKSPACE_NOT_PREPARED
+                self._provisioner.make_workspace(box)
+                self._failure = failures.SANDBOX_NOT_STARTED
+                labels = {sandbox.LABEL_EXECUTION: spec.execution_id, sandbox.LABEL_TENANT: spec.tenant}
+                started = self._provisioner.start(box, labels, adopt=self._adopt)
+            else:
+                started = self._adopt(box.container)
+            if started:
+                self._failure = failures.WORKSPACE_NOT_PREPARED
+                box.workspace.stage(spec.files, spec.stdin)
+                if spec.prior_outputs:
+                    box.workspace.stage_outputs(spec.prior_outputs)
+                self._failure = failures.SANDBOX_NOT_STARTED
+                self._assign_network(box)
                 self._failure = failures.SANDBOX_FAILED
-                installed = self._install(container, result) if spec.packages else True
+                installed = self._install(box, result) if spec.packages else True
                 if installed and self._killed() is None:
-                    self._run_steps(container, result)
+                    self._run_steps(box, result)
             self._phase(pb.PHASE_FINISHING)
-            if container is not None:
-                container.kill()  # nothing may write to the outputs while they are read
+            if box.container is not None:
+                box.container.kill()  # nothing may write to the outputs while they are read
             self._failure = failures.OUTPUTS_NOT_COLLECTED
-            self._harvest(workspace, result)
-            self._facts.workspace_exhausted = workspace.exhausted()
+            self._harvest(box.workspace, result)
+            self._facts.workspace_exhausted = box.workspace.exhausted()
             self._failure = failures.SPAWNER_FAILED
         finally:
-            self._clean_up(container, workspace, parent)
+            self._clean_up(box)
         return self._finish(result)
 
-    def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
-        spec, settings = self.spec, self.settings
-        image = settings.python_image if spec.language == "python" else settings.node_image
-        lease = self._lease  # only an execution with a network has one
-        network = self.network if lease is not None else None
-        host_config = sandbox.host_config(
-            self.api,
-            settings,
-            workspace=str(workspace.path),
-            limits=sandbox.ContainerLimits(spec.memory_bytes, spec.cpus),
-            cgroup_parent=parent.docker_value,
-            network=lease.network if lease else None,
-            extra_binds=network.binds() if network else None,
-        )
-        labels = {
-            sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
-            sandbox.LABEL_SPAWNER: settings.name,
-            sandbox.LABEL_EXECUTION: spec.execution_id,
-            sandbox.LABEL_TENANT: spec.tenant,
-            sandbox.LABEL_CREATED: str(int(time.time())),
-            sandbox.LABEL_WORKSPACE: workspace.path.name,
-        }
-        environment = {}
-        if network is not None and lease is not None:
-            environment = network.environment(spec.execution_id, spec.tenant, lease.egress_address)
-        return sandbox.SandboxContainer.create(
-            self.api, image=image, host_config=host_config, labels=labels, environment=environment
-        )
+    def _adopt(self, container: sandbox.SandboxContainer | None) -> bool:
+        """From now on a cancel kills this container; False if one came first."""
+        with self._lock:
+            self._container = container
+            return self._kill is None and container is not None
 
-    def _install(self, container: sandbox.SandboxContainer, result: pb.ExecuteResult) -> bool:
+    def _assign_network(self, box: Sandbox) -> None:
+        """Mints the execution's egress credentials and tells the egress its
+        sandbox's address, before any program runs in it."""
+        if self.network is None or box.lease is None or box.container is None:
+            return
+        spec = self.spec
+        self._environment = self.network.environment(spec.execution_id, spec.tenant, box.lease.egress_address)
+        self._admitted = True
+        self.network.admit_sandbox(self.api, box.container.id, spec.execution_id, box.lease.network)
+
+    def _install(self, box: Sandbox, result: pb.ExecuteResult) -> bool:
         """Installs the requested packages into the workspace. Its output is
         kept (a bounded tail) for the error message, not streamed as the
         program's output."""
@@ -224,11 +207,17 @@ class Execution:
         started = time.monotonic()
         tail = bytearray()
         timer.start()
+        handle = None
         try:
-            handle = container.exec(argv, install.install_environment(), workdir=sandbox.WORKSPACE)
-            for _, data in handle.stream():
-                tail += data
-                del tail[:-_INSTALL_OUTPUT_TAIL]
+            environment = {**self._environment, **install.install_environment()}
+            try:
+                handle = box.start_program(argv, environment, sandbox.WORKSPACE, stdin=False)
+                for _, data in handle.stream():
+                    tail += data
+                    del tail[:-_INSTALL_OUTPUT_TAIL]
+            except docker.errors.APIError:
+                if self._killed() is None:
+                    raise
             exit_code = _exit_code(handle, self._killed())
         finally:
             timer.cancel()
@@ -242,10 +231,10 @@ class Execution:
         result.exit_code = exit_code
         return False
 
-    def _run_steps(self, container: sandbox.SandboxContainer, result: pb.ExecuteResult) -> None:
+    def _run_steps(self, box: Sandbox, result: pb.ExecuteResult) -> None:
         """Runs the steps in order until one fails or the execution is killed."""
         spec = self.spec
-        environment = dict(spec.env)
+        environment = {**self._environment, **spec.env}
         if spec.packages:
             environment.update(install.run_environment(spec.language))
         self._phase(pb.PHASE_RUNNING)
@@ -255,11 +244,10 @@ class Execution:
         timer.start()
         try:
             for index, step in enumerate(spec.steps):
-                argv = ["/bin/sh", "-c", _STDIN_WRAPPER, "sandbox-run"]
-                argv += [*_INTERPRETERS[spec.language], step.path, *step.args]
+                argv = [*_INTERPRETERS[spec.language], step.path, *step.args]
                 handle = None
                 try:
-                    handle = container.exec(argv, environment)
+                    handle = box.start_program(argv, environment, f"{sandbox.WORKSPACE}/code", stdin=True)
                     self._relay(handle.stream(), index)
                 except docker.errors.APIError:
                     if self._killed() is None:
@@ -341,25 +329,17 @@ class Execution:
         with self._lock:
             return self._kill
 
-    def _clean_up(
-        self, container: sandbox.SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent
-    ) -> None:
+    def _clean_up(self, box: Sandbox) -> None:
         """Removes everything the execution made and keeps what it used;
         never raises (services/spawner/cleanup.py)."""
-        if self.network is not None and self.spec.network:
+        if self._admitted and self.network is not None:
             try:
                 self.network.revoke(self.spec.execution_id)  # its credentials die with it
             except Exception as exc:
                 self._cleanup_failed("egress admission", exc)
-        report = clean_up(container, workspace, parent, self._cleanup_failed)
+        report = self._provisioner.destroy(box, self._cleanup_failed)
         with self._lock:
             self._container = None
-        if self.network is not None and self._lease is not None:  # only now: its sandbox is gone
-            try:
-                self.network.release(self._lease)
-            except Exception as exc:
-                self._cleanup_failed("network", exc)
-            self._lease = None
         self._facts.engine_oom = report.engine_oom
         self._usage = report.usage
 
@@ -371,7 +351,7 @@ class Execution:
         facts.kill = self._killed()
         facts.oom_kills = self._usage.oom_kills
         failed = facts.install_failed or facts.failed_step is not None
-        if self.network is not None and self.spec.network and failed and facts.kill is None:
+        if self._admitted and self.network is not None and failed and facts.kill is None:
             try:
                 facts.egress_denials = tuple(self.network.denials(self.spec.execution_id))
             except Exception as exc:
@@ -401,7 +381,7 @@ class Execution:
         self._events.put(event)
 
 
-def _exit_code(handle: sandbox.ExecHandle | None, killed) -> int:
+def _exit_code(handle: sandbox.ExecHandle | RunnerProgram | None, killed) -> int:
     if handle is None:
         return sandbox.NO_EXIT_CODE  # killed before the exec began
     try:

@@ -23,6 +23,7 @@ from services.spawner.config import SpawnerSettings
 SANDBOX_UID = 10001
 WORKSPACE = "/workspace"
 RUNNER = "/opt/sandbox/runner.py"
+STDIN_PATH = f"{WORKSPACE}/stdin"
 
 LABEL_ROLE = "sandbox-mesh.role"
 ROLE_SANDBOX = "sandbox"
@@ -107,10 +108,11 @@ class SandboxContainer:
         host_config: dict,
         labels: dict[str, str],
         environment: dict[str, str],
+        command: list[str] | None = None,
     ) -> SandboxContainer:
         created = api.create_container(
             image=image,
-            command=["python3", RUNNER, "hold"],
+            command=command or ["python3", RUNNER, "hold"],
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=f"{WORKSPACE}/code",
             environment=environment,
@@ -144,6 +146,12 @@ class SandboxContainer:
             # Gone or not running any more, which is what we wanted.
             if exc.status_code not in _NOTHING_TO_KILL:
                 raise
+
+    def running(self) -> bool:
+        try:
+            return bool(self.api.inspect_container(self.id)["State"].get("Running"))
+        except docker.errors.NotFound:
+            return False
 
     def oom_killed(self) -> bool:
         try:

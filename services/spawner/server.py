@@ -66,6 +66,7 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     if settings.reap_on_start:
         spawner.reap()
     spawner.start_sweeper()
+    spawner.start_pool()
     metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     server = grpc_server.thread_pool_server(
         workers=settings.capacity + 16,

@@ -13,6 +13,8 @@ import docker
 
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.contract.egress_token import mint as mint_credentials
+from services.common.contract.runtimes import runtime_name
+from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
 from services.spawner.errors import NetworkUnavailable
@@ -21,8 +23,10 @@ from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
 from services.spawner.netpool import NetworkPool, NetworkPoolError, reap_networks
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
+from services.spawner.provision import PoolKey, Provisioner, Sandbox
 from services.spawner.reaper import reap
 from services.spawner.validation import validate_execute
+from services.spawner.warmpool import WarmPool
 from services.spawner.workspace import WorkspaceLimits, check_can_create
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,18 @@ class Spawner:
         self.cleanup_failures = 0
         self._workers: list[threading.Thread] = []
         self.network = self._network_access(settings, api)
+        self.provisioner = Provisioner(settings, api, self.cgroups, self.network)
+        self.default_limits = sandbox.ContainerLimits(settings.default_memory_bytes, settings.default_cpus)
+        self.pool = WarmPool(
+            _pool_targets(settings, with_network=self.network is not None),
+            plan=lambda key: self.provisioner.plan(key, self.default_limits),
+            build=self._build_warm,
+            destroy=lambda box: self._destroy_warm(box),
+            alive=_looks_alive,
+            on_refilled=self.metrics.warm_refilled,
+            on_refill_failed=lambda key, exc: self.metrics.warm_refill_failed(key),
+        )
+        self.metrics.watch_pool(self.pool)
 
     def _network_access(self, settings: SpawnerSettings, api: docker.APIClient) -> NetworkAccess | None:
         if not settings.egress_container:
@@ -99,10 +115,12 @@ class Spawner:
             raise ConfigurationError(f"SPAWNER_EGRESS_CONTAINER: {exc}") from None
         if settings.reap_on_start:  # first: what a crashed run left holds address pools
             reap_networks(api, settings.name, pool.token, self._cleanup_failed)
-        # One network per slot, made now: a spawner that cannot make them
-        # (the engine's address pools exhausted, say) does not start.
+        # One network per slot and per warm sandbox with a network, made
+        # now: a spawner that cannot make them (the engine's address pools
+        # exhausted, say) does not start.
+        warm_with_network = sum(n for key, n in _pool_targets(settings, with_network=True).items() if key.network)
         try:
-            pool.fill(settings.capacity)
+            pool.fill(settings.capacity + warm_with_network)
         except NetworkPoolError as exc:
             pool.close()
             raise ConfigurationError(f"SPAWNER_EGRESS_CONTAINER: {exc}") from None
@@ -118,7 +136,7 @@ class Spawner:
     def reap(self, min_age_seconds: float = 0.0) -> None:
         """Removes what no execution in flight owns; never raises for one
         item (each failure is logged and counted)."""
-        owned = {e.token for e in self.inflight.all()}
+        owned = {e.token for e in self.inflight.all()} | self.pool.tokens()
         reap(
             self.api,
             self.settings.name,
@@ -155,16 +173,25 @@ class Spawner:
         spec = validate_execute(request, self.settings)
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
+        key = PoolKey(runtime_name(spec.language), spec.network)
+        limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
+        warm = self._take_warm(key, limits)
+        box = warm or self.provisioner.plan(key, limits, owner=spec.execution_id)
         execution = Execution(
             spec,
             self.settings,
-            self.api,
-            self.cgroups,
+            self.provisioner,
             on_cleanup_failure=self._cleanup_failed,
             on_finished=self._finished,
-            network=self.network,
+            box=box,
+            warm=warm is not None,
         )
-        self.inflight.admit(execution)
+        try:
+            self.inflight.admit(execution)
+        except Exception:
+            if warm is not None:  # never assigned: nothing of the tenant is in it
+                self._destroy_warm(warm)
+            raise
         worker = threading.Thread(target=execution.run, name=f"execution-{spec.execution_id}", daemon=True)
         with self._lock:
             # Started under the lock: a concurrent execute() must not see it
@@ -172,6 +199,31 @@ class Spawner:
             self._workers = [w for w in self._workers if w.is_alive()] + [worker]
             worker.start()
         return execution
+
+    def start_pool(self) -> None:
+        """Starts making warm sandboxes (after the start-up reap)."""
+        self.pool.start()
+
+    def _take_warm(self, key: PoolKey, limits: sandbox.ContainerLimits) -> Sandbox | None:
+        if key not in self.pool.targets:
+            self.metrics.warm_missed(key, "no pool")
+            return None
+        if limits != self.default_limits:
+            self.metrics.warm_missed(key, "limits")
+            return None
+        box = self.pool.take(key)
+        if box is None:
+            self.metrics.warm_missed(key, "empty")
+        else:
+            self.metrics.warm_hit(key)
+        return box
+
+    def _build_warm(self, box: Sandbox) -> None:
+        self.provisioner.make_workspace(box)
+        self.provisioner.start(box, labels={})
+
+    def _destroy_warm(self, box: Sandbox) -> None:
+        self.provisioner.destroy(box, lambda what, exc: self._cleanup_failed(what, exc, f"warm {box.token}"))
 
     def cancel(self, execution_id: str, tenant: str) -> bool:
         execution = self.inflight.get(execution_id)
@@ -204,6 +256,7 @@ class Spawner:
         cancels the rest and waits for their clean-up."""
         self.inflight.close()
         self._sweeper_stop.set()
+        self.pool.close()
         with self._lock:
             workers = list(self._workers)
         deadline = _now() + grace_seconds
@@ -244,6 +297,20 @@ class Spawner:
         self.metrics.cleanup_failures.labels(what).inc()
         with self._lock:
             self.cleanup_failures += 1
+
+
+def _pool_targets(settings: SpawnerSettings, with_network: bool) -> dict[PoolKey, int]:
+    """The warm pool's targets; those with a network only with an egress."""
+    targets = {PoolKey(runtime, network): n for (runtime, network), n in settings.warm_pool_targets.items()}
+    if not with_network and any(key.network for key in targets):
+        log.info("warm pool: no egress, so no warm sandboxes with a network")
+    return {key: n for key, n in targets.items() if with_network or not key.network}
+
+
+def _looks_alive(box: Sandbox) -> bool:
+    """Whether a warm sandbox is still there to run a program (its runner
+    has not hung up); with `docker exec` there is nothing cheap to ask."""
+    return box.runner is None or box.runner.alive()
 
 
 def _max_lifetime_seconds(settings: SpawnerSettings) -> float:

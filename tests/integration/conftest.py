@@ -61,6 +61,8 @@ def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) 
         max_timeout_ms=60_000,
         drain_seconds=5,
         secret=SECRET,
+        handoff="exec",
+        warm_pool=(),
     )
     values.update(overrides)
     return SpawnerSettings(**values)

@@ -1,0 +1,173 @@
+"""A sandbox: a started, hardened container with its own workspace, cgroup
+parent, network (when it has one) and, with the runner hand-off, the
+spawner's one connection to the runner inside. Made the same way whether an
+execution asked for it just now (the cold path) or the warm pool made it
+ahead of demand; either way it serves one execution and is then taken apart.
+
+Nothing of any tenant is in a sandbox until it is assigned: its files are
+staged, its egress credentials minted and the egress told its address only
+then (services/spawner/execution.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+
+import docker
+
+from services.spawner import handoff, sandbox
+from services.spawner.cgroups import CgroupLayout, CgroupParent
+from services.spawner.cleanup import CleanUpReport, OnFailure, clean_up
+from services.spawner.config import SpawnerSettings
+from services.spawner.netpool import Lease
+from services.spawner.network import NetworkAccess
+from services.spawner.workspace import Workspace, WorkspaceLimits
+
+_TOKEN_BYTES = 8
+# What a warm sandbox's workspace is called before any execution owns it.
+WARM_OWNER = "warm"
+# How long a started runner may take to open its socket.
+RUNNER_START_SECONDS = 10.0
+_STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolKey:
+    """What makes two sandboxes interchangeable before assignment."""
+
+    runtime: str  # services/common/contract/runtimes.py
+    network: bool
+
+
+@dataclasses.dataclass
+class Sandbox:
+    key: PoolKey
+    limits: sandbox.ContainerLimits
+    token: str
+    workspace: Workspace
+    parent: CgroupParent
+    created_at: float = dataclasses.field(default_factory=time.monotonic)
+    container: sandbox.SandboxContainer | None = None
+    lease: Lease | None = None
+    runner: handoff.RunnerConnection | None = None
+
+    def start_program(
+        self, argv: list[str], environment: dict[str, str], workdir: str, stdin: bool
+    ) -> sandbox.ExecHandle | handoff.RunnerProgram:
+        """Starts one program in the started sandbox; `stdin` feeds it the
+        workspace's stdin file (else it reads nothing)."""
+        if self.container is None:
+            raise RuntimeError("the sandbox has no container")
+        if self.runner is not None:
+            return self.runner.start(argv, environment, workdir, sandbox.STDIN_PATH if stdin else None)
+        if stdin:
+            argv = ["/bin/sh", "-c", _STDIN_WRAPPER, "sandbox-run", *argv]
+        return self.container.exec(argv, environment, workdir=workdir)
+
+
+class Provisioner:
+    def __init__(
+        self,
+        settings: SpawnerSettings,
+        api: docker.APIClient,
+        cgroups: CgroupLayout,
+        network: NetworkAccess | None,
+    ):
+        self.settings = settings
+        self.api = api
+        self.cgroups = cgroups
+        self.network = network
+
+    def plan(self, key: PoolKey, limits: sandbox.ContainerLimits, owner: str = WARM_OWNER) -> Sandbox:
+        """A sandbox's names, so that clean-up finds whatever part of it a
+        failed start left; nothing is made yet."""
+        token = secrets.token_hex(_TOKEN_BYTES)
+        return Sandbox(
+            key=key,
+            limits=limits,
+            token=token,
+            workspace=Workspace.at(self.settings.workspace_root, owner, token),
+            parent=self.cgroups.parent_for(self.settings.name, token),
+        )
+
+    def make_workspace(self, box: Sandbox) -> None:
+        s = self.settings
+        box.workspace.create(WorkspaceLimits(s.max_workspace_bytes, s.max_workspace_inodes))
+
+    def start(
+        self,
+        box: Sandbox,
+        labels: dict[str, str],
+        adopt: Callable[[sandbox.SandboxContainer], bool] = lambda _: True,
+    ) -> bool:
+        """Creates and starts the container, then connects to its runner.
+        `adopt` sees the container as soon as it exists (so that a cancel can
+        kill it) and says whether to go on; False when it said stop."""
+        if box.key.network:
+            if self.network is None:
+                raise RuntimeError("a sandbox with a network needs the egress")
+            box.lease = self.network.lease()
+        box.container = self._create_container(box, labels)
+        if not adopt(box.container):
+            return False
+        box.container.start()
+        if self.settings.handoff == "runner":
+            box.runner = handoff.connect(box.workspace.path, RUNNER_START_SECONDS, box.container.running)
+        return True
+
+    def destroy(self, box: Sandbox, on_failure: OnFailure) -> CleanUpReport:
+        """Takes everything of the sandbox away; never raises (each failure
+        goes to `on_failure` and the rest goes on)."""
+        if box.runner is not None:
+            try:
+                box.runner.close()
+            except Exception as exc:
+                on_failure("container", exc)
+            box.runner = None
+        report = clean_up(box.container, box.workspace, box.parent, on_failure)
+        box.container = None
+        if self.network is not None and box.lease is not None:  # only now: its sandbox is gone
+            try:
+                self.network.release(box.lease)
+            except Exception as exc:
+                on_failure("network", exc)
+            box.lease = None
+        return report
+
+    def _create_container(self, box: Sandbox, labels: dict[str, str]) -> sandbox.SandboxContainer:
+        settings = self.settings
+        network = self.network if box.lease is not None else None
+        host_config = sandbox.host_config(
+            self.api,
+            settings,
+            workspace=str(box.workspace.path),
+            limits=box.limits,
+            cgroup_parent=box.parent.docker_value,
+            network=box.lease.network if box.lease else None,
+            extra_binds=network.binds() if network else None,
+        )
+        labels = {
+            sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
+            sandbox.LABEL_SPAWNER: settings.name,
+            sandbox.LABEL_CREATED: str(int(time.time())),
+            sandbox.LABEL_WORKSPACE: box.workspace.path.name,
+            **labels,
+        }
+        command = None
+        if settings.handoff == "runner":
+            command = handoff.runner_command(f"{sandbox.WORKSPACE}/{handoff.RUNNER_DIR}/{handoff.SOCKET_NAME}")
+        return sandbox.SandboxContainer.create(
+            self.api,
+            image=image_for(settings, box.key.runtime),
+            host_config=host_config,
+            labels=labels,
+            environment={},
+            command=command,
+        )
+
+
+def image_for(settings: SpawnerSettings, runtime: str) -> str:
+    return settings.python_image if runtime == "python" else settings.node_image
