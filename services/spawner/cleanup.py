@@ -1,11 +1,15 @@
-"""Removes what one execution made (its container, cgroup parent and
-workspace) and reads what it used.
+"""Ends what one sandbox made, in two halves.
 
-Each step runs whatever happened to the ones before it: a failure of any kind
-(a Docker error, an OSError, a bug) is handed to `on_failure`, which logs it
-with the execution id and counts it, and the next step goes on. The usage is
-read from the cgroup parent once the container is dead and before the parent
-is removed, so it is charged whatever else failed.
+`stop` kills the container and reads what it used (from its cgroup parent,
+once nothing runs in it, and the engine's OOM flag); the execution's result
+is complete after it. `remove` takes the container, the cgroup parent and
+the workspace away, which is most of the time an execution costs, so the
+spawner may run it after the caller has the result (services/spawner/
+execution.py). Each step of either runs whatever happened to the ones
+before it: a failure of any kind (a Docker error, an OSError, a bug) is
+handed to `on_failure`, which logs it with the execution id and counts it,
+and the next step goes on. The usage is read even when the kill failed, so it
+is charged whatever else failed.
 """
 
 from __future__ import annotations
@@ -27,12 +31,7 @@ class CleanUpReport:
     engine_oom: bool  # the engine's OOMKilled flag of the container
 
 
-def clean_up(
-    container: SandboxContainer | None,
-    workspace: Workspace | None,
-    parent: CgroupParent,
-    on_failure: OnFailure,
-) -> CleanUpReport:
+def stop(container: SandboxContainer | None, parent: CgroupParent, on_failure: OnFailure) -> CleanUpReport:
     engine_oom = False
     if container is not None:
         try:
@@ -40,16 +39,34 @@ def clean_up(
             engine_oom = container.oom_killed()
         except Exception as exc:
             on_failure("container", exc)
-        _attempt("container", container.remove, on_failure)
     usage = CgroupUsage()
     try:
         usage = parent.read()
     except Exception as exc:
         on_failure("cgroup", exc)
+    return CleanUpReport(usage, engine_oom)
+
+
+def remove(
+    container: SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent, on_failure: OnFailure
+) -> None:
+    if container is not None:
+        _attempt("container", container.remove, on_failure)
     _attempt("cgroup", parent.remove, on_failure)
     if workspace is not None:
         _attempt("workspace", workspace.remove, on_failure)
-    return CleanUpReport(usage, engine_oom)
+
+
+def clean_up(
+    container: SandboxContainer | None,
+    workspace: Workspace | None,
+    parent: CgroupParent,
+    on_failure: OnFailure,
+) -> CleanUpReport:
+    """Both halves at once."""
+    report = stop(container, parent, on_failure)
+    remove(container, workspace, parent, on_failure)
+    return report
 
 
 def _attempt(what: str, action: Callable[[], None], on_failure: OnFailure) -> None:

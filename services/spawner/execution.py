@@ -51,7 +51,6 @@ class Execution:
         on_cleanup_failure: Callable[[str, Exception, str], None],  # (what, error, execution id)
         on_finished: Callable[[Execution, pb.ExecuteResult], None],
         box: Sandbox,
-        warm: bool,
     ):
         self.spec = spec
         self.settings = settings
@@ -63,7 +62,7 @@ class Execution:
         # The sandbox it runs in: a warm one, already started, or one only
         # planned that it makes itself. Its token names everything it owns.
         self._sandbox = box
-        self._warm = warm
+        self._warm = False
         self.token = box.token
         self.admitted_at = time.monotonic()
         self.finished = threading.Event()
@@ -81,6 +80,10 @@ class Execution:
         # What the caller is told if the spawner fails now (never the
         # engine's own words: they are logged).
         self._failure = failures.SPAWNER_FAILED
+
+    def use_warm(self, box: Sandbox) -> None:
+        """Runs in this warm sandbox instead of making one (before run())."""
+        self._sandbox, self._warm, self.token = box, True, box.token
 
     # ---- called from other threads -------------------------------------
 
@@ -112,6 +115,7 @@ class Execution:
     # ---- the worker ----------------------------------------------------
 
     def run(self) -> None:
+        deferred = False
         try:
             try:
                 result = self._run()
@@ -124,6 +128,12 @@ class Execution:
                     exit_code=sandbox.NO_EXIT_CODE,
                 )
                 self._charge(result)
+            # The result is complete once the sandbox is stopped; removing it
+            # takes longer than running a small program, so it happens after
+            # the caller has the result (a bounded number at once).
+            deferred = self._provisioner.may_defer_removal()
+            if not deferred:
+                self._remove()
             with self._lock:
                 self.finished.set()
             # Free the slot before the caller sees the result, so a caller that
@@ -132,6 +142,9 @@ class Execution:
             self._emit(pb.ExecuteEvent(result=result))
         finally:
             self._events.close()
+            if deferred:
+                self._remove()
+                self._provisioner.removal_deferred_done()
 
     def _run(self) -> pb.ExecuteResult:
         spec = self.spec
@@ -166,7 +179,7 @@ class Execution:
             self._facts.workspace_exhausted = box.workspace.exhausted()
             self._failure = failures.SPAWNER_FAILED
         finally:
-            self._clean_up(box)
+            self._stop(box)
         return self._finish(result)
 
     def _adopt(self, container: sandbox.SandboxContainer | None) -> bool:
@@ -329,19 +342,23 @@ class Execution:
         with self._lock:
             return self._kill
 
-    def _clean_up(self, box: Sandbox) -> None:
-        """Removes everything the execution made and keeps what it used;
-        never raises (services/spawner/cleanup.py)."""
+    def _stop(self, box: Sandbox) -> None:
+        """Ends the execution's sandbox and keeps what it used; never raises
+        (services/spawner/cleanup.py)."""
         if self._admitted and self.network is not None:
             try:
                 self.network.revoke(self.spec.execution_id)  # its credentials die with it
             except Exception as exc:
                 self._cleanup_failed("egress admission", exc)
-        report = self._provisioner.destroy(box, self._cleanup_failed)
-        with self._lock:
-            self._container = None
+        report = self._provisioner.stop(box, self._cleanup_failed)
         self._facts.engine_oom = report.engine_oom
         self._usage = report.usage
+
+    def _remove(self) -> None:
+        """Removes what the sandbox made; never raises."""
+        self._provisioner.remove(self._sandbox, self._cleanup_failed)
+        with self._lock:
+            self._container = None
 
     def _cleanup_failed(self, what: str, exc: Exception) -> None:
         self.on_cleanup_failure(what, exc, self.spec.execution_id)

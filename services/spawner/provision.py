@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
 import docker
 
-from services.spawner import handoff, sandbox
+from services.spawner import cleanup, handoff, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent
-from services.spawner.cleanup import CleanUpReport, OnFailure, clean_up
+from services.spawner.cleanup import CleanUpReport, OnFailure
 from services.spawner.config import SpawnerSettings
 from services.spawner.netpool import Lease
 from services.spawner.network import NetworkAccess
@@ -80,6 +81,12 @@ class Provisioner:
         self.api = api
         self.cgroups = cgroups
         self.network = network
+        # Sandboxes stopped but not yet removed (their removal runs after
+        # their caller has the result); at most this many at once, past
+        # which removal happens before the result again.
+        self._deferred_removals = threading.BoundedSemaphore(settings.capacity)
+        self._removing = 0
+        self._removed = threading.Condition()
 
     def plan(self, key: PoolKey, limits: sandbox.ContainerLimits, owner: str = WARM_OWNER) -> Sandbox:
         """A sandbox's names, so that clean-up finds whatever part of it a
@@ -121,13 +128,44 @@ class Provisioner:
     def destroy(self, box: Sandbox, on_failure: OnFailure) -> CleanUpReport:
         """Takes everything of the sandbox away; never raises (each failure
         goes to `on_failure` and the rest goes on)."""
+        report = self.stop(box, on_failure)
+        self.remove(box, on_failure)
+        return report
+
+    def stop(self, box: Sandbox, on_failure: OnFailure) -> CleanUpReport:
+        """Kills everything in the sandbox and reads what it used."""
+        return cleanup.stop(box.container, box.parent, on_failure)
+
+    def may_defer_removal(self) -> bool:
+        """Whether a stopped sandbox may be removed after its result is sent;
+        if so, call removal_deferred_done() once it is removed."""
+        if not self._deferred_removals.acquire(blocking=False):
+            return False
+        with self._removed:
+            self._removing += 1
+        return True
+
+    def removal_deferred_done(self) -> None:
+        self._deferred_removals.release()
+        with self._removed:
+            self._removing -= 1
+            self._removed.notify_all()
+
+    def wait_removed(self, timeout_seconds: float) -> bool:
+        """Waits until no removal runs after its result; False at the timeout."""
+        with self._removed:
+            return self._removed.wait_for(lambda: self._removing == 0, timeout_seconds)
+
+    def remove(self, box: Sandbox, on_failure: OnFailure) -> None:
+        """Removes the stopped sandbox's container, cgroup parent, workspace
+        and network lease; never raises."""
         if box.runner is not None:
             try:
                 box.runner.close()
             except Exception as exc:
                 on_failure("container", exc)
             box.runner = None
-        report = clean_up(box.container, box.workspace, box.parent, on_failure)
+        cleanup.remove(box.container, box.workspace, box.parent, on_failure)
         box.container = None
         if self.network is not None and box.lease is not None:  # only now: its sandbox is gone
             try:
@@ -135,7 +173,6 @@ class Provisioner:
             except Exception as exc:
                 on_failure("network", exc)
             box.lease = None
-        return report
 
     def _create_container(self, box: Sandbox, labels: dict[str, str]) -> sandbox.SandboxContainer:
         settings = self.settings

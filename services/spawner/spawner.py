@@ -175,23 +175,18 @@ class Spawner:
             raise NetworkUnavailable("packages" if spec.packages else "network")
         key = PoolKey(runtime_name(spec.language), spec.network)
         limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
-        warm = self._take_warm(key, limits)
-        box = warm or self.provisioner.plan(key, limits, owner=spec.execution_id)
         execution = Execution(
             spec,
             self.settings,
             self.provisioner,
             on_cleanup_failure=self._cleanup_failed,
             on_finished=self._finished,
-            box=box,
-            warm=warm is not None,
+            box=self.provisioner.plan(key, limits, owner=spec.execution_id),  # only names, until it starts
         )
-        try:
-            self.inflight.admit(execution)
-        except Exception:
-            if warm is not None:  # never assigned: nothing of the tenant is in it
-                self._destroy_warm(warm)
-            raise
+        self.inflight.admit(execution)
+        warm = self._take_warm(key, limits)
+        if warm is not None:
+            execution.use_warm(warm)
         worker = threading.Thread(target=execution.run, name=f"execution-{spec.execution_id}", daemon=True)
         with self._lock:
             # Started under the lock: a concurrent execute() must not see it

@@ -103,7 +103,7 @@ def test_nonzero_exit_is_runtime_error(stub):
     assert outcome.stderr == b"bye\n"
 
 
-def test_timeout_kills_within_a_second_of_the_limit(stub, docker_api, spawner_name):
+def test_timeout_kills_within_a_second_of_the_limit(stub, docker_api, spawner_name, spawner_server):
     req = request({"main.py": "while True:\n    pass"}, timeout_ms=1500)
     call = stub.Execute(req, timeout=60)
     outcome = collect(call)
@@ -114,6 +114,7 @@ def test_timeout_kills_within_a_second_of_the_limit(stub, docker_api, spawner_na
     assert step_at - running_at < 1.5 + 1.0
     assert outcome.result.usage.wall_ms < 1500 + 1000
     assert outcome.result.usage.cpu_seconds > 0.5  # the busy loop really ran
+    assert spawner_server.spawner.provisioner.wait_removed(10)  # removed after the result is sent
     assert labelled_containers(docker_api, spawner_name, req.execution_id) == []
 
 
@@ -130,7 +131,7 @@ def _start_and_wait_running(stub, req, timeout=60):
 SLEEPER = "import time\nprint('started', flush=True)\ntime.sleep(60)"
 
 
-def test_cancel_rpc_kills_the_container(stub, docker_api, spawner_name):
+def test_cancel_rpc_kills_the_container(stub, docker_api, spawner_name, spawner_server):
     req = request({"main.py": SLEEPER})
     call, _ = _start_and_wait_running(stub, req)
     assert len(labelled_containers(docker_api, spawner_name, req.execution_id)) == 1
@@ -141,6 +142,7 @@ def test_cancel_rpc_kills_the_container(stub, docker_api, spawner_name):
     assert time.monotonic() - started < 5
     assert rest.result.status == CANCELLED
     assert rest.result.error_code == common.ERROR_CODE_CANCELLED
+    assert spawner_server.spawner.provisioner.wait_removed(10)  # removed after the result is sent
     assert labelled_containers(docker_api, spawner_name, req.execution_id) == []
 
 

@@ -69,7 +69,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("mutate, field", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_refused_request_names_the_field(stub, docker_api, spawner_name, workspace_root, mutate, field):
+def test_refused_request_names_the_field(stub, docker_api, spawner_name, workspace_root, spawner_server, mutate, field):
+    assert spawner_server.spawner.provisioner.wait_removed(10)  # what earlier tests ran is gone
     req = request({"main.py": "print('must not run')"})
     mutate(req)
     with pytest.raises(grpc.RpcError) as refused:
@@ -84,7 +85,8 @@ def test_refused_request_names_the_field(stub, docker_api, spawner_name, workspa
     assert list(pathlib.Path(workspace_root).iterdir()) == []
 
 
-def test_packages_without_an_egress_fail_precondition(stub, docker_api, spawner_name, workspace_root):
+def test_packages_without_an_egress_fail_precondition(stub, docker_api, spawner_name, workspace_root, spawner_server):
+    assert spawner_server.spawner.provisioner.wait_removed(10)  # what earlier tests ran is gone
     req = request({"main.py": "print(1)"})
     req.packages.add(name="six")
     with pytest.raises(grpc.RpcError) as refused:

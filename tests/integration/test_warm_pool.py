@@ -78,6 +78,7 @@ def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker
     assert hosts <= warm_before, "the executions did not run in the warm sandboxes"
     assert sample(running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none") == hits + 2
     wait_full(running, PYTHON)
+    assert running.spawner.provisioner.wait_removed(10)
     remaining = {c["Id"][:12] for c in labelled_containers(docker_api, name)}
     assert not hosts & remaining, "a used warm container was kept"
     assert sample(running, "sandbox_spawner_warm_pool_refill_seconds_count", runtime="python", network="none") >= 4
@@ -114,16 +115,16 @@ def test_a_timeout_and_a_cancel_end_a_warm_sandbox(pooled):
 
 def test_other_limits_take_the_cold_path(pooled, docker_api):
     running, stub, name = pooled
-    misses = sample(running, "sandbox_spawner_warm_pool_misses_total", runtime="python", network="none", reason="limits")
+    labels = {"runtime": "python", "network": "none", "reason": "limits"}
+    misses = sample(running, "sandbox_spawner_warm_pool_misses_total", **labels)
     outcome = execute(stub, program({"main.py": HOSTNAME}, memory_bytes=96 * 1024 * 1024))
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED
     assert outcome.stdout.decode().strip() not in {c["Id"][:12] for c in warm_containers(docker_api, name)}
-    after = sample(running, "sandbox_spawner_warm_pool_misses_total", runtime="python", network="none", reason="limits")
-    assert after == misses + 1
+    assert sample(running, "sandbox_spawner_warm_pool_misses_total", **labels) == misses + 1
 
 
 def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenant(pooled, docker_api):
-    running, stub, name = pooled
+    running, _, name = pooled
     wait_full(running, PYTHON)
     settings = running.spawner.settings
     (warm_id, *_) = [c["Id"] for c in warm_containers(docker_api, name)]

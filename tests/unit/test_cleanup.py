@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 
 from services.spawner.cgroups import CgroupUsage
-from services.spawner.cleanup import clean_up
+from services.spawner.cleanup import clean_up, stop
 
 USAGE = CgroupUsage(cpu_seconds=1.5, peak_memory_bytes=1024, oom_kills=0)
 
@@ -63,3 +63,11 @@ def test_an_unreadable_cgroup_is_charged_as_nothing_and_counted():
     report = clean_up(None, None, Parent(PermissionError("denied")), lambda what, exc: failures.append(what))
     assert report.usage == CgroupUsage()
     assert failures == ["cgroup", "cgroup"]
+
+
+def test_the_usage_is_read_before_anything_is_removed():
+    container, parent, failures = BrokenContainer(), Parent(USAGE), []
+    report = stop(container, parent, lambda what, exc: failures.append(what))
+    assert report.usage == USAGE and report.engine_oom is False  # the kill failed, so no flag was read
+    assert not container.remove_called and not parent.remove_called
+    assert failures == ["container"]
