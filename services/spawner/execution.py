@@ -175,7 +175,7 @@ class Execution:
 
     def _create_container(self, workspace: Workspace, parent: CgroupParent) -> sandbox.SandboxContainer:
         spec, settings = self.spec, self.settings
-        image = settings.python_image if spec.language == "python" else settings.node_image
+        image = settings.image_for(spec.language, spec.variant)
         lease = self._lease  # only an execution with a network has one
         network = self.network if lease is not None else None
         host_config = sandbox.host_config(

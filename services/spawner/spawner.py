@@ -185,7 +185,7 @@ class Spawner:
             version=version(),
             capacity=s.capacity,
             free_slots=self.inflight.free_slots,
-            runtime_images={"python": s.python_image, "node": s.node_image},
+            runtime_images=s.runtime_images(),
             oci_runtime=s.oci_runtime,
             available_runtimes=self.available_runtimes,
             limits=pb.LimitRange(
