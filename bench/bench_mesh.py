@@ -38,6 +38,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip install -e`
 
 import docker  # noqa: E402
+import grpc  # noqa: E402
 
 from bench import calls, figures, postgres, store_rate  # noqa: E402
 from bench.mesh import MIB, Mesh, own_mesh, target_mesh  # noqa: E402
@@ -95,6 +96,8 @@ def measure(report: dict[str, Any], name: str, wanted: set[str], fn: Callable[[]
     started = time.monotonic()
     try:
         report["figures"][name] = fn()
+    except grpc.RpcError as exc:
+        report["figures"][name] = {"error": f"n/a ({exc.code().name}: {exc.details()})"}
     except Exception as exc:
         report["figures"][name] = {"error": f"n/a ({type(exc).__name__}: {exc})"}
     print(f"    {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)

@@ -157,7 +157,7 @@ def pip_install(stub) -> dict:
     datascience variant importing them with nothing to install."""
     result: dict[str, object] = {}
     for name in ("first", "second"):
-        timed = calls.execute(stub, calls.request(IMPORT_THEM, timeout_ms=240_000, packages=PACKAGES), timeout=400)
+        timed = calls.execute(stub, calls.request(IMPORT_THEM, timeout_ms=60_000, packages=PACKAGES), timeout=400)
         if not timed.ok:
             raise Failed(f"{name} install: {timed.describe()}")
         assert timed.execution is not None
