@@ -13,7 +13,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images lint test up down bench doctor
+.PHONY: setup docker venv protos images lint test up down bench bench-spawner doctor
 
 setup: docker venv
 
@@ -50,7 +50,14 @@ up: images
 down:
 	scripts/down.sh
 
+# Through control, each figure beside its baseline (docs/performance.md):
+# an in-process mesh of its own, or `make bench BENCH_ARGS="--target 127.0.0.1:50061"`.
+BENCH_ARGS ?=
 bench: venv
+	$(VENV)/bin/python bench/bench_mesh.py $(BENCH_ARGS)
+
+# The spawner alone against docker run (the first section of docs/performance.md).
+bench-spawner: venv
 	$(VENV)/bin/python bench/bench_execute.py
 
 doctor:

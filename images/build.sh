@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Build the three local images without any container registry:
+# Build the four local images without any container registry:
 #
-#   sandbox-mesh/base:bookworm     debootstrap + docker import (or BASE_IMAGE)
-#   sandbox-mesh/runtime:local     Python 3 + Node.js + runner, for sandboxes
-#   sandbox-mesh/services:local    the project in /opt/venv, for the services
+#   sandbox-mesh/base:bookworm                debootstrap + docker import (or BASE_IMAGE)
+#   sandbox-mesh/runtime:local                Python 3 + Node.js + runner, for sandboxes
+#   sandbox-mesh/runtime-datascience:local    runtime + numpy, pandas, scipy, matplotlib
+#                                             (the "datascience" variant of python)
+#   sandbox-mesh/services:local               the project in /opt/venv, for the services
 #
 # Each image carries the label sandbox-mesh.inputs = sha256 over its inputs
 # (Dockerfile, files copied in, extra CA certs, parent image id, ...). When
@@ -20,6 +22,7 @@
 #   EXTRA_CA_DIR           *.crt files trusted inside the images
 #                          (default /usr/local/share/ca-certificates)
 #   PIP                    pip used on the host to build the services' wheels
+#                          and download the data-science wheels
 #                          (default .venv/bin/pip)
 #   FORCE=1                rebuild even when the inputs did not change
 set -euo pipefail
@@ -30,6 +33,7 @@ SUITE=bookworm
 
 BASE_TAG=sandbox-mesh/base:bookworm
 RUNTIME_TAG=sandbox-mesh/runtime:local
+DATASCIENCE_TAG=sandbox-mesh/runtime-datascience:local
 SERVICES_TAG=sandbox-mesh/services:local
 INPUTS_LABEL=sandbox-mesh.inputs
 ROLE_LABEL=sandbox-mesh.role
@@ -51,7 +55,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 record() { # tag status start
     local line
-    line=$(printf '%-30s %-11s %s' "$1" "$2" "$(elapsed "$3")")
+    line=$(printf '%-40s %-11s %s' "$1" "$2" "$(elapsed "$3")")
     SUMMARY+=("$line")
     echo "== $line" >&2
 }
@@ -275,6 +279,53 @@ build_runtime() {
     record "$RUNTIME_TAG" "built" "$start"
 }
 
+# --- runtime-datascience ------------------------------------------------
+
+# pip --platform values for the image's Python: manylinux wheels up to the
+# glibc of Debian bookworm (2.36), on the host's architecture (the engine
+# runs images of its own architecture).
+BOOKWORM_GLIBC_MINOR=36
+wheel_platforms() {
+    local arch minor
+    arch=$(uname -m)
+    echo "--platform manylinux2014_$arch"
+    for minor in $(seq 17 "$BOOKWORM_GLIBC_MINOR"); do
+        echo "--platform manylinux_2_${minor}_$arch"
+    done
+}
+
+build_runtime_datascience() {
+    local start ctx parent hash
+    start=$(now)
+    ctx="$BUILD_DIR/runtime-datascience"
+    rm -rf "$ctx"
+    mkdir -p "$ctx"
+    cp "$HERE/runtime-datascience/Dockerfile" "$HERE/runtime-datascience/requirements.txt" "$ctx/"
+    parent=$(image_id "$RUNTIME_TAG") || die "$RUNTIME_TAG is missing"
+    # The wheels follow from the pinned requirements.txt, so they are left
+    # out of the hash and only downloaded when the image is built.
+    hash=$( { echo "parent=$parent"; hash_tree "$ctx"; } | sha256sum | cut -d' ' -f1)
+    if up_to_date "$DATASCIENCE_TAG" "$hash"; then
+        record "$DATASCIENCE_TAG" "up to date" "$start"
+        return 0
+    fi
+
+    [ -x "$PIP" ] || die "$PIP not found (run 'make setup' or set PIP)"
+    # Downloaded on the host, whose pip knows the package index and trusts
+    # the CA, for the image's Python (CPython 3.11, Linux), binary only.
+    log "pip download -> $ctx/wheels"
+    # shellcheck disable=SC2046  # one word per option and value
+    "$PIP" download --quiet --only-binary=:all: --implementation cp --python-version 3.11 \
+        --abi cp311 $(wheel_platforms) --dest "$ctx/wheels" -r "$ctx/requirements.txt"
+
+    log "docker build -> $DATASCIENCE_TAG"
+    docker build --build-arg "RUNTIME_IMAGE=$RUNTIME_TAG" --label "$INPUTS_LABEL=$hash" \
+        -t "$DATASCIENCE_TAG" "$ctx"
+    rm -rf "$ctx/wheels"
+    remove_dangling
+    record "$DATASCIENCE_TAG" "built" "$start"
+}
+
 # --- services -----------------------------------------------------------
 
 build_services() {
@@ -321,6 +372,7 @@ docker info >/dev/null 2>&1 || die "docker engine not reachable (run scripts/ens
 mkdir -p "$BUILD_DIR"
 build_base
 build_runtime
+build_runtime_datascience
 build_services
 
 echo "images:"

@@ -111,6 +111,7 @@ def spawner_request(
             allow_sdist=request.install.allow_sdist,
             allow_install_scripts=request.install.allow_install_scripts,
         ),
+        variant=request.variant,
     )
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contract.limits import RequestLimits
-from services.common.contract.runtimes import RUNTIME_NAMES
+from services.common.contract.runtimes import DATASCIENCE, RUNTIME_NAMES, STANDARD, runtime_name
 from services.common.settings import CommaList
 from services.spawner import seccomp
 
@@ -57,8 +57,11 @@ class SpawnerSettings(BaseSettings):
     # Labels every container and names the cgroup parent; two spawners sharing
     # one Docker host must use different names.
     name: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    # The image of each runtime (contract/runtimes.py): a language's
+    # standard image, and Python's "datascience" variant.
     python_image: str = "sandbox-mesh/runtime:local"
     node_image: str = "sandbox-mesh/runtime:local"
+    python_datascience_image: str = "sandbox-mesh/runtime-datascience:local"
     # OCI runtime for sandbox containers (e.g. runsc where gVisor is installed).
     oci_runtime: str = "runc"
     # An operator's seccomp profile file (the engine's JSON format) used for
@@ -162,6 +165,19 @@ class SpawnerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # Prometheus /metrics over HTTP; empty to turn off.
     metrics_listen: str = "127.0.0.1:9464"
+
+    def runtime_images(self) -> dict[str, str]:
+        """The image of every runtime, by its name ("python-datascience")."""
+        return {
+            runtime_name("python"): self.python_image,
+            runtime_name("node"): self.node_image,
+            runtime_name("python", DATASCIENCE): self.python_datascience_image,
+        }
+
+    def image_for(self, language: str, variant: str = STANDARD) -> str:
+        """The image an execution of `language` in `variant` runs in; the
+        pair has passed check_variant."""
+        return self.runtime_images()[runtime_name(language, variant)]
 
     @field_validator("seccomp_profile")
     @classmethod

@@ -198,13 +198,9 @@ class Provisioner:
             command = handoff.runner_command(f"{sandbox.WORKSPACE}/{handoff.RUNNER_DIR}/{handoff.SOCKET_NAME}")
         return sandbox.SandboxContainer.create(
             self.api,
-            image=image_for(settings, box.key.runtime),
+            image=settings.runtime_images()[box.key.runtime],
             host_config=host_config,
             labels=labels,
             environment={},
             command=command,
         )
-
-
-def image_for(settings: SpawnerSettings, runtime: str) -> str:
-    return settings.python_image if runtime == "python" else settings.node_image

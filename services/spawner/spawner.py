@@ -173,7 +173,7 @@ class Spawner:
         spec = validate_execute(request, self.settings)
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
-        key = PoolKey(runtime_name(spec.language), spec.network)
+        key = PoolKey(runtime_name(spec.language, spec.variant), spec.network)
         limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
         execution = Execution(
             spec,
@@ -232,7 +232,7 @@ class Spawner:
             version=version(),
             capacity=s.capacity,
             free_slots=self.inflight.free_slots,
-            runtime_images={"python": s.python_image, "node": s.node_image},
+            runtime_images=s.runtime_images(),
             oci_runtime=s.oci_runtime,
             available_runtimes=self.available_runtimes,
             limits=pb.LimitRange(

@@ -4,9 +4,9 @@ Everything a request says is checked here, before any container, workspace or
 record exists, and the first violation is reported, naming the field the way
 the proto does ("files[2].path"), so a caller can find what to fix. What
 control checks at its door too (ids, language, files, entry and steps,
-arguments, packages, environment, stdin, the timeout's shape) is one set of
-functions in services/common/contract/requests.py; the memory and CPU ranges
-are the spawner's own.
+arguments, packages, environment, stdin, the image variant, the timeout's
+shape) is one set of functions in services/common/contract/requests.py; the
+memory and CPU ranges are the spawner's own.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ExecutionSpec:
     allow_sdist: bool = False
     allow_install_scripts: bool = False
     network: bool = False  # joins the egress-only network (always with packages)
+    variant: str = ""  # of the language's image: "" standard, "datascience" (contract/runtimes.py)
 
 
 def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSettings) -> ExecutionSpec:
@@ -69,6 +70,7 @@ def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSetti
         allow_sdist=request.install.allow_sdist,
         allow_install_scripts=request.install.allow_install_scripts,
         network=request.network or bool(program.packages),
+        variant=program.variant,
     )
 
 

@@ -22,6 +22,7 @@ from services.spawner.server import start
 from tests.loops import loops_backed_under, mounts_under
 
 RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
+DATASCIENCE_IMAGE = "sandbox-mesh/runtime-datascience:local"
 SECRET = secrets.token_hex(32)
 
 
@@ -38,6 +39,16 @@ def docker_api():
         pytest.fail(f"{RUNTIME_IMAGE} is missing; run `make images`")
     yield api
     api.close()
+
+
+@pytest.fixture(scope="session")
+def datascience_image(docker_api):
+    """The "datascience" variant's image (SPAWNER_PYTHON_DATASCIENCE_IMAGE's default)."""
+    try:
+        docker_api.inspect_image(DATASCIENCE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{DATASCIENCE_IMAGE} is missing; run `make images`")
+    return DATASCIENCE_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -174,6 +174,12 @@ INVALID = [
         "prior_outputs[0].content",
     ),
     ("prior-output-collide", lambda r: r.prior_outputs.extend([F(path="o"), F(path="O")]), "prior_outputs"),
+    ("variant-unknown", _set("variant", "gpu"), "variant"),
+    (
+        "variant-not-for-node",
+        lambda r: (_set("language", common.LANGUAGE_NODE)(r), _set("variant", "datascience")(r)),
+        "variant",
+    ),
 ]
 
 
@@ -202,6 +208,7 @@ def test_invalid(mutate: Mutation, field: str) -> None:
         ),
         pytest.param(_env(**{"A" * 128: "v"}), ("env", {"A" * 128: "v"}), id="env-name-at-max"),
         pytest.param(_env(my_proxy="x"), ("env", {"my_proxy": "x"}), id="env-not-reserved"),
+        pytest.param(_set("variant", "datascience"), ("variant", "datascience"), id="variant-datascience"),
     ],
 )
 def test_boundaries_accepted(mutate: Mutation, expected: tuple[str, object]) -> None:

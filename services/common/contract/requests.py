@@ -1,7 +1,7 @@
 """What an execution request asks to run, judged alike by control at its
 door and by the spawner before it runs anything: language, files, entry or
-steps and their arguments, packages, environment, stdin, and the timeout's
-shape.
+steps and their arguments, packages, environment, stdin, the image variant,
+and the timeout's shape.
 
 Pure functions over the request message: control's ExecuteRequest and the
 spawner's carry these fields under the same names and numbers. Each raises
@@ -21,6 +21,7 @@ from services.common.contract.errors import InvalidArgument
 from services.common.contract.languages import check_language
 from services.common.contract.limits import MAX_ARG_BYTES, MAX_STEPS, MIN_TIMEOUT_MS, RequestLimits
 from services.common.contract.paths import check_path, find_collisions, path_key
+from services.common.contract.runtimes import STANDARD, check_variant
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 
@@ -56,11 +57,13 @@ class Program:
     packages: tuple[Package, ...]
     env: dict[str, str] = field(hash=False)
     stdin: bytes = b""
+    variant: str = STANDARD  # of the language's image (contract/runtimes.py)
 
 
 def check_program(request, limits: RequestLimits) -> Program:
-    """Checks fields 3 to 7 and 9 to 11 of an ExecuteRequest (control's or
-    the spawner's); the caller checks the ids before and `limits` after."""
+    """Checks fields 3 to 7, 9 to 11 and `variant` of an ExecuteRequest
+    (control's or the spawner's); the caller checks the ids before and
+    `limits` after."""
     language = check_language(request.language)
     files = check_files("files", request.files, limits, required=True)
     steps = check_entry_and_steps(request, {path for path, _ in files}, limits)
@@ -74,7 +77,9 @@ def check_program(request, limits: RequestLimits) -> Program:
     args = check_args("args", request.args, limits)
     if request.entry:
         steps = (Step(request.entry, args),)
-    return Program(language, files, steps, packages, env, stdin)
+    # Its number is the last of the fields checked here in both messages.
+    variant = check_variant(language, request.variant)
+    return Program(language, files, steps, packages, env, stdin, variant)
 
 
 def check_files(name: str, files: Sequence, limits: RequestLimits, *, required: bool) -> tuple[tuple[str, bytes], ...]:

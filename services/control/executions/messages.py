@@ -32,6 +32,7 @@ def execution(row: ExecutionRow, files: list[StoredFile] | None = None, *, detai
         finished_at_ms=row.finished_at_ms,
         heartbeat_at_ms=row.heartbeat_at_ms,
         spawner=row.spawner,
+        variant=row.variant,
         stdout_truncated=row.stdout_truncated,
         stderr_truncated=row.stderr_truncated,
     )

@@ -1,4 +1,4 @@
-"""Tables of executions (revisions 0001, 0002 and 0103) and the values the
+"""Tables of executions (revisions 0001, 0002, 0103 and 0104) and the values the
 execution store takes and returns. The tenants' quota row is
 services/control/quotas/models.py.
 
@@ -63,6 +63,8 @@ class ExecutionRow(SQLModel, table=True):
     # timeout) and when the execution took a slot of the mesh (0: waiting).
     slot_debit: float = 0.0
     slot_at_ms: int = Field(default=0, sa_type=BigInteger)
+    # Added by revision 0104: the image variant asked for ("" standard).
+    variant: str = Field(default="", max_length=32)
 
 
 class OutputFileRow(SQLModel, table=True):

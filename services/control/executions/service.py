@@ -53,6 +53,7 @@ class Admission:
     session_id: str
     language: int
     timeout_ms: int
+    variant: str = ""
 
 
 def new_execution_key() -> str:
@@ -107,11 +108,11 @@ class ExecutionService:
         check_id("execution_id", execution_id)
         if request.session_id:
             check_id("session_id", request.session_id)
-        check_program(request, self.limits.requests)
+        program = check_program(request, self.limits.requests)
         timeout_ms = check_timeout_ms(
             request.limits.timeout_ms, default=self.limits.default_timeout_ms, maximum=self.limits.max_timeout_ms
         )
-        return Admission(execution_id, request.session_id, request.language, timeout_ms)
+        return Admission(execution_id, request.session_id, request.language, timeout_ms, program.variant)
 
     def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
         """Reserves the execution inside the caller's write transaction
@@ -124,6 +125,7 @@ class ExecutionService:
             session_id=admission.session_id,
             language=admission.language,
             timeout_ms=admission.timeout_ms,
+            variant=admission.variant,
         )
 
     def launch(

@@ -75,7 +75,15 @@ class ExecutionStore:
         ).one()
 
     def reserve(
-        self, *, key: str, tenant: str, execution_id: str, session_id: str, language: int, timeout_ms: int
+        self,
+        *,
+        key: str,
+        tenant: str,
+        execution_id: str,
+        session_id: str,
+        language: int,
+        timeout_ms: int,
+        variant: str = "",
     ) -> ExecutionRow:
         """Admits one execution in a transaction of its own (see reserve_in)."""
         with self.db.write() as session:
@@ -87,6 +95,7 @@ class ExecutionStore:
                 session_id=session_id,
                 language=language,
                 timeout_ms=timeout_ms,
+                variant=variant,
             )
 
     def reserve_in(
@@ -99,6 +108,7 @@ class ExecutionStore:
         session_id: str,
         language: int,
         timeout_ms: int,
+        variant: str = "",
     ) -> ExecutionRow:
         """Admits one execution inside the caller's write transaction
         (Database.write): quota checks, debits and insert. Raises
@@ -130,6 +140,7 @@ class ExecutionStore:
             execution_id=execution_id,
             session_id=session_id,
             language=language,
+            variant=variant,
             status=QUEUED,
             timeout_ms=timeout_ms,
             cpu_debit=debit,

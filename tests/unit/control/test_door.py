@@ -43,9 +43,24 @@ def test_a_good_request_is_admitted_with_its_timeout():
         (dict(env={"SANDBOX_X": "1"}), 'env["SANDBOX_X"]'),
         (dict(entry="", steps=[common.Step(path="nope.py")]), "steps[0].path"),
         (dict(limits=common.Limits(timeout_ms=5001)), "limits.timeout_ms"),
+        (dict(variant="gpu"), "variant"),
+        (
+            dict(
+                language=common.LANGUAGE_NODE,
+                files=[common.File(path="main.js")],
+                entry="main.js",
+                variant="datascience",
+            ),
+            "variant",
+        ),
     ],
 )
 def test_refused_at_the_door(fields, field):
     with pytest.raises(InvalidArgument) as refused:
         DOOR.check(_request(**fields))
     assert refused.value.field == field
+
+
+def test_the_variant_is_admitted_with_the_request():
+    assert DOOR.check(_request()).variant == ""
+    assert DOOR.check(_request(variant="datascience")).variant == "datascience"

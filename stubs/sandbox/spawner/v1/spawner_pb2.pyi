@@ -30,7 +30,7 @@ class InstallOptions(_message.Message):
     def __init__(self, allow_sdist: _Optional[bool] = ..., allow_install_scripts: _Optional[bool] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("execution_id", "tenant", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "prior_outputs", "install", "network")
+    __slots__ = ("execution_id", "tenant", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "prior_outputs", "install", "network", "variant")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class ExecuteRequest(_message.Message):
     PRIOR_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     INSTALL_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     tenant: str
     language: _execution_pb2.Language
@@ -66,7 +67,8 @@ class ExecuteRequest(_message.Message):
     prior_outputs: _containers.RepeatedCompositeFieldContainer[_execution_pb2.File]
     install: InstallOptions
     network: bool
-    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., prior_outputs: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., network: _Optional[bool] = ...) -> None: ...
+    variant: str
+    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., prior_outputs: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., network: _Optional[bool] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class PhaseEvent(_message.Message):
     __slots__ = ("phase", "elapsed_ms")

@@ -1,0 +1,85 @@
+"""A throw-away PostgreSQL server for the store benchmark, started the way
+the test suite starts its own (tests/integration/control/conftest.py): the
+Debian server binaries run as the `postgres` user from a temporary
+directory, listening on 127.0.0.1 on a free port with the unix socket in
+that directory, trust authentication; stopped and deleted at the end.
+Unlike the suite's, this server keeps fsync on: the figure is meant to be
+what a real deployment would see."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+# Debian's layout (postgresql-<version> packages); PG_BIN overrides it.
+_DEBIAN_PG = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+PG_BIN = pathlib.Path(os.environ.get("PG_BIN") or (_DEBIAN_PG[-1].parent if _DEBIAN_PG else "."))
+
+
+class Unavailable(Exception):
+    """PostgreSQL cannot be started here; the message says why."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_postgres(*args: str) -> None:
+    subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def temporary_server() -> Iterator[str]:
+    """Yields the SQLAlchemy URL of the server's `postgres` database; raises
+    Unavailable (before anything is left behind) when it cannot start."""
+    if not (PG_BIN / "initdb").exists():
+        raise Unavailable(f"no PostgreSQL server binaries in {PG_BIN} (set PG_BIN)")
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        raise Unavailable("no `postgres` user to run the server as") from None
+    if shutil.which("runuser") is None:
+        raise Unavailable("runuser is missing")
+    base = pathlib.Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    data = base / "data"
+    started = False
+    try:
+        os.chmod(base, 0o700)
+        os.chown(base, user.pw_uid, user.pw_gid)
+        port = _free_port()
+        try:
+            _as_postgres(
+                str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+            )
+            started = True
+            _as_postgres(
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=100",
+                "start",
+            )
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            raise Unavailable(f"PostgreSQL did not start: {detail.strip()[:200]}") from None
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if started:
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
