@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import time
 
 ROOT_SEGMENT = "sandbox-mesh"
 MICROSECONDS_PER_SECOND = 1_000_000  # cgroup v2 cpu.stat
@@ -46,6 +47,23 @@ def _read_keyed(path: pathlib.Path, key: str) -> int:
     except (FileNotFoundError, ValueError):
         pass
     return 0
+
+
+def _v1_oom_kills(memory: pathlib.Path) -> int:
+    """cgroup v1 counts OOM kills only where the limit is, the container's
+    own group: add up the parent's children (the container, once)."""
+    total = _read_keyed(memory / "memory.oom_control", "oom_kill")
+    if not memory.is_dir():
+        return total
+    for child in memory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            total += _read_keyed(child / "memory.oom_control", "oom_kill")
+    return total
+
+
+# How long a freeze (or thaw) may take, and how often to look.
+FREEZE_SECONDS = 2.0
+FREEZE_POLL_SECONDS = 0.001
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,8 +127,33 @@ class CgroupParent:
         return CgroupUsage(
             cpu_seconds=_read_int(cpuacct / "cpuacct.usage") / NANOSECONDS_PER_SECOND,
             peak_memory_bytes=_read_int(memory / "memory.max_usage_in_bytes"),
-            oom_kills=_read_keyed(memory / "memory.oom_control", "oom_kill"),
+            oom_kills=_v1_oom_kills(memory),
         )
+
+    def freeze(self) -> None:
+        """Stops every process under the parent where it is, at once (a
+        file write instead of the engine's kill, which waits for the
+        container to be torn down). Raises OSError if it cannot."""
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        """Lets frozen processes run again (a frozen one cannot even die)."""
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        if self.layout.unified:
+            directory = self.layout.root / self.relative
+            (directory / "cgroup.freeze").write_text("1" if frozen else "0")
+            done = lambda: _read_keyed(directory / "cgroup.events", "frozen") == int(frozen)  # noqa: E731
+        else:
+            state = self.layout.root / "freezer" / self.relative / "freezer.state"
+            state.write_text("FROZEN" if frozen else "THAWED")
+            done = lambda: state.read_text().strip() == ("FROZEN" if frozen else "THAWED")  # noqa: E731
+        deadline = time.monotonic() + FREEZE_SECONDS
+        while not done():
+            if time.monotonic() > deadline:
+                raise OSError(f"the cgroup parent did not {'freeze' if frozen else 'thaw'} in {FREEZE_SECONDS} s")
+            time.sleep(FREEZE_POLL_SECONDS)
 
     def directories(self) -> list[pathlib.Path]:
         if self.layout.unified:

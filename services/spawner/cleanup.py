@@ -1,6 +1,7 @@
 """Ends what one sandbox made, in two halves.
 
-`stop` kills the container and reads what it used (from its cgroup parent,
+`stop` freezes (or, where it cannot, kills) the container's processes
+and reads what it used (from its cgroup parent,
 once nothing runs in it, and the engine's OOM flag); the execution's result
 is complete after it. `remove` takes the container, the cgroup parent and
 the workspace away, which is most of the time an execution costs, so the
@@ -15,11 +16,14 @@ is charged whatever else failed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 from services.spawner.cgroups import CgroupParent, CgroupUsage
 from services.spawner.sandbox import SandboxContainer
 from services.spawner.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 # (what, error): what is the metric label, "container", "cgroup" or "workspace".
 OnFailure = Callable[[str, Exception], None]
@@ -35,7 +39,8 @@ def stop(container: SandboxContainer | None, parent: CgroupParent, on_failure: O
     engine_oom = False
     if container is not None:
         try:
-            container.kill()
+            if not _froze(parent):
+                container.kill()
             engine_oom = container.oom_killed()
         except Exception as exc:
             on_failure("container", exc)
@@ -51,6 +56,7 @@ def remove(
     container: SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent, on_failure: OnFailure
 ) -> None:
     if container is not None:
+        _attempt("cgroup", parent.thaw, on_failure)  # a frozen process cannot die
         _attempt("container", container.remove, on_failure)
     _attempt("cgroup", parent.remove, on_failure)
     if workspace is not None:
@@ -67,6 +73,17 @@ def clean_up(
     report = stop(container, parent, on_failure)
     remove(container, workspace, parent, on_failure)
     return report
+
+
+def _froze(parent: CgroupParent) -> bool:
+    """Freezes the sandbox's processes; False (and the engine kills them
+    instead) where the spawner cannot."""
+    try:
+        parent.freeze()
+    except OSError as exc:
+        log.warning("cannot freeze a sandbox, killing it through the engine: %s", exc)
+        return False
+    return True
 
 
 def _attempt(what: str, action: Callable[[], None], on_failure: OnFailure) -> None:

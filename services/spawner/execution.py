@@ -72,6 +72,7 @@ class Execution:
         self._container: sandbox.SandboxContainer | None = None
         self._environment: dict[str, str] = {}  # of every program: its egress proxy and credentials
         self._admitted = False  # told the egress about it (so revoke, and ask what it refused)
+        self._stopped = False  # its sandbox frozen or killed, its usage read
         self._facts = Facts(memory_bytes=spec.memory_bytes, step_count=len(spec.steps))
         self._usage = CgroupUsage()  # measured at clean-up, charged whatever else failed
         self._stdout_bytes = 0
@@ -172,14 +173,13 @@ class Execution:
                 if installed and self._killed() is None:
                     self._run_steps(box, result)
             self._phase(pb.PHASE_FINISHING)
-            if box.container is not None:
-                box.container.kill()  # nothing may write to the outputs while they are read
+            self._stop(box)  # nothing may write to the outputs while they are read
             self._failure = failures.OUTPUTS_NOT_COLLECTED
             self._harvest(box.workspace, result)
             self._facts.workspace_exhausted = box.workspace.exhausted()
             self._failure = failures.SPAWNER_FAILED
         finally:
-            self._stop(box)
+            self._stop(box)  # if it is not yet
         return self._finish(result)
 
     def _adopt(self, container: sandbox.SandboxContainer | None) -> bool:
@@ -344,7 +344,12 @@ class Execution:
 
     def _stop(self, box: Sandbox) -> None:
         """Ends the execution's sandbox and keeps what it used; never raises
-        (services/spawner/cleanup.py)."""
+        (services/spawner/cleanup.py). From now on a cancel has nothing to do."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._container = None
         if self._admitted and self.network is not None:
             try:
                 self.network.revoke(self.spec.execution_id)  # its credentials die with it
@@ -357,8 +362,6 @@ class Execution:
     def _remove(self) -> None:
         """Removes what the sandbox made; never raises."""
         self._provisioner.remove(self._sandbox, self._cleanup_failed)
-        with self._lock:
-            self._container = None
 
     def _cleanup_failed(self, what: str, exc: Exception) -> None:
         self.on_cleanup_failure(what, exc, self.spec.execution_id)

@@ -121,6 +121,7 @@ def _attack(stub, spawner_server, workspace_root, code: str):
     req = request({"main.py": code}, timeout_ms=60_000)
     with DiskSampler(pathlib.Path(workspace_root), req.execution_id) as sampler:
         outcome = execute(stub, req)
+        assert spawner_server.spawner.provisioner.wait_removed(10)  # removed after the result is sent
     assert sampler.image_size == cap, "the workspace's image was never seen"
     assert sampler.image_peak <= cap
     assert sampler.host_peak - sampler.host_before <= cap + HOST_NOISE_BYTES

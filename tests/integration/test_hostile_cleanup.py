@@ -49,6 +49,7 @@ def _run_attack(stub, spawner_server, workspace_root, code: str):
     outcome = execute(stub, req)
     assert outcome.result is not None
     assert outcome.result.usage.cpu_seconds > 0, outcome.result
+    assert spawner_server.spawner.provisioner.wait_removed(30)  # removed after the result is sent
     assert _leftovers(workspace_root, req.execution_id) == []
     assert spawner_server.spawner.cleanup_failures == failures_before
     return outcome

@@ -30,6 +30,12 @@ class Parent:
         self._usage = usage
         self.remove_called = False
 
+    def freeze(self) -> None:
+        raise OSError("no freezer here")
+
+    def thaw(self) -> None:
+        pass
+
     def read(self) -> CgroupUsage:
         if isinstance(self._usage, Exception):
             raise self._usage
