@@ -26,7 +26,7 @@ from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupUsage
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
-from services.spawner.handoff import RunnerProgram
+from services.spawner.handoff import HandoffError, RunnerProgram
 from services.spawner.provision import Provisioner, Sandbox
 from services.spawner.validation import ExecutionSpec
 from services.spawner.workspace import Workspace
@@ -228,7 +228,7 @@ class Execution:
                 for _, data in handle.stream():
                     tail += data
                     del tail[:-_INSTALL_OUTPUT_TAIL]
-            except docker.errors.APIError:
+            except (docker.errors.APIError, HandoffError):
                 if self._killed() is None:
                     raise
             exit_code = _exit_code(handle, self._killed())
@@ -262,9 +262,11 @@ class Execution:
                 try:
                     handle = box.start_program(argv, environment, f"{sandbox.WORKSPACE}/code", stdin=True)
                     self._relay(handle.stream(), index)
-                except docker.errors.APIError:
+                except (docker.errors.APIError, HandoffError):
                     if self._killed() is None:
                         raise
+                if isinstance(handle, RunnerProgram) and handle.violation:
+                    log.warning("execution %s: the runner broke the protocol: %s", spec.execution_id, handle.violation)
                 exit_code = _exit_code(handle, self._killed())
                 duration = handle.finished_at - handle.started_at if handle and handle.finished_at else 0.0
                 ok = exit_code == 0 and self._killed() is None

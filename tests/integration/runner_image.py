@@ -1,0 +1,42 @@
+"""A throw-away runtime image carrying the worktree's runner.py, for tests
+and benchmarks of the runner hand-off; the shared image stays as built."""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import docker
+
+RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
+RUNNER_SOURCE = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime" / "runner.py"
+ROLE = "handoff-test"
+DOCKERFILE = f"""FROM {RUNTIME_IMAGE}
+COPY runner.py /opt/sandbox/runner.py
+LABEL sandbox-mesh.role={ROLE}
+"""
+
+
+@contextlib.contextmanager
+def runner_test_image(api: docker.APIClient) -> Iterator[str]:
+    """Builds the image, yields its tag, removes it afterwards."""
+    tag = f"sandbox-mesh/runtime-handoff-test:{secrets.token_hex(6)}"
+    context = pathlib.Path(tempfile.mkdtemp(prefix="handoff-image-"))
+    try:
+        shutil.copy(RUNNER_SOURCE, context / "runner.py")
+        (context / "runner.py").chmod(0o644)
+        (context / "Dockerfile").write_text(DOCKERFILE)
+        for line in api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True):
+            if "error" in line:
+                raise RuntimeError(f"building {tag}: {line['error']}")
+    finally:
+        shutil.rmtree(context)
+    try:
+        yield tag
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            api.remove_image(tag, force=True)
