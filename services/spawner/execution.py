@@ -132,7 +132,7 @@ class Execution:
             # The result is complete once the sandbox is stopped; removing it
             # takes longer than running a small program, so it happens after
             # the caller has the result (a bounded number at once).
-            deferred = self._provisioner.may_defer_removal()
+            deferred = self._provisioner.may_defer_removal(self._sandbox)
             if not deferred:
                 self._remove()
             with self._lock:
@@ -145,7 +145,7 @@ class Execution:
             self._events.close()
             if deferred:
                 self._remove()
-                self._provisioner.removal_deferred_done()
+                self._provisioner.removal_deferred_done(self._sandbox)
 
     def _run(self) -> pb.ExecuteResult:
         spec = self.spec

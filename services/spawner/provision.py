@@ -85,7 +85,7 @@ class Provisioner:
         # their caller has the result); at most this many at once, past
         # which removal happens before the result again.
         self._deferred_removals = threading.BoundedSemaphore(settings.capacity)
-        self._removing = 0
+        self._removing: set[str] = set()  # tokens of sandboxes removed after their result
         self._removed = threading.Condition()
 
     def plan(self, key: PoolKey, limits: sandbox.ContainerLimits, owner: str = WARM_OWNER) -> Sandbox:
@@ -136,25 +136,31 @@ class Provisioner:
         """Kills everything in the sandbox and reads what it used."""
         return cleanup.stop(box.container, box.parent, on_failure)
 
-    def may_defer_removal(self) -> bool:
+    def may_defer_removal(self, box: Sandbox) -> bool:
         """Whether a stopped sandbox may be removed after its result is sent;
         if so, call removal_deferred_done() once it is removed."""
         if not self._deferred_removals.acquire(blocking=False):
             return False
         with self._removed:
-            self._removing += 1
+            self._removing.add(box.token)
         return True
 
-    def removal_deferred_done(self) -> None:
+    def removal_deferred_done(self, box: Sandbox) -> None:
         self._deferred_removals.release()
         with self._removed:
-            self._removing -= 1
+            self._removing.discard(box.token)
             self._removed.notify_all()
+
+    def removing(self) -> set[str]:
+        """Tokens of sandboxes being removed after their result (owned: the
+        reaper must leave them to their execution)."""
+        with self._removed:
+            return set(self._removing)
 
     def wait_removed(self, timeout_seconds: float) -> bool:
         """Waits until no removal runs after its result; False at the timeout."""
         with self._removed:
-            return self._removed.wait_for(lambda: self._removing == 0, timeout_seconds)
+            return self._removed.wait_for(lambda: not self._removing, timeout_seconds)
 
     def remove(self, box: Sandbox, on_failure: OnFailure) -> None:
         """Removes the stopped sandbox's container, cgroup parent, workspace

@@ -136,7 +136,7 @@ class Spawner:
     def reap(self, min_age_seconds: float = 0.0) -> None:
         """Removes what no execution in flight owns; never raises for one
         item (each failure is logged and counted)."""
-        owned = {e.token for e in self.inflight.all()} | self.pool.tokens()
+        owned = {e.token for e in self.inflight.all()} | self.pool.tokens() | self.provisioner.removing()
         reap(
             self.api,
             self.settings.name,

@@ -103,10 +103,13 @@ class WarmPool:
 
     def _refill_forever(self) -> None:
         while True:
-            self._wake.wait(IDLE_WAKE_SECONDS)
-            self._wake.clear()
             while (key := self._next_to_make()) is not None:
                 self._refill_one(key)
+            self._wake.wait(IDLE_WAKE_SECONDS)
+            self._wake.clear()
+            with self._lock:
+                if self._closed:
+                    return
 
     def _next_to_make(self) -> PoolKey | None:
         """The key furthest below its target that is not backing off; None

@@ -72,16 +72,16 @@ def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) 
         max_timeout_ms=60_000,
         drain_seconds=5,
         secret=SECRET,
-        handoff="exec",
-        warm_pool=(),
+        warm_pool=(),  # tests/integration/test_warm_pool.py runs the pool
     )
     values.update(overrides)
     return SpawnerSettings(**values)
 
 
-@pytest.fixture(scope="session")
-def spawner_server(docker_api, spawner_name, workspace_root):
-    running = start(make_settings(spawner_name, workspace_root))
+# The whole suite runs on both ways a program reaches its sandbox.
+@pytest.fixture(scope="session", params=["runner", "exec"])
+def spawner_server(request, docker_api, spawner_name, workspace_root):
+    running = start(make_settings(spawner_name, workspace_root, handoff=request.param))
     yield running
     running.stop(grace_seconds=5)
     assert_nothing_left(docker_api, spawner_name, workspace_root, running.spawner.cgroups)

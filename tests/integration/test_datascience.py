@@ -73,7 +73,8 @@ def test_the_standard_image_lacks_the_stack(stub):
     assert b"No module named 'numpy'" in outcome.stderr
 
 
-def test_node_has_no_datascience_variant(stub, docker_api, spawner_name, workspace_root):
+def test_node_has_no_datascience_variant(stub, docker_api, spawner_name, workspace_root, spawner_server):
+    assert spawner_server.spawner.provisioner.wait_removed(10)  # what earlier tests ran is gone
     req = request({"main.js": "console.log(1)"}, language="node", variant="datascience")
     with pytest.raises(grpc.RpcError) as refused:
         collect(stub.Execute(req, timeout=30))
