@@ -105,17 +105,25 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
             # its gRPC service (admissions, decisions) does not.
             outcome = execute(stub, request({"main.py": PROBE}, network=True), timeout=120)
             assert outcome.stdout == b"3128 open\n50053 closed\n", (outcome.stdout, outcome.stderr)
-            # One network per slot, each internal, IPv6 off, no host address,
-            # with the egress on it; the egress routes nothing between them.
+            # One network per slot and per warm sandbox with a network (the
+            # default SPAWNER_WARM_POOL has four), each internal, IPv6 off, no
+            # host address, with the egress on it and at most one sandbox (a
+            # warm one waiting, or one being removed after its result); the
+            # egress routes nothing between them.
             pool = docker_api.networks(
                 filters={"label": ["sandbox-mesh.role=sandbox-network", f"sandbox-mesh.spawner=compose-{suffix}"]}
             )
-            assert len(pool) == 4, pool
+            assert len(pool) == 4 + 4, pool
             for summary in pool:
                 network = docker_api.inspect_network(summary["Id"])
                 assert network["Internal"] is True and network["EnableIPv6"] is False, network
                 assert network["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true", network
-                assert set(network["Containers"]) == {egress["Id"]}, network
+                others = set(network["Containers"]) - {egress["Id"]}
+                assert egress["Id"] in network["Containers"] and len(others) <= 1, network
+                for other in others:
+                    labels = docker_api.inspect_container(other)["Config"]["Labels"]
+                    assert labels["sandbox-mesh.role"] == "sandbox", labels
+                    assert labels["sandbox-mesh.spawner"] == f"compose-{suffix}", labels
             read_forwarding = docker_api.exec_create(egress["Id"], ["cat", "/proc/sys/net/ipv4/ip_forward"])
             assert docker_api.exec_start(read_forwarding).strip() == b"0"
         # Clients call control, which relays to the spawner and keeps the record and files.

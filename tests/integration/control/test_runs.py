@@ -295,7 +295,7 @@ def test_upgrade_from_0100_adds_the_run_tables(database_url):
     old.dispose()
     upgraded = Database(database_url)
     upgraded.migrate()
-    assert upgraded.revision() == head_revision() == "0103"
+    assert upgraded.revision() == head_revision()
     tables = set(sa.inspect(upgraded.engine).get_table_names())
     assert {"runs", "run_paths"} <= tables
     assert ArtifactService(upgraded, ArtifactLimits()).get("t", "art_old").revision == 1
