@@ -40,10 +40,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip insta
 import docker  # noqa: E402
 import grpc  # noqa: E402
 
-from bench import calls, figures, postgres, store_rate  # noqa: E402
+from bench import calls, figures, store_rate  # noqa: E402
 from bench.mesh import MIB, Mesh, own_mesh, target_mesh  # noqa: E402
 from bench.report import print_report, targets  # noqa: E402
 from sandbox.control.v1 import control_pb2 as pb  # noqa: E402
+from tests import postgres  # noqa: E402
 
 MAX_ROUNDS = 500
 MAX_DURATION = 300.0
@@ -107,8 +108,8 @@ def store_figures(args: argparse.Namespace) -> dict:
     bounds = dict(executions=args.store_executions, threads=STORE_THREADS, max_seconds=args.duration * 2)
     result: dict[str, Any] = {"sqlite": store_rate.sqlite_rate(**bounds)}
     try:
-        with postgres.temporary_server() as url:
-            result["postgresql"] = store_rate.rate(url, **bounds)
+        with postgres.temporary_server("bench-pg-", fsync=True, max_connections=100) as base_url:
+            result["postgresql"] = store_rate.rate(f"{base_url}/postgres", **bounds)
     except postgres.Unavailable as exc:
         result["postgresql"] = {"error": f"n/a ({exc})"}
     except Exception as exc:

@@ -39,9 +39,11 @@ def stop(container: SandboxContainer | None, parent: CgroupParent, on_failure: O
     engine_oom = False
     if container is not None:
         try:
+            # Frozen, the cgroup's own OOM count is the whole story (read
+            # below); killed, the engine's flag is read as well.
             if not _froze(parent):
                 container.kill()
-            engine_oom = container.oom_killed()
+                engine_oom = container.oom_killed()
         except Exception as exc:
             on_failure("container", exc)
     usage = CgroupUsage()

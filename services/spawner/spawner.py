@@ -71,21 +71,26 @@ class Spawner:
         self._sweeper_stop = threading.Event()
         self.cleanup_failures = 0
         self._workers: list[threading.Thread] = []
-        self.network = self._network_access(settings, api)
+        pool_targets = _pool_targets(settings)
+        self.network = self._network_access(
+            settings, api, warm_with_network=sum(n for key, n in pool_targets.items() if key.network)
+        )
         self.provisioner = Provisioner(settings, api, self.cgroups, self.network)
         self.default_limits = sandbox.ContainerLimits(settings.default_memory_bytes, settings.default_cpus)
         self.pool = WarmPool(
-            _pool_targets(settings, with_network=self.network is not None),
+            pool_targets,
             plan=lambda key: self.provisioner.plan(key, self.default_limits),
             build=self._build_warm,
-            destroy=lambda box: self._destroy_warm(box),
+            destroy=self._destroy_warm,
             alive=_looks_alive,
             on_refilled=self.metrics.warm_refilled,
             on_refill_failed=lambda key, exc: self.metrics.warm_refill_failed(key),
         )
         self.metrics.watch_pool(self.pool)
 
-    def _network_access(self, settings: SpawnerSettings, api: docker.APIClient) -> NetworkAccess | None:
+    def _network_access(
+        self, settings: SpawnerSettings, api: docker.APIClient, warm_with_network: int
+    ) -> NetworkAccess | None:
         if not settings.egress_container:
             return None
         mint = None
@@ -118,7 +123,6 @@ class Spawner:
         # One network per slot and per warm sandbox with a network, made
         # now: a spawner that cannot make them (the engine's address pools
         # exhausted, say) does not start.
-        warm_with_network = sum(n for key, n in _pool_targets(settings, with_network=True).items() if key.network)
         try:
             pool.fill(settings.capacity + warm_with_network)
         except NetworkPoolError as exc:
@@ -294,9 +298,10 @@ class Spawner:
             self.cleanup_failures += 1
 
 
-def _pool_targets(settings: SpawnerSettings, with_network: bool) -> dict[PoolKey, int]:
+def _pool_targets(settings: SpawnerSettings) -> dict[PoolKey, int]:
     """The warm pool's targets; those with a network only with an egress."""
     targets = {PoolKey(runtime, network): n for (runtime, network), n in settings.warm_pool_targets.items()}
+    with_network = bool(settings.egress_container)
     if not with_network and any(key.network for key in targets):
         log.info("warm pool: no egress, so no warm sandboxes with a network")
     return {key: n for key, n in targets.items() if with_network or not key.network}

@@ -77,3 +77,22 @@ def test_the_usage_is_read_before_anything_is_removed():
     assert report.usage == USAGE and report.engine_oom is False  # the kill failed, so no flag was read
     assert not container.remove_called and not parent.remove_called
     assert failures == ["container"]
+
+
+class FreezableParent(Parent):
+    def __init__(self, usage: CgroupUsage):
+        super().__init__(usage)
+        self.frozen = False
+
+    def freeze(self) -> None:
+        self.frozen = True
+
+    def thaw(self) -> None:
+        self.frozen = False
+
+
+def test_a_frozen_sandbox_is_not_killed_through_the_engine_before_its_result():
+    container, parent, failures = BrokenContainer(), FreezableParent(USAGE), []
+    report = stop(container, parent, lambda what, exc: failures.append(what))
+    assert parent.frozen and report.usage == USAGE and report.engine_oom is False
+    assert failures == []  # the engine's kill (which would fail here) was never called

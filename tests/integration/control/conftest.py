@@ -11,14 +11,7 @@ fresh one.
 from __future__ import annotations
 
 import contextlib
-import os
-import pathlib
-import pwd
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 
 import grpc
 import psycopg
@@ -31,58 +24,21 @@ from services.control.db import Database
 from services.control.server import start as start_control
 from services.spawner.server import start as start_spawner
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
+from tests.postgres import Unavailable, temporary_server
 
-# Debian's layout (postgresql-<version> packages); PG_BIN overrides it.
-_DEBIAN_PG = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-PG_BIN = pathlib.Path(os.environ.get("PG_BIN") or (_DEBIAN_PG[-1].parent if _DEBIAN_PG else "."))
 TENANT_KEYS = {name: secrets.token_hex(16) for name in ("tenant-a", "tenant-b", "tenant-c")}
 # tenant-c has a tiny CPU budget.
 TENANT_QUOTAS = {"tenant-c": {"daily_cpu_seconds": 5}}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _as_postgres(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, text=True)
-
-
 @pytest.fixture(scope="session")
 def postgres():
     """Base URL (no database name) of a throw-away PostgreSQL server."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL server binaries not found in {PG_BIN} (set PG_BIN)")
-    base = pathlib.Path(tempfile.mkdtemp(prefix="control-pg-"))
-    user = pwd.getpwnam("postgres")
-    os.chmod(base, 0o700)
-    os.chown(base, user.pw_uid, user.pw_gid)
-    data = base / "data"
-    port = _free_port()
     try:
-        _as_postgres(
-            str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
-        )
-        _as_postgres(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(base / "log"),
-            "-w",
-            "-t",
-            "30",
-            "-o",
-            f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=300 -c fsync=off",
-            "start",
-        )
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base)
+        with temporary_server("control-pg-", fsync=False, max_connections=300) as base_url:
+            yield base_url
+    except Unavailable as exc:
+        pytest.fail(str(exc))
 
 
 def new_postgres_database(base_url: str) -> str:

@@ -1,10 +1,10 @@
-"""A throw-away PostgreSQL server for the store benchmark, started the way
-the test suite starts its own (tests/integration/control/conftest.py): the
-Debian server binaries run as the `postgres` user from a temporary
-directory, listening on 127.0.0.1 on a free port with the unix socket in
-that directory, trust authentication; stopped and deleted at the end.
-Unlike the suite's, this server keeps fsync on: the figure is meant to be
-what a real deployment would see."""
+"""A throw-away PostgreSQL server, for the test suite
+(tests/integration/control/conftest.py) and the store benchmark
+(bench/bench_mesh.py): the Debian server binaries run as the `postgres`
+user from a temporary directory, listening on 127.0.0.1 on a free port with
+the unix socket in that directory, trust authentication; stopped and
+deleted at the end. The suite turns fsync off (speed); the benchmark keeps
+it on, to see what a real deployment would."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def _as_postgres(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def temporary_server() -> Iterator[str]:
-    """Yields the SQLAlchemy URL of the server's `postgres` database; raises
+def temporary_server(prefix: str, *, fsync: bool, max_connections: int) -> Iterator[str]:
+    """Yields the server's SQLAlchemy base URL (no database name); raises
     Unavailable (before anything is left behind) when it cannot start."""
     if not (PG_BIN / "initdb").exists():
         raise Unavailable(f"no PostgreSQL server binaries in {PG_BIN} (set PG_BIN)")
@@ -49,7 +49,7 @@ def temporary_server() -> Iterator[str]:
         raise Unavailable("no `postgres` user to run the server as") from None
     if shutil.which("runuser") is None:
         raise Unavailable("runuser is missing")
-    base = pathlib.Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    base = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
     data = base / "data"
     started = False
     try:
@@ -71,13 +71,14 @@ def temporary_server() -> Iterator[str]:
                 "-t",
                 "30",
                 "-o",
-                f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=100",
+                f"-h 127.0.0.1 -p {port} -k {base} -c max_connections={max_connections}"
+                f" -c fsync={'on' if fsync else 'off'}",
                 "start",
             )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             detail = getattr(exc, "stderr", "") or str(exc)
             raise Unavailable(f"PostgreSQL did not start: {detail.strip()[:200]}") from None
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         if started:
             with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
