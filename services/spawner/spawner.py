@@ -308,9 +308,12 @@ def _pool_targets(settings: SpawnerSettings) -> dict[PoolKey, int]:
 
 
 def _looks_alive(box: Sandbox) -> bool:
-    """Whether a warm sandbox is still there to run a program (its runner
-    has not hung up); with `docker exec` there is nothing cheap to ask."""
-    return box.runner is None or box.runner.alive()
+    """Whether a warm sandbox is still there to run a program: its runner
+    has not hung up (no engine call), or with `docker exec`, the engine says
+    it runs."""
+    if box.runner is not None:
+        return box.runner.alive()
+    return box.container is not None and box.container.running()
 
 
 def _max_lifetime_seconds(settings: SpawnerSettings) -> float:

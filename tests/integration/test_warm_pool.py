@@ -178,3 +178,43 @@ def test_warm_sandboxes_of_a_crashed_spawner_are_reaped_at_the_next_start(docker
     finally:
         successor.stop(grace_seconds=5)
     assert_nothing_left(docker_api, crashed.name, crashed.root, successor.spawner.cgroups)
+
+
+LEAVE_TRACES = """
+import os, subprocess
+subprocess.Popen(['sleep', '300'], start_new_session=True)
+open('/tmp/trace', 'w').write('left')
+open('/workspace/trace', 'w').write('left')
+print('left traces', flush=True)
+"""
+
+LOOK_FOR_TRACES = """
+import os
+sleepers = [p for p in os.listdir('/proc') if p.isdigit()
+            and open(f'/proc/{p}/cmdline', 'rb').read().startswith(b'sleep')]
+print(sleepers, os.path.exists('/tmp/trace'), os.path.exists('/workspace/trace'))
+"""
+
+
+def test_what_one_execution_leaves_behind_never_reaches_the_next(pooled):
+    running, stub, _ = pooled
+    wait_full(running, PYTHON)
+    first = execute(stub, program({"main.py": LEAVE_TRACES}))
+    assert first.stdout == b"left traces\n"
+    wait_full(running, PYTHON)
+    second = execute(stub, program({"main.py": LOOK_FOR_TRACES}))
+    assert second.stdout == b"[] False False\n", second.stderr
+
+
+def test_warm_sandboxes_that_died_while_waiting_are_not_used(pooled, docker_api):
+    running, stub, name = pooled
+    wait_full(running, PYTHON)
+    failures_before = running.spawner.cleanup_failures
+    for container in warm_containers(docker_api, name):
+        if container["State"] == "running":
+            docker_api.kill(container["Id"])  # as an engine restart would
+    outcome = execute(stub, program({"main.py": "print('still served')"}))
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+    assert outcome.stdout == b"still served\n"
+    wait_full(running, PYTHON)
+    assert running.spawner.cleanup_failures == failures_before
