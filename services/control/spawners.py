@@ -78,9 +78,15 @@ class SpawnerPool:
         return info
 
     def pick(self) -> Spawner | None:
-        """The healthy spawner with the most free slots, or None when none has one."""
+        """The healthy spawner with the most free slots, or None when none has
+        one. With one healthy spawner there is nothing to compare: it is
+        called at once (a full one refuses with no free slot, and the relay
+        asks again), which saves an Info round trip per execution."""
+        healthy = self.healthy()
+        if len(healthy) == 1:
+            return healthy[0]
         best, best_free = None, 0
-        for spawner in self.healthy():
+        for spawner in healthy:
             info = self._info(spawner)
             if info is not None and info.free_slots > best_free:
                 best, best_free = spawner, info.free_slots
