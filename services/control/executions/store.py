@@ -55,11 +55,7 @@ class ExecutionStore:
     # ---- quota and admission -------------------------------------------
 
     def _in_flight(self, session: Session, tenant: str) -> int:
-        return session.exec(
-            select(func.count())
-            .select_from(ExecutionRow)
-            .where(ExecutionRow.tenant == tenant, col(ExecutionRow.status).in_(states.NONTERMINAL))
-        ).one()
+        return session.connection().execute(statements.IN_FLIGHT, {"b_tenant": tenant}).scalar_one()
 
     def _slots_held(self, session: Session, tenant: str) -> int:
         """The tenant's executions holding a slot of the mesh, whichever
@@ -127,8 +123,7 @@ class ExecutionStore:
         connection = session.connection()
         if connection.execute(statements.DUPLICATE, {"b_tenant": tenant, "b_id": execution_id}).first() is not None:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
-        in_flight = connection.execute(statements.IN_FLIGHT, {"b_tenant": tenant}).scalar_one()
-        accounting.check_admission(tenant, limits, quota, in_flight, debit)
+        accounting.check_admission(tenant, limits, quota, self._in_flight(session, tenant), debit)
         quota.cpu_seconds_debited += debit
         quota.slot_seconds_debited += debit
         quota.stored_executions += 1
