@@ -52,6 +52,8 @@ MAX_STREAM_MB = 500
 MAX_STORE_EXECUTIONS = 100_000
 STORE_THREADS = 4
 CONCURRENCY = 4
+# The figures that need a mesh (all but "store").
+MESH_FIGURES = ("hello", "throughput", "streaming", "pip")
 
 
 def parse_args() -> argparse.Namespace:
@@ -203,7 +205,12 @@ def main() -> None:
         "figures": {},
     }
     try:
-        if args.target:
+        if args.only == "store":
+            # Control's store alone: no mesh to start for it.
+            report["mode"] = "control's store alone (no mesh)"
+            report["figures"] = {name: {"error": "n/a (not selected)"} for name in MESH_FIGURES}
+            measure(report, "store", {"store"}, lambda: store_figures(args))
+        elif args.target:
             run(args, target_mesh(args.target, args.tenant, pathlib.Path(args.env_file)), report)
         else:
             cap = max(64 * MIB, args.stream_mb * 1_000_000 + MIB)

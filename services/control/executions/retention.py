@@ -150,7 +150,7 @@ class RetentionSweeper:
             session.execute(sa.delete(ExecutionRow).where(col(ExecutionRow.key) == key))
             quota.stored_executions -= 1
             quota.stored_output_bytes -= sum(f.size for f in files)
-            session.add(quota)
+            ledger.save(session, quota)
             return [f.sha256 for f in files]
 
     # ---- blobs ---------------------------------------------------------------

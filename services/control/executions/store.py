@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 from services.control.config import QuotaLimits
 from services.control.db import Database, rows_changed
 from services.control.errors import AlreadyExists, NotFound
-from services.control.executions import states
+from services.control.executions import statements, states
 from services.control.executions.models import (
     QUEUED,
     RUNNING,
@@ -55,11 +55,7 @@ class ExecutionStore:
     # ---- quota and admission -------------------------------------------
 
     def _in_flight(self, session: Session, tenant: str) -> int:
-        return session.exec(
-            select(func.count())
-            .select_from(ExecutionRow)
-            .where(ExecutionRow.tenant == tenant, col(ExecutionRow.status).in_(states.NONTERMINAL))
-        ).one()
+        return session.connection().execute(statements.IN_FLIGHT, {"b_tenant": tenant}).scalar_one()
 
     def _slots_held(self, session: Session, tenant: str) -> int:
         """The tenant's executions holding a slot of the mesh, whichever
@@ -124,16 +120,14 @@ class ExecutionStore:
         now = self.clock()
         today = utc_day(now)
         quota = ledger.lock(session, tenant, today)
-        duplicate = session.exec(
-            select(ExecutionRow.key).where(ExecutionRow.tenant == tenant, ExecutionRow.execution_id == execution_id)
-        ).first()
-        if duplicate is not None:
+        connection = session.connection()
+        if connection.execute(statements.DUPLICATE, {"b_tenant": tenant, "b_id": execution_id}).first() is not None:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
         accounting.check_admission(tenant, limits, quota, self._in_flight(session, tenant), debit)
         quota.cpu_seconds_debited += debit
         quota.slot_seconds_debited += debit
         quota.stored_executions += 1
-        session.add(quota)
+        ledger.save(session, quota)
         row = ExecutionRow(
             key=key,
             tenant=tenant,
@@ -149,9 +143,8 @@ class ExecutionStore:
             created_at_ms=now,
             heartbeat_at_ms=now,
         )
-        session.add(row)
         try:
-            session.flush()
+            connection.execute(statements.INSERT, statements.row_values(row))
         except sa.exc.IntegrityError:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists") from None
         return row
@@ -176,13 +169,8 @@ class ExecutionStore:
     # ---- transitions ---------------------------------------------------
 
     def _conditional(self, session: Session, key: str, target: str, **values) -> bool:
-        changed = rows_changed(
-            session,
-            sa.update(ExecutionRow)
-            .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.sources(target)))
-            .values(status=target, **values),
-        )
-        return changed == 1
+        result = session.connection().execute(statements.TRANSITION, statements.transition(key, target, **values))
+        return result.rowcount == 1
 
     def advance(self, key: str, target: str) -> bool:
         """Moves a live execution forward (installing, running). False when
@@ -240,44 +228,55 @@ class ExecutionStore:
         if verdict.status not in states.TERMINAL:
             raise ValueError(f"{verdict.status} is not terminal")
         with self.db.write() as session:
-            row = session.get(ExecutionRow, key)
-            if row is None or row.status in states.TERMINAL:
+            connection = session.connection()
+            found = connection.execute(statements.TENANT_AND_STATUS, {"b_key": key}).first()
+            if found is None or found.status in states.TERMINAL:
                 return False
             now = self.clock()
-            quota = ledger.lock(session, row.tenant, utc_day(now))
-            # Read again as committed now that the tenant's row is held.
-            row = session.get(ExecutionRow, key, populate_existing=True)
-            if row is None or row.status in states.TERMINAL:
-                return False
-            limit = self.limits_for(row.tenant).max_stored_output_bytes
+            # The tenant's row first (ledger.py); the move below is still
+            # conditional: another verdict may have come in meanwhile.
+            quota = ledger.lock(session, found.tenant, utc_day(now))
+            limit = self.limits_for(found.tenant).max_stored_output_bytes
             kept, dropped = accounting.fit_outputs(files, limit - quota.stored_output_bytes)
             verdict = accounting.with_dropped_outputs(verdict, dropped, quota.stored_output_bytes, limit)
-            values = dict(
-                error_code=verdict.error_code,
-                error_message=verdict.error_message,
-                exit_code=verdict.exit_code,
-                finished_at_ms=now,
-            )
-            for name in ("usage_json", "steps_json", "dropped_json", "stdout_preview", "stderr_preview"):
-                if getattr(verdict, name) is not None:
-                    values[name] = getattr(verdict, name)
-            if verdict.stdout_preview is not None:
-                values["stdout_truncated"] = verdict.stdout_truncated
-            if verdict.stderr_preview is not None:
-                values["stderr_truncated"] = verdict.stderr_truncated
-            if not self._conditional(session, key, verdict.status, **values):
+            moved = connection.execute(
+                statements.VERDICT, statements.transition(key, verdict.status, **self._verdict_values(verdict, now))
+            ).first()
+            if moved is None:
                 return False
-            for stored in kept:
-                session.add(OutputFileRow(execution_key=key, path=stored.path, size=stored.size, sha256=stored.sha256))
+            if kept:
+                connection.execute(
+                    statements.INSERT_FILE,
+                    [dict(execution_key=key, path=f.path, size=f.size, sha256=f.sha256) for f in kept],
+                )
             quota.stored_output_bytes += sum(stored.size for stored in kept)
             # A debit of an earlier day is settled against that day, which is over.
-            if quota.day == row.debit_day:
+            if quota.day == moved.debit_day:
                 if verdict.cpu_seconds is not None:
-                    quota.cpu_seconds_debited += max(0.0, verdict.cpu_seconds) - row.cpu_debit
-                used = accounting.slot_seconds_used(row.slot_at_ms, bool(row.spawner), now)
-                quota.slot_seconds_debited += used - row.slot_debit
-            session.add(quota)
+                    quota.cpu_seconds_debited += max(0.0, verdict.cpu_seconds) - moved.cpu_debit
+                used = accounting.slot_seconds_used(moved.slot_at_ms, bool(moved.spawner), now)
+                quota.slot_seconds_debited += used - moved.slot_debit
+            ledger.save(session, quota)
             return True
+
+    @staticmethod
+    def _verdict_values(verdict: Verdict, now: int) -> dict[str, object]:
+        """The columns a verdict sets (a preview or report it lacks keeps
+        what the row has)."""
+        values: dict[str, object] = dict(
+            error_code=verdict.error_code,
+            error_message=verdict.error_message,
+            exit_code=verdict.exit_code,
+            finished_at_ms=now,
+        )
+        for name in ("usage_json", "steps_json", "dropped_json", "stdout_preview", "stderr_preview"):
+            if getattr(verdict, name) is not None:
+                values[name] = getattr(verdict, name)
+        if verdict.stdout_preview is not None:
+            values["stdout_truncated"] = verdict.stdout_truncated
+        if verdict.stderr_preview is not None:
+            values["stderr_truncated"] = verdict.stderr_truncated
+        return values
 
     def discard(self, key: str) -> bool:
         """Removes an execution that never started (the spawner refused it,
@@ -302,7 +301,7 @@ class ExecutionStore:
             if quota.day == row.debit_day:
                 quota.cpu_seconds_debited -= row.cpu_debit
                 quota.slot_seconds_debited -= row.slot_debit
-            session.add(quota)
+            ledger.save(session, quota)
             return True
 
     def flush(self, heartbeats: Sequence[str], previews: dict[str, Previews]) -> None:

@@ -1,10 +1,10 @@
 """The SQL of the tenant's quota row, inside the caller's transaction.
 
 Every write that a quota limits starts by locking the tenant's row (`lock`):
-on PostgreSQL `SELECT ... FOR UPDATE` after an `INSERT ... ON CONFLICT DO
-NOTHING`; on SQLite the transaction already holds the database write lock
-(`BEGIN IMMEDIATE`). Checks and changes of the row then cannot interleave
-with another writer's. Writers that also change an execution row lock the
+on PostgreSQL `SELECT ... FOR UPDATE` (after an `INSERT ... ON CONFLICT DO
+NOTHING` when the tenant has no row yet); on SQLite the transaction already
+holds the database write lock (`BEGIN IMMEDIATE`). Checks and changes of the
+row (`save`) then cannot interleave with another writer's. Writers that also change an execution row lock the
 tenant's row first, so two of them never wait on each other in opposite
 order.
 """
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from services.control.config import QuotaLimits
 from services.control.quotas import accounting
@@ -36,19 +37,41 @@ def utc_day(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / MS_PER_SECOND, datetime.UTC).strftime("%Y-%m-%d")
 
 
+# Built once: SQLAlchemy finds their compiled form in its cache by the
+# statement itself, without building a cache key per call (the ORM's
+# per-call statement building was most of an admission's time).
+_TABLE = TenantQuota.metadata.tables[TenantQuota.__tablename__]
+_COLUMNS = [_TABLE.c[name] for name in ("tenant", "day", *ZEROS)]
+_SELECT_LOCKED = sa.select(*_COLUMNS).where(_TABLE.c.tenant == sa.bindparam("b_tenant")).with_for_update()
+_CREATE = {
+    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["tenant"]),
+    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["tenant"]),
+}
+_SAVE = sa.update(_TABLE).where(_TABLE.c.tenant == sa.bindparam("b_tenant"))
+
+
 def lock(session: Session, tenant: str, today: str) -> TenantQuota:
     """The tenant's row, created when missing, locked until the transaction
-    ends; on a new day its daily debits start again from zero."""
-    table = TenantQuota.metadata.tables[TenantQuota.__tablename__]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    session.execute(insert.values(tenant=tenant, day=today, **ZEROS).on_conflict_do_nothing(index_elements=["tenant"]))
-    quota = session.exec(select(TenantQuota).where(TenantQuota.tenant == tenant).with_for_update()).one()
+    ends; on a new day its daily debits start again from zero. The row
+    returned is a copy outside the session: changes to it are written by
+    `save`."""
+    connection = session.connection()
+    found = connection.execute(_SELECT_LOCKED, {"b_tenant": tenant}).first()
+    if found is None:
+        connection.execute(_CREATE[connection.dialect.name], {"tenant": tenant, "day": today, **ZEROS})
+        found = connection.execute(_SELECT_LOCKED, {"b_tenant": tenant}).one()
+    quota = TenantQuota(**found._asdict())
     if quota.day != today:
         quota.day = today
         quota.cpu_seconds_debited = 0.0
         quota.slot_seconds_debited = 0.0
     return quota
+
+
+def save(session: Session, quota: TenantQuota) -> None:
+    """Writes back a row `lock` returned (in the same transaction, still locked)."""
+    values = {name: getattr(quota, name) for name in ("day", *ZEROS)}
+    session.connection().execute(_SAVE, {"b_tenant": quota.tenant, **values})
 
 
 def read(session: Session, tenant: str) -> TenantQuota | None:
@@ -67,7 +90,7 @@ def charge_artifacts(
     )
     quota.stored_artifacts += artifacts
     quota.stored_artifact_bytes += artifact_bytes
-    session.add(quota)
+    save(session, quota)
 
 
 def credit_artifacts(session: Session, tenant: str, today: str, *, artifacts: int = 0, artifact_bytes: int = 0) -> None:
@@ -75,4 +98,4 @@ def credit_artifacts(session: Session, tenant: str, today: str, *, artifacts: in
     quota = lock(session, tenant, today)
     quota.stored_artifacts -= artifacts
     quota.stored_artifact_bytes -= artifact_bytes
-    session.add(quota)
+    save(session, quota)

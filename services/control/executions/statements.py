@@ -1,0 +1,57 @@
+"""The execution store's statements on its hot paths (admission, moves,
+verdicts), built once as SQLAlchemy Core.
+
+A statement built per call costs a cache key per call, and the ORM's
+unit of work (identity map, flush) costs more than the SQL it runs: they
+were most of an admission's time. Built once, each statement finds its
+compiled form in SQLAlchemy's cache at the price of a lookup. Values come
+in as parameters; the ones of the WHERE clauses are named `b_*`, apart from
+the columns that an INSERT or an UPDATE's SET takes from the same
+parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.control.executions import states
+from services.control.executions.models import ExecutionRow, OutputFileRow
+
+EXECUTIONS = ExecutionRow.metadata.tables[ExecutionRow.__tablename__]
+OUTPUT_FILES = OutputFileRow.metadata.tables[OutputFileRow.__tablename__]
+_LIVE = EXECUTIONS.c.status.in_(sorted(states.NONTERMINAL))
+_THIS_TENANT = EXECUTIONS.c.tenant == sa.bindparam("b_tenant")
+_THIS_EXECUTION = EXECUTIONS.c.key == sa.bindparam("b_key")
+
+# The caller's id taken already (the unique constraint stays the last word).
+DUPLICATE = sa.select(EXECUTIONS.c.key).where(_THIS_TENANT, EXECUTIONS.c.execution_id == sa.bindparam("b_id")).limit(1)
+IN_FLIGHT = sa.select(sa.func.count()).select_from(EXECUTIONS).where(_THIS_TENANT, _LIVE)
+INSERT = sa.insert(EXECUTIONS)
+INSERT_FILE = sa.insert(OUTPUT_FILES)
+TENANT_AND_STATUS = sa.select(EXECUTIONS.c.tenant, EXECUTIONS.c.status).where(_THIS_EXECUTION)
+# A move allowed by the transition table: `WHERE status IN sources(target)`.
+TRANSITION = sa.update(EXECUTIONS).where(
+    _THIS_EXECUTION, EXECUTIONS.c.status.in_(sa.bindparam("b_sources", expanding=True))
+)
+# The verdict's move, returning what its settlement needs as the update left
+# the row (a spawner assigned meanwhile included).
+VERDICT = TRANSITION.returning(
+    EXECUTIONS.c.debit_day,
+    EXECUTIONS.c.cpu_debit,
+    EXECUTIONS.c.slot_debit,
+    EXECUTIONS.c.slot_at_ms,
+    EXECUTIONS.c.spawner,
+)
+
+
+def transition(key: str, target: str, **values: Any) -> dict[str, Any]:
+    """The parameters of TRANSITION or VERDICT: moves `key` to `target`,
+    setting `values` too, only from a state the table allows."""
+    return {"b_key": key, "b_sources": states.sources(target), "status": target, **values}
+
+
+def row_values(row: ExecutionRow) -> dict[str, Any]:
+    """Every column of a new row, as INSERT takes them."""
+    return {column.name: getattr(row, column.name) for column in EXECUTIONS.columns}
