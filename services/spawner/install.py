@@ -26,6 +26,10 @@ def install_command(language: str, requirements: list[str], *, allow_sdist: bool
             "--no-cache-dir",
             "--progress-bar",
             "off",
+            # No .pyc files: the sandbox never writes them either
+            # (PYTHONDONTWRITEBYTECODE), and compiling numpy and pandas is
+            # most of an install's time once the wheels come from the cache.
+            "--no-compile",
             "--target",
             PYTHON_TARGET,
         ]

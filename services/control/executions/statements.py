@@ -31,6 +31,17 @@ IN_FLIGHT = sa.select(sa.func.count()).select_from(EXECUTIONS).where(_THIS_TENAN
 INSERT = sa.insert(EXECUTIONS)
 INSERT_FILE = sa.insert(OUTPUT_FILES)
 TENANT_AND_STATUS = sa.select(EXECUTIONS.c.tenant, EXECUTIONS.c.status).where(_THIS_EXECUTION)
+# The tenant's executions holding a slot of the mesh, through any replica.
+SLOTS_HELD = sa.select(sa.func.count()).select_from(EXECUTIONS).where(_THIS_TENANT, _LIVE, EXECUTIONS.c.slot_at_ms > 0)
+# Takes a slot for a live execution that holds none yet.
+CLAIM_SLOT = sa.update(EXECUTIONS).where(_THIS_EXECUTION, _LIVE, EXECUTIONS.c.slot_at_ms == 0)
+# Names the spawner of a live execution; it holds a slot from now on, unless
+# a claim already gave it one.
+ASSIGN_SPAWNER = (
+    sa.update(EXECUTIONS)
+    .where(_THIS_EXECUTION, _LIVE)
+    .values(slot_at_ms=sa.case((EXECUTIONS.c.slot_at_ms == 0, sa.bindparam("b_now")), else_=EXECUTIONS.c.slot_at_ms))
+)
 # A move allowed by the transition table: `WHERE status IN sources(target)`.
 TRANSITION = sa.update(EXECUTIONS).where(
     _THIS_EXECUTION, EXECUTIONS.c.status.in_(sa.bindparam("b_sources", expanding=True))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from services.control.config import QuotaLimits
 from services.control.db import Database, rows_changed
@@ -60,15 +60,7 @@ class ExecutionStore:
     def _slots_held(self, session: Session, tenant: str) -> int:
         """The tenant's executions holding a slot of the mesh, whichever
         control replica relays them."""
-        return session.exec(
-            select(func.count())
-            .select_from(ExecutionRow)
-            .where(
-                ExecutionRow.tenant == tenant,
-                col(ExecutionRow.status).in_(states.NONTERMINAL),
-                ExecutionRow.slot_at_ms > 0,
-            )
-        ).one()
+        return session.connection().execute(statements.SLOTS_HELD, {"b_tenant": tenant}).scalar_one()
 
     def reserve(
         self,
@@ -188,15 +180,9 @@ class ExecutionStore:
         """Records which spawner runs it (and, unless a claim already did,
         that it holds a slot from now on); False when it is already terminal."""
         now = self.clock()
-        slot_at = sa.case((col(ExecutionRow.slot_at_ms) == 0, now), else_=col(ExecutionRow.slot_at_ms))
         with self.db.write() as session:
-            changed = rows_changed(
-                session,
-                sa.update(ExecutionRow)
-                .where(col(ExecutionRow.key) == key, col(ExecutionRow.status).in_(states.NONTERMINAL))
-                .values(spawner=spawner, heartbeat_at_ms=now, slot_at_ms=slot_at),
-            )
-            return changed == 1
+            values = {"b_key": key, "b_now": now, "spawner": spawner, "heartbeat_at_ms": now}
+            return session.connection().execute(statements.ASSIGN_SPAWNER, values).rowcount == 1
 
     def claim_slot(self, key: str, tenant: str, max_slots: int) -> Claim:
         """Marks the execution as holding a slot of the mesh, unless the
@@ -207,16 +193,8 @@ class ExecutionStore:
             if self._slots_held(session, tenant) >= max_slots:
                 return Claim.SHARE_FULL
             now = self.clock()
-            changed = rows_changed(
-                session,
-                sa.update(ExecutionRow)
-                .where(
-                    col(ExecutionRow.key) == key,
-                    col(ExecutionRow.status).in_(states.NONTERMINAL),
-                    col(ExecutionRow.slot_at_ms) == 0,
-                )
-                .values(slot_at_ms=now, heartbeat_at_ms=now),
-            )
+            values = {"b_key": key, "slot_at_ms": now, "heartbeat_at_ms": now}
+            changed = session.connection().execute(statements.CLAIM_SLOT, values).rowcount
             return Claim.CLAIMED if changed == 1 else Claim.ENDED
 
     def finalize(self, key: str, verdict: Verdict, files: Sequence[StoredFile] = ()) -> bool:
