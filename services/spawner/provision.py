@@ -201,7 +201,7 @@ class Provisioner:
         }
         command = None
         if settings.handoff == "runner":
-            command = handoff.runner_command(f"{sandbox.WORKSPACE}/{handoff.RUNNER_DIR}/{handoff.SOCKET_NAME}")
+            command = handoff.runner_command()
         return sandbox.SandboxContainer.create(
             self.api,
             image=settings.runtime_images()[box.key.runtime],
