@@ -157,6 +157,11 @@ class SpawnerSettings(BaseSettings):
     # certificate is checked for keys.
     egress_ca_volume: str | None = None
     install_timeout_ms: int = Field(default=180_000, ge=1000)
+    # Installed packages kept for the next execution asking for the same ones
+    # (services/spawner/install_cache.py), at most this many bytes; empty:
+    # nothing is kept. Only this spawner writes there.
+    install_cache_dir: str = "/var/lib/sandbox-mesh/install-cache"
+    install_cache_max_bytes: int = Field(default=4096 * MIB, ge=0)
 
     # Cleanup of containers or workspaces that a previous spawner left behind.
     reap_on_start: bool = True

@@ -204,12 +204,18 @@ class Execution:
         program's output."""
         spec = self.spec
         self._phase(pb.PHASE_INSTALLING)
+        requirements = [requirement(spec.language, p.name, p.version) for p in spec.packages]
         argv = install.install_command(
-            spec.language,
-            [requirement(spec.language, p.name, p.version) for p in spec.packages],
-            allow_sdist=spec.allow_sdist,
-            allow_scripts=spec.allow_install_scripts,
+            spec.language, requirements, allow_sdist=spec.allow_sdist, allow_scripts=spec.allow_install_scripts
         )
+        cache, key = self._provisioner.install_cache, ""
+        if cache is not None and box.container is not None and not (spec.allow_sdist or spec.allow_install_scripts):
+            key = cache.key(box.container.image_id(), spec.language, requirements)  # no package code runs
+            started = time.monotonic()
+            if cache.restore(key, box.workspace.deps / install.INSTALLED[spec.language]):
+                box.workspace.hand_over()
+                result.usage.install_ms = int((time.monotonic() - started) * 1000)
+                return True
         limit_ms = self.settings.install_timeout_ms
         timer = threading.Timer(
             limit_ms / 1000,
@@ -231,10 +237,12 @@ class Execution:
             except (docker.errors.APIError, HandoffError):
                 if self._killed() is None:
                     raise
-            exit_code = _exit_code(handle, self._killed())
+            exit_code = sandbox.exit_code_of(handle, self._killed())
         finally:
             timer.cancel()
             result.usage.install_ms = int((time.monotonic() - started) * 1000)
+        if cache is not None and key and exit_code == 0 and self._killed() is None:
+            cache.store(key, box.workspace.deps / install.INSTALLED[spec.language])  # before any program runs
         if exit_code == 0 or self._killed() is not None:
             return exit_code == 0
         output = tail.decode(errors="replace").strip()
@@ -267,7 +275,7 @@ class Execution:
                         raise
                 if isinstance(handle, RunnerProgram) and handle.violation:
                     log.warning("execution %s: the runner broke the protocol: %s", spec.execution_id, handle.violation)
-                exit_code = _exit_code(handle, self._killed())
+                exit_code = sandbox.exit_code_of(handle, self._killed())
                 duration = handle.finished_at - handle.started_at if handle and handle.finished_at else 0.0
                 ok = exit_code == 0 and self._killed() is None
                 step_result = common.StepResult(
@@ -401,14 +409,3 @@ class Execution:
         # Blocks while the caller is slow (back-pressure keeps memory bounded);
         # drops events once the caller is gone.
         self._events.put(event)
-
-
-def _exit_code(handle: sandbox.ExecHandle | RunnerProgram | None, killed) -> int:
-    if handle is None:
-        return sandbox.NO_EXIT_CODE  # killed before the exec began
-    try:
-        return handle.exit_code()
-    except docker.errors.APIError:
-        if killed is None:
-            raise
-        return sandbox.NO_EXIT_CODE

@@ -10,8 +10,10 @@ passed it.
 from __future__ import annotations
 
 DEPS = "/workspace/deps"
-PYTHON_TARGET = f"{DEPS}/python"
-NODE_PREFIX = f"{DEPS}/node"
+# Under DEPS, where each language's installer puts what it installs.
+INSTALLED = {"python": "python", "node": "node"}
+PYTHON_TARGET = f"{DEPS}/{INSTALLED['python']}"
+NODE_PREFIX = f"{DEPS}/{INSTALLED['node']}"
 
 
 def install_command(language: str, requirements: list[str], *, allow_sdist: bool, allow_scripts: bool) -> list[str]:

@@ -23,6 +23,7 @@ from services.spawner import cleanup, handoff, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent
 from services.spawner.cleanup import CleanUpReport, OnFailure
 from services.spawner.config import SpawnerSettings
+from services.spawner.install_cache import InstallCache
 from services.spawner.netpool import Lease
 from services.spawner.network import NetworkAccess
 from services.spawner.workspace import Workspace, WorkspaceLimits
@@ -81,6 +82,11 @@ class Provisioner:
         self.api = api
         self.cgroups = cgroups
         self.network = network
+        self.install_cache = (
+            InstallCache(settings.install_cache_dir, settings.install_cache_max_bytes)
+            if settings.install_cache_dir
+            else None
+        )
         # Sandboxes stopped but not yet removed (their removal runs after
         # their caller has the result); at most this many at once, past
         # which removal happens before the result again.

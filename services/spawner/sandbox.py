@@ -13,6 +13,7 @@ import dataclasses
 import http
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 import docker
 from docker.types import Ulimit
@@ -147,6 +148,9 @@ class SandboxContainer:
             if exc.status_code not in _NOTHING_TO_KILL:
                 raise
 
+    def image_id(self) -> str:
+        return str(self.api.inspect_container(self.id)["Image"])
+
     def running(self) -> bool:
         try:
             return bool(self.api.inspect_container(self.id)["State"].get("Running"))
@@ -188,3 +192,22 @@ class ExecHandle:
         (container killed before the exec started)."""
         code = self.api.exec_inspect(self.id).get("ExitCode")
         return NO_EXIT_CODE if code is None else int(code)
+
+
+class Program(Protocol):
+    """A started program: an ExecHandle, or a RunnerProgram (handoff.py)."""
+
+    def exit_code(self) -> int: ...
+
+
+def exit_code_of(handle: Program | None, killed: object) -> int:
+    """A program's exit code; NO_EXIT_CODE when it never began (killed
+    first) or the engine lost it because the execution was killed."""
+    if handle is None:
+        return NO_EXIT_CODE
+    try:
+        return handle.exit_code()
+    except docker.errors.APIError:
+        if killed is None:
+            raise
+        return NO_EXIT_CODE

@@ -110,11 +110,11 @@ class Workspace:
     def stage(self, files: tuple[tuple[str, bytes], ...], stdin: bytes) -> None:
         self._write_all(self.code, files)
         self.stdin.write_bytes(stdin)
-        self._hand_over()
+        self.hand_over()
 
     def stage_outputs(self, files: tuple[tuple[str, bytes], ...]) -> None:
         self._write_all(self.output, files)
-        self._hand_over()
+        self.hand_over()
 
     def _write_all(self, base: pathlib.Path, files: tuple[tuple[str, bytes], ...]) -> None:
         resolved_base = base.resolve()
@@ -126,7 +126,7 @@ class Workspace:
             with open(target, "xb") as handle:  # never overwrite, never follow
                 handle.write(content)
 
-    def _hand_over(self) -> None:
+    def hand_over(self) -> None:
         """Make everything staged the sandbox user's."""
         for dirpath, dirnames, filenames in os.walk(self.path):
             for name in [*dirnames, *filenames]:

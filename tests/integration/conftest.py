@@ -73,6 +73,7 @@ def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) 
         drain_seconds=5,
         secret=SECRET,
         warm_pool=(),  # tests/integration/test_warm_pool.py runs the pool
+        install_cache_dir="",  # tests/integration/egress/test_packages.py runs the install cache
     )
     values.update(overrides)
     return SpawnerSettings(**values)

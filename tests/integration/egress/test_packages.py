@@ -24,7 +24,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def package_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
+def install_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("install-cache")
+
+
+@pytest.fixture(scope="module")
+def package_spawner(mesh, registry_egress, docker_api, tmp_path_factory, install_cache):
     name = f"pkg-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("pkg-workspaces")
     running = start(
@@ -36,6 +41,7 @@ def package_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
             egress_secret=mesh.secret,
             egress_grpc=registry_egress.grpc_target,
             install_timeout_ms=240_000,
+            install_cache_dir=str(install_cache),
         )
     )
     try:
@@ -119,3 +125,43 @@ def test_the_data_science_stack_fits_the_default_workspace(package_spawner):
     assert used_bytes > 200 * 1024 * 1024 and used_inodes > 5_000  # the stack is in the workspace
     chart = b"".join(e.output_file.content for e in outcome.events if e.WhichOneof("event") == "output_file")
     assert chart.startswith(b"\x89PNG")
+
+
+POISON_MY_COPY = """
+import six, sys
+print(six.__version__, flush=True)
+with open(six.__file__, 'w') as module:  # the installed copy in this workspace
+    module.write("raise SystemExit('poisoned')\\n")
+"""
+
+
+def _kept_trees(install_cache) -> list[str]:
+    return sorted(p.name for p in install_cache.iterdir() if not p.name.startswith("."))
+
+
+def test_a_second_install_comes_from_the_install_cache_untouched_by_the_first(package_spawner, install_cache):
+    req = request({"main.py": POISON_MY_COPY})
+    req.packages.add(name="six", version="==1.15.0")
+    first = execute(package_spawner, req, timeout=300)
+    assert first.result.status == common.EXECUTION_STATUS_COMPLETED, first.result
+    assert first.stdout == b"1.15.0\n"
+    kept = _kept_trees(install_cache)
+    assert kept, "the installed tree was not kept"
+
+    again = request({"main.py": "import six\nprint(six.__version__)"})
+    again.packages.add(name="six", version="==1.15.0")
+    second = execute(package_spawner, again, timeout=300)
+    assert second.result.status == common.EXECUTION_STATUS_COMPLETED, (second.result, second.stderr)
+    assert second.stdout == b"1.15.0\n"  # the first program's poison stayed in its own workspace
+    assert second.result.usage.install_ms < first.result.usage.install_ms
+    assert _kept_trees(install_cache) == kept
+
+
+def test_installs_that_may_run_package_code_are_not_kept(package_spawner, install_cache):
+    before = _kept_trees(install_cache)
+    req = request({"main.py": "import six\nprint(six.__version__)"})
+    req.packages.add(name="six", version="==1.14.0")
+    req.install.allow_sdist = True  # an sdist's build would run its code
+    outcome = execute(package_spawner, req, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+    assert _kept_trees(install_cache) == before
