@@ -152,9 +152,10 @@ def streaming(stub, *, megabytes: int, rounds: int, cap_bytes: int | None) -> di
 
 
 def pip_install(stub) -> dict:
-    """numpy + pandas installed twice (the egress's cache cold, then warm:
-    cold only the first time this egress ever fetched them), and the
-    datascience variant importing them with nothing to install."""
+    """numpy + pandas installed twice (the first fills the egress's and the
+    spawner's install caches, when this mesh never installed them today; the
+    second finds them), and the datascience variant importing them with
+    nothing to install."""
     result: dict[str, object] = {}
     for name in ("first", "second"):
         timed = calls.execute(stub, calls.request(IMPORT_THEM, timeout_ms=60_000, packages=PACKAGES), timeout=400)
@@ -167,6 +168,9 @@ def pip_install(stub) -> dict:
         }
     first, second = result["first"], result["second"]
     assert isinstance(first, dict) and isinstance(second, dict)
+    # The target is the install's (the spawner's install_ms); the whole
+    # execution's ratio also carries the imports and the sandbox's start.
+    result["install_ratio_first_to_second"] = ratio(first["install_s"], second["install_s"])
     result["ratio_first_to_second"] = ratio(first["total_s"], second["total_s"])
     if calls.has_request_field("variant"):
         timed = calls.execute(stub, calls.request(IMPORT_THEM, variant="datascience", timeout_ms=60_000), timeout=120)
