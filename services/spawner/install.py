@@ -20,6 +20,9 @@ def install_command(language: str, requirements: list[str], *, allow_sdist: bool
     if language == "python":
         argv = [
             "python3",
+            # Isolated: the working directory (/workspace, where the tenant's
+            # code/ and output/ are) is not on the installer's import path.
+            "-I",
             "-m",
             "pip",
             "install",
