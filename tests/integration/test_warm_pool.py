@@ -58,16 +58,24 @@ def sample(running, name: str, **labels) -> float:
     return running.spawner.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def warm_containers(docker_api, name: str) -> list[dict]:
-    """Containers of the spawner that no execution owns yet."""
-    return [c for c in labelled_containers(docker_api, name) if sandbox.LABEL_EXECUTION not in (c["Labels"] or {})]
+def _token(container: dict) -> str:
+    """A sandbox's token, from its workspace label ('<owner>.<token>.ws')."""
+    parts = (container["Labels"] or {}).get(sandbox.LABEL_WORKSPACE, "").split(".")
+    return parts[1] if len(parts) == 3 else ""
+
+
+def warm_containers(running, docker_api, name: str) -> list[dict]:
+    """Containers of the spawner's warm sandboxes waiting for an execution
+    (not used ones still being removed after their result)."""
+    waiting = running.spawner.pool.tokens()
+    return [c for c in labelled_containers(docker_api, name) if _token(c) in waiting]
 
 
 def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker_api):
     running, stub, name = pooled
     wait_full(running, PYTHON)
     hits = sample(running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none")
-    warm_before = {c["Id"][:12] for c in warm_containers(docker_api, name)}
+    warm_before = {c["Id"][:12] for c in warm_containers(running, docker_api, name)}
 
     first = execute(stub, program({"main.py": HOSTNAME}))
     second = execute(stub, program({"main.py": HOSTNAME}))
@@ -119,7 +127,7 @@ def test_other_limits_take_the_cold_path(pooled, docker_api):
     misses = sample(running, "sandbox_spawner_warm_pool_misses_total", **labels)
     outcome = execute(stub, program({"main.py": HOSTNAME}, memory_bytes=96 * 1024 * 1024))
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED
-    assert outcome.stdout.decode().strip() not in {c["Id"][:12] for c in warm_containers(docker_api, name)}
+    assert outcome.stdout.decode().strip() not in {c["Id"][:12] for c in warm_containers(running, docker_api, name)}
     assert sample(running, "sandbox_spawner_warm_pool_misses_total", **labels) == misses + 1
 
 
@@ -127,7 +135,7 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
     running, _, name = pooled
     wait_full(running, PYTHON)
     settings = running.spawner.settings
-    (warm_id, *_) = [c["Id"] for c in warm_containers(docker_api, name)]
+    (warm_id, *_) = [c["Id"] for c in warm_containers(running, docker_api, name)]
     warm = docker_api.inspect_container(warm_id)
     host = warm["HostConfig"]
     assert host["Memory"] == host["MemorySwap"] == settings.default_memory_bytes
@@ -146,7 +154,7 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
     workspace = pathlib.Path(bind.split(":")[0])
     assert list((workspace / "code").iterdir()) == [] and not (workspace / "stdin").exists()
     # Each warm sandbox has its own workspace and cgroup parent.
-    others = [docker_api.inspect_container(c["Id"])["HostConfig"] for c in warm_containers(docker_api, name)]
+    others = [docker_api.inspect_container(c["Id"])["HostConfig"] for c in warm_containers(running, docker_api, name)]
     assert len({h["CgroupParent"] for h in others}) == len(others)
     assert len({tuple(h["Binds"]) for h in others}) == len(others)
 
@@ -154,9 +162,9 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
 def test_the_reaper_leaves_warm_sandboxes_alone(pooled, docker_api):
     running, stub, name = pooled
     wait_full(running, PYTHON)
-    before = {c["Id"] for c in warm_containers(docker_api, name)}
+    before = {c["Id"] for c in warm_containers(running, docker_api, name)}
     running.spawner.reap()  # no age limit: anything unowned goes
-    assert {c["Id"] for c in warm_containers(docker_api, name)} == before
+    assert {c["Id"] for c in warm_containers(running, docker_api, name)} == before
     assert execute(stub, program({"main.py": "print(1)"})).result.status == common.EXECUTION_STATUS_COMPLETED
 
 
@@ -210,9 +218,8 @@ def test_warm_sandboxes_that_died_while_waiting_are_not_used(pooled, docker_api)
     running, stub, name = pooled
     wait_full(running, PYTHON)
     failures_before = running.spawner.cleanup_failures
-    for container in warm_containers(docker_api, name):
-        if container["State"] == "running":
-            docker_api.kill(container["Id"])  # as an engine restart would
+    for container in warm_containers(running, docker_api, name):
+        docker_api.kill(container["Id"])  # as an engine restart would
     outcome = execute(stub, program({"main.py": "print('still served')"}))
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
     assert outcome.stdout == b"still served\n"
