@@ -127,10 +127,13 @@ class Workspace:
                 handle.write(content)
 
     def hand_over(self) -> None:
-        """Make everything staged the sandbox user's."""
+        """Make everything staged the sandbox user's. The sandbox is running
+        meanwhile: its runner removes its socket once the spawner connected,
+        so an entry may be gone by the time it is reached."""
         for dirpath, dirnames, filenames in os.walk(self.path):
             for name in [*dirnames, *filenames]:
-                os.lchown(os.path.join(dirpath, name), SANDBOX_UID, SANDBOX_UID)
+                with contextlib.suppress(FileNotFoundError):
+                    os.lchown(os.path.join(dirpath, name), SANDBOX_UID, SANDBOX_UID)
 
     def exhausted(self) -> str:
         """Which of the workspace's limits is (all but) used up, as a

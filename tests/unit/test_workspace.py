@@ -115,3 +115,22 @@ def test_mount_points_are_read_from_the_mount_table(tmp_path):
     finally:
         made.remove()
     assert loopmount.mount_points_under(str(tmp_path)) == []
+
+
+def test_handing_over_skips_entries_the_running_sandbox_removed(tmp_path, monkeypatch):
+    """The runner removes its socket once the spawner is connected, which
+    may be while the staged files are handed over (a race seen for real)."""
+    path = tmp_path / "ws"
+    (path / ".runner").mkdir(parents=True)
+    (path / ".runner" / "runner.sock").write_bytes(b"")
+    (path / "stdin").write_bytes(b"")
+    real_lchown = os.lchown
+
+    def runner_removes_its_socket(target, uid, gid):
+        if target.endswith("runner.sock"):  # listed by the walk, gone since
+            (path / ".runner" / "runner.sock").unlink()
+        real_lchown(target, uid, gid)
+
+    monkeypatch.setattr(os, "lchown", runner_removes_its_socket)
+    Workspace(path).hand_over()
+    assert (path / "stdin").stat().st_uid == SANDBOX_UID
