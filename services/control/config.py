@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -166,6 +166,13 @@ class ControlSettings(BaseSettings):
     max_stored_artifacts: int = Field(default=DEFAULT_MAX_STORED_ARTIFACTS, ge=0)
     max_stored_artifact_bytes: int = Field(default=DEFAULT_MAX_STORED_ARTIFACT_BYTES, ge=0)
     tenant_quotas: Annotated[dict[str, dict[str, float]], NoDecode] = Field(default_factory=dict)
+
+    # The sandbox runtime ("runc" or "gvisor") of a request naming none;
+    # empty: the spawners' own default (SPAWNER_DEFAULT_RUNTIME).
+    default_runtime: Literal["", "runc", "gvisor"] = ""
+    # Tenants whose code always runs on gVisor, whatever they ask for
+    # (docs/security.md); comma-separated.
+    untrusted_tenants: CommaList = ()
 
     # Finished executions, their output files and runs are deleted this long
     # after they finished (0 keeps them); the sweeper looks this often.

@@ -62,6 +62,18 @@ class FailedPrecondition(Exception):
         self.description = description
 
 
+class RuntimeUnavailable(Exception):
+    """No spawner of the mesh offers the sandbox runtime the execution needs."""
+
+    def __init__(self, runtime: str, offered: list[str], raised: bool = False):
+        why = " (this tenant always runs on it)" if raised else ""
+        super().__init__(
+            f"runtime: {runtime!r}{why} is not offered by any spawner of this mesh "
+            f"(offered: {', '.join(offered) or 'none reachable'})"
+        )
+        self.runtime = runtime
+
+
 class LimitExceeded(Exception):
     """The write would take the artifact over one of its caps
     (RESOURCE_EXHAUSTED with a QuotaFailure detail)."""
@@ -93,6 +105,13 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
     if isinstance(exc, FailedPrecondition):
         violation = error_details_pb2.PreconditionFailure.Violation(
             type="ARTIFACT_STATE", subject=exc.subject, description=exc.description
+        )
+        return rich_status(
+            grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])
+        )
+    if isinstance(exc, RuntimeUnavailable):
+        violation = error_details_pb2.PreconditionFailure.Violation(
+            type="RUNTIME", subject="runtime", description=str(exc)
         )
         return rich_status(
             grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])

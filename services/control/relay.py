@@ -90,13 +90,15 @@ RETRY_PAUSE_SECONDS = 0.1
 
 
 def spawner_request(
-    key: str, tenant: str, timeout_ms: int, request: pb.ExecuteRequest, prior_outputs: Sequence[common.File]
+    row: ExecutionRow, request: pb.ExecuteRequest, prior_outputs: Sequence[common.File]
 ) -> spb.ExecuteRequest:
     """The spawner's request for an admitted execution: control's key is the
-    id the spawner sees; the timeout is the admitted one."""
+    id the spawner sees; the timeout and the sandbox runtime are the
+    admitted ones."""
+    timeout_ms = row.timeout_ms
     return spb.ExecuteRequest(
-        execution_id=key,
-        tenant=tenant,
+        execution_id=row.key,
+        tenant=row.tenant,
         language=request.language,
         files=request.files,
         entry=request.entry,
@@ -112,6 +114,7 @@ def spawner_request(
             allow_install_scripts=request.install.allow_install_scripts,
         ),
         variant=request.variant,
+        runtime=row.runtime,
     )
 
 
@@ -198,7 +201,7 @@ class Relay:
             if time.monotonic() > execution.queue_deadline:
                 self._queue_deadline_passed(execution)
                 return
-            spawner = self.pool.pick()
+            spawner = self.pool.pick(request.runtime)
             if spawner is None:
                 execution.wake.wait(NO_SLOT_PAUSE_SECONDS)
                 continue

@@ -28,6 +28,7 @@ from services.control.executions.store import ExecutionStore
 from services.control.relay import Relay
 from services.control.runs.service import RunService
 from services.control.runs.servicer import ArtifactsAndRunsServicer
+from services.control.sandbox_runtimes import RuntimePolicy
 from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
@@ -109,7 +110,10 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
     retention = RetentionSweeper(
         store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
     )
-    return ExecutionService(settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention)
+    runtimes = RuntimePolicy(settings.default_runtime, frozenset(settings.untrusted_tenants), pool.sandbox_runtimes)
+    return ExecutionService(
+        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes
+    )
 
 
 def start(settings: ControlSettings) -> RunningServer:

@@ -33,6 +33,9 @@ class Spawner:
     # Its slots as it last reported them (Info), and when.
     capacity: int = 0
     capacity_at: float = float("-inf")
+    # The sandbox runtimes it offered then, and what "" meant there.
+    sandbox_runtimes: frozenset[str] = frozenset()
+    default_runtime: str = ""
 
 
 class SpawnerPool:
@@ -75,14 +78,17 @@ class SpawnerPool:
             self.mark_unhealthy(spawner.address, f"Info failed: {exc.code().name}")
             return None
         spawner.capacity, spawner.capacity_at = info.capacity, time.monotonic()
+        spawner.sandbox_runtimes = frozenset(info.sandbox_runtimes)
+        spawner.default_runtime = info.default_runtime
         return info
 
-    def pick(self) -> Spawner | None:
-        """The healthy spawner with the most free slots, or None when none has
-        one. With one healthy spawner there is nothing to compare: it is
-        called at once (a full one refuses with no free slot, and the relay
-        asks again), which saves an Info round trip per execution."""
-        healthy = self.healthy()
+    def pick(self, runtime: str = "") -> Spawner | None:
+        """The healthy spawner with the most free slots that offers the
+        sandbox `runtime` (any, for ""), or None when none has one. With one
+        healthy spawner there is nothing to compare: it is called at once (a
+        full one refuses with no free slot, and the relay asks again), which
+        saves an Info round trip per execution."""
+        healthy = [s for s in self.healthy() if not runtime or not s.sandbox_runtimes or runtime in s.sandbox_runtimes]
         if len(healthy) == 1:
             return healthy[0]
         best, best_free = None, 0
@@ -96,15 +102,30 @@ class SpawnerPool:
         """The mesh's slots: what the healthy spawners reported as their
         capacity, asked again when older than CAPACITY_TTL_SECONDS (by one
         thread at a time; the others take the last answers)."""
+        self._refresh()
+        return sum(spawner.capacity for spawner in self.healthy())
+
+    def sandbox_runtimes(self) -> tuple[frozenset[str], str]:
+        """The sandbox runtimes the healthy spawners offer, and what "" means
+        on them (the first one's default), as last reported (asked again as
+        capacity() does, and at once by the one thread asking when none has
+        answered yet)."""
+        self._refresh(wait=True)
+        healthy = self.healthy()
+        offered = frozenset().union(*(s.sandbox_runtimes for s in healthy))
+        default = next((s.default_runtime for s in healthy if s.default_runtime), "")
+        return offered, default
+
+    def _refresh(self, wait: bool = False) -> None:
         now = time.monotonic()
         stale = [s for s in self.healthy() if now - s.capacity_at > CAPACITY_TTL_SECONDS]
-        if stale and self._refreshing.acquire(blocking=False):
+        if stale and self._refreshing.acquire(blocking=wait):
             try:
                 for spawner in stale:
-                    self._info(spawner)
+                    if time.monotonic() - spawner.capacity_at > CAPACITY_TTL_SECONDS:  # another thread may have asked
+                        self._info(spawner)
             finally:
                 self._refreshing.release()
-        return sum(spawner.capacity for spawner in self.healthy())
 
     def cancel(self, address: str, execution_key: str, tenant: str) -> bool:
         spawner = self._spawners.get(address)

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contract.limits import RequestLimits
 from services.common.contract.runtimes import DATASCIENCE, RUNTIME_NAMES, STANDARD, runtime_name
+from services.common.contract.sandbox_runtimes import GVISOR, RUNC, SANDBOX_RUNTIMES
 from services.common.settings import CommaList
 from services.spawner import seccomp
 
@@ -21,26 +22,31 @@ INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
 INODE_TABLE_SHARE = 2  # the inode tables may take at most 1/this of a workspace
 NETWORK_SUFFIX = "+network"
 MAX_WARM_PER_RUNTIME = 64
+_WARM_POOL_FORM = f"<runtime>[{NETWORK_SUFFIX}][+runc|+gvisor]=<count>"
 
 
-def parse_warm_pool(entries: tuple[str, ...]) -> dict[tuple[str, bool], int]:
-    """`("python=2", "node+network=1")` -> {("python", False): 2, ("node", True): 1}."""
-    targets: dict[tuple[str, bool], int] = {}
+def parse_warm_pool(entries: tuple[str, ...], default_runtime: str = RUNC) -> dict[tuple[str, bool, str], int]:
+    """`("python=2", "node+network+gvisor=1")` -> {("python", False, <the
+    default sandbox runtime>): 2, ("node", True, "gvisor"): 1}."""
+    targets: dict[tuple[str, bool, str], int] = {}
     for entry in entries:
         name, equals, count = entry.partition("=")
-        name = name.strip()
-        network = name.endswith(NETWORK_SUFFIX)
-        runtime = name.removesuffix(NETWORK_SUFFIX)
-        if not equals or runtime not in RUNTIME_NAMES or not count.strip().isdigit():
+        runtime, *options = name.strip().split("+")
+        network = "network" in options
+        sandbox_runtimes = [o for o in options if o in SANDBOX_RUNTIMES]
+        unknown = [o for o in options if o != "network" and o not in SANDBOX_RUNTIMES]
+        if not equals or runtime not in RUNTIME_NAMES or not count.strip().isdigit() or unknown:
             raise ValueError(
-                f"warm_pool entry {entry!r}: write <runtime>[{NETWORK_SUFFIX}]=<count>, "
-                f"the runtime one of {', '.join(RUNTIME_NAMES)}"
+                f"warm_pool entry {entry!r}: write {_WARM_POOL_FORM}, the runtime one of {', '.join(RUNTIME_NAMES)}"
             )
-        if (runtime, network) in targets:
-            raise ValueError(f"warm_pool entry {entry!r}: {name} is given twice")
+        if len(options) != len(set(options)) or len(sandbox_runtimes) > 1:
+            raise ValueError(f"warm_pool entry {entry!r}: write {_WARM_POOL_FORM}")
+        key = (runtime, network, sandbox_runtimes[0] if sandbox_runtimes else default_runtime)
+        if key in targets:
+            raise ValueError(f"warm_pool entry {entry!r}: {name.strip()} is given twice")
         if not 0 <= int(count) <= MAX_WARM_PER_RUNTIME:
             raise ValueError(f"warm_pool entry {entry!r}: at most {MAX_WARM_PER_RUNTIME} per entry")
-        targets[(runtime, network)] = int(count)
+        targets[key] = int(count)
     return targets
 
 
@@ -62,8 +68,19 @@ class SpawnerSettings(BaseSettings):
     python_image: str = "sandbox-mesh/runtime:local"
     node_image: str = "sandbox-mesh/runtime:local"
     python_datascience_image: str = "sandbox-mesh/runtime-datascience:local"
-    # OCI runtime for sandbox containers (e.g. runsc where gVisor is installed).
+    # The sandbox runtime of a request that names none: "runc" or "gvisor"
+    # (services/common/contract/sandbox_runtimes.py, docs/security.md).
+    default_runtime: Literal["runc", "gvisor"] = "runc"
+    # The engine's OCI runtime for "runc" sandboxes (an operator may point it
+    # at a microVM runtime instead; docs/security.md).
     oci_runtime: str = "runc"
+    # The engine's runtimes for "gvisor" sandboxes: runsc registered with
+    # `--network=none` for sandboxes without a network, and with
+    # `--network=host` (the container's own namespace) for sandboxes on the
+    # egress network (scripts/ensure_gvisor.sh registers both). gVisor is
+    # offered only where the engine has them.
+    gvisor_runtime: str = "runsc"
+    gvisor_network_runtime: str = "runsc-network"
     # An operator's seccomp profile file (the engine's JSON format) used for
     # every sandbox instead of the shipped one (services/spawner/seccomp.py).
     seccomp_profile: str | None = None
@@ -80,12 +97,14 @@ class SpawnerSettings(BaseSettings):
     # runner waiting inside over a socket in the workspace
     # (services/spawner/handoff.py); `exec` starts it with `docker exec`
     # (slower; for OCI runtimes that cannot share a unix socket through a
-    # bind mount).
+    # bind mount). gVisor sandboxes always use `exec`: a socket bound inside
+    # gVisor is gVisor's own and never appears on the host.
     handoff: Literal["runner", "exec"] = "runner"
     # Sandboxes started ahead of demand, each waiting for exactly one
-    # execution: `<runtime>[+network]=<count>` entries (runtimes: python,
-    # node, python-datascience; `+network` ones sit on a network of their own
-    # with the egress, and are ignored without one). Only requests with the
+    # execution: `<runtime>[+network][+runc|+gvisor]=<count>` entries
+    # (runtimes: python, node, python-datascience; `+network` ones sit on a
+    # network of their own with the egress, and are ignored without one; with
+    # no `+runc`/`+gvisor` an entry is the default sandbox runtime's). Only requests with the
     # default memory and CPU limits can use them; others start cold. Empty:
     # no pool.
     warm_pool: CommaList = ("python=2", "node=2", "python+network=2", "node+network=2")
@@ -199,9 +218,16 @@ class SpawnerSettings(BaseSettings):
         return entries
 
     @property
-    def warm_pool_targets(self) -> dict[tuple[str, bool], int]:
-        """How many warm sandboxes to keep, by (runtime, has a network)."""
-        return {key: count for key, count in parse_warm_pool(self.warm_pool).items() if count}
+    def warm_pool_targets(self) -> dict[tuple[str, bool, str], int]:
+        """How many warm sandboxes to keep, by (runtime, has a network,
+        sandbox runtime); an entry naming no sandbox runtime is the default's."""
+        return {key: n for key, n in parse_warm_pool(self.warm_pool, self.default_runtime).items() if n}
+
+    def engine_runtime(self, sandbox_runtime: str, network: bool) -> str:
+        """The engine's OCI runtime for a sandbox of `sandbox_runtime`."""
+        if sandbox_runtime == GVISOR:
+            return self.gvisor_network_runtime if network else self.gvisor_runtime
+        return self.oci_runtime
 
     @model_validator(mode="after")
     def _ranges_are_consistent(self) -> SpawnerSettings:

@@ -29,6 +29,14 @@ class NetworkUnavailable(Exception):
         )
 
 
+class RuntimeUnavailable(Exception):
+    def __init__(self, runtime: str, offered: list[str]):
+        super().__init__(
+            f"runtime: {runtime!r} is not offered by this spawner (it offers: {', '.join(offered)}); "
+            "its engine has no such OCI runtime registered (docs/security.md)"
+        )
+
+
 class ShuttingDown(Exception):
     def __init__(self):
         super().__init__("the spawner is shutting down and accepts no new executions")
@@ -42,7 +50,7 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return no_free_slot_status(str(exc))
     if isinstance(exc, DuplicateExecution):
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
-    if isinstance(exc, NetworkUnavailable):
+    if isinstance(exc, (NetworkUnavailable, RuntimeUnavailable)):
         return rich_status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, ShuttingDown):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))

@@ -41,7 +41,7 @@ class SpawnerMetrics:
             ["what"],
             registry=self.registry,
         )
-        pool_labels = ["runtime", "network"]
+        pool_labels = ["runtime", "network", "sandbox_runtime"]
         self.warm_hits = Counter(
             "sandbox_spawner_warm_pool_hits",
             "Executions that got a warm sandbox.",
@@ -112,6 +112,6 @@ class SpawnerMetrics:
             self._server = None
 
 
-def _pool_labels(key) -> tuple[str, str]:
+def _pool_labels(key) -> tuple[str, str, str]:
     """A warm pool key (services/spawner/provision.py PoolKey) as labels."""
-    return key.runtime, "egress" if key.network else "none"
+    return key.runtime, "egress" if key.network else "none", key.sandbox_runtime

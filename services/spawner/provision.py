@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import docker
 
+from services.common.contract.sandbox_runtimes import RUNC
 from services.spawner import cleanup, handoff, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent
 from services.spawner.cleanup import CleanUpReport, OnFailure
@@ -40,8 +41,9 @@ _STDIN_WRAPPER = 'exec "$@" < /workspace/stdin'
 class PoolKey:
     """What makes two sandboxes interchangeable before assignment."""
 
-    runtime: str  # services/common/contract/runtimes.py
+    runtime: str  # the image: services/common/contract/runtimes.py
     network: bool
+    sandbox_runtime: str = RUNC  # the kernel wall: services/common/contract/sandbox_runtimes.py
 
 
 @dataclasses.dataclass
@@ -127,7 +129,7 @@ class Provisioner:
         if not adopt(box.container):
             return False
         box.container.start()
-        if self.settings.handoff == "runner":
+        if self._uses_runner(box.key):
             box.runner = handoff.connect(box.workspace.path, RUNNER_START_SECONDS, box.container.running)
         return True
 
@@ -186,6 +188,11 @@ class Provisioner:
                 on_failure("network", exc)
             box.lease = None
 
+    def _uses_runner(self, key: PoolKey) -> bool:
+        """The runner hand-off needs the runner's socket to appear on the
+        host, which it does not from inside gVisor."""
+        return self.settings.handoff == "runner" and key.sandbox_runtime == RUNC
+
     def _create_container(self, box: Sandbox, labels: dict[str, str]) -> sandbox.SandboxContainer:
         settings = self.settings
         network = self.network if box.lease is not None else None
@@ -197,6 +204,7 @@ class Provisioner:
             cgroup_parent=box.parent.docker_value,
             network=box.lease.network if box.lease else None,
             extra_binds=network.binds() if network else None,
+            oci_runtime=settings.engine_runtime(box.key.sandbox_runtime, box.lease is not None),
         )
         labels = {
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
@@ -206,7 +214,7 @@ class Provisioner:
             **labels,
         }
         command = None
-        if settings.handoff == "runner":
+        if self._uses_runner(box.key):
             command = handoff.runner_command()
         return sandbox.SandboxContainer.create(
             self.api,

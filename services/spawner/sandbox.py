@@ -68,6 +68,7 @@ def host_config(
     cgroup_parent: str,
     network: str | None,
     extra_binds: dict[str, dict[str, str]] | None = None,
+    oci_runtime: str | None = None,
 ) -> dict:
     fsize = settings.file_size_limit_bytes
     return api.create_host_config(
@@ -89,7 +90,7 @@ def host_config(
         dns=SANDBOX_NAMESERVERS if network else None,
         dns_opt=SANDBOX_RESOLVER_OPTIONS if network else None,
         cgroup_parent=cgroup_parent,
-        runtime=settings.oci_runtime,
+        runtime=oci_runtime or settings.oci_runtime,
         ipc_mode="private",
         oom_score_adj=SANDBOX_OOM_SCORE_ADJ,
     )

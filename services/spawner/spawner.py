@@ -14,10 +14,11 @@ import docker
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.contract.egress_token import mint as mint_credentials
 from services.common.contract.runtimes import runtime_name
+from services.common.contract.sandbox_runtimes import GVISOR, RUNC
 from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
-from services.spawner.errors import NetworkUnavailable
+from services.spawner.errors import NetworkUnavailable, RuntimeUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
 from services.spawner.metrics import SpawnerMetrics
@@ -60,6 +61,12 @@ class Spawner:
                 f"SPAWNER_OCI_RUNTIME={settings.oci_runtime!r} is not registered with the "
                 f"Docker engine; it offers: {', '.join(self.available_runtimes)}"
             )
+        self.sandbox_runtimes = _sandbox_runtimes(settings, self.available_runtimes)
+        if settings.default_runtime not in self.sandbox_runtimes:
+            raise ConfigurationError(
+                f"SPAWNER_DEFAULT_RUNTIME={settings.default_runtime!r}: the engine has no "
+                f"{settings.gvisor_runtime!r} runtime registered (scripts/ensure_gvisor.sh registers it)"
+            )
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
         _check_workspaces(settings)
         self.inflight = InFlight(settings.capacity)
@@ -71,7 +78,7 @@ class Spawner:
         self._sweeper_stop = threading.Event()
         self.cleanup_failures = 0
         self._workers: list[threading.Thread] = []
-        pool_targets = _pool_targets(settings)
+        pool_targets = _pool_targets(settings, self.sandbox_runtimes)
         self.network = self._network_access(
             settings, api, warm_with_network=sum(n for key, n in pool_targets.items() if key.network)
         )
@@ -177,7 +184,9 @@ class Spawner:
         spec = validate_execute(request, self.settings)
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
-        key = PoolKey(runtime_name(spec.language, spec.variant), spec.network)
+        if spec.sandbox_runtime not in self.sandbox_runtimes:
+            raise RuntimeUnavailable(spec.sandbox_runtime, self.sandbox_runtimes)
+        key = PoolKey(runtime_name(spec.language, spec.variant), spec.network, spec.sandbox_runtime)
         limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
         execution = Execution(
             spec,
@@ -239,6 +248,8 @@ class Spawner:
             runtime_images=s.runtime_images(),
             oci_runtime=s.oci_runtime,
             available_runtimes=self.available_runtimes,
+            sandbox_runtimes=self.sandbox_runtimes,
+            default_runtime=s.default_runtime,
             limits=pb.LimitRange(
                 default_timeout_ms=s.default_timeout_ms,
                 max_timeout_ms=s.max_timeout_ms,
@@ -298,13 +309,34 @@ class Spawner:
             self.cleanup_failures += 1
 
 
-def _pool_targets(settings: SpawnerSettings) -> dict[PoolKey, int]:
-    """The warm pool's targets; those with a network only with an egress."""
-    targets = {PoolKey(runtime, network): n for (runtime, network), n in settings.warm_pool_targets.items()}
+def _sandbox_runtimes(settings: SpawnerSettings, engine_runtimes: list[str]) -> list[str]:
+    """The sandbox runtimes this spawner offers: runc always (checked
+    above), gVisor where the engine has its runtime for every network mode
+    the spawner serves."""
+    offered = [RUNC]
+    needed = {settings.gvisor_runtime} | ({settings.gvisor_network_runtime} if settings.egress_container else set())
+    missing = needed - set(engine_runtimes)
+    if missing:
+        log.warning("gVisor not offered: the engine has no %s runtime registered", ", ".join(sorted(missing)))
+    else:
+        offered.append(GVISOR)
+    return offered
+
+
+def _pool_targets(settings: SpawnerSettings, sandbox_runtimes: list[str]) -> dict[PoolKey, int]:
+    """The warm pool's targets; those with a network only with an egress,
+    those of a sandbox runtime only where it is offered."""
+    targets = {PoolKey(*key): n for key, n in settings.warm_pool_targets.items()}
     with_network = bool(settings.egress_container)
     if not with_network and any(key.network for key in targets):
         log.info("warm pool: no egress, so no warm sandboxes with a network")
-    return {key: n for key, n in targets.items() if with_network or not key.network}
+    if any(key.sandbox_runtime not in sandbox_runtimes for key in targets):
+        log.warning("warm pool: entries of a runtime not offered here are left out")
+    return {
+        key: n
+        for key, n in targets.items()
+        if (with_network or not key.network) and key.sandbox_runtime in sandbox_runtimes
+    }
 
 
 def _looks_alive(box: Sandbox) -> bool:

@@ -19,6 +19,7 @@ from sandbox.spawner.v1 import spawner_pb2
 from services.common.contract.errors import InvalidArgument
 from services.common.contract.ids import check_id
 from services.common.contract.requests import Package, Step, check_files, check_program, check_timeout_ms
+from services.common.contract.sandbox_runtimes import check_sandbox_runtime
 from services.spawner.config import SpawnerSettings
 
 
@@ -40,6 +41,7 @@ class ExecutionSpec:
     allow_install_scripts: bool = False
     network: bool = False  # joins the egress-only network (always with packages)
     variant: str = ""  # of the language's image: "" standard, "datascience" (contract/runtimes.py)
+    sandbox_runtime: str = "runc"  # "runc" | "gvisor" (contract/sandbox_runtimes.py), defaulted
 
 
 def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSettings) -> ExecutionSpec:
@@ -52,6 +54,7 @@ def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSetti
     execution_id = check_id("execution_id", request.execution_id)
     tenant = check_id("tenant", request.tenant)
     program = check_program(request, caps)
+    sandbox_runtime = check_sandbox_runtime(request.runtime) or settings.default_runtime
     timeout_ms, memory_bytes, cpus = _check_limits(request.limits, settings)
     prior_outputs = check_files("prior_outputs", request.prior_outputs, caps, required=False)
     return ExecutionSpec(
@@ -71,6 +74,7 @@ def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSetti
         allow_install_scripts=request.install.allow_install_scripts,
         network=request.network or bool(program.packages),
         variant=program.variant,
+        sandbox_runtime=sandbox_runtime,
     )
 
 

@@ -74,7 +74,9 @@ def warm_containers(running, docker_api, name: str) -> list[dict]:
 def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker_api):
     running, stub, name = pooled
     wait_full(running, PYTHON)
-    hits = sample(running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none")
+    hits = sample(
+        running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none", sandbox_runtime="runc"
+    )
     warm_before = {c["Id"][:12] for c in warm_containers(running, docker_api, name)}
 
     first = execute(stub, program({"main.py": HOSTNAME}))
@@ -84,12 +86,26 @@ def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker
     hosts = {first.stdout.decode().strip(), second.stdout.decode().strip()}
     assert len(hosts) == 2, "two executions shared a container"
     assert hosts <= warm_before, "the executions did not run in the warm sandboxes"
-    assert sample(running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none") == hits + 2
+    assert (
+        sample(
+            running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none", sandbox_runtime="runc"
+        )
+        == hits + 2
+    )
     wait_full(running, PYTHON)
     assert running.spawner.provisioner.wait_removed(10)
     remaining = {c["Id"][:12] for c in labelled_containers(docker_api, name)}
     assert not hosts & remaining, "a used warm container was kept"
-    assert sample(running, "sandbox_spawner_warm_pool_refill_seconds_count", runtime="python", network="none") >= 4
+    assert (
+        sample(
+            running,
+            "sandbox_spawner_warm_pool_refill_seconds_count",
+            runtime="python",
+            network="none",
+            sandbox_runtime="runc",
+        )
+        >= 4
+    )
 
 
 def test_every_behaviour_holds_in_a_warm_sandbox(pooled):

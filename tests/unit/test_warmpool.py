@@ -96,8 +96,12 @@ def test_a_failing_refill_backs_off_and_removes_what_it_made():
 @pytest.mark.parametrize(
     "entries, expected",
     [
-        (("python=2", "node+network=1"), {("python", False): 2, ("node", True): 1}),
-        (("python-datascience=0",), {("python-datascience", False): 0}),
+        (("python=2", "node+network=1"), {("python", False, "runc"): 2, ("node", True, "runc"): 1}),
+        (("python-datascience=0",), {("python-datascience", False, "runc"): 0}),
+        (
+            ("python+gvisor=1", "python+network+gvisor=2", "python+runc=3"),
+            {("python", False, "gvisor"): 1, ("python", True, "gvisor"): 2, ("python", False, "runc"): 3},
+        ),
         ((), {}),
     ],
 )
@@ -105,7 +109,23 @@ def test_the_setting_is_read(entries, expected):
     assert parse_warm_pool(entries) == expected
 
 
-@pytest.mark.parametrize("entry", ["ruby=1", "python", "python=-1", "python=two", "python=65"])
+def test_an_entry_naming_no_sandbox_runtime_is_the_defaults():
+    assert parse_warm_pool(("node+network=1",), "gvisor") == {("node", True, "gvisor"): 1}
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "ruby=1",
+        "python",
+        "python=-1",
+        "python=two",
+        "python=65",
+        "python+kata=1",
+        "python+gvisor+runc=1",
+        "python+network+network=1",
+    ],
+)
 def test_a_bad_setting_is_refused(entry):
     with pytest.raises(ValueError, match="warm_pool"):
         parse_warm_pool((entry,))
@@ -114,3 +134,5 @@ def test_a_bad_setting_is_refused(entry):
 def test_a_runtime_given_twice_is_refused():
     with pytest.raises(ValueError, match="twice"):
         parse_warm_pool(("python=1", "python=2"))
+    with pytest.raises(ValueError, match="twice"):
+        parse_warm_pool(("python=1", "python+runc=2"))

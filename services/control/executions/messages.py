@@ -33,6 +33,7 @@ def execution(row: ExecutionRow, files: list[StoredFile] | None = None, *, detai
         heartbeat_at_ms=row.heartbeat_at_ms,
         spawner=row.spawner,
         variant=row.variant,
+        runtime=row.runtime,
         stdout_truncated=row.stdout_truncated,
         stderr_truncated=row.stderr_truncated,
     )

@@ -1,4 +1,4 @@
-"""Tables of executions (revisions 0001, 0002, 0103 and 0104) and the values the
+"""Tables of executions (revisions 0001, 0002, 0103, 0104 and 0105) and the values the
 execution store takes and returns. The tenants' quota row is
 services/control/quotas/models.py.
 
@@ -65,6 +65,9 @@ class ExecutionRow(SQLModel, table=True):
     slot_at_ms: int = Field(default=0, sa_type=BigInteger)
     # Added by revision 0104: the image variant asked for ("" standard).
     variant: str = Field(default="", max_length=32)
+    # Added by revision 0105: the sandbox runtime it was given ("runc",
+    # "gvisor"; "" before the revision).
+    runtime: str = Field(default="", max_length=16)
 
 
 class OutputFileRow(SQLModel, table=True):

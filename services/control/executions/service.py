@@ -17,6 +17,7 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from services.common.contract.ids import ID_RE, check_id
 from services.common.contract.requests import check_program, check_timeout_ms
+from services.common.contract.sandbox_runtimes import check_sandbox_runtime
 from services.control.blobs import BlobStore
 from services.control.config import ExecutionLimits
 from services.control.errors import InvalidArgument
@@ -29,6 +30,7 @@ from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
 from services.control.relay import Relay, spawner_request
+from services.control.sandbox_runtimes import RuntimePolicy
 from services.control.slots import SlotScheduler
 
 # How long a cancel waits for the spawner's CANCELLED result before control
@@ -54,6 +56,7 @@ class Admission:
     language: int
     timeout_ms: int
     variant: str = ""
+    runtime: str = ""  # as asked ("" for the default); admit() decides
 
 
 def new_execution_key() -> str:
@@ -72,6 +75,7 @@ class ExecutionService:
         heartbeats: Heartbeats,
         slots: SlotScheduler,
         retention: RetentionSweeper,
+        runtimes: RuntimePolicy,
     ):
         self.limits = limits
         self.store = store
@@ -81,6 +85,7 @@ class ExecutionService:
         self.heartbeats = heartbeats
         self.slots = slots
         self.retention = retention
+        self.runtimes = runtimes
 
     def start(self) -> None:
         self.heartbeats.start()
@@ -112,11 +117,13 @@ class ExecutionService:
         timeout_ms = check_timeout_ms(
             request.limits.timeout_ms, default=self.limits.default_timeout_ms, maximum=self.limits.max_timeout_ms
         )
-        return Admission(execution_id, request.session_id, request.language, timeout_ms, program.variant)
+        runtime = check_sandbox_runtime(request.runtime)
+        return Admission(execution_id, request.session_id, request.language, timeout_ms, program.variant, runtime)
 
     def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
         """Reserves the execution inside the caller's write transaction
-        (raises QuotaExceeded, AlreadyExists)."""
+        (raises RuntimeUnavailable, QuotaExceeded, AlreadyExists)."""
+        runtime = self.runtimes.resolve(tenant, admission.runtime)
         return self.store.reserve_in(
             session,
             key=new_execution_key(),
@@ -126,6 +133,7 @@ class ExecutionService:
             language=admission.language,
             timeout_ms=admission.timeout_ms,
             variant=admission.variant,
+            runtime=runtime,
         )
 
     def launch(
@@ -154,7 +162,7 @@ class ExecutionService:
         if stderr_notice:
             execution.add_output("stderr", stderr_notice)
             execution.push(pb.ExecuteEvent(stderr=pb.OutputChunk(data=stderr_notice)))
-        self.relay.start(execution, spawner_request(row.key, row.tenant, row.timeout_ms, request, prior_outputs))
+        self.relay.start(execution, spawner_request(row, request, prior_outputs))
         return execution
 
     def execute(

@@ -72,6 +72,7 @@ class ExecutionStore:
         language: int,
         timeout_ms: int,
         variant: str = "",
+        runtime: str = "",
     ) -> ExecutionRow:
         """Admits one execution in a transaction of its own (see reserve_in)."""
         with self.db.write() as session:
@@ -84,6 +85,7 @@ class ExecutionStore:
                 language=language,
                 timeout_ms=timeout_ms,
                 variant=variant,
+                runtime=runtime,
             )
 
     def reserve_in(
@@ -97,6 +99,7 @@ class ExecutionStore:
         language: int,
         timeout_ms: int,
         variant: str = "",
+        runtime: str = "",
     ) -> ExecutionRow:
         """Admits one execution inside the caller's write transaction
         (Database.write): quota checks, debits and insert. Raises
@@ -127,6 +130,7 @@ class ExecutionStore:
             session_id=session_id,
             language=language,
             variant=variant,
+            runtime=runtime,
             status=QUEUED,
             timeout_ms=timeout_ms,
             cpu_debit=debit,

@@ -16,7 +16,7 @@ class InstallOptions(_message.Message):
     def __init__(self, allow_sdist: _Optional[bool] = ..., allow_install_scripts: _Optional[bool] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("execution_id", "session_id", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "install", "variant")
+    __slots__ = ("execution_id", "session_id", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "install", "variant", "runtime")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class ExecuteRequest(_message.Message):
     ARGS_FIELD_NUMBER: _ClassVar[int]
     INSTALL_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     session_id: str
     language: _execution_pb2.Language
@@ -50,7 +51,8 @@ class ExecuteRequest(_message.Message):
     args: _containers.RepeatedScalarFieldContainer[str]
     install: InstallOptions
     variant: str
-    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., variant: _Optional[str] = ...) -> None: ...
+    runtime: str
+    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("execution_id", "status")
@@ -103,7 +105,7 @@ class StoredFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("execution_id", "session_id", "language", "status", "error_code", "error_message", "exit_code", "timeout_ms", "usage", "steps", "output_files", "dropped_output_files", "stdout_preview", "stderr_preview", "stdout_truncated", "stderr_truncated", "created_at_ms", "started_at_ms", "finished_at_ms", "heartbeat_at_ms", "spawner", "variant")
+    __slots__ = ("execution_id", "session_id", "language", "status", "error_code", "error_message", "exit_code", "timeout_ms", "usage", "steps", "output_files", "dropped_output_files", "stdout_preview", "stderr_preview", "stdout_truncated", "stderr_truncated", "created_at_ms", "started_at_ms", "finished_at_ms", "heartbeat_at_ms", "spawner", "variant", "runtime")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +128,7 @@ class Execution(_message.Message):
     HEARTBEAT_AT_MS_FIELD_NUMBER: _ClassVar[int]
     SPAWNER_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     session_id: str
     language: _execution_pb2.Language
@@ -148,7 +151,8 @@ class Execution(_message.Message):
     heartbeat_at_ms: int
     spawner: str
     variant: str
-    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.StepResult, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[StoredFile, _Mapping]]] = ..., dropped_output_files: _Optional[_Iterable[str]] = ..., stdout_preview: _Optional[bytes] = ..., stderr_preview: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., heartbeat_at_ms: _Optional[int] = ..., spawner: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+    runtime: str
+    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.StepResult, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[StoredFile, _Mapping]]] = ..., dropped_output_files: _Optional[_Iterable[str]] = ..., stdout_preview: _Optional[bytes] = ..., stderr_preview: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., heartbeat_at_ms: _Optional[int] = ..., spawner: _Optional[str] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
     __slots__ = ("execution_id",)

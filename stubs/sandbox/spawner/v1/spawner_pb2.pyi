@@ -30,7 +30,7 @@ class InstallOptions(_message.Message):
     def __init__(self, allow_sdist: _Optional[bool] = ..., allow_install_scripts: _Optional[bool] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("execution_id", "tenant", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "prior_outputs", "install", "network", "variant")
+    __slots__ = ("execution_id", "tenant", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "prior_outputs", "install", "network", "variant", "runtime")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class ExecuteRequest(_message.Message):
     INSTALL_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
     tenant: str
     language: _execution_pb2.Language
@@ -68,7 +69,8 @@ class ExecuteRequest(_message.Message):
     install: InstallOptions
     network: bool
     variant: str
-    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., prior_outputs: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., network: _Optional[bool] = ..., variant: _Optional[str] = ...) -> None: ...
+    runtime: str
+    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., prior_outputs: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., network: _Optional[bool] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class PhaseEvent(_message.Message):
     __slots__ = ("phase", "elapsed_ms")
@@ -159,7 +161,7 @@ class LimitRange(_message.Message):
     def __init__(self, default_timeout_ms: _Optional[int] = ..., max_timeout_ms: _Optional[int] = ..., default_memory_bytes: _Optional[int] = ..., min_memory_bytes: _Optional[int] = ..., max_memory_bytes: _Optional[int] = ..., default_cpus: _Optional[float] = ..., max_cpus: _Optional[float] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "capacity", "free_slots", "runtime_images", "oci_runtime", "available_runtimes", "limits")
+    __slots__ = ("version", "capacity", "free_slots", "runtime_images", "oci_runtime", "available_runtimes", "limits", "sandbox_runtimes", "default_runtime")
     class RuntimeImagesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +176,8 @@ class InfoResponse(_message.Message):
     OCI_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_RUNTIMES_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_RUNTIMES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     version: str
     capacity: int
     free_slots: int
@@ -181,4 +185,6 @@ class InfoResponse(_message.Message):
     oci_runtime: str
     available_runtimes: _containers.RepeatedScalarFieldContainer[str]
     limits: LimitRange
-    def __init__(self, version: _Optional[str] = ..., capacity: _Optional[int] = ..., free_slots: _Optional[int] = ..., runtime_images: _Optional[_Mapping[str, str]] = ..., oci_runtime: _Optional[str] = ..., available_runtimes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[LimitRange, _Mapping]] = ...) -> None: ...
+    sandbox_runtimes: _containers.RepeatedScalarFieldContainer[str]
+    default_runtime: str
+    def __init__(self, version: _Optional[str] = ..., capacity: _Optional[int] = ..., free_slots: _Optional[int] = ..., runtime_images: _Optional[_Mapping[str, str]] = ..., oci_runtime: _Optional[str] = ..., available_runtimes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[LimitRange, _Mapping]] = ..., sandbox_runtimes: _Optional[_Iterable[str]] = ..., default_runtime: _Optional[str] = ...) -> None: ...
