@@ -77,7 +77,9 @@ class SpawnerSettings(BaseSettings):
     # The engine's runtimes for "gvisor" sandboxes: runsc registered with
     # `--network=none` for sandboxes without a network, and with
     # `--network=host` (the container's own namespace) for sandboxes on the
-    # egress network (scripts/ensure_gvisor.sh registers both). gVisor is
+    # egress network, both with `--oci-seccomp` (the sandbox's seccomp
+    # profile applies inside gVisor too) and `--host-uds=create` (the runner
+    # hand-off's socket); scripts/ensure_gvisor.sh registers both. gVisor is
     # offered only where the engine has them.
     gvisor_runtime: str = "runsc"
     gvisor_network_runtime: str = "runsc-network"
@@ -97,8 +99,8 @@ class SpawnerSettings(BaseSettings):
     # runner waiting inside over a socket in the workspace
     # (services/spawner/handoff.py); `exec` starts it with `docker exec`
     # (slower; for OCI runtimes that cannot share a unix socket through a
-    # bind mount). gVisor sandboxes always use `exec`: a socket bound inside
-    # gVisor is gVisor's own and never appears on the host.
+    # bind mount). Under gVisor the runner's socket reaches the host only
+    # when runsc runs with `--host-uds=create` (scripts/ensure_gvisor.sh).
     handoff: Literal["runner", "exec"] = "runner"
     # Sandboxes started ahead of demand, each waiting for exactly one
     # execution: `<runtime>[+network][+runc|+gvisor]=<count>` entries

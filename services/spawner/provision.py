@@ -129,7 +129,7 @@ class Provisioner:
         if not adopt(box.container):
             return False
         box.container.start()
-        if self._uses_runner(box.key):
+        if self.settings.handoff == "runner":
             box.runner = handoff.connect(box.workspace.path, RUNNER_START_SECONDS, box.container.running)
         return True
 
@@ -188,11 +188,6 @@ class Provisioner:
                 on_failure("network", exc)
             box.lease = None
 
-    def _uses_runner(self, key: PoolKey) -> bool:
-        """The runner hand-off needs the runner's socket to appear on the
-        host, which it does not from inside gVisor."""
-        return self.settings.handoff == "runner" and key.sandbox_runtime == RUNC
-
     def _create_container(self, box: Sandbox, labels: dict[str, str]) -> sandbox.SandboxContainer:
         settings = self.settings
         network = self.network if box.lease is not None else None
@@ -214,7 +209,7 @@ class Provisioner:
             **labels,
         }
         command = None
-        if self._uses_runner(box.key):
+        if self.settings.handoff == "runner":
             command = handoff.runner_command()
         return sandbox.SandboxContainer.create(
             self.api,
