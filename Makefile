@@ -1,6 +1,7 @@
 # Sandbox mesh: local set-up, images, tests and bring-up.
 # `make test` runs everything from a fresh Debian 12 machine (as root):
-# Docker engine, virtualenv, images, then pytest.
+# Docker engine (with gVisor where the distribution has it), virtualenv,
+# images, a container on each gVisor runtime, then pytest.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -13,7 +14,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images lint test up down bench bench-spawner doctor
+.PHONY: setup docker venv protos images runtimes lint test up down bench bench-spawner doctor
 
 setup: docker venv
 
@@ -34,6 +35,11 @@ protos: venv
 images: setup
 	images/build.sh
 
+# Each gVisor runtime the engine offers (scripts/ensure_gvisor.sh registers
+# them) runs a container of the runtime image; a failure is a warning only.
+runtimes: images
+	scripts/check_runtimes.sh
+
 # Linter, formatter and type checker (configured in pyproject.toml) keep the
 # tree clean: `make test` fails on any finding.
 lint: venv
@@ -41,10 +47,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint images
+test: lint runtimes
 	$(VENV)/bin/pytest -q
 
-up: images
+up: runtimes
 	scripts/up.sh
 
 down:

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers and debootstrap is installed.
+# Make sure a Docker engine answers and debootstrap is installed, with gVisor
+# registered as a second runtime where it can be had (scripts/ensure_gvisor.sh;
+# SANDBOX_GVISOR=0 skips it).
 #
-# Idempotent: when `docker info` already works only debootstrap is checked.
-# Otherwise the Debian packages are installed if dockerd is missing and
-# dockerd is started without systemd (setsid + nohup), logging to
+# Idempotent: when `docker info` already works only debootstrap, compose and
+# gVisor are checked. Otherwise the Debian packages are installed if dockerd is
+# missing and dockerd is started without systemd (setsid + nohup), logging to
 # /var/log/sandbox-mesh-dockerd.log. Needs root for the install/start part.
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LOG=/var/log/sandbox-mesh-dockerd.log
 WAIT_SECONDS=${DOCKER_WAIT_SECONDS:-60}
 
@@ -67,9 +70,15 @@ start_dockerd() {
     as_root sh -c "nohup setsid '$dockerd_bin' >>'$LOG' 2>&1 </dev/null &"
 }
 
+# Never stops the set-up: without gVisor, sandboxes run on runc.
+ensure_gvisor() {
+    "$HERE/ensure_gvisor.sh" || log "WARNING: scripts/ensure_gvisor.sh failed; sandboxes run on runc only"
+}
+
 if docker_ok; then
     ensure_debootstrap
     ensure_compose
+    ensure_gvisor
     log "docker engine is up"
     exit 0
 fi
@@ -83,9 +92,13 @@ have docker || die "docker CLI not found after installing docker.io"
 
 # A dockerd may already be starting (e.g. a parallel run); only start one
 # when none is running.
+starting_elsewhere=0
 if pgrep -x dockerd >/dev/null 2>&1; then
     log "dockerd is already running; waiting for it to answer"
+    starting_elsewhere=1
 else
+    # daemon.json first: the engine reads its runtimes when it starts.
+    ensure_gvisor
     start_dockerd
 fi
 
@@ -93,5 +106,10 @@ if ! wait_for_docker; then
     log "docker did not answer within ${WAIT_SECONDS}s; last lines of $LOG:"
     tail -n 30 "$LOG" >&2 || true
     die "docker engine unavailable (see $LOG; nested containers may need the iptables-legacy alternative)"
+fi
+# A dockerd started by someone else may have read daemon.json before gVisor
+# was in it; now that it answers, it is reloaded if need be.
+if [ "$starting_elsewhere" -eq 1 ]; then
+    ensure_gvisor
 fi
 log "docker engine is up"

@@ -49,6 +49,19 @@ esac
 export EGRESS_MODE
 echo "egress mode: $EGRESS_MODE"
 
+# gVisor is offered where scripts/ensure_gvisor.sh could register it, under
+# the names the spawner asks for.
+runtimes=$(docker info --format '{{range $name, $runtime := .Runtimes}}{{$name}}{{"\n"}}{{end}}' 2>/dev/null || true)
+gvisor=()
+for name in "${SPAWNER_GVISOR_RUNTIME:-runsc}" "${SPAWNER_GVISOR_NETWORK_RUNTIME:-runsc-network}"; do
+    if grep -qx -- "$name" <<<"$runtimes"; then gvisor+=("$name"); fi
+done
+if [ "${#gvisor[@]}" -gt 0 ]; then
+    echo "sandbox runtimes: runc and gVisor (${gvisor[*]})"
+else
+    echo "sandbox runtimes: runc only (the engine offers no gVisor runtime)"
+fi
+
 $COMPOSE -p "$PROJECT" -f compose.yml up -d
 CONTROL_PORT=${CONTROL_PORT:-50061}
 for target in "127.0.0.1:$PORT" "127.0.0.1:$CONTROL_PORT"; do

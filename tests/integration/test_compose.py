@@ -74,6 +74,11 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
         assert up.returncode == 0, up.stdout + up.stderr
         assert "is SERVING" in up.stdout
         assert "grpcurl -plaintext" in up.stdout
+        # scripts/up.sh names the sandbox runtimes the engine offers; with
+        # gVisor, `make runtimes` ran a container on each first.
+        assert "sandbox runtimes: runc" in up.stdout
+        if "gVisor (runsc" in up.stdout:
+            assert "runsc-network runs a container: ok" in up.stderr
         services = docker_api.containers(filters=project_filter)
         assert len(services) == 3
         for summary in services:
