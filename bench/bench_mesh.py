@@ -12,6 +12,9 @@ baseline in the same run (docs/performance.md, "Through control").
   pip install numpy pandas: first and second time, and the datascience
       variant (only with --target: it needs the mesh's egress)
   control's admission + finalize rate on its store, SQLite and PostgreSQL
+  runtimes: runc and gVisor side by side (bench/runtimes.py): hello world
+      warm and cold, first stdout byte, a CPU-bound and a syscall-heavy loop,
+      pip install of a small wheel (only with --target)
 
     .venv/bin/python bench/bench_mesh.py [--quick] [--json] [--profile FILE]
     .venv/bin/python bench/bench_mesh.py --target 127.0.0.1:50061 [--tenant demo]
@@ -40,10 +43,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip insta
 import docker  # noqa: E402
 import grpc  # noqa: E402
 
-from bench import calls, figures, store_rate  # noqa: E402
-from bench.mesh import MIB, Mesh, own_mesh, target_mesh  # noqa: E402
+from bench import calls, figures, runtimes, store_rate  # noqa: E402
+from bench.mesh import MIB, Mesh, has_setting, own_mesh, target_mesh  # noqa: E402
 from bench.report import print_report, targets  # noqa: E402
 from sandbox.control.v1 import control_pb2 as pb  # noqa: E402
+from services.spawner.config import SpawnerSettings  # noqa: E402
 from tests import postgres  # noqa: E402
 
 MAX_ROUNDS = 500
@@ -53,7 +57,7 @@ MAX_STORE_EXECUTIONS = 100_000
 STORE_THREADS = 4
 CONCURRENCY = 4
 # The figures that need a mesh (all but "store").
-MESH_FIGURES = ("hello", "throughput", "streaming", "pip")
+MESH_FIGURES = ("hello", "throughput", "streaming", "pip", "runtimes")
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,9 +70,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds of each throughput run (default 30, --quick 5)")
     parser.add_argument("--stream-mb", type=int, default=50, help="MB the streaming program writes")
     parser.add_argument("--store-executions", type=int, help="executions of the store rate (default 2000)")
-    parser.add_argument("--warm-pool", default="python=2", help="own mesh: SPAWNER_WARM_POOL, where available")
+    parser.add_argument(
+        "--warm-pool", default="python=2,python+gvisor=2", help="own mesh: SPAWNER_WARM_POOL, where available"
+    )
     parser.add_argument("--handoff", default="", help="own mesh: SPAWNER_HANDOFF (runner|exec), where available")
-    parser.add_argument("--only", default="", help="comma list of figures: hello,throughput,streaming,pip,store")
+    parser.add_argument(
+        "--only", default="", help="comma list of figures: hello,throughput,streaming,pip,runtimes,store"
+    )
+    parser.add_argument(
+        "--spawner-metrics",
+        default=f"127.0.0.1:{os.environ.get('SPAWNER_METRICS_PORT', '9464')}",
+        help="--target: the spawner's metrics address (which runtimes its warm pool holds)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="own mesh: py-spy record of the warm hello loop")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()
@@ -77,6 +90,8 @@ def parse_args() -> argparse.Namespace:
     args.store_executions = args.store_executions or (300 if args.quick else 2000)
     args.warmup = 1 if args.quick else 3
     args.stream_rounds = 1 if args.quick else 3
+    args.runtime_rounds = 3 if args.quick else 15
+    args.loop_rounds = 2 if args.quick else 5
     for name, value, top in (
         ("--rounds", args.rounds, MAX_ROUNDS),
         ("--duration", args.duration, MAX_DURATION),
@@ -157,6 +172,35 @@ def profile(stub, path: str, rounds: int) -> str:
     return f"{rounds} warm hello worlds recorded by py-spy ({kind}) in {path}"
 
 
+def gvisor_problem(args: argparse.Namespace, engine_runtimes: dict[str, Any]) -> str | None:
+    """Own mesh: why its spawner cannot run gVisor sandboxes on this engine (None: it can)."""
+    fields = SpawnerSettings.model_fields
+    if "gvisor_runtime" not in fields:
+        return "this tree's spawner has no gVisor runtime"
+    handoff = (
+        args.handoff
+        or os.environ.get("SPAWNER_HANDOFF")
+        or (fields["handoff"].default if has_setting("handoff") else "exec")
+    )
+    name = os.environ.get("SPAWNER_GVISOR_RUNTIME") or fields["gvisor_runtime"].default
+    return runtimes.gvisor_problem(engine_runtimes, name, handoff)
+
+
+def runtimes_figure(args: argparse.Namespace, mesh: Mesh, stub) -> dict:
+    if args.gvisor_problem:
+        raise figures.Failed(args.gvisor_problem)
+    if mesh.spawner is not None:
+        targets = mesh.spawner.warm_pool_targets if has_setting("warm_pool") else {}
+        pool = runtimes.pool_from_settings(
+            targets, "the own spawner's SPAWNER_WARM_POOL " + ",".join(mesh.spawner.warm_pool)
+        )
+        no_pip: str | None = "n/a: the own mesh has no egress (run against `make up` with --target)"
+    else:
+        pool, no_pip = runtimes.target_pool(args.spawner_metrics), None
+    bounds = dict(rounds=args.runtime_rounds, warmup=args.warmup, loop_rounds=args.loop_rounds)
+    return runtimes.figure(stub, **bounds, pool=pool, pip_unavailable=no_pip)
+
+
 def run(args: argparse.Namespace, mesh: Mesh, report: dict[str, Any]) -> None:
     wanted = {w for w in args.only.split(",") if w}
     report["notes"].extend(mesh.notes)
@@ -183,6 +227,7 @@ def run(args: argparse.Namespace, mesh: Mesh, report: dict[str, Any]) -> None:
             report["figures"]["pip"] = {"error": "n/a (needs an egress: run against `make up` with --target)"}
         else:
             measure(report, "pip", wanted, lambda: figures.pip_install(stub))
+        measure(report, "runtimes", wanted, lambda: runtimes_figure(args, mesh, stub))
         if args.profile:
             print("... profile", file=sys.stderr, flush=True)
             report["profile"] = profile(stub, args.profile, args.rounds)
@@ -211,10 +256,17 @@ def main() -> None:
             report["figures"] = {name: {"error": "n/a (not selected)"} for name in MESH_FIGURES}
             measure(report, "store", {"store"}, lambda: store_figures(args))
         elif args.target:
+            args.gvisor_problem = None  # the target's spawner says so itself, per call
             run(args, target_mesh(args.target, args.tenant, pathlib.Path(args.env_file)), report)
         else:
             cap = max(64 * MIB, args.stream_mb * 1_000_000 + MIB)
-            with own_mesh(max_output_bytes=cap, warm_pool=args.warm_pool, handoff=args.handoff) as mesh:
+            args.gvisor_problem = gvisor_problem(args, info.get("Runtimes") or {})
+            warm_pool = args.warm_pool
+            if args.gvisor_problem and warm_pool != runtimes.without_gvisor(warm_pool):
+                # Its warm gVisor sandboxes would fail to start all run long.
+                warm_pool = runtimes.without_gvisor(warm_pool)
+                report["notes"].append(f"no gVisor in the own warm pool: {args.gvisor_problem}")
+            with own_mesh(max_output_bytes=cap, warm_pool=warm_pool, handoff=args.handoff) as mesh:
                 run(args, mesh, report)
     finally:
         left = calls.remove_baselines()

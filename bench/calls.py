@@ -42,11 +42,14 @@ def request(
     timeout_ms: int = 20_000,
     packages: tuple[str, ...] = (),
     variant: str = "",
+    runtime: str = "",
 ) -> pb.ExecuteRequest:
     limits = common.Limits(timeout_ms=timeout_ms, memory_bytes=COLD_MEMORY_BYTES if cold else 0)
     fields: dict[str, object] = {}
     if variant:
         fields["variant"] = variant
+    if runtime:
+        fields["runtime"] = runtime
     return pb.ExecuteRequest(
         execution_id=f"bench-{secrets.token_hex(8)}",
         language=common.LANGUAGE_PYTHON,

@@ -106,6 +106,31 @@ def _pip(report: dict[str, Any]) -> str:
     )
 
 
+def _runtimes(report: dict[str, Any]) -> str:
+    if error := _error(report, "runtimes"):
+        return f"runc and gVisor side by side: {error}"
+    figure = report["figures"]["runtimes"]
+    rows, missing = [], []
+    for row in figure["rows"]:
+        cells = [row["figure"]]
+        for name in ("runc", "gvisor"):
+            side = row[name]
+            cells += [fmt(side.get("p50")), fmt(side.get("p95"))]
+            if "error" in side and f"{row['figure']}: {side['error']}" not in missing:
+                missing.append(f"{row['figure']}: {side['error']}")
+        rows.append([*cells, fmt(row["ratio_p50"], 2), fmt(row["ratio_p95"], 2)])
+    head = ["runtimes", "runc p50", "runc p95", "gvisor p50", "gvisor p95", "ratio p50", "ratio p95"]
+    rate = figure["stat_calls_per_second_p50"]
+    text = (
+        f"runc and gVisor side by side: hello world {figure['rounds']} interleaved rounds "
+        f"(+{figure['warmup']} warm-up), loops {figure['loop_rounds']}; ratios gvisor / runc\n"
+        + table(head, rows)
+        + f"\n  os.stat calls/s (p50): runc {rate['runc']}, gvisor {rate['gvisor']}"
+        + f"\n  warm pool as known from {figure['pool']}"
+    )
+    return "\n".join([text, *(f"  {note}" for note in [*missing, *figure["notes"]])])
+
+
 def _store(report: dict[str, Any]) -> str:
     if error := _error(report, "store"):
         return f"store: {error}"
@@ -128,7 +153,7 @@ def print_report(report: dict[str, Any], verdicts: list[Target]) -> None:
     )
     for note in report["notes"]:
         print(f"  {note}")
-    for section in (_hello, _throughput, _streaming, _pip, _store):
+    for section in (_hello, _throughput, _streaming, _pip, _runtimes, _store):
         print()
         print(section(report))
     if "profile" in report:
