@@ -79,10 +79,19 @@ def make_settings(spawner_name: str, workspace_root: pathlib.Path, **overrides) 
     return SpawnerSettings(**values)
 
 
-# The whole suite runs on both ways a program reaches its sandbox.
-@pytest.fixture(scope="session", params=["runner", "exec"])
+# The whole suite runs on both ways a program reaches its sandbox, and on
+# gVisor (with the runner hand-off): every request that names no runtime
+# then gets gVisor.
+SPAWNER_VARIANTS = {
+    "runner": dict(handoff="runner"),
+    "exec": dict(handoff="exec"),
+    "gvisor": dict(handoff="runner", default_runtime="gvisor"),
+}
+
+
+@pytest.fixture(scope="session", params=list(SPAWNER_VARIANTS))
 def spawner_server(request, docker_api, spawner_name, workspace_root):
-    running = start(make_settings(spawner_name, workspace_root, handoff=request.param))
+    running = start(make_settings(spawner_name, workspace_root, **SPAWNER_VARIANTS[request.param]))
     yield running
     running.stop(grace_seconds=5)
     assert_nothing_left(docker_api, spawner_name, workspace_root, running.spawner.cgroups)
