@@ -15,6 +15,7 @@ from services.common.contract.limits import RequestLimits
 from services.common.contract.runtimes import DATASCIENCE, RUNTIME_NAMES, STANDARD, runtime_name
 from services.common.settings import CommaList
 from services.spawner import seccomp
+from services.spawner.outputs import OutputCaps
 
 MIB = 1024 * 1024
 INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
@@ -98,6 +99,13 @@ class SpawnerSettings(BaseSettings):
     default_cpus: float = Field(default=1.0, gt=0)
     max_cpus: float = Field(default=2.0, gt=0)
     pids_limit: int = Field(default=128, ge=16)
+    # Under gVisor the program's `pids_limit` is enforced by gVisor's own
+    # kernel, and the engine's pids limit bounds gVisor itself: its host
+    # threads and processes, several per program process in ptrace mode and
+    # more when many run at once (a sandbox that reaches it ends, reported as
+    # RUNTIME_ERROR "the sandbox ended"). `capacity` times this must stay well
+    # inside the host's kernel.pid_max.
+    gvisor_pids_limit: int = Field(default=1024, ge=64)
     # Largest single file the sandbox may write (RLIMIT_FSIZE).
     file_size_limit_bytes: int = Field(default=64 * MIB, ge=MIB)
     tmpfs_bytes: int = Field(default=64 * MIB, ge=MIB)
@@ -170,6 +178,16 @@ class SpawnerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # Prometheus /metrics over HTTP; empty to turn off.
     metrics_listen: str = "127.0.0.1:9464"
+
+    def output_caps(self) -> OutputCaps:
+        """What the harvest of /workspace/output/ returns at most."""
+        return OutputCaps(
+            max_files=self.max_output_files,
+            max_file_bytes=self.max_output_file_bytes,
+            max_total_bytes=self.max_output_total_bytes,
+            max_entries=self.max_output_entries,
+            max_path_length=self.limits.max_path_length,
+        )
 
     def runtime_images(self) -> dict[str, str]:
         """The image of every runtime, by its name ("python-datascience")."""

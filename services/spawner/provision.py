@@ -42,6 +42,7 @@ class PoolKey:
 
     runtime: str  # services/common/contract/runtimes.py
     network: bool
+    gvisor: bool = False  # runs under gVisor (sandbox.host_config's limits for it)
 
 
 @dataclasses.dataclass
@@ -55,6 +56,10 @@ class Sandbox:
     container: sandbox.SandboxContainer | None = None
     lease: Lease | None = None
     runner: handoff.RunnerConnection | None = None
+
+    def ended(self) -> sandbox.Ended | None:
+        """How its container ended by itself; None while it runs or before it exists."""
+        return self.container.ended() if self.container is not None else None
 
     def start_program(
         self, argv: list[str], environment: dict[str, str], workdir: str, stdin: bool
@@ -197,6 +202,7 @@ class Provisioner:
             cgroup_parent=box.parent.docker_value,
             network=box.lease.network if box.lease else None,
             extra_binds=network.binds() if network else None,
+            gvisor=box.key.gvisor,
         )
         labels = {
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
