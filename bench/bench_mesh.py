@@ -177,13 +177,8 @@ def gvisor_problem(args: argparse.Namespace, engine_runtimes: dict[str, Any]) ->
     fields = SpawnerSettings.model_fields
     if "gvisor_runtime" not in fields:
         return "this tree's spawner has no gVisor runtime"
-    handoff = (
-        args.handoff
-        or os.environ.get("SPAWNER_HANDOFF")
-        or (fields["handoff"].default if has_setting("handoff") else "exec")
-    )
     name = os.environ.get("SPAWNER_GVISOR_RUNTIME") or fields["gvisor_runtime"].default
-    return runtimes.gvisor_problem(engine_runtimes, name, handoff)
+    return runtimes.gvisor_problem(engine_runtimes, name)
 
 
 def runtimes_figure(args: argparse.Namespace, mesh: Mesh, stub) -> dict:

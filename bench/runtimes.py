@@ -47,7 +47,6 @@ SYSCALL_LOOP = (
 POOL_METRIC = "sandbox_spawner_warm_pool_ready"
 # Engine runtime arguments that let a socket bound inside gVisor appear on
 # the host (the runner hand-off's socket in the workspace).
-HOST_UDS_CREATE = ("--host-uds=create", "--host-uds=all", "-host-uds=create", "-host-uds=all")
 
 
 # --- what the bench knows of the mesh (pure) ---------------------------------
@@ -90,19 +89,11 @@ def pool_from_metrics(text: str, source: str) -> Pool:
     return Pool(frozenset(keys), source)
 
 
-def gvisor_problem(engine_runtimes: dict[str, Any], runtime_name: str, handoff: str) -> str | None:
+def gvisor_problem(engine_runtimes: dict[str, Any], runtime_name: str) -> str | None:
     """Why gVisor sandboxes cannot run here (engine runtimes as `docker info`
-    lists them), None when they can: the engine has no `runtime_name`, or
-    the runner hand-off needs a socket runsc was not allowed to create."""
+    lists them), None when they can."""
     if runtime_name not in engine_runtimes:
         return f"the engine has no {runtime_name} runtime: the mesh offers no gVisor"
-    args = (engine_runtimes[runtime_name] or {}).get("runtimeArgs") or []
-    if handoff == "runner" and not any(arg in HOST_UDS_CREATE for arg in args):
-        return (
-            f"the engine's {runtime_name} is registered without --host-uds=create, so the runner hand-off "
-            "cannot reach a gVisor sandbox: run with --handoff exec (both runtimes then start programs "
-            "with docker exec)"
-        )
     return None
 
 

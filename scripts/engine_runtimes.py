@@ -30,13 +30,11 @@ GVISOR_NETWORK_RUNTIME = "runsc-network"
 # runs on do not have (runsc then hangs). --network=none for sandboxes
 # without a network; --network=host for those on an internal network, where
 # "host" is the container's own namespace the engine made, not the host's.
-# Both: --oci-seccomp, so that the sandbox's seccomp profile applies inside
-# gVisor too (a third layer: gVisor ignores it otherwise), and
-# --host-uds=create, so that the runner's socket in the workspace appears on
-# the host for the spawner to connect to (the runner hand-off); programs
-# still cannot connect to any host socket ("open" is not granted).
+# Neither --oci-seccomp nor --host-uds: runsc 2022 applies an OCI seccomp
+# profile to the container's first process only (not to `docker exec`'d
+# programs) and its filtering then refuses thread creation; gVisor sandboxes
+# use the exec hand-off, so no socket has to cross (docs/security.md).
 PLATFORM_ARG = "--platform=ptrace"
-COMMON_ARGS = ["--oci-seccomp", "--host-uds=create"]
 NEW_FILE_MODE = 0o644
 
 
@@ -46,8 +44,8 @@ class DaemonJsonError(Exception):
 
 def gvisor_runtimes(runsc_path: str) -> dict[str, dict[str, Any]]:
     return {
-        GVISOR_RUNTIME: {"path": runsc_path, "runtimeArgs": [PLATFORM_ARG, "--network=none", *COMMON_ARGS]},
-        GVISOR_NETWORK_RUNTIME: {"path": runsc_path, "runtimeArgs": [PLATFORM_ARG, "--network=host", *COMMON_ARGS]},
+        GVISOR_RUNTIME: {"path": runsc_path, "runtimeArgs": [PLATFORM_ARG, "--network=none"]},
+        GVISOR_NETWORK_RUNTIME: {"path": runsc_path, "runtimeArgs": [PLATFORM_ARG, "--network=host"]},
     }
 
 

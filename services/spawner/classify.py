@@ -37,6 +37,7 @@ class Facts:
     outputs_over_caps: int = 0  # of those, the ones a cap dropped
     output_drops: tuple[Drop, ...] = ()  # the harvest's named drops (bounded)
     workspace_exhausted: str = ""  # which of the workspace's limits was used up, after the run
+    sandbox_ended: int | None = None  # the sandbox's exit code when it ended by itself under a program
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,20 @@ def classify(facts: Facts) -> Verdict:
         )
     if failed and facts.workspace_exhausted:
         return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_OUTPUT_LIMIT, facts.workspace_exhausted)
+    if failed and facts.sandbox_ended is not None:
+        # Not the program's exit: the sandbox itself stopped (under gVisor,
+        # its kernel, at the host's pids limit for it).
+        if facts.failed_step is None:
+            where = "the package install"
+        else:
+            index, path, _ = facts.failed_step
+            where = path if facts.step_count == 1 else f"step {index + 1}/{facts.step_count} {path}"
+        return Verdict(
+            Status.EXECUTION_STATUS_FAILED,
+            Code.ERROR_CODE_RUNTIME_ERROR,
+            f"the sandbox ended while {where} ran (exit {facts.sandbox_ended}), "
+            "as it does when the program's processes and threads need more than the sandbox's limit",
+        )
     if facts.install_failed:
         # Any install that cannot complete is the caller's packages failing to
         # resolve; the installer's own words say which and why.

@@ -84,6 +84,9 @@ def _froze(parent: CgroupParent) -> bool:
         parent.freeze()
     except OSError as exc:
         log.warning("cannot freeze a sandbox, killing it through the engine: %s", exc)
+        # Whatever did freeze could not die (nor a gVisor sandbox end) before
+        # the engine's kill gives up.
+        _attempt("cgroup", parent.thaw, lambda what, error: log.warning("cannot thaw a sandbox: %s", error))
         return False
     return True
 

@@ -16,6 +16,7 @@ from services.common.contract.runtimes import DATASCIENCE, RUNTIME_NAMES, STANDA
 from services.common.contract.sandbox_runtimes import GVISOR, RUNC, SANDBOX_RUNTIMES
 from services.common.settings import CommaList
 from services.spawner import seccomp
+from services.spawner.outputs import OutputCaps
 
 MIB = 1024 * 1024
 INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
@@ -77,9 +78,7 @@ class SpawnerSettings(BaseSettings):
     # The engine's runtimes for "gvisor" sandboxes: runsc registered with
     # `--network=none` for sandboxes without a network, and with
     # `--network=host` (the container's own namespace) for sandboxes on the
-    # egress network, both with `--oci-seccomp` (the sandbox's seccomp
-    # profile applies inside gVisor too) and `--host-uds=create` (the runner
-    # hand-off's socket); scripts/ensure_gvisor.sh registers both. gVisor is
+    # egress network (scripts/ensure_gvisor.sh registers both). gVisor is
     # offered only where the engine has them.
     gvisor_runtime: str = "runsc"
     gvisor_network_runtime: str = "runsc-network"
@@ -99,8 +98,8 @@ class SpawnerSettings(BaseSettings):
     # runner waiting inside over a socket in the workspace
     # (services/spawner/handoff.py); `exec` starts it with `docker exec`
     # (slower; for OCI runtimes that cannot share a unix socket through a
-    # bind mount). Under gVisor the runner's socket reaches the host only
-    # when runsc runs with `--host-uds=create` (scripts/ensure_gvisor.sh).
+    # bind mount). gVisor sandboxes always use `exec`: a socket bound inside
+    # gVisor is gVisor's own and never appears on the host.
     handoff: Literal["runner", "exec"] = "runner"
     # Sandboxes started ahead of demand, each waiting for exactly one
     # execution: `<runtime>[+network][+runc|+gvisor]=<count>` entries
@@ -119,6 +118,13 @@ class SpawnerSettings(BaseSettings):
     default_cpus: float = Field(default=1.0, gt=0)
     max_cpus: float = Field(default=2.0, gt=0)
     pids_limit: int = Field(default=128, ge=16)
+    # Under gVisor the program's `pids_limit` is enforced by gVisor's own
+    # kernel, and the engine's pids limit bounds gVisor itself: its host
+    # threads and processes, several per program process in ptrace mode and
+    # more when many run at once (a sandbox that reaches it ends, reported as
+    # RUNTIME_ERROR "the sandbox ended"). `capacity` times this must stay well
+    # inside the host's kernel.pid_max.
+    gvisor_pids_limit: int = Field(default=1024, ge=64)
     # Largest single file the sandbox may write (RLIMIT_FSIZE).
     file_size_limit_bytes: int = Field(default=64 * MIB, ge=MIB)
     tmpfs_bytes: int = Field(default=64 * MIB, ge=MIB)
@@ -191,6 +197,16 @@ class SpawnerSettings(BaseSettings):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     # Prometheus /metrics over HTTP; empty to turn off.
     metrics_listen: str = "127.0.0.1:9464"
+
+    def output_caps(self) -> OutputCaps:
+        """What the harvest of /workspace/output/ returns at most."""
+        return OutputCaps(
+            max_files=self.max_output_files,
+            max_file_bytes=self.max_output_file_bytes,
+            max_total_bytes=self.max_output_total_bytes,
+            max_entries=self.max_output_entries,
+            max_path_length=self.limits.max_path_length,
+        )
 
     def runtime_images(self) -> dict[str, str]:
         """The image of every runtime, by its name ("python-datascience")."""

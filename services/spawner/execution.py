@@ -68,6 +68,9 @@ class Execution:
         self.finished = threading.Event()
         self._events: EventChannel[pb.ExecuteEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         self._lock = threading.Lock()
+        # Held while a cancel's kill is in flight: the sandbox is frozen only
+        # after it (a gVisor sandbox frozen while its kill runs never dies).
+        self._killing = threading.Lock()
         self._kill: tuple[ErrorCode, str] | None = None  # (ErrorCode, message); first wins
         self._container: sandbox.SandboxContainer | None = None
         self._environment: dict[str, str] = {}  # of every program: its egress proxy and credentials
@@ -97,11 +100,12 @@ class Execution:
                 self._kill = (code, message)
             container = self._container
         if container is not None:
-            try:
-                container.kill()
-            except docker.errors.DockerException as exc:
-                # The worker's clean-up still force-removes the container.
-                log.error("execution %s: kill failed: %s", self.spec.execution_id, exc)
+            with self._killing:
+                try:
+                    container.kill()
+                except docker.errors.DockerException as exc:
+                    # The worker's clean-up still force-removes the container.
+                    log.error("execution %s: kill failed: %s", self.spec.execution_id, exc)
         return True
 
     def listener_gone(self) -> None:
@@ -238,6 +242,7 @@ class Execution:
                 if self._killed() is None:
                     raise
             exit_code = sandbox.exit_code_of(handle, self._killed())
+            self._note_sandbox_ended(box, exit_code)
         finally:
             timer.cancel()
             result.usage.install_ms = int((time.monotonic() - started) * 1000)
@@ -276,6 +281,7 @@ class Execution:
                 if isinstance(handle, RunnerProgram) and handle.violation:
                     log.warning("execution %s: the runner broke the protocol: %s", spec.execution_id, handle.violation)
                 exit_code = sandbox.exit_code_of(handle, self._killed())
+                self._note_sandbox_ended(box, exit_code)
                 duration = handle.finished_at - handle.started_at if handle and handle.finished_at else 0.0
                 ok = exit_code == 0 and self._killed() is None
                 step_result = common.StepResult(
@@ -325,15 +331,7 @@ class Execution:
         file's path and size, and names what was dropped."""
         if not workspace.output.is_dir():
             return
-        s = self.settings
-        caps = outputs.OutputCaps(
-            max_files=s.max_output_files,
-            max_file_bytes=s.max_output_file_bytes,
-            max_total_bytes=s.max_output_total_bytes,
-            max_entries=s.max_output_entries,
-            max_path_length=s.limits.max_path_length,
-        )
-        harvest = outputs.select(str(workspace.output), caps)
+        harvest = outputs.select(str(workspace.output), self.settings.output_caps())
         for path, size in harvest.files:
             for chunk in outputs.file_chunks(str(workspace.output), path, size):
                 self._emit(pb.ExecuteEvent(output_file=chunk))
@@ -344,6 +342,14 @@ class Execution:
         self._facts.outputs_dropped = harvest.dropped_count
         self._facts.outputs_over_caps = harvest.over_cap_count
         self._facts.output_drops = tuple(harvest.dropped)
+
+    def _note_sandbox_ended(self, box: Sandbox, exit_code: int) -> None:
+        """No exit code and no kill: the sandbox ended under the program (under gVisor
+        the host's OOM killer or pids limit ends its whole kernel); the engine says how."""
+        ended = box.ended() if exit_code == sandbox.NO_EXIT_CODE and self._killed() is None else None
+        if ended is not None:
+            self._facts.sandbox_ended = ended.exit_code
+            self._facts.engine_oom = self._facts.engine_oom or ended.oom_killed
 
     def _time_out(self) -> None:
         self.cancel(ErrorCode.ERROR_CODE_TIMEOUT, f"time limit of {self.spec.timeout_ms} ms reached")
@@ -360,13 +366,15 @@ class Execution:
                 return
             self._stopped = True
             self._container = None
+        with self._killing:
+            pass  # a cancel's kill in flight ends first (no later one starts: no container)
         if self._admitted and self.network is not None:
             try:
                 self.network.revoke(self.spec.execution_id)  # its credentials die with it
             except Exception as exc:
                 self._cleanup_failed("egress admission", exc)
         report = self._provisioner.stop(box, self._cleanup_failed)
-        self._facts.engine_oom = report.engine_oom
+        self._facts.engine_oom = self._facts.engine_oom or report.engine_oom
         self._usage = report.usage
 
     def _remove(self) -> None:
@@ -387,9 +395,7 @@ class Execution:
             except Exception as exc:
                 log.error("execution %s: cannot read the egress's decisions: %s", self.spec.execution_id, exc)
         verdict = classify(facts)
-        result.status = verdict.status
-        result.error_code = verdict.error_code
-        result.error_message = verdict.message
+        result.status, result.error_code, result.error_message = verdict.status, verdict.error_code, verdict.message
         self._charge(result)
         return result
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import docker
 
-from services.common.contract.sandbox_runtimes import RUNC
+from services.common.contract.sandbox_runtimes import GVISOR, RUNC
 from services.spawner import cleanup, handoff, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent
 from services.spawner.cleanup import CleanUpReport, OnFailure
@@ -57,6 +57,10 @@ class Sandbox:
     container: sandbox.SandboxContainer | None = None
     lease: Lease | None = None
     runner: handoff.RunnerConnection | None = None
+
+    def ended(self) -> sandbox.Ended | None:
+        """How its container ended by itself; None while it runs or before it exists."""
+        return self.container.ended() if self.container is not None else None
 
     def start_program(
         self, argv: list[str], environment: dict[str, str], workdir: str, stdin: bool
@@ -129,7 +133,7 @@ class Provisioner:
         if not adopt(box.container):
             return False
         box.container.start()
-        if self.settings.handoff == "runner":
+        if self._uses_runner(box.key):
             box.runner = handoff.connect(box.workspace.path, RUNNER_START_SECONDS, box.container.running)
         return True
 
@@ -188,6 +192,12 @@ class Provisioner:
                 on_failure("network", exc)
             box.lease = None
 
+    def _uses_runner(self, key: PoolKey) -> bool:
+        """gVisor sandboxes always use `docker exec`: the runner's socket,
+        bound inside gVisor, is gVisor's own and never reaches the host
+        (docs/security.md, What changes under gVisor)."""
+        return self.settings.handoff == "runner" and key.sandbox_runtime != GVISOR
+
     def _create_container(self, box: Sandbox, labels: dict[str, str]) -> sandbox.SandboxContainer:
         settings = self.settings
         network = self.network if box.lease is not None else None
@@ -200,6 +210,7 @@ class Provisioner:
             network=box.lease.network if box.lease else None,
             extra_binds=network.binds() if network else None,
             oci_runtime=settings.engine_runtime(box.key.sandbox_runtime, box.lease is not None),
+            gvisor=box.key.sandbox_runtime == GVISOR,
         )
         labels = {
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
@@ -209,7 +220,7 @@ class Provisioner:
             **labels,
         }
         command = None
-        if self.settings.handoff == "runner":
+        if self._uses_runner(box.key):
             command = handoff.runner_command()
         return sandbox.SandboxContainer.create(
             self.api,

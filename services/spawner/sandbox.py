@@ -18,7 +18,7 @@ from typing import Protocol
 import docker
 from docker.types import Ulimit
 
-from services.spawner import seccomp
+from services.spawner import exec_stream, seccomp
 from services.spawner.config import SpawnerSettings
 
 SANDBOX_UID = 10001
@@ -34,7 +34,7 @@ LABEL_TENANT = "sandbox-mesh.tenant"
 LABEL_CREATED = "sandbox-mesh.created"
 LABEL_WORKSPACE = "sandbox-mesh.workspace"
 
-STDOUT, STDERR = 1, 2
+STDOUT, STDERR = exec_stream.STDOUT, exec_stream.STDERR
 NO_EXIT_CODE = -1  # reported for a program that never finished
 
 OPEN_FILES_LIMIT = 1024
@@ -69,8 +69,27 @@ def host_config(
     network: str | None,
     extra_binds: dict[str, dict[str, str]] | None = None,
     oci_runtime: str | None = None,
+    gvisor: bool = False,
 ) -> dict:
+    """The container's hardening and limits. `gvisor`: it runs under gVisor,
+    whose own kernel counts the program's processes and threads."""
     fsize = settings.file_size_limit_bytes
+    ulimits = [
+        Ulimit(name="fsize", soft=fsize, hard=fsize),
+        Ulimit(name="nofile", soft=OPEN_FILES_LIMIT, hard=OPEN_FILES_LIMIT),
+        Ulimit(name="core", soft=0, hard=0),
+    ]
+    pids_limit = settings.pids_limit
+    if gvisor:
+        # The engine's pids limit counts gVisor's own host threads and
+        # processes (several per program process), and reaching it ends the
+        # whole sandbox. The program's limit is RLIMIT_NPROC, which gVisor
+        # counts inside the sandbox (a fork past it fails with EAGAIN, as
+        # runc's pids limit makes it); the engine gets a wider bound for
+        # gVisor itself. Under runc RLIMIT_NPROC would count every process of
+        # the sandbox user on the host, across sandboxes, so it is not set.
+        ulimits.append(Ulimit(name="nproc", soft=settings.pids_limit, hard=settings.pids_limit))
+        pids_limit = settings.gvisor_pids_limit
     return api.create_host_config(
         binds={workspace: {"bind": WORKSPACE, "mode": "rw"}, **(extra_binds or {})},
         read_only=True,
@@ -80,12 +99,8 @@ def host_config(
         mem_limit=limits.memory_bytes,
         memswap_limit=limits.memory_bytes,  # no swap: the limit is the limit
         nano_cpus=int(limits.cpus * NANO_CPUS_PER_CPU),
-        pids_limit=settings.pids_limit,
-        ulimits=[
-            Ulimit(name="fsize", soft=fsize, hard=fsize),
-            Ulimit(name="nofile", soft=OPEN_FILES_LIMIT, hard=OPEN_FILES_LIMIT),
-            Ulimit(name="core", soft=0, hard=0),
-        ],
+        pids_limit=pids_limit,
+        ulimits=ulimits,
         network_mode=network or "none",
         dns=SANDBOX_NAMESERVERS if network else None,
         dns_opt=SANDBOX_RESOLVER_OPTIONS if network else None,
@@ -94,6 +109,14 @@ def host_config(
         ipc_mode="private",
         oom_score_adj=SANDBOX_OOM_SCORE_ADJ,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Ended:
+    """A container that stopped: the engine's facts about it."""
+
+    exit_code: int
+    oom_killed: bool
 
 
 class SandboxContainer:
@@ -164,6 +187,16 @@ class SandboxContainer:
         except docker.errors.NotFound:
             return False
 
+    def ended(self) -> Ended | None:
+        """How the container ended; None while it runs."""
+        try:
+            state = self.api.inspect_container(self.id)["State"]
+        except docker.errors.NotFound:
+            return Ended(NO_EXIT_CODE, oom_killed=False)
+        if state.get("Running"):
+            return None
+        return Ended(int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")))
+
     def remove(self) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(self.id, force=True, v=True)
@@ -177,21 +210,30 @@ class ExecHandle:
         self.finished_at = 0.0
 
     def stream(self) -> Iterator[tuple[int, bytes]]:
-        """Yields (STDOUT|STDERR, bytes) as the program writes them."""
+        """Yields (STDOUT|STDERR, bytes) as the program writes them, until it
+        is gone (services/spawner/exec_stream.py)."""
         self.started_at = time.monotonic()
         try:
-            for out, err in self.api.exec_start(self.id, stream=True, demux=True):
-                if out:
-                    yield STDOUT, out
-                if err:
-                    yield STDERR, err
+            yield from exec_stream.frames(self.api.exec_start(self.id, socket=True), self._running)
         finally:
             self.finished_at = time.monotonic()
 
+    def _running(self) -> bool:
+        try:
+            return bool(self.api.exec_inspect(self.id).get("Running"))
+        except docker.errors.NotFound:
+            return False  # forgotten with its container, which ended
+        except docker.errors.APIError:
+            return True  # no answer: asked again after the next quiet interval
+
     def exit_code(self) -> int:
-        """The program's exit code; NO_EXIT_CODE if it never finished
-        (container killed before the exec started)."""
-        code = self.api.exec_inspect(self.id).get("ExitCode")
+        """The program's exit code; NO_EXIT_CODE if it never finished: its
+        container was killed before the exec started, or ended under it (the
+        engine then forgets the exec)."""
+        try:
+            code = self.api.exec_inspect(self.id).get("ExitCode")
+        except docker.errors.NotFound:
+            return NO_EXIT_CODE
         return NO_EXIT_CODE if code is None else int(code)
 
 

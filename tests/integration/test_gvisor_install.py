@@ -74,12 +74,7 @@ def gvisor(docker_api):
 def test_ensure_registers_both_runtimes_and_a_second_run_changes_nothing(docker_api, gvisor):
     runtimes = engine_runtimes(docker_api)
     for name, network in zip(GVISOR_RUNTIMES, ("none", "host"), strict=True):
-        assert runtimes[name]["runtimeArgs"] == [
-            "--platform=ptrace",
-            f"--network={network}",
-            "--oci-seccomp",
-            "--host-uds=create",
-        ], runtimes
+        assert runtimes[name]["runtimeArgs"] == ["--platform=ptrace", f"--network={network}"], runtimes
     registered = json.loads(DAEMON_JSON.read_text())["runtimes"]
     assert {name: registered[name] for name in GVISOR_RUNTIMES} == {name: runtimes[name] for name in GVISOR_RUNTIMES}
     before = DAEMON_JSON.read_bytes(), DAEMON_JSON.stat().st_mtime_ns

@@ -201,8 +201,13 @@ if (isMainThread) {
 """
 
 
+# The profile is the runc wall's: on a spawner whose default is gVisor
+# (tests/integration/conftest.py) these ask for runc by name.
+RUNC = {"runtime": "runc"}
+
+
 def probe(stub) -> dict[str, list[int]]:
-    outcome = execute(stub, request({"main.py": PROBE}))
+    outcome = execute(stub, request({"main.py": PROBE}, **RUNC))
     assert outcome.result.status == COMPLETED, outcome.stderr
     return json.loads(outcome.stdout)
 
@@ -215,12 +220,16 @@ def test_each_refused_syscall_fails_inside_a_sandbox(stub):
 
 
 def test_the_32_bit_syscall_abi_is_closed(stub):
-    outcome = execute(stub, request({"main.py": INT80}))
+    outcome = execute(stub, request({"main.py": INT80}, **RUNC))
     assert outcome.result.status == COMPLETED, outcome.stderr
     assert outcome.stdout == f"{-SIGSYS}\n".encode()
 
 
-def test_python_threads_processes_and_subprocesses_still_run(stub):
+def test_python_threads_processes_and_subprocesses_still_run(stub, spawner_server):
+    # On the spawner's default runtime: under gVisor too, threads and
+    # processes run (its kernel serves them; the profile is not applied
+    # there, docs/security.md), so the last line is seccomp mode 0.
+    gvisor = spawner_server.spawner.settings.default_runtime == "gvisor"
     outcome = execute(stub, request({"main.py": PYTHON_WORKLOAD}))
     assert outcome.result.status == COMPLETED, outcome.stderr
     assert outcome.stdout.decode().splitlines() == [
@@ -231,8 +240,29 @@ def test_python_threads_processes_and_subprocesses_still_run(stub):
         "queued",
         "shell",
         "interfaces True",
-        "2",  # seccomp mode 2: a filter is in force
+        "0" if gvisor else "2",  # seccomp mode 2: a filter is in force
     ]
+
+
+# Under gVisor the calls the profile refuses meet gVisor's own kernel, not
+# the host's: a user namespace is made there, inside the Sentry.
+GVISOR_PROBE = r"""
+import ctypes, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER = 0x10000000
+print(platform.release(), libc.unshare(CLONE_NEWUSER), open("/proc/self/uid_map").read().split()[:2])
+"""
+
+
+def test_under_gvisor_refused_calls_reach_gvisors_kernel_not_the_hosts(stub):
+    outcome = execute(stub, request({"main.py": GVISOR_PROBE}, runtime="gvisor"))
+    assert outcome.result.status == COMPLETED, outcome.stderr
+    release, unshared, *_ = outcome.stdout.decode().split(" ", 2)
+    assert release == "4.4.0" != platform.release()  # gVisor's kernel answered
+    assert unshared == "0"  # allowed by the Sentry: it has no host kernel code behind it
+    runc = execute(stub, request({"main.py": GVISOR_PROBE}, runtime="runc"))
+    assert runc.result.status == COMPLETED, runc.stderr
+    assert runc.stdout.decode().split(" ", 2)[:2] == [platform.release(), "-1"]  # the profile refuses it
 
 
 def test_node_worker_threads_and_child_processes_still_run(stub):

@@ -160,7 +160,12 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert "no-new-privileges:true" in host["SecurityOpt"]
     assert any(opt.startswith("seccomp=") for opt in host["SecurityOpt"])
-    assert host["NetworkMode"] == "none" and host["PidsLimit"] == settings.pids_limit
+    assert host["NetworkMode"] == "none"
+    nproc = [u["Hard"] for u in host["Ulimits"] if u["Name"] == "nproc"]
+    if host["Runtime"] == "runc":
+        assert host["PidsLimit"] == settings.pids_limit and nproc == []
+    else:  # gVisor: its own kernel counts the program's tasks; the engine bounds gVisor's
+        assert host["PidsLimit"] == settings.gvisor_pids_limit and nproc == [settings.pids_limit]
     assert host["CgroupParent"] and host["IpcMode"] == "private"
     # No tenant anywhere: labels, environment, workspace.
     labels = warm["Config"]["Labels"]

@@ -85,3 +85,22 @@ def test_drops_that_are_not_caps_do_not_fail_the_run():
     drops = (Drop("link", DropKind.SYMLINK, "symlink"), Drop("p", DropKind.NOT_REGULAR_FILE, "not a regular file"))
     verdict = classify(Facts(outputs_dropped=2, outputs_over_caps=0, output_drops=drops))
     assert verdict.status == S.EXECUTION_STATUS_COMPLETED
+
+
+def test_a_sandbox_that_ended_under_its_program_says_so():
+    verdict = classify(Facts(failed_step=(0, "main.py", -1), sandbox_ended=2))
+    assert verdict.status == S.EXECUTION_STATUS_FAILED and verdict.error_code == C.ERROR_CODE_RUNTIME_ERROR
+    assert verdict.message.startswith("the sandbox ended while main.py ran (exit 2)")
+    steps = classify(Facts(failed_step=(1, "b.py", -1), step_count=3, sandbox_ended=2))
+    assert steps.message.startswith("the sandbox ended while step 2/3 b.py ran")
+    install = classify(Facts(install_failed=True, sandbox_ended=2))
+    assert install.error_code == C.ERROR_CODE_RUNTIME_ERROR
+    assert install.message.startswith("the sandbox ended while the package install ran")
+
+
+def test_a_sandbox_the_oom_killer_ended_is_memory_limit():
+    # Under gVisor the host's OOM killer ends the whole sandbox: the engine's flag says why.
+    verdict = classify(Facts(failed_step=(0, "main.py", -1), sandbox_ended=137, engine_oom=True))
+    assert verdict.error_code == C.ERROR_CODE_MEMORY_LIMIT
+    killed = classify(Facts(kill=(C.ERROR_CODE_TIMEOUT, "t"), failed_step=(0, "main.py", -1), sandbox_ended=137))
+    assert killed.error_code == C.ERROR_CODE_TIMEOUT

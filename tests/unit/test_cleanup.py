@@ -96,3 +96,36 @@ def test_a_frozen_sandbox_is_not_killed_through_the_engine_before_its_result():
     report = stop(container, parent, lambda what, exc: failures.append(what))
     assert parent.frozen and report.usage == USAGE and report.engine_oom is False
     assert failures == []  # the engine's kill (which would fail here) was never called
+
+
+class HalfFrozenParent(Parent):
+    """A freeze that times out with part of the sandbox frozen."""
+
+    def __init__(self, usage: CgroupUsage):
+        super().__init__(usage)
+        self.thawed = False
+
+    def freeze(self) -> None:
+        raise OSError("the cgroup parent did not freeze in 2.0 s")
+
+    def thaw(self) -> None:
+        self.thawed = True
+
+
+class KillableContainer(BrokenContainer):
+    def __init__(self, parent: HalfFrozenParent):
+        super().__init__()
+        self.parent = parent
+        self.thawed_before_kill = False
+
+    def kill(self) -> None:
+        self.thawed_before_kill = self.parent.thawed
+
+
+def test_a_freeze_that_fails_is_undone_before_the_engine_kills():
+    # What froze cannot die, and a gVisor sandbox half frozen never ends:
+    # the engine's kill would wait for an exit that does not come.
+    parent = HalfFrozenParent(USAGE)
+    container, failures = KillableContainer(parent), []
+    report = stop(container, parent, lambda what, exc: failures.append(what))
+    assert container.thawed_before_kill and report.engine_oom is True and failures == []

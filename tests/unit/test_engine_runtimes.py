@@ -24,14 +24,10 @@ HAND_WRITTEN = (
 )
 
 
-# The sandbox's seccomp profile applies inside gVisor; the runner's socket reaches the host.
-FLAGS = ["--oci-seccomp", "--host-uds=create"]
-
-
 def test_both_runtimes_use_ptrace_one_without_network_one_in_the_containers_namespace():
     assert {
-        "runsc": {"path": RUNSC, "runtimeArgs": ["--platform=ptrace", "--network=none", *FLAGS]},
-        "runsc-network": {"path": RUNSC, "runtimeArgs": ["--platform=ptrace", "--network=host", *FLAGS]},
+        "runsc": {"path": RUNSC, "runtimeArgs": ["--platform=ptrace", "--network=none"]},
+        "runsc-network": {"path": RUNSC, "runtimeArgs": ["--platform=ptrace", "--network=host"]},
     } == WANTED
 
 
