@@ -27,16 +27,32 @@ from tests.integration.test_lifecycle import SpawnerProcess
 
 pytestmark = pytest.mark.integration
 
-PYTHON = PoolKey("python", False)
-NODE = PoolKey("node", False)
 HOSTNAME = "import socket\nprint(socket.gethostname())"
 
 
-@pytest.fixture(scope="module", params=["runner", "exec"])
+# Both hand-offs, and gVisor (the default runtime there, so the pool's
+# entries, which name none, are gVisor's).
+POOL_VARIANTS = {
+    "runner": dict(handoff="runner"),
+    "exec": dict(handoff="exec"),
+    "gvisor": dict(handoff="runner", default_runtime="gvisor"),
+}
+
+
+def key(running, runtime: str) -> PoolKey:
+    """The pool key of `runtime`'s warm sandboxes on this spawner."""
+    return PoolKey(runtime, False, running.spawner.settings.default_runtime)
+
+
+def wall(running) -> str:
+    return running.spawner.settings.default_runtime
+
+
+@pytest.fixture(scope="module", params=list(POOL_VARIANTS))
 def pooled(request, docker_api, tmp_path_factory):
     name = f"pool-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("pool-workspaces")
-    running = start(make_settings(name, root, warm_pool=("python=2", "node=1"), handoff=request.param))
+    running = start(make_settings(name, root, warm_pool=("python=2", "node=1"), **POOL_VARIANTS[request.param]))
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     stub = spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))
     yield running, stub, name
@@ -73,9 +89,9 @@ def warm_containers(running, docker_api, name: str) -> list[dict]:
 
 def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker_api):
     running, stub, name = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     hits = sample(
-        running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none", sandbox_runtime="runc"
+        running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none", sandbox_runtime=wall(running)
     )
     warm_before = {c["Id"][:12] for c in warm_containers(running, docker_api, name)}
 
@@ -88,11 +104,15 @@ def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker
     assert hosts <= warm_before, "the executions did not run in the warm sandboxes"
     assert (
         sample(
-            running, "sandbox_spawner_warm_pool_hits_total", runtime="python", network="none", sandbox_runtime="runc"
+            running,
+            "sandbox_spawner_warm_pool_hits_total",
+            runtime="python",
+            network="none",
+            sandbox_runtime=wall(running),
         )
         == hits + 2
     )
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     assert running.spawner.provisioner.wait_removed(10)
     remaining = {c["Id"][:12] for c in labelled_containers(docker_api, name)}
     assert not hosts & remaining, "a used warm container was kept"
@@ -102,7 +122,7 @@ def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker
             "sandbox_spawner_warm_pool_refill_seconds_count",
             runtime="python",
             network="none",
-            sandbox_runtime="runc",
+            sandbox_runtime=wall(running),
         )
         >= 4
     )
@@ -110,7 +130,7 @@ def test_a_warm_sandbox_serves_one_execution_and_the_pool_refills(pooled, docker
 
 def test_every_behaviour_holds_in_a_warm_sandbox(pooled):
     running, stub, _ = pooled
-    wait_full(running, NODE)
+    wait_full(running, key(running, "node"))
     code = (
         "import os, sys\n"
         "print(sys.argv[1:], os.environ['GREETING'], sys.stdin.read(), os.getcwd())\n"
@@ -131,7 +151,7 @@ def test_every_behaviour_holds_in_a_warm_sandbox(pooled):
 
 def test_a_timeout_and_a_cancel_end_a_warm_sandbox(pooled):
     running, stub, _ = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     outcome = execute(stub, program({"main.py": "while True: pass"}, timeout_ms=1000))
     assert outcome.result.error_code == common.ERROR_CODE_TIMEOUT
     assert outcome.result.usage.cpu_seconds > 0.3
@@ -139,7 +159,7 @@ def test_a_timeout_and_a_cancel_end_a_warm_sandbox(pooled):
 
 def test_other_limits_take_the_cold_path(pooled, docker_api):
     running, stub, name = pooled
-    labels = {"runtime": "python", "network": "none", "reason": "limits"}
+    labels = {"runtime": "python", "network": "none", "sandbox_runtime": wall(running), "reason": "limits"}
     misses = sample(running, "sandbox_spawner_warm_pool_misses_total", **labels)
     outcome = execute(stub, program({"main.py": HOSTNAME}, memory_bytes=96 * 1024 * 1024))
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED
@@ -149,7 +169,7 @@ def test_other_limits_take_the_cold_path(pooled, docker_api):
 
 def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenant(pooled, docker_api):
     running, _, name = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     settings = running.spawner.settings
     (warm_id, *_) = [c["Id"] for c in warm_containers(running, docker_api, name)]
     warm = docker_api.inspect_container(warm_id)
@@ -162,7 +182,8 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
     assert any(opt.startswith("seccomp=") for opt in host["SecurityOpt"])
     assert host["NetworkMode"] == "none"
     nproc = [u["Hard"] for u in host["Ulimits"] if u["Name"] == "nproc"]
-    if host["Runtime"] == "runc":
+    assert host["Runtime"] == settings.engine_runtime(wall(running), network=False)
+    if wall(running) == "runc":
         assert host["PidsLimit"] == settings.pids_limit and nproc == []
     else:  # gVisor: its own kernel counts the program's tasks; the engine bounds gVisor's
         assert host["PidsLimit"] == settings.gvisor_pids_limit and nproc == [settings.pids_limit]
@@ -182,7 +203,7 @@ def test_a_warm_sandbox_is_hardened_like_a_cold_one_and_holds_nothing_of_a_tenan
 
 def test_the_reaper_leaves_warm_sandboxes_alone(pooled, docker_api):
     running, stub, name = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     before = {c["Id"] for c in warm_containers(running, docker_api, name)}
     running.spawner.reap()  # no age limit: anything unowned goes
     assert {c["Id"] for c in warm_containers(running, docker_api, name)} == before
@@ -227,22 +248,22 @@ print(sleepers, os.path.exists('/tmp/trace'), os.path.exists('/workspace/trace')
 
 def test_what_one_execution_leaves_behind_never_reaches_the_next(pooled):
     running, stub, _ = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     first = execute(stub, program({"main.py": LEAVE_TRACES}))
     assert first.stdout == b"left traces\n"
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     second = execute(stub, program({"main.py": LOOK_FOR_TRACES}))
     assert second.stdout == b"[] False False\n", second.stderr
 
 
 def test_warm_sandboxes_that_died_while_waiting_are_not_used(pooled, docker_api):
     running, stub, name = pooled
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     failures_before = running.spawner.cleanup_failures
     for container in warm_containers(running, docker_api, name):
         docker_api.kill(container["Id"])  # as an engine restart would
     outcome = execute(stub, program({"main.py": "print('still served')"}))
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
     assert outcome.stdout == b"still served\n"
-    wait_full(running, PYTHON)
+    wait_full(running, key(running, "python"))
     assert running.spawner.cleanup_failures == failures_before

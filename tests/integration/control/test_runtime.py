@@ -19,9 +19,12 @@ from grpc_status import rpc_status
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
+from sandbox.spawner.v1 import spawner_pb2 as spb
+from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
 from services.control.server import start as start_control
 from services.spawner.server import start as start_spawner
-from tests.integration.conftest import assert_nothing_left, make_settings
+from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 from tests.integration.control.conftest import control_channel, control_settings
 from tests.integration.control.helpers import request, run
 
@@ -122,3 +125,27 @@ def test_a_runtime_no_spawner_offers_is_refused_with_no_record(runc_only_spawner
             assert kernel_of(fine) == platform.release()
     finally:
         running.stop(grace_seconds=5)
+
+
+def test_a_spawner_lists_its_runtimes_and_refuses_one_it_lacks(runc_only_spawner, control_spawner):
+    for running, offered in ((runc_only_spawner, ["runc"]), (control_spawner, ["runc", "gvisor"])):
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as raw:
+            stub = spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(raw, ClientAuthInterceptor(SECRET.encode())))
+            info = stub.Info(spb.InfoRequest())
+            assert list(info.sandbox_runtimes) == offered
+            assert info.default_runtime == "runc"
+    with grpc.insecure_channel(f"127.0.0.1:{runc_only_spawner.port}") as raw:
+        stub = spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(raw, ClientAuthInterceptor(SECRET.encode())))
+        spawner_request = spb.ExecuteRequest(
+            execution_id="direct-gvisor",
+            tenant="tenant-a",
+            language=common.LANGUAGE_PYTHON,
+            files=[common.File(path="main.py", content=b"print(1)")],
+            entry="main.py",
+            runtime="gvisor",
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.Execute(spawner_request))
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "runtime" in refused.value.details()
+    assert runc_only_spawner.spawner.inflight.free_slots == runc_only_spawner.spawner.settings.capacity
