@@ -165,3 +165,18 @@ def test_installs_that_may_run_package_code_are_not_kept(package_spawner, instal
     outcome = execute(package_spawner, req, timeout=300)
     assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
     assert _kept_trees(install_cache) == before
+
+
+def test_pip_and_npm_install_under_gvisor_too(package_spawner):
+    python = request({"main.py": "import platform, six\nprint(platform.release(), six.__name__)"}, runtime="gvisor")
+    python.packages.add(name="six", version="==1.16.0")
+    outcome = execute(package_spawner, python, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+    assert outcome.stdout == b"4.4.0 six\n"  # gVisor's kernel, the package from the egress
+    node = request(
+        {"main.js": "console.log(require('os').release(), require('is-number')(5))"}, language="node", runtime="gvisor"
+    )
+    node.packages.add(name="is-number", version="7.0.0")
+    outcome = execute(package_spawner, node, timeout=300)
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.result
+    assert outcome.stdout == b"4.4.0 true\n"

@@ -21,8 +21,10 @@ from tests.integration.helpers import execute, request
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def spawner_via(mesh, docker_api, tmp_path):
+# Each test on both walls: a gVisor sandbox on its network runs under the
+# engine's runsc-network runtime.
+@pytest.fixture(params=["runc", "gvisor"])
+def spawner_via(request, mesh, docker_api, tmp_path):
     """A spawner whose sandboxes each get a network of their own with the
     given egress on it, their only way out."""
     started = []
@@ -40,6 +42,7 @@ def spawner_via(mesh, docker_api, tmp_path):
                 egress_secret=mesh.secret,
                 egress_grpc=egress.grpc_target,
                 install_timeout_ms=240_000,
+                default_runtime=request.param,
                 **overrides,
             )
         )
