@@ -14,6 +14,7 @@ start-up reap that raised would make the spawner restart forever.
 from __future__ import annotations
 
 import logging
+import math
 import pathlib
 import time
 from collections.abc import Callable
@@ -42,7 +43,12 @@ def reap(
     on_failure: OnFailure,
     min_age_seconds: float = 0.0,
 ) -> None:
-    cutoff = time.time() - min_age_seconds
+    # At start (no minimum age) whatever no one owns was left by a previous
+    # run, however recently it changed: a sandbox that the crashed spawner
+    # started an instant before it died may still touch its workspace while
+    # this reap runs (its runner binds its socket there), which must not let
+    # the workspace pass for young. The periodic sweep keeps its age bound.
+    cutoff = time.time() - min_age_seconds if min_age_seconds > 0 else math.inf
     reason = "left by a previous run" if min_age_seconds == 0 else f"unowned and older than {min_age_seconds:.0f} s"
     _reap_containers(api, spawner_name, owned_tokens, cutoff, reason, on_failure)
     _reap_workspaces(pathlib.Path(workspace_root), owned_tokens, cutoff, reason, on_failure)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import docker
 import pytest
@@ -140,6 +141,20 @@ def test_young_leftovers_wait_for_the_sweep(tmp_path, cgroups):
     engine = FakeEngine([], failing="", gone="")
     reap(engine, SPAWNER, str(root), cgroups, set(), on_failure=lambda *f: failures.append(f), min_age_seconds=3600)
     assert young.exists() and failures == []
+
+
+def test_at_start_a_leftover_touched_after_the_reap_began_is_still_reaped(tmp_path, cgroups):
+    """A sandbox its crashed spawner started may still write into its
+    workspace while the successor's reap runs: the start-up reap goes by
+    ownership alone, not by age."""
+    root = tmp_path / "workspaces"
+    touched = root / "warm.ffffffffffffffff.ws"
+    touched.mkdir(parents=True)
+    future = time.time() + 3600
+    os.utime(touched, (future, future))
+    failures: list[tuple] = []
+    reap(FakeEngine([], failing="", gone=""), SPAWNER, str(root), cgroups, set(), lambda *f: failures.append(f))
+    assert failures == [] and not touched.exists()
 
 
 def test_reap_unmounts_and_deletes_what_a_crashed_spawner_left(tmp_path, cgroups):
