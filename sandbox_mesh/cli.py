@@ -81,6 +81,8 @@ def guarded(action: Callable[[], int | None]) -> None:
         fail(str(exc), EXIT_USAGE)
     except OSError as exc:
         fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_MESH)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code or 0)
 
 
