@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
 import pathlib
 import secrets
 import shutil
@@ -20,7 +18,8 @@ import grpc
 from pydantic import SecretStr
 
 from sandbox.control.v1 import control_pb2_grpc
-from services.control.auth import TenantClientInterceptor
+from sandbox_mesh.config import ConfigError, tenant_key
+from services.common.auth import TenantClientInterceptor
 from services.control.config import ControlSettings
 from services.control.server import start as start_control
 from services.spawner import sandbox
@@ -59,27 +58,11 @@ def has_setting(name: str) -> bool:
     return name in SpawnerSettings.model_fields
 
 
-def tenant_key(tenant: str, env_file: pathlib.Path) -> str:
-    """The tenant's key: SANDBOX_TENANT_KEY (as for services.control.sign),
-    else the tenant's entry of CONTROL_TENANT_KEYS in the environment or in
-    the .env file `make up` keeps."""
-    if os.environ.get("SANDBOX_TENANT_KEY"):
-        return os.environ["SANDBOX_TENANT_KEY"]
-    raw = os.environ.get("CONTROL_TENANT_KEYS", "")
-    if not raw and env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if line.startswith("CONTROL_TENANT_KEYS="):
-                raw = line.partition("=")[2]
-    keys = json.loads(raw) if raw.strip() else {}
-    if tenant not in keys:
-        raise SystemExit(
-            f"no key for tenant {tenant!r}: set SANDBOX_TENANT_KEY, or CONTROL_TENANT_KEYS (or {env_file}) must name it"
-        )
-    return keys[tenant]
-
-
 def target_mesh(address: str, tenant: str, env_file: pathlib.Path) -> Mesh:
-    return Mesh(address, tenant, tenant_key(tenant, env_file), own=False)
+    try:
+        return Mesh(address, tenant, tenant_key(tenant, env_file), own=False)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def spawner_settings(name: str, root: str, secret: str, *, max_output_bytes: int, warm_pool: str, handoff: str):

@@ -77,6 +77,10 @@ The mesh is up: control on 127.0.0.1:$CONTROL_PORT (what clients call), the
 spawner on 127.0.0.1:$PORT, the egress inside. Calls are signed (keys in .env;
 a signature is good for one call within 60 s). Run some code as tenant "demo":
 
+  echo 'print("hello")' > hello.py && .venv/bin/sandboxctl --url 127.0.0.1:$CONTROL_PORT run hello.py
+
+or with grpcurl:
+
   export SANDBOX_TENANT_KEY=\$(sed -n 's/^CONTROL_TENANT_KEYS=.*"demo": *"\([0-9a-f]*\)".*/\1/p' .env)
   REQ='{"language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
   eval .venv/bin/grpcurl -plaintext -d "'\$REQ'" \$(.venv/bin/python -m services.control.sign demo sandbox.control.v1.Control/Execute "\$REQ") 127.0.0.1:$CONTROL_PORT sandbox.control.v1.Control/Execute

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 import grpc
 
 HEADER = "x-sandbox-signature"
+# Control's callers name their tenant in this header; the signature covers it.
+TENANT_HEADER = "x-sandbox-tenant"
 VERSION = "v2"
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 BINARY_SUFFIX = "-bin"
@@ -244,6 +246,34 @@ class ClientAuthInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
 
     def intercept_unary_stream(self, continuation, client_call_details, request):
         return continuation(self._signed(client_call_details, request), request)
+
+
+def tenant_headers(tenant: str, key: bytes | None, method: str, request) -> list[tuple[str, str]]:
+    """The metadata of one call to control as `tenant`, signed with its key
+    (unsigned when `key` is empty: a control running insecure)."""
+    headers = [(TENANT_HEADER, tenant)]
+    if key:
+        headers.append((HEADER, sign(key, method, _body(request), principal=tenant)))
+    return headers
+
+
+class TenantClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """For control's callers: `grpc.intercept_channel(channel, TenantClientInterceptor(tenant, key))`."""
+
+    def __init__(self, tenant: str, key: bytes | None):
+        self._tenant = tenant
+        self._key = key
+
+    def _details(self, details, request):
+        metadata = [(k, v) for k, v in (details.metadata or []) if k not in (TENANT_HEADER, HEADER)]
+        metadata.extend(tenant_headers(self._tenant, self._key, details.method, request))
+        return CallDetails(details, metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details, request), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details, request), request)
 
 
 class AsyncServerAuthInterceptor(grpc.aio.ServerInterceptor):

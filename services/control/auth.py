@@ -20,18 +20,20 @@ import grpc
 
 from services.common.auth import (
     HEADER,
+    TENANT_HEADER,
     AuthenticatedContext,
     AuthError,
     AuthInterceptor,
-    CallDetails,
     Metadata,
+    TenantClientInterceptor,
     Verifier,
-    sign,
     single_header,
 )
 from services.common.contract.ids import ID_RE
 
-TENANT_HEADER = "x-sandbox-tenant"
+# The client half lives in services.common.auth so that clients (sandbox_mesh)
+# need no import from control; re-exported here for control's callers.
+__all__ = ["TENANT_HEADER", "TenantAuthInterceptor", "TenantAuthenticator", "TenantClientInterceptor", "tenant_of"]
 
 
 def tenant_of(context: grpc.ServicerContext) -> str:
@@ -66,25 +68,3 @@ class TenantAuthInterceptor(AuthInterceptor):
     def __init__(self, keys: dict[str, bytes] | None):
         """`keys` maps tenant -> key; None trusts the tenant header (insecure)."""
         super().__init__(TenantAuthenticator(keys))
-
-
-class TenantClientInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """For callers: `grpc.intercept_channel(channel, TenantClientInterceptor(tenant, key))`."""
-
-    def __init__(self, tenant: str, key: bytes | None):
-        self._tenant = tenant
-        self._key = key
-
-    def _details(self, details, request):
-        metadata = [(k, v) for k, v in (details.metadata or []) if k not in (TENANT_HEADER, HEADER)]
-        metadata.append((TENANT_HEADER, self._tenant))
-        if self._key:
-            body = request.SerializeToString(deterministic=True)
-            metadata.append((HEADER, sign(self._key, details.method, body, principal=self._tenant)))
-        return CallDetails(details, metadata)
-
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details, request), request)
-
-    def intercept_unary_stream(self, continuation, client_call_details, request):
-        return continuation(self._details(client_call_details, request), request)

@@ -1,0 +1,242 @@
+"""A typed client for control: `Client(url, tenant, key)` or
+`Client.from_env()`, every call signed with the tenant's key.
+
+An Execute stream is retried on UNAVAILABLE only until control accepted the
+execution (its first event): before that nothing ran. The request carries an
+execution id chosen here, so even a stream cut between control recording the
+execution and its `accepted` reaching us cannot run it twice: the retry is
+refused as ALREADY_EXISTS. After acceptance a failure is the caller's to see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import grpc
+
+from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import control_pb2 as pb
+from sandbox.control.v1 import control_pb2_grpc
+from sandbox_mesh import config
+from sandbox_mesh.errors import MeshError, mesh_error
+from sandbox_mesh.events import Accepted, Event, Execution, Finished, Output, Quota, Result, event_of
+from sandbox_mesh.request import build_request
+from services.common.auth import TenantClientInterceptor
+
+T = TypeVar("T")
+# Unary calls wait this long unless told otherwise.
+CALL_TIMEOUT_SECONDS = 30.0
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.25
+# Output chunks and the finished record stay far below this; a stored output
+# file comes in chunks.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def new_execution_id() -> str:
+    return f"ex-{secrets.token_hex(12)}"
+
+
+def status_values(names: Iterable[str]) -> list[Any]:
+    """Status names ("running") as the enum; ValueError names an unknown one."""
+    return [common.ExecutionStatus.Value(f"EXECUTION_STATUS_{name.upper()}") for name in names]
+
+
+class ExecutionStream:
+    """The events of one execution, in order; iterate once. After the last,
+    `result` is the finished record. `cancel()` cancels the execution (once
+    accepted) and stops the stream."""
+
+    def __init__(
+        self,
+        stub: control_pb2_grpc.ControlStub,
+        request: pb.ExecuteRequest,
+        *,
+        deadline: float | None,
+        attempts: int = ATTEMPTS,
+        backoff: float = BACKOFF_SECONDS,
+    ):
+        self._stub = stub
+        self.request = request
+        self._deadline = deadline
+        self._attempts = attempts
+        self._backoff = backoff
+        self._call: Any = None
+        self.execution_id: str | None = None
+        self.result: Execution | None = None
+
+    def __iter__(self) -> Iterator[Event]:
+        for attempt in range(1, self._attempts + 1):
+            self._call = self._stub.Execute(self.request, timeout=self._deadline)
+            try:
+                for message in self._call:
+                    event = event_of(message)
+                    if isinstance(event, Accepted):
+                        self.execution_id = event.execution_id
+                    elif isinstance(event, Finished):
+                        self.result = event.execution
+                    yield event
+                return
+            except grpc.RpcError as error:
+                retry = self.execution_id is None and attempt < self._attempts
+                if retry and error.code() == grpc.StatusCode.UNAVAILABLE:
+                    time.sleep(self._backoff * 2 ** (attempt - 1))
+                    continue
+                raise mesh_error(error) from None
+
+    def cancel(self) -> bool:
+        """Cancels the execution; True when control cancelled it (False:
+        it had finished, or was never accepted)."""
+        cancelled = False
+        try:
+            if self.execution_id is not None:
+                response = self._stub.CancelExecution(
+                    pb.CancelExecutionRequest(execution_id=self.execution_id), timeout=CALL_TIMEOUT_SECONDS
+                )
+                cancelled = response.cancelled
+        except grpc.RpcError as error:
+            raise mesh_error(error) from None
+        finally:
+            if self._call is not None:
+                self._call.cancel()
+        return cancelled
+
+
+class Client:
+    """Control's API for one tenant. Usable as a context manager."""
+
+    def __init__(self, url: str, tenant: str, key: str | bytes | None, *, call_timeout: float = CALL_TIMEOUT_SECONDS):
+        self.url = url
+        self.tenant = tenant
+        self.call_timeout = call_timeout
+        secret = key.encode() if isinstance(key, str) else key
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        self._channel = grpc.insecure_channel(url, options=options)
+        signed = grpc.intercept_channel(self._channel, TenantClientInterceptor(tenant, secret or None))
+        self._stub = control_pb2_grpc.ControlStub(signed)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, tenant: str | None = None, key: str | None = None) -> Client:
+        """Arguments, else SANDBOX_URL, SANDBOX_TENANT and SANDBOX_KEY, else
+        the defaults of a `make up` mesh (sandbox_mesh.config)."""
+        connection = config.resolve(url, tenant, key)
+        return cls(connection.url, connection.tenant, connection.key)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- executions ------------------------------------------------------
+
+    def execute(
+        self, files: Mapping[str, bytes | str], *, deadline: float | None = None, **options: Any
+    ) -> ExecutionStream:
+        """Starts an execution; iterate the returned stream for its events.
+        `options` are build_request's: entry, language, args, pip, npm,
+        timeout (s), memory, cpus, env, stdin, runtime, variant, session_id,
+        execution_id. `deadline` (s) bounds the whole stream."""
+        return self.execute_request(build_request(files, **options), deadline=deadline)
+
+    def execute_request(self, request: pb.ExecuteRequest, *, deadline: float | None = None) -> ExecutionStream:
+        prepared = pb.ExecuteRequest()
+        prepared.CopyFrom(request)
+        prepared.execution_id = request.execution_id or new_execution_id()
+        return ExecutionStream(self._stub, prepared, deadline=deadline)
+
+    def run(
+        self,
+        files: Mapping[str, bytes | str],
+        *,
+        deadline: float | None = None,
+        fetch_files: bool = True,
+        **options: Any,
+    ) -> Result:
+        """Runs to the end: everything printed, the record, the output files."""
+        stream = self.execute(files, deadline=deadline, **options)
+        return self.collect(stream, fetch_files=fetch_files)
+
+    def collect(self, stream: ExecutionStream, *, fetch_files: bool = True) -> Result:
+        out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        for event in stream:
+            if isinstance(event, Output):
+                out[event.stream].append(event.data)
+        if stream.result is None:
+            raise MeshError("UNKNOWN", "the stream ended without a finished record")
+        execution = stream.result
+        files = {f.path: self.output_file(execution.execution_id, f.path) for f in execution.output_files}
+        return Result(execution, b"".join(out["stdout"]), b"".join(out["stderr"]), files if fetch_files else {})
+
+    def get(self, execution_id: str) -> Execution:
+        request = pb.GetExecutionRequest(execution_id=execution_id)
+        return Execution.of(self._unary(lambda t: self._stub.GetExecution(request, timeout=t)))
+
+    def executions(
+        self, *, statuses: Iterable[str] = (), session_id: str = "", limit: int | None = 50
+    ) -> Iterator[Execution]:
+        """Newest first, page by page; `statuses` by name ("RUNNING")."""
+        token = ""
+        seen = 0
+        while True:
+            page_size = min(500, limit - seen) if limit is not None else 500
+            request = pb.ListExecutionsRequest(
+                statuses=status_values(statuses), session_id=session_id, page_size=page_size, page_token=token
+            )
+            response: pb.ListExecutionsResponse = self._unary(
+                lambda t, r=request: self._stub.ListExecutions(r, timeout=t)  # type: ignore[misc]
+            )
+            for message in response.executions:
+                yield Execution.of(message)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            token = response.next_page_token
+            if not token:
+                return
+
+    def cancel(self, execution_id: str) -> tuple[bool, Execution]:
+        """Whether it was cancelled now (False: it had finished), and the record."""
+        request = pb.CancelExecutionRequest(execution_id=execution_id)
+        response = self._unary(lambda t: self._stub.CancelExecution(request, timeout=t))
+        return response.cancelled, Execution.of(response.execution)
+
+    def quota(self) -> Quota:
+        return Quota.of(self._unary(lambda t: self._stub.GetQuota(pb.GetQuotaRequest(), timeout=t)))
+
+    def output_chunks(self, execution_id: str, path: str) -> Iterator[bytes]:
+        """One stored output file's bytes in chunks, its digest checked at the end."""
+        request = pb.GetOutputFileRequest(execution_id=execution_id, path=path)
+        digest = hashlib.sha256()
+        expected = ""
+        try:
+            for chunk in self._stub.GetOutputFile(request, timeout=self.call_timeout * 10):
+                expected = chunk.sha256
+                digest.update(chunk.data)
+                yield chunk.data
+        except grpc.RpcError as error:
+            raise mesh_error(error) from None
+        if expected and digest.hexdigest() != expected:
+            raise MeshError("DATA_LOSS", f"{path}: the bytes received do not match the stored sha256", "path")
+
+    def output_file(self, execution_id: str, path: str) -> bytes:
+        return b"".join(self.output_chunks(execution_id, path))
+
+    def _unary(self, call: Callable[[float], T]) -> T:
+        # Reads and cancels are safe to repeat: retried on UNAVAILABLE.
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return call(self.call_timeout)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and attempt < ATTEMPTS:
+                    time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+                    continue
+                raise mesh_error(error) from None
+        raise AssertionError("unreachable")
