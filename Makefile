@@ -14,7 +14,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images runtimes lint test up down bench bench-spawner doctor
+.PHONY: setup docker venv protos images runtimes lint test up down logs ps bench bench-spawner doctor
 
 setup: docker venv
 
@@ -55,6 +55,16 @@ up: runtimes
 
 down:
 	scripts/down.sh
+
+# The mesh brought up by scripts/up.sh (same project name): its services'
+# logs, one JSON object a line (LOG_FORMAT=text for a human format), and
+# its containers.
+COMPOSE_PROJECT_NAME ?= sandbox-mesh
+logs:
+	$(COMPOSE) -p "$(COMPOSE_PROJECT_NAME)" -f compose.yml logs -f --tail=100
+
+ps:
+	$(COMPOSE) -p "$(COMPOSE_PROJECT_NAME)" -f compose.yml ps
 
 # Through control, each figure beside its baseline (docs/performance.md):
 # an in-process mesh of its own, or `make bench BENCH_ARGS="--target 127.0.0.1:50061"`.

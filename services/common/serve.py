@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from services.common.logs import setup_logging
+
 log = logging.getLogger(__name__)
 
 Running = TypeVar("Running")
@@ -19,7 +21,7 @@ def run_until_signalled(
 ) -> int:
     """Returns the process exit code: 2 when `start` refuses its
     configuration (one of `refusals`), else 0 after a graceful stop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         running = start()
     except refusals as exc:

@@ -28,6 +28,7 @@ from services.common.contract import failures
 from services.common.contract.capacity import is_no_free_slot
 from services.control.blobs import BlobStore
 from services.control.executions import messages, states
+from services.control.executions.fields import execution_fields
 from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
 from services.control.executions.models import (
     CANCELLED,
@@ -183,7 +184,7 @@ class Relay:
             else:
                 self._queue_deadline_passed(execution)
         except Exception:  # whatever broke, the record gets a verdict
-            log.exception("relay of execution %s failed", execution.key)
+            log.exception("relay of execution %s failed", execution.key, extra=_fields(execution))
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
             self.slots.release(execution)
@@ -259,7 +260,14 @@ class Relay:
             message = f"the spawner refused the request ({exc.code().name}): {details}"[:MAX_REFUSAL_CHARS]
             verdict = Verdict(FAILED, "INPUT_REJECTED", message, cpu_seconds=0.0)
         else:
-            log.warning("execution %s: spawner %s failed: %s %s", execution.key, address, exc.code().name, details)
+            log.warning(
+                "execution %s: spawner %s failed: %s %s",
+                execution.key,
+                address,
+                exc.code().name,
+                details,
+                extra=_fields(execution),
+            )
             verdict = Verdict(FAILED, "SPAWNER_UNAVAILABLE", SPAWNER_FAILED_MESSAGE, cpu_seconds=0.0)
         self._finalize(execution, verdict)
 
@@ -300,6 +308,7 @@ class Relay:
                             execution.key,
                             address,
                             event.result.error_message,
+                            extra=_fields(execution),
                         )
                     if verdict.status == CANCELLED and execution.cancel_reason is not None:
                         # The spawner only knows it was asked to; control knows why.
@@ -330,7 +339,16 @@ class Relay:
                 stderr_preview=previews.stderr,
                 stderr_truncated=previews.stderr_truncated,
             )
-        self.record(execution.key, verdict, files)
+        if self.record(execution.key, verdict, files):
+            fields = _fields(execution, verdict)
+            log.info(
+                "execution %s (tenant %s) finished: %s %s",
+                execution.execution_id,
+                execution.tenant,
+                fields["status"],
+                fields["error_code"],
+                extra=fields,
+            )
         self._finish_event(execution)
 
     def _finish_event(self, execution: InFlightExecution) -> None:
@@ -338,6 +356,10 @@ class Relay:
         row = self.store.by_key(execution.key)
         if row is not None:
             execution.push(pb.ExecuteEvent(finished=messages.execution(row, self.store.files(row.key))))
+
+
+def _fields(execution: InFlightExecution, verdict: Verdict | None = None) -> dict[str, str]:
+    return execution_fields(execution.execution_id, execution.tenant, verdict)
 
 
 def why_not_started(exc: grpc.RpcError) -> str:

@@ -12,6 +12,7 @@ import sys
 from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
+from services.common.logs import setup_logging
 from services.egress.addon import EgressAddon
 from services.egress.allowlist import derive
 from services.egress.ca import ensure_ca, publish_certificate
@@ -93,7 +94,7 @@ async def run(settings: EgressSettings) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(stream=sys.stderr)
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)  # decisions are logged by the addon
     try:
         settings = EgressSettings()

@@ -11,6 +11,7 @@ import time
 
 import docker
 
+from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.contract.egress_token import mint as mint_credentials
 from services.common.contract.runtimes import runtime_name
@@ -291,13 +292,21 @@ class Spawner:
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
         self.inflight.release(execution)
         self.metrics.finished(result.status, result.error_code, time.monotonic() - execution.admitted_at)
+        status = common.ExecutionStatus.Name(result.status)
+        error_code = common.ErrorCode.Name(result.error_code)
         log.info(
             "execution %s (tenant %s) finished: %s %s %s",
             execution.spec.execution_id,
             execution.spec.tenant,
-            result.status,
-            result.error_code,
+            status,
+            error_code,
             result.error_message,
+            extra={
+                "execution_id": execution.spec.execution_id,
+                "tenant": execution.spec.tenant,
+                "status": status,
+                "error_code": error_code,
+            },
         )
 
     def _cleanup_failed(self, what: str, exc: Exception, execution_id: str = "") -> None:

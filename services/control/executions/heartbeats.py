@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from services.control.executions.fields import execution_fields
 from services.control.executions.in_flight import InFlightExecutions
 from services.control.executions.models import FAILED, Verdict
 from services.control.executions.store import ExecutionStore
@@ -85,7 +86,12 @@ class Heartbeats:
                 error_message="no heartbeat from the execution's relay; the watchdog gave up on it",
             )
             if self.store.finalize(row.key, verdict):
-                log.warning("watchdog failed execution %s of tenant %s", row.execution_id, row.tenant)
+                log.warning(
+                    "watchdog failed execution %s of tenant %s",
+                    row.execution_id,
+                    row.tenant,
+                    extra=execution_fields(row.execution_id, row.tenant, verdict),
+                )
                 failed.append(row.key)
                 if row.spawner:
                     self.pool.cancel(row.spawner, row.key, row.tenant)
