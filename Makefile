@@ -77,4 +77,4 @@ bench-spawner: venv
 	$(VENV)/bin/python bench/bench_execute.py
 
 doctor:
-	scripts/doctor.sh
+	$(VENV)/bin/sandboxctl doctor

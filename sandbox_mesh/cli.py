@@ -4,6 +4,7 @@
     sandboxctl run ./project --entry app.py --pip requests -- --verbose
     sandboxctl executions ls | show ID | cancel ID
     sandboxctl quota
+    sandboxctl doctor
 
 Exit codes: the program's own, else 124 (time limit), 125 (the mesh refused
 or failed the request), 130 (cancelled, Ctrl-C), 2 (a usage mistake).
@@ -21,7 +22,7 @@ from typing import Any, NoReturn
 import click
 
 from sandbox.control.v1 import control_pb2 as pb
-from sandbox_mesh import config
+from sandbox_mesh import config, doctor
 from sandbox_mesh.client import Client, ExecutionStream
 from sandbox_mesh.display import (
     EXIT_INTERRUPTED,
@@ -330,6 +331,42 @@ def quota(settings: Settings, as_json: bool) -> None:
         click.echo(f"  slot seconds  {q.slot_seconds_used:.1f}/{q.daily_slot_seconds:.0f}")
 
     guarded(action)
+
+
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object with every check")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=pathlib.Path), help="[the nearest .env]")
+@click.option(
+    "--workspace-root",
+    type=click.Path(path_type=pathlib.Path),
+    envvar="SPAWNER_WORKSPACE_ROOT",
+    default=doctor.DEFAULT_WORKSPACE_ROOT,
+    show_default=True,
+    help="where sandbox workspaces live [SPAWNER_WORKSPACE_ROOT]",
+)
+@click.option("--spawner", default=doctor.DEFAULT_SPAWNER, show_default=True, help="the spawner's address")
+@click.pass_obj
+def doctor_command(
+    settings: Settings, as_json: bool, env_file: pathlib.Path | None, workspace_root: pathlib.Path, spawner: str
+) -> None:
+    """Check the engine, images, runtimes, secrets, disk, clock and the mesh.
+
+    Exits 1 when a check fails (warnings do not)."""
+    inputs = doctor.Inputs(
+        url=settings.url,
+        tenant=settings.tenant,
+        key=settings.key,
+        env_file=env_file if env_file is not None else config.find_env_file(),
+        workspace_root=workspace_root,
+        spawner=spawner,
+    )
+    checks = doctor.run_checks(inputs)
+    if as_json:
+        print_json(doctor.as_json(checks))
+    else:
+        for check in checks:
+            click.echo(doctor.format_check(check))
+    sys.exit(doctor.exit_code(checks))
 
 
 if __name__ == "__main__":
