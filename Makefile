@@ -59,12 +59,11 @@ down:
 # The mesh brought up by scripts/up.sh (same project name): its services'
 # logs, one JSON object a line (LOG_FORMAT=text for a human format), and
 # its containers.
-COMPOSE_PROJECT_NAME ?= sandbox-mesh
 logs:
-	$(COMPOSE) -p "$(COMPOSE_PROJECT_NAME)" -f compose.yml logs -f --tail=100
+	scripts/compose.sh logs -f --tail=100
 
 ps:
-	$(COMPOSE) -p "$(COMPOSE_PROJECT_NAME)" -f compose.yml ps
+	scripts/compose.sh ps
 
 # Through control, each figure beside its baseline (docs/performance.md):
 # an in-process mesh of its own, or `make bench BENCH_ARGS="--target 127.0.0.1:50061"`.

@@ -3,16 +3,7 @@
 # started; anything labelled with its name that is still there is removed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COMPOSE=${COMPOSE:-$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}
-PROJECT=${COMPOSE_PROJECT_NAME:-sandbox-mesh}
-# compose validates the whole file, secrets included, even to take it down.
-for name in SERVICE_SECRET EGRESS_SECRET EGRESS_ALLOW_HOSTS CONTROL_TENANT_KEYS; do
-    if [ -z "${!name:-}" ]; then
-        value=$(sed -n "s/^$name=//p" .env 2>/dev/null | tail -1 || true)
-        export "$name=${value:-unset}"
-    fi
-done
-$COMPOSE -p "$PROJECT" -f compose.yml down --remove-orphans --volumes
+scripts/compose.sh down --remove-orphans --volumes
 left=$(docker ps -aq --filter "label=sandbox-mesh.role=sandbox" --filter "label=sandbox-mesh.spawner=${SPAWNER_NAME:-compose}")
 if [ -n "$left" ]; then
     echo "removing sandboxes left behind: $left"

@@ -148,6 +148,27 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
                 control_pb2.GetOutputFileRequest(execution_id=finished.execution_id, path="answer.txt"), timeout=30
             )
             assert b"".join(c.data for c in chunks) == b"42"
+        # `make ps` lists the three services; `make logs` (here without -f)
+        # shows one JSON object a line, statuses by name.
+        ps = subprocess.run(["make", "ps"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert ps.returncode == 0, ps.stdout + ps.stderr
+        assert all(service in ps.stdout for service in ("egress", "control", "spawner")), ps.stdout
+        logs = subprocess.run(
+            ["scripts/compose.sh", "logs", "--no-color", "--tail=200", "spawner"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert logs.returncode == 0, logs.stderr
+        finished = [
+            json.loads(line.split("|", 1)[1])
+            for line in logs.stdout.splitlines()
+            if "|" in line and '"execution_id"' in line.split("|", 1)[1]
+        ]
+        assert finished and all(record["status"].startswith("EXECUTION_STATUS_") for record in finished), logs.stdout
     finally:
         down = subprocess.run(
             ["make", "down"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
