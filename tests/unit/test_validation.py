@@ -316,3 +316,17 @@ def test_prior_outputs_counted_apart_from_files() -> None:
     req.prior_outputs.extend(F(path=f"o{i}") for i in range(SETTINGS.limits.max_files))
     spec = validate_execute(req, SETTINGS)
     assert len(spec.files) == len(spec.prior_outputs) == SETTINGS.limits.max_files
+
+
+def test_the_sandbox_runtime_is_checked_and_defaulted() -> None:
+    assert validate_execute(good_request(), SETTINGS).sandbox_runtime == "runc"
+    gvisor_default = SpawnerSettings(default_runtime="gvisor")
+    assert validate_execute(good_request(), gvisor_default).sandbox_runtime == "gvisor"
+    asked = good_request()
+    asked.runtime = "runc"
+    assert validate_execute(asked, gvisor_default).sandbox_runtime == "runc"
+    forged = good_request()
+    forged.runtime = "runc --privileged"
+    with pytest.raises(InvalidArgument) as refused:
+        validate_execute(forged, SETTINGS)
+    assert refused.value.field == "runtime"
