@@ -70,7 +70,7 @@ def start_container(api: docker.APIClient, image: str, workspace: pathlib.Path) 
     settings = SpawnerSettings(name="bench-handoff", workspace_root=str(workspace.parent), metrics_listen="")
     created = api.create_container(
         image,
-        command=handoff.runner_command(),
+        command=handoff.runner_command("python"),
         user=f"{sandbox.SANDBOX_UID}:{sandbox.SANDBOX_UID}",
         working_dir=WORKDIR,
         labels={sandbox.LABEL_ROLE: ROLE},

@@ -24,9 +24,15 @@ nothing can connect later. Over that connection, one program at a time:
 Output is forwarded as it arrives, one read (at most 64 KiB) at a time: a
 slow reader blocks the runner, which blocks the program on its full pipe.
 When the spawner closes the connection the runner goes back to holding.
+
+`runner.py serve SOCKET INTERPRETER` also starts INTERPRETER (python3) with
+prestart.py, beside this file, before it listens, and hands it the first
+program: an interpreter's start-up is then paid before the program arrives.
+prestart.py runs the program exactly as Popen would have, or execs it.
 """
 
 import json
+import marshal
 import os
 import selectors
 import signal
@@ -74,12 +80,13 @@ def hold() -> None:
 
 
 class Reaper:
-    """Reaps every child on SIGCHLD and keeps only the status of the program
-    being run. Until Popen has returned its pid, every status is kept (the
-    program may exit, and be reaped, before its pid is known)."""
+    """Reaps every child on SIGCHLD and keeps only the statuses of the
+    processes it watches (the program being run, the interpreter started
+    ahead). While a process is being started, every status is kept (it may
+    exit, and be reaped, before its pid is known)."""
 
     def __init__(self) -> None:
-        self.program: int | None = None
+        self.watched: set[int] = set()
         self.catching = False
         self.statuses: dict[int, int] = {}
 
@@ -91,23 +98,87 @@ class Reaper:
                 return
             if pid == 0:
                 return
-            if self.catching or pid == self.program:
+            if self.catching or pid in self.watched:
                 self.statuses[pid] = status
 
-    def expect_program(self) -> None:
-        self.statuses.clear()
+    def expect(self) -> None:
         self.catching = True
 
-    def adopt(self, pid: int | None) -> None:
-        self.program = pid  # first, so that a status reaped meanwhile is kept
+    def watch(self, pid: int | None) -> None:
+        """Ends `expect`: keeps `pid`'s status (None: nothing was started)."""
+        if pid is not None:
+            self.watched.add(pid)  # first, so that a status reaped meanwhile is kept
         self.catching = False
-        kept = self.statuses.pop(pid, None) if pid is not None else None
-        self.statuses.clear()
-        if kept is not None:
-            self.statuses[pid] = kept
+        for other in [other for other in self.statuses if other not in self.watched]:
+            del self.statuses[other]
 
-    def status(self) -> int | None:
-        return self.statuses.get(self.program) if self.program is not None else None
+    def forget(self, pid: int) -> None:
+        self.watched.discard(pid)
+        self.statuses.pop(pid, None)
+
+    def status(self, pid: int) -> int | None:
+        return self.statuses.get(pid)
+
+
+class Prestarted:
+    """An interpreter started before its program is known (prestart.py,
+    beside this file): its pipes are the program's, and one request written
+    to its control pipe makes it run that program."""
+
+    def __init__(self, interpreter: str, reaper: Reaper) -> None:
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "prestart.py")) as file:
+            source = file.read()
+        read_end, self.control = os.pipe()
+        reaper.expect()
+        try:
+            self.process = subprocess.Popen(
+                [interpreter, "-c", source, str(read_end)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(read_end,),
+                close_fds=True,
+                restore_signals=True,
+            )
+        except OSError:
+            reaper.watch(None)
+            os.close(self.control)
+            raise
+        finally:
+            os.close(read_end)
+        reaper.watch(self.process.pid)
+        self.reaper = reaper
+
+    def hand(self, request: dict) -> subprocess.Popen | None:
+        """The process now running `request`; None if the interpreter is gone
+        (the caller starts the program itself)."""
+        try:
+            if self.reaper.status(self.process.pid) is not None:
+                raise BrokenPipeError
+            payload = marshal.dumps(request)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(self.control, view) :]
+        except OSError:
+            self.discard()
+            return None
+        finally:
+            self._close_control()
+        return self.process
+
+    def discard(self) -> None:
+        self._close_control()
+        if self.reaper.status(self.process.pid) is None:
+            self.process.kill()
+        self.process.stdout.close()
+        self.process.stderr.close()
+        self.process.returncode = 0  # never waited for by Popen: the pid may be reused
+        self.reaper.forget(self.process.pid)
+
+    def _close_control(self) -> None:
+        if self.control >= 0:
+            os.close(self.control)
+            self.control = -1
 
 
 def exit_code(status: int) -> int:
@@ -153,11 +224,22 @@ def listen_once(path: str) -> socket.socket:
     return connection
 
 
+def plainly_valid(request: dict) -> bool:
+    """Whether Popen would accept the request's strings as they are (no NUL
+    byte, no empty or "=" variable name): only such a request is handed to
+    an interpreter started ahead, so that a refusal stays Popen's."""
+    strings = [*request["argv"], *request["env"], *request["env"].values(), request["cwd"], request["stdin"] or ""]
+    return all("\0" not in value for value in strings) and all(name and "=" not in name for name in request["env"])
+
+
 class Session:
-    def __init__(self, connection: socket.socket, reaper: Reaper, wakeup: socket.socket) -> None:
+    def __init__(
+        self, connection: socket.socket, reaper: Reaper, wakeup: socket.socket, prestarted: Prestarted | None
+    ) -> None:
         self.connection = connection
         self.reaper = reaper
         self.wakeup = wakeup  # readable after any signal (signal.set_wakeup_fd)
+        self.prestarted = prestarted  # for the first program only
 
     def send(self, kind: int, payload: bytes) -> None:
         self.connection.sendall(FRAME_HEADER.pack(kind, len(payload)) + payload)
@@ -174,7 +256,33 @@ class Session:
 
     def run(self, request: dict) -> bool:
         """Runs one program; False if the request turned out malformed."""
-        self.reaper.expect_program()
+        process = None
+        prestarted, self.prestarted = self.prestarted, None
+        if prestarted is not None and plainly_valid(request):
+            process = prestarted.hand(request)
+        elif prestarted is not None:
+            prestarted.discard()
+        if process is None:
+            process = self.start(request)
+        if process is None:
+            return False
+        if isinstance(process, int):
+            return True  # it could not start; reported
+        try:
+            code = self.forward(process)
+        finally:
+            process.stdout.close()
+            process.stderr.close()
+        # Popen must never wait for this pid itself: it may be reused.
+        process.returncode = code
+        self.reaper.forget(process.pid)
+        self.send(EXIT, EXIT_PAYLOAD.pack(code))
+        return True
+
+    def start(self, request: dict) -> subprocess.Popen | int | None:
+        """The program started; its exit code (reported) if it could not
+        start; None if the request turned out malformed."""
+        self.reaper.expect()
         try:
             with open(request["stdin"] or os.devnull, "rb") as stdin:
                 process = subprocess.Popen(
@@ -188,25 +296,16 @@ class Session:
                     restore_signals=True,
                 )
         except OSError as exc:
-            self.reaper.adopt(None)
+            self.reaper.watch(None)
             code = 127 if isinstance(exc, FileNotFoundError) else 126
             self.send(STDERR, f"runner: {exc.filename or request['argv'][0]}: {exc.strerror}\n".encode())
             self.send(EXIT, EXIT_PAYLOAD.pack(code))
-            return True
+            return code
         except ValueError:  # a NUL byte in argv, env or a path
-            self.reaper.adopt(None)
-            return False
-        self.reaper.adopt(process.pid)
-        try:
-            code = self.forward(process)
-        finally:
-            process.stdout.close()
-            process.stderr.close()
-        # Popen must never wait for this pid itself: it may be reused.
-        process.returncode = code
-        self.reaper.adopt(None)
-        self.send(EXIT, EXIT_PAYLOAD.pack(code))
-        return True
+            self.reaper.watch(None)
+            return None
+        self.reaper.watch(process.pid)
+        return process
 
     def forward(self, process: subprocess.Popen) -> int:
         """Streams the program's output until it has exited and its pipes
@@ -218,7 +317,7 @@ class Session:
             open_pipes = 2
             exited_at = last_output = 0.0
             while True:
-                status = self.reaper.status()
+                status = self.reaper.status(process.pid)
                 timeout = None
                 if status is not None:
                     now = time.monotonic()
@@ -247,7 +346,7 @@ class Session:
             pass
 
 
-def serve(socket_path: str) -> None:
+def serve(socket_path: str, interpreter: str | None) -> None:
     reaper = Reaper()
     wakeup, wakeup_writer = socket.socketpair()
     wakeup.setblocking(False)
@@ -256,10 +355,17 @@ def serve(socket_path: str) -> None:
     signal.signal(signal.SIGCHLD, reaper.reap)
     signal.signal(signal.SIGTERM, exit_now)
     signal.signal(signal.SIGINT, exit_now)
+    # Started before the spawner can connect, so before any tenant code runs.
+    prestarted = None
+    if interpreter:
+        try:
+            prestarted = Prestarted(interpreter, reaper)
+        except OSError:
+            pass  # every program is started when it arrives
     connection = listen_once(socket_path)
     try:
         with connection:
-            Session(connection, reaper, wakeup).serve()
+            Session(connection, reaper, wakeup, prestarted).serve()
     except OSError:
         pass  # the spawner went away mid-program; the container is being killed
     signal.set_wakeup_fd(-1)
@@ -269,10 +375,10 @@ def serve(socket_path: str) -> None:
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] == "hold":
         hold()
-    elif len(sys.argv) == 3 and sys.argv[1] == "serve":
-        serve(sys.argv[2])
+    elif len(sys.argv) in (3, 4) and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
     else:
-        sys.exit("usage: runner.py hold | runner.py serve SOCKET_PATH")
+        sys.exit("usage: runner.py hold | runner.py serve SOCKET_PATH [INTERPRETER]")
 
 
 if __name__ == "__main__":

@@ -58,9 +58,17 @@ class HandoffError(Exception):
     pass
 
 
-def runner_command(socket_in_container: str = SOCKET_IN_CONTAINER) -> list[str]:
-    """The container's command: the runner serving on the given socket."""
-    return ["python3", RUNNER, "serve", socket_in_container]
+# The interpreter the runner starts ahead of the first program, by language:
+# Python's start-up is most of a warm hello world's first byte. Node has none
+# (its programs start when they arrive).
+PRESTARTED_INTERPRETERS = {"python": "python3"}
+
+
+def runner_command(language: str, socket_in_container: str = SOCKET_IN_CONTAINER) -> list[str]:
+    """The container's command: the runner serving on the given socket, with
+    `language`'s interpreter started ahead where it has one."""
+    prestarted = PRESTARTED_INTERPRETERS.get(language)
+    return ["python3", RUNNER, "serve", socket_in_container, *([prestarted] if prestarted else [])]
 
 
 def connect(workspace_path: pathlib.Path, timeout_seconds: float, alive: Callable[[], bool]) -> RunnerConnection:

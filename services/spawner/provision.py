@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import docker
 
+from services.common.contract.runtimes import language_of
 from services.common.contract.sandbox_runtimes import GVISOR, RUNC
 from services.spawner import cleanup, handoff, sandbox
 from services.spawner.cgroups import CgroupLayout, CgroupParent
@@ -221,7 +222,7 @@ class Provisioner:
         }
         command = None
         if self._uses_runner(box.key):
-            command = handoff.runner_command()
+            command = handoff.runner_command(language_of(box.key.runtime))
         return sandbox.SandboxContainer.create(
             self.api,
             image=settings.runtime_images()[box.key.runtime],

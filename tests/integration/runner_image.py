@@ -1,4 +1,4 @@
-"""A throw-away runtime image carrying the worktree's runner.py, for tests
+"""A throw-away runtime image carrying the worktree's runner.py (and prestart.py), for tests
 and benchmarks of the runner hand-off; the shared image stays as built."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import docker
 
 RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
-RUNNER_SOURCE = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime" / "runner.py"
+RUNTIME_FOLDER = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime"
+RUNNER_FILES = ("runner.py", "prestart.py")
 ROLE = "handoff-test"
 DOCKERFILE = f"""FROM {RUNTIME_IMAGE}
-COPY runner.py /opt/sandbox/runner.py
+COPY runner.py prestart.py /opt/sandbox/
 LABEL sandbox-mesh.role={ROLE}
 """
 
@@ -27,8 +28,9 @@ def runner_test_image(api: docker.APIClient) -> Iterator[str]:
     tag = f"sandbox-mesh/runtime-handoff-test:{secrets.token_hex(6)}"
     context = pathlib.Path(tempfile.mkdtemp(prefix="handoff-image-"))
     try:
-        shutil.copy(RUNNER_SOURCE, context / "runner.py")
-        (context / "runner.py").chmod(0o644)
+        for name in RUNNER_FILES:
+            shutil.copy(RUNTIME_FOLDER / name, context / name)
+            (context / name).chmod(0o644)
         (context / "Dockerfile").write_text(DOCKERFILE)
         for line in api.build(path=str(context), tag=tag, rm=True, forcerm=True, decode=True):
             if "error" in line:

@@ -48,7 +48,7 @@ class Sandboxes:
         settings = make_settings("handoff-test", self.root)
         created = self.api.create_container(
             self.image,
-            command=handoff.runner_command(),
+            command=handoff.runner_command("python"),
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=CODE,
             labels={sandbox.LABEL_ROLE: ROLE},

@@ -41,8 +41,10 @@ def read_request(runner: socket.socket) -> dict:
     return json.loads(line)
 
 
-def test_runner_command_serves_on_the_workspace_socket():
-    assert handoff.runner_command() == ["python3", "/opt/sandbox/runner.py", "serve", "/workspace/.runner/runner.sock"]
+def test_runner_command_serves_on_the_workspace_socket_with_python_started_ahead():
+    socket_path = "/workspace/.runner/runner.sock"
+    assert handoff.runner_command("node") == ["python3", "/opt/sandbox/runner.py", "serve", socket_path]
+    assert handoff.runner_command("python") == ["python3", "/opt/sandbox/runner.py", "serve", socket_path, "python3"]
 
 
 def test_the_request_line_carries_argv_env_cwd_and_stdin(pair):

@@ -17,6 +17,11 @@ def runtime_name(language: str, variant: str = STANDARD) -> str:
     return f"{language}-{variant}" if variant else language
 
 
+def language_of(runtime: str) -> str:
+    """The language of a runtime's name ("python-datascience" -> "python")."""
+    return runtime.split("-", 1)[0]
+
+
 def check_variant(language: str, variant: str) -> str:
     """The variant of `language`'s image a request asked for ("" for the
     standard one); InvalidArgument naming `variant` if it has no such one."""
