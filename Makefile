@@ -14,7 +14,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images runtimes lint test up down logs ps bench bench-spawner doctor
+.PHONY: setup docker venv protos images runtimes lint test up down clean logs ps bench bench-spawner doctor
 
 setup: docker venv
 
@@ -53,8 +53,13 @@ test: lint runtimes
 up: runtimes
 	scripts/up.sh
 
+# Stops the mesh and keeps its data (executions, output files, artifacts,
+# the egress's CA, package caches); `make clean` removes all the mesh made.
 down:
 	scripts/down.sh
+
+clean:
+	scripts/clean.sh
 
 # The mesh brought up by scripts/up.sh (same project name): its services'
 # logs, one JSON object a line (LOG_FORMAT=text for a human format), and

@@ -85,5 +85,5 @@ or with grpcurl:
   REQ='{"language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
   eval .venv/bin/grpcurl -plaintext -d "'\$REQ'" \$(.venv/bin/python -m services.control.sign demo sandbox.control.v1.Control/Execute "\$REQ") 127.0.0.1:$CONTROL_PORT sandbox.control.v1.Control/Execute
 
-(file contents are base64: cHJpbnQoImhlbGxvIik= is print("hello")). Stop with: make down
+(file contents are base64: cHJpbnQoImhlbGxvIik= is print("hello")). Stop with: make down (keeps the data; make clean removes everything)
 MSG

@@ -1,8 +1,9 @@
 """Control settings, read from CONTROL_* environment variables, and the
 limits built from them.
 
-Every field here is listed in docs/control.md (artifact and pre-staging caps
-in docs/control-artifacts.md and docs/control-runs.md). The domain services
+Each field's docstring is its line in the README's configuration table
+(scripts/gen_config_docs.py); docs/control.md explains them (artifact and
+pre-staging caps in docs/control-artifacts.md and docs/control-runs.md). The domain services
 take their limits as the plain objects below, built here from the settings
 and handed to them by server.py; none reads the environment itself.
 """
@@ -126,78 +127,87 @@ class PrestageLimits:
 
 
 class ControlSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CONTROL_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="CONTROL_", frozen=True, use_attribute_docstrings=True)
 
-    # Where the gRPC server listens (loopback by default).
     listen: str = "127.0.0.1:50061"
-    # Holds the SQLite database (when `database_url` is empty) and the blob
-    # store of output files.
+    """gRPC listen address."""
     data_dir: str = "/var/lib/sandbox-mesh/control"
-    # SQLAlchemy URL, e.g. postgresql+psycopg://user:pass@host/db. Empty means
-    # SQLite at <data_dir>/control.db in WAL mode.
+    """The SQLite database (when `CONTROL_DATABASE_URL` is empty) and the blob store of output and artifact files."""
     database_url: str = ""
+    """SQLAlchemy URL, e.g. `postgresql+psycopg://user:pw@host/db`; empty: SQLite at `<data dir>/control.db` in WAL
+    mode."""
 
-    # Spawners to use, comma-separated host:port.
     spawners: CommaList = ("127.0.0.1:50051",)
-    # Shared secret for signing calls to the spawners.
+    """Spawner addresses (`host:port`), comma-separated."""
     spawner_secret: SecretStr | None = None
-    # Tenant keys: JSON object {"tenant": "key", ...}. A caller proves its
-    # tenant by signing every call with that tenant's key.
+    """The spawners' `SPAWNER_SECRET`; every call to a spawner is signed with it."""
     tenant_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
-    # Without secrets control refuses to start unless this is set: then calls
-    # to spawners are unsigned and the tenant header is trusted as sent.
+    """Tenants and their keys, JSON `{"tenant": "key", ...}`; a caller proves its tenant by signing every call with
+    its key (docs/control.md, Tenants)."""
     insecure: bool = False
+    """Start without the two secrets above (unsigned spawner calls, tenant header trusted as sent); local
+    development only."""
 
     # Per-tenant quota defaults, overridable per tenant with `tenant_quotas`
     # = JSON {"tenant": {"max_in_flight": 2, "daily_cpu_seconds": 60}}; its
     # keys are the names below (the fields of QuotaLimits).
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
+    """Executions in flight (queued or running) per tenant."""
     daily_cpu_seconds: float = Field(default=DEFAULT_DAILY_CPU_SECONDS, ge=0)
-    # Wall-clock seconds of spawner slots per UTC day, pre-debited with the
-    # requested timeout like the CPU budget.
+    """CPU seconds per tenant per UTC day (pre-debited with the requested timeout)."""
     daily_slot_seconds: float = Field(default=DEFAULT_DAILY_SLOT_SECONDS, ge=0)
-    # A tenant holds at most max(1, floor(the mesh's slots x slot_share))
-    # slots at once; its other executions wait in the fair queue.
+    """Wall-clock seconds holding a spawner slot per tenant per UTC day (sleeping counts)."""
     slot_share: float = Field(default=DEFAULT_SLOT_SHARE, gt=0, le=1)
+    """A tenant holds at most max(1, floor(mesh slots × share)) slots at once, its other executions wait in the fair
+    queue; set `1` for a single tenant."""
     # Storage: records of executions (runs included), bytes of their output
     # files, artifacts, bytes of artifact files.
     max_stored_executions: int = Field(default=DEFAULT_MAX_STORED_EXECUTIONS, ge=0)
+    """Execution records kept per tenant (runs included)."""
     max_stored_output_bytes: int = Field(default=DEFAULT_MAX_STORED_OUTPUT_BYTES, ge=0)
+    """Bytes of output files kept per tenant (more are dropped, named, `OUTPUT_LIMIT`)."""
     max_stored_artifacts: int = Field(default=DEFAULT_MAX_STORED_ARTIFACTS, ge=0)
+    """Artifacts per tenant."""
     max_stored_artifact_bytes: int = Field(default=DEFAULT_MAX_STORED_ARTIFACT_BYTES, ge=0)
+    """Bytes of artifact files per tenant."""
     tenant_quotas: Annotated[dict[str, dict[str, float]], NoDecode] = Field(default_factory=dict)
+    """Per-tenant overrides of the eight limits above, by their names without the prefix: `{"t": {"max_in_flight":
+    2, "daily_cpu_seconds": 60, "slot_share": 1}}`."""
 
-    # The sandbox runtime ("runc" or "gvisor") of a request naming none;
-    # empty: the spawners' own default (SPAWNER_DEFAULT_RUNTIME).
     default_runtime: Literal["", "runc", "gvisor"] = ""
-    # Tenants whose code always runs on gVisor, whatever they ask for
-    # (docs/security.md); comma-separated.
+    """Sandbox runtime (`runc`, `gvisor`) of a request naming none; empty: the spawners' own default
+    (`SPAWNER_DEFAULT_RUNTIME`)."""
     untrusted_tenants: CommaList = ()
+    """Tenants whose executions always run on `gvisor`, whatever they ask (docs/security.md), comma-separated."""
 
     # Finished executions, their output files and runs are deleted this long
     # after they finished (0 keeps them); the sweeper looks this often.
     retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, ge=0)
+    """Finished executions, their files and runs are deleted this long after they finished; `0` keeps them."""
     retention_sweep_seconds: float = Field(default=float(SECONDS_PER_HOUR), gt=0)
+    """How often the retention sweeper looks."""
 
     # Timeout range; the requested timeout is what the CPU budget is
     # pre-debited with.
     default_timeout_ms: int = Field(default=10_000, ge=MIN_TIMEOUT_MS)
+    """Timeout when a request asks for none."""
     max_timeout_ms: int = Field(default=300_000, ge=MIN_TIMEOUT_MS)
+    """The longest timeout a request may ask for."""
 
-    # The longest an execution waits in the fair queue for a slot; a caller
-    # whose own deadline comes sooner waits until just before it.
     queue_timeout_seconds: float = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=0)
-    # A spawner whose call failed is skipped for this long.
+    """Longest wait for a slot in the fair queue (a caller's own sooner deadline cuts it shorter); then
+    `RESOURCE_EXHAUSTED`, nothing charged."""
     unhealthy_seconds: float = Field(default=10.0, ge=0)
-    # Heartbeats and preview writes of running executions are flushed this often.
+    """A spawner whose call failed is skipped this long."""
     flush_interval_seconds: float = Field(default=1.0, gt=0)
-    # The watchdog fails an execution whose heartbeat is older than
-    # max(2 x its timeout, watchdog_min_seconds).
+    """Heartbeats and preview writes of running executions are batched this often."""
     watchdog_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often the watchdog looks for executions whose heartbeat stopped."""
     watchdog_min_seconds: float = Field(default=10.0, ge=0)
+    """The watchdog fails an execution whose heartbeat is older than max(2 × its timeout, this)."""
 
-    # Bytes of stdout and of stderr kept in the record.
     preview_bytes: int = Field(default=64 * 1024, ge=0)
+    """Bytes of stdout and of stderr kept in the record."""
 
     # The mesh's size and count limits (MESH_*), the same numbers the spawner reads.
     limits: RequestLimits = Field(default_factory=RequestLimits)

@@ -2,7 +2,8 @@
 
     SANDBOX_TENANT_KEY=<tenant key> python -m services.control.sign <tenant> sandbox.control.v1.Control/GetQuota '{}'
 
-prints `-H 'x-sandbox-tenant: ...' -H 'x-sandbox-signature: ...'`. The
+prints `-H 'x-sandbox-tenant: ...' -H 'x-sandbox-signature: ...'`, for any
+method of sandbox.control.v1.Control or sandbox.control.v1.Artifacts. The
 signature covers the request, so pass the same JSON to grpcurl's -d; it is
 valid for one call within the replay window (60 s).
 """
@@ -13,7 +14,8 @@ import os
 import shlex
 import sys
 
-import sandbox.control.v1.control_pb2  # noqa: F401 - registers the descriptors
+# Imported for their side effect: they register the descriptors of both services.
+from sandbox.control.v1 import artifacts_pb2, control_pb2  # noqa: F401
 from services.common.auth import HEADER
 from services.common.sign import signature
 from services.control.auth import TENANT_HEADER

@@ -15,52 +15,62 @@ from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECOND
 
 
 class EgressSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EGRESS_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="EGRESS_", frozen=True, use_attribute_docstrings=True)
 
-    # Proxy listen address (compose: 0.0.0.0:3128 on the sandbox network only).
     listen: str = "127.0.0.1:3128"
-    # Names and *.suffix wildcards. Unset: derived from the runtime image's
-    # own pip and npm configuration (needs the Docker engine); empty: none.
+    """Proxy listen address (compose: `0.0.0.0:3128`, on the sandboxes' networks only)."""
     allow_hosts: CommaList | None = None
+    """Names and `*.suffix` wildcards the sandboxes may reach; unset: derived from the runtime image's own pip and
+    npm settings (needs the Docker engine); empty: none."""
     runtime_image: str = "sandbox-mesh/runtime:local"
+    """Image the allowlist is derived from."""
     mode: Literal["passthrough", "intercept"] = "passthrough"
+    """`passthrough` (TLS end to end; names, addresses and SNI checked) or `intercept` (TLS terminated with the
+    egress's CA; only reads reach the registries). `make up` sets `intercept`."""
     allow_plain_http: bool = False
-    # HMAC secret for per-execution proxy credentials (or a file holding it).
+    """Allow plain HTTP to port 80."""
     secret: SecretStr | None = None
+    """HMAC secret for per-execution proxy credentials and gRPC calls (at least 16 bytes); this or
+    `EGRESS_SECRET_FILE` is required."""
     secret_file: str | None = None
-    # hosts(5)-style file the egress's own resolver consults before DNS.
+    """A file holding that secret instead."""
     hosts_file: str | None = None
+    """hosts(5)-style file the egress's own resolver consults before DNS."""
     dns: bool = True
-    # CIDRs exempt from the global-unicast rule, e.g. a private mirror.
+    """Fall back to the system resolver."""
     allow_networks: CommaList = ()
+    """CIDRs exempt from the global-unicast rule (a LAN mirror, a TLS-intercepting gateway)."""
     own_addresses: CommaList = ()
-    # sandbox.egress.v1.Egress gRPC service: host:port, or unix:PATH (compose:
-    # a socket on a volume shared with the spawner only, out of the sandbox
-    # network's reach); empty disables it (and with it every admission, so
-    # every credential is refused).
+    """Extra addresses of the proxy itself, always refused as destinations."""
     grpc_listen: str = "127.0.0.1:50053"
-    # CA bundle for verifying upstream servers in intercept mode.
+    """`sandbox.egress.v1.Egress` (admissions, decisions): `host:port` or `unix:PATH`; empty disables it, and with
+    it every admission (every credential is then refused)."""
     upstream_ca: str | None = None
-    # Where the intercept-mode CA lives (mitmproxy's confdir; made on first
-    # use, key included: keep it on storage of the egress's own).
+    """CA bundle for verifying upstream servers (intercept); unset: mitmproxy's bundle."""
     confdir: str = "/var/lib/sandbox-mesh/egress"
-    # Intercept mode: the CA certificate (never the key) is written here at
-    # start, for the spawner to mount into sandboxes; empty: not written.
+    """Intercept CA directory (key included; keep it persistent and private)."""
     ca_cert_export: str = ""
+    """Intercept: the CA certificate alone is written here at every start, for the spawner to mount into sandboxes;
+    empty: not written."""
     ring_size: int = Field(default=DEFAULT_RING_SIZE, ge=1)
+    """Decisions kept in memory per execution (the in-memory decision ring)."""
     ring_executions: int = Field(default=DEFAULT_RING_EXECUTIONS, ge=1)
+    """Executions whose decisions the ring keeps."""
     decision_log: str = ""
-    # Refusal lines written per source (execution, else address) and interval;
-    # the rest are counted and reported in one summary line.
+    """File for decision lines; empty: stdout."""
     refusal_log_burst: int = Field(default=DEFAULT_BURST, ge=1)
+    """Refusal lines written per source (execution, else address) and interval; the rest are counted in one summary
+    line."""
     refusal_log_interval_seconds: float = Field(default=DEFAULT_INTERVAL_SECONDS, gt=0)
+    """That interval."""
 
-    # Intercept mode: the package cache's directory (storage of the egress's
-    # own, never mounted anywhere else); empty: no cache.
     cache_dir: str = ""
+    """Intercept: directory of the package cache (storage of the egress's own); empty: no cache (compose:
+    `/var/lib/sandbox-mesh/egress-cache`)."""
     cache_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
-    # host:port of the Prometheus /metrics (package cache); empty: off.
+    """Size bound of the package cache, least recently used out first."""
     metrics_listen: str = ""
+    """`host:port` of the egress's Prometheus `/metrics` (package cache); empty: not served."""
 
     @model_validator(mode="after")
     def _has_secret(self) -> EgressSettings:

@@ -1,5 +1,6 @@
-"""`make up` brings the mesh up with compose (control, spawner, egress) and
-`make down` removes it all."""
+"""`make up` brings the mesh up with compose (control, spawner, egress),
+`make down` stops it and keeps its data for the next `make up`, and `make
+clean` removes everything it made."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import grpc
 import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
-from sandbox.control.v1 import control_pb2, control_pb2_grpc
+from sandbox.control.v1 import artifacts_pb2, artifacts_pb2_grpc, control_pb2, control_pb2_grpc
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.control.auth import TenantClientInterceptor
@@ -50,7 +51,17 @@ def _decision_lines(docker_api, container_id: str, execution_id: str) -> list[di
     return [d for d in decisions if d.get("execution_id") == execution_id]
 
 
-def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir):
+def _make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", target], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _project_volumes(docker_api, project: str) -> set[str]:
+    labelled = docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] or []
+    named = docker_api.volumes(filters={"name": f"{project}-egress-ca"})["Volumes"] or []
+    return {volume["Name"] for volume in labelled + named}
+
+
+def test_make_up_serves_make_down_keeps_data_make_clean_removes_everything(docker_api, compose_dir):
     suffix = secrets.token_hex(4)
     project, port = f"sandbox-mesh-test-{suffix}", free_port()
     secret = secrets.token_hex(32)
@@ -70,7 +81,7 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
     )
     project_filter = {"label": [f"com.docker.compose.project={project}"]}
     try:
-        up = subprocess.run(["make", "up"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        up = _make("up", env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "is SERVING" in up.stdout
         assert "grpcurl -plaintext" in up.stdout
@@ -123,7 +134,8 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
                 network = docker_api.inspect_network(summary["Id"])
                 assert network["Internal"] is True and network["EnableIPv6"] is False, network
                 assert network["Options"]["com.docker.network.bridge.inhibit_ipv4"] == "true", network
-                others = set(network["Containers"]) - {egress["Id"]}
+                # "ep-<endpoint id>": an endpoint whose sandbox is being removed.
+                others = {c for c in network["Containers"] if c != egress["Id"] and not c.startswith("ep-")}
                 assert egress["Id"] in network["Containers"] and len(others) <= 1, network
                 for other in others:
                     labels = docker_api.inspect_container(other)["Config"]["Labels"]
@@ -142,15 +154,25 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
                 entry="main.py",
             )
             events = list(control.Execute(req, timeout=120))
-            finished = events[-1].finished
-            assert finished.status == common.EXECUTION_STATUS_COMPLETED, finished
+            assert events[-1].finished.status == common.EXECUTION_STATUS_COMPLETED, events[-1]
+            finished_id = events[-1].finished.execution_id
             chunks = control.GetOutputFile(
-                control_pb2.GetOutputFileRequest(execution_id=finished.execution_id, path="answer.txt"), timeout=30
+                control_pb2.GetOutputFileRequest(execution_id=finished_id, path="answer.txt"), timeout=30
             )
             assert b"".join(c.data for c in chunks) == b"42"
+            artifacts = artifacts_pb2_grpc.ArtifactsStub(signed)
+            artifact = artifacts.CreateArtifact(
+                artifacts_pb2.CreateArtifactRequest(language=common.LANGUAGE_PYTHON, title="kept"), timeout=30
+            )
+            artifacts.CreateFile(
+                artifacts_pb2.CreateFileRequest(
+                    artifact_id=artifact.artifact_id, expected_revision=1, path="main.py", content=b"print(1)"
+                ),
+                timeout=30,
+            )
         # `make ps` lists the three services; `make logs` (here without -f)
         # shows one JSON object a line, statuses by name.
-        ps = subprocess.run(["make", "ps"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        ps = _make("ps", env)
         assert ps.returncode == 0, ps.stdout + ps.stderr
         assert all(service in ps.stdout for service in ("egress", "control", "spawner")), ps.stdout
         logs = subprocess.run(
@@ -169,16 +191,38 @@ def test_make_up_serves_and_make_down_removes_everything(docker_api, compose_dir
             if "|" in line and '"execution_id"' in line.split("|", 1)[1]
         ]
         assert finished and all(record["status"].startswith("EXECUTION_STATUS_") for record in finished), logs.stdout
+        # `make down` stops the mesh and keeps its data volumes; the next
+        # `make up` serves what was recorded before.
+        down = _make("down", env)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert docker_api.containers(all=True, filters=project_filter) == []
+        assert docker_api.networks(filters=project_filter) == []
+        kept = _project_volumes(docker_api, project)
+        assert {f"{project}_control-data", f"{project}_egress-conf", f"{project}-egress-ca"} <= kept, kept
+        assert f"{project}_egress-grpc" not in kept, kept
+        up = _make("up", env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        with grpc.insecure_channel(f"127.0.0.1:{control_port}") as channel:
+            signed = grpc.intercept_channel(channel, TenantClientInterceptor("demo", tenant_key.encode()))
+            control = control_pb2_grpc.ControlStub(signed)
+            record = control.GetExecution(control_pb2.GetExecutionRequest(execution_id=finished_id), timeout=30)
+            assert record.status == common.EXECUTION_STATUS_COMPLETED, record
+            chunks = control.GetOutputFile(
+                control_pb2.GetOutputFileRequest(execution_id=finished_id, path="answer.txt"), timeout=30
+            )
+            assert b"".join(c.data for c in chunks) == b"42"
+            read = artifacts_pb2_grpc.ArtifactsStub(signed).ReadFile(
+                artifacts_pb2.ReadFileRequest(artifact_id=artifact.artifact_id, path="main.py"), timeout=30
+            )
+            assert read.content == b"print(1)"
     finally:
-        down = subprocess.run(
-            ["make", "down"], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-    assert down.returncode == 0, down.stdout + down.stderr
+        clean = _make("clean", env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert f"removing volume {project}_control-data" in clean.stdout, clean.stdout
     assert docker_api.containers(all=True, filters=project_filter) == []
     assert docker_api.networks(filters=project_filter) == []
     assert docker_api.networks(filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
-    assert docker_api.volumes(filters={"label": f"com.docker.compose.project={project}"})["Volumes"] in (None, [])
-    assert docker_api.volumes(filters={"name": f"{project}-egress-ca"})["Volumes"] in (None, [])
+    assert _project_volumes(docker_api, project) == set()
     assert docker_api.containers(all=True, filters={"label": [f"sandbox-mesh.spawner=compose-{suffix}"]}) == []
     assert list((compose_dir / "workspaces").iterdir()) == []
     workspaces = str(compose_dir / "workspaces")

