@@ -189,6 +189,9 @@ class ControlSettings(BaseSettings):
     queue_timeout_seconds: float = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=0)
     # A spawner whose call failed is skipped for this long.
     unhealthy_seconds: float = Field(default=10.0, ge=0)
+    # On SIGTERM: how long executions in flight may still finish (nothing new
+    # is admitted meanwhile) before the rest are cancelled (drain.py).
+    drain_seconds: float = Field(default=30.0, ge=0)
     # Heartbeats and preview writes of running executions are flushed this often.
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     # The watchdog fails an execution whose heartbeat is older than
