@@ -14,12 +14,16 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker venv protos images runtimes lint test up down clean logs ps bench bench-spawner doctor
+.PHONY: setup docker postgres venv protos images runtimes lint test up down clean logs ps bench bench-spawner doctor
 
-setup: docker venv
+setup: docker postgres venv
 
 docker:
 	scripts/ensure_docker.sh
+
+# The server binaries the suite's throw-away PostgreSQL runs from (tests/postgres.py).
+postgres:
+	scripts/ensure_postgres.sh
 
 venv: $(VENV_STAMP)
 

@@ -1,4 +1,5 @@
-"""`python -m services.control`: run control until SIGTERM or SIGINT."""
+"""`python -m services.control`: run control until SIGTERM or SIGINT, then
+drain executions in flight for CONTROL_DRAIN_SECONDS (drain.py)."""
 
 import sys
 
@@ -12,7 +13,7 @@ if __name__ == "__main__":
     sys.exit(
         run_until_signalled(
             lambda: start(ControlSettings()),
-            lambda running: running.stop(),
+            lambda running: running.stop(drain_seconds=running.drain_seconds),
             (ConfigurationError, ValidationError),
         )
     )

@@ -199,6 +199,9 @@ class ControlSettings(BaseSettings):
     `RESOURCE_EXHAUSTED`, nothing charged."""
     unhealthy_seconds: float = Field(default=10.0, ge=0)
     """A spawner whose call failed is skipped this long."""
+    drain_seconds: float = Field(default=30.0, ge=0)
+    """On SIGTERM: how long executions in flight may still finish (nothing new is admitted meanwhile) before the
+    rest are cancelled."""
     flush_interval_seconds: float = Field(default=1.0, gt=0)
     """Heartbeats and preview writes of running executions are batched this often."""
     watchdog_interval_seconds: float = Field(default=5.0, gt=0)

@@ -19,6 +19,7 @@ from services.control.auth import TenantAuthInterceptor
 from services.control.blobs import BlobStore
 from services.control.config import ControlSettings
 from services.control.db import Database
+from services.control.drain import Drain, DrainInterceptor, drain
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecutions
 from services.control.executions.retention import RetentionSweeper
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = control_pb2.DESCRIPTOR.services_by_name["Control"].full_name
 # Threads serving RPCs: every streaming Execute or RunArtifact holds one.
 GRPC_WORKERS = 64
-# On stop: how long executions in flight get to record their cancellation,
-# then how long calls still open get to end.
+# On stop (after the drain, drain.py): how long executions cancelled get to
+# record their cancellation, then how long calls still open get to end.
 STOP_GRACE_SECONDS = 10.0
 DRAIN_SECONDS = 1
 
@@ -54,9 +55,16 @@ class RunningServer:
     executions: ExecutionService
     database: Database
     health: health.HealthServicer
+    drain: Drain
+    drain_seconds: float  # CONTROL_DRAIN_SECONDS, what `python -m services.control` drains for
 
-    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS, drain_seconds: float = 0.0) -> None:
+        """Admits nothing more, lets executions in flight finish for up to
+        `drain_seconds`, cancels the rest (waiting up to `grace_seconds` for
+        their records), then stops serving."""
+        self.drain.begin()
         self.health.enter_graceful_shutdown()
+        drain(self.executions.in_flight, self.executions.relay, drain_seconds, grace_seconds)
         self.executions.stop(grace_seconds)
         self.server.stop(grace=DRAIN_SECONDS).wait()
         self.executions.relay.pool.close()
@@ -121,9 +129,10 @@ def start(settings: ControlSettings) -> RunningServer:
     database = Database(settings.sqlalchemy_url())
     database.migrate()
     executions = build_executions(settings, database, spawner_secret)
+    stopping = Drain()
     server = grpc_server.thread_pool_server(
         workers=GRPC_WORKERS,
-        interceptors=[TenantAuthInterceptor(tenant_keys)],
+        interceptors=[TenantAuthInterceptor(tenant_keys), DrainInterceptor(stopping)],
         # The spawners' own bound: control never takes in a message a spawner would refuse for its size.
         max_request_bytes=max_message_bytes(settings.limits),
     )
@@ -135,4 +144,4 @@ def start(settings: ControlSettings) -> RunningServer:
     executions.start()
     bound.start()
     log.info("control listening on %s (port %d), database %s", settings.listen, bound.port, database.dialect)
-    return RunningServer(server, bound.port, executions, database, bound.health)
+    return RunningServer(server, bound.port, executions, database, bound.health, stopping, settings.drain_seconds)

@@ -90,28 +90,44 @@ def spawner_process(docker_api, tmp_path):
             docker_api.remove_container(container["Id"], force=True)
 
 
+def refused_once_draining(stub, seconds: float = 30.0) -> grpc.RpcError:
+    """The refusal of a new execution once the signalled process drains. A
+    request that came in before the signal was handled runs normally; the
+    next one is asked for (no fixed pause: a loaded machine may take its time)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            collect(stub.Execute(request({"main.py": "print(1)"}), timeout=10))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                return exc
+        assert time.monotonic() < deadline, "still admitting executions after SIGTERM"
+        time.sleep(0.1)
+
+
 def test_sigterm_drains_then_cancels_and_leaves_nothing(spawner_process, docker_api):
-    spawner = spawner_process(SPAWNER_DRAIN_SECONDS="3")
+    drain_seconds = 8
+    spawner = spawner_process(SPAWNER_DRAIN_SECONDS=str(drain_seconds))
+    # `quick` needs a second after its first line; the drain gives it eight.
     quick = request({"main.py": "import time\nprint('q', flush=True)\ntime.sleep(1)\nprint('done')"})
     slow = request({"main.py": "import time\nprint('s', flush=True)\ntime.sleep(120)"})
-    quick_call = spawner.stub.Execute(quick, timeout=60)
-    slow_call = spawner.stub.Execute(slow, timeout=60)
+    quick_call = spawner.stub.Execute(quick, timeout=120)
+    slow_call = spawner.stub.Execute(slow, timeout=120)
     for call in (quick_call, slow_call):
         for event in call:
             if event.WhichOneof("event") == "stdout":
                 break
-    signalled = time.monotonic()
     spawner.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    with pytest.raises(grpc.RpcError) as refused:
-        collect(spawner.stub.Execute(request({"main.py": "print(1)"}), timeout=10))
-    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    refused = refused_once_draining(spawner.stub)
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE, refused
+    assert "shutting down" in (refused.details() or "")
     quick_outcome, slow_outcome = collect(quick_call), collect(slow_call)
     assert quick_outcome.result.status == common.EXECUTION_STATUS_COMPLETED  # finished within the drain
-    assert slow_outcome.result.status == common.EXECUTION_STATUS_CANCELLED
+    assert quick_outcome.stdout.endswith(b"done\n")  # it ran to its end ("q" was read above)
+    assert slow_outcome.result.status == common.EXECUTION_STATUS_CANCELLED  # cut at the drain's end
     assert "shutting down" in slow_outcome.result.error_message
-    assert spawner.process.wait(timeout=30) == 0
-    assert time.monotonic() - signalled < 15
+    # A hang detector, not a measurement: the drain, then clean-up.
+    assert spawner.process.wait(timeout=drain_seconds + 60) == 0
     layout = CgroupLayout.detect("/sys/fs/cgroup", docker_api.info().get("CgroupDriver", "cgroupfs"))
     assert_nothing_left(docker_api, spawner.name, spawner.root, layout)
     assert layout.spawner_directories(spawner.name) == []
@@ -129,28 +145,46 @@ def test_one_gigabyte_flood_is_cut_and_memory_stays_bounded(spawner_process):
     assert spawner.stop() == 0
 
 
+def _most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
 def test_burst_of_twenty_against_capacity_four(spawner_process, docker_api):
+    """Twenty at once against four slots: every slot is used, never more than
+    four run at the same time, and the rest are refused at once (how many
+    run in all depends on how the machine schedules the twenty callers, so
+    it is not counted exactly)."""
     spawner = spawner_process(SPAWNER_CAPACITY="4")
     barrier = threading.Barrier(20)
     results: list = [None] * 20
+    # Each program reports when it ran (the containers share the host's clock).
+    code = "import time\nstart = time.time()\ntime.sleep(5)\nprint(start, time.time())"
 
     def run(i):
         barrier.wait()
         try:
-            outcome = execute(
-                spawner.stub, request({"main.py": "import time\ntime.sleep(3)\nprint('ok')"}), timeout=120
-            )
-            results[i] = outcome.result.status
+            outcome = execute(spawner.stub, request({"main.py": code}), timeout=120)
+            results[i] = (outcome.result.status, outcome.stdout)
         except grpc.RpcError as exc:
-            results[i] = exc.code()
+            results[i] = (exc.code(), b"")
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
-    assert results.count(common.EXECUTION_STATUS_COMPLETED) == 4, results
-    assert results.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 16, results
+    completed = [
+        tuple(map(float, out.split())) for status, out in results if status == common.EXECUTION_STATUS_COMPLETED
+    ]
+    refused = [status for status, _ in results if status == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert len(completed) + len(refused) == 20, results
+    assert len(completed) >= 4 and refused, results
+    assert _most_at_once(completed) <= 4, completed
     assert spawner.stop() == 0
     assert labelled_containers(docker_api, spawner.name) == []
     assert list(spawner.root.iterdir()) == []

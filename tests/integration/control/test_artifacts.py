@@ -319,8 +319,12 @@ def test_caps(stub_a):
     assert too_many.code() == C.RESOURCE_EXHAUSTED and "at most 5 files" in too_many.details()
     art = stub_a.GetArtifact(pb.GetArtifactRequest(artifact_id=aid))
     assert (art.revision, art.file_count, art.total_bytes) == (rev, 5, 250)
-    # Renaming never changes a total.
-    stub_a.RenameFile(pb.RenameFileRequest(artifact_id=aid, expected_revision=rev, path="e0.py", new_path="d/e0.py"))
+    # Renaming at the caps is allowed: it never changes a total.
+    moved = stub_a.RenameFile(
+        pb.RenameFileRequest(artifact_id=aid, expected_revision=rev, path="e0.py", new_path="d/e0.py")
+    )
+    assert (moved.file.path, moved.artifact.revision) == ("d/e0.py", rev + 1)
+    assert (moved.artifact.file_count, moved.artifact.total_bytes) == (5, 250)
 
 
 def _tenant_storage(database, tenant: str) -> Stored:

@@ -113,13 +113,14 @@ def test_packages_are_passed_through_and_the_answer_relayed(tenant_a):
     req.packages.add(name="sandbox-mesh-nonexistent-package")
     stream = run(tenant_a, req, timeout=120)
     done = stream.finished
-    assert done.status == S.EXECUTION_STATUS_FAILED
-    if done.error_code == S.ERROR_CODE_INPUT_REJECTED:
-        # This spawner has no package network: its refusal is recorded at
-        # once, naming the field, nothing charged.
-        assert "packages" in done.error_message and done.usage.cpu_seconds == 0
-    else:
-        assert done.error_code == S.ERROR_CODE_PACKAGE_NOT_FOUND
+    # The control suite's spawner has no egress: it refuses the packages
+    # with FAILED_PRECONDITION before anything starts, and control records
+    # that refusal as INPUT_REJECTED, naming the field, nothing charged.
+    assert (done.status, done.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_INPUT_REJECTED), done
+    assert done.error_message.startswith(
+        "the spawner refused the request (FAILED_PRECONDITION): packages: this spawner has no egress"
+    ), done.error_message
+    assert done.usage.cpu_seconds == 0
 
 
 def test_duplicate_execution_id(tenant_a):

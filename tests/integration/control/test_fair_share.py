@@ -129,11 +129,10 @@ def test_a_tenant_filling_the_mesh_with_sleepers_holds_only_its_share(fair_contr
         assert a.GetExecution(get).status == common.EXECUTION_STATUS_QUEUED
 
         # A fourth, whose caller gives up after 3 s: refused at its deadline, nothing kept or charged.
-        asked = time.monotonic()
         impatient = request({"main.py": SLEEPER}, execution_id="impatient", timeout_ms=1000)
         with pytest.raises(grpc.RpcError) as refused:
             list(a.Execute(impatient, timeout=3))
-        assert time.monotonic() - asked < 3
+        # RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED: control answered just before the caller's deadline.
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
         assert _quota_failure(refused.value) == "tenant:tenant-a/slot_share"
         with pytest.raises(grpc.RpcError) as missing:

@@ -155,6 +155,24 @@ class Mesh:
         container.reload()
         return container
 
+    def start_sandbox(self, **kwargs):
+        """A sandbox-like container on the inner network with the client script."""
+        return self.container(
+            RUNTIME_IMAGE,
+            ["sleep", "600"],
+            self.inner,
+            user="10001",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            tmpfs={"/tmp": "size=128m,uid=10001,gid=10001,mode=0700"},
+            volumes={
+                str(self.tmp / "certs" / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
+                str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"},
+            },
+            **kwargs,
+        )
+
     def address(self, container, network) -> str:
         container.reload()
         return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
@@ -252,8 +270,8 @@ class Mesh:
         code, output = self.sandbox.exec_run(["timeout", str(timeout), *argv], user="10001", environment=env or {})
         return code, output.decode("utf-8", "replace")
 
-    def run_client(self, request: dict, timeout: int = 30) -> dict:
-        code, output = self.sandbox.exec_run(
+    def run_client(self, request: dict, timeout: int = 30, sandbox=None) -> dict:
+        code, output = (sandbox or self.sandbox).exec_run(
             ["timeout", str(timeout), "python3", "/client/client.py", json.dumps(request)], user="10001"
         )
         text = output.decode("utf-8", "replace").strip()
@@ -378,20 +396,7 @@ def mesh(tmp_path_factory):
             "EGRESS_ALLOW_PLAIN_HTTP": "true",
         }
         m.start_egress("passthrough", {})
-        m.sandbox = m.container(
-            RUNTIME_IMAGE,
-            ["sleep", "600"],
-            inner,
-            user="10001",
-            read_only=True,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            tmpfs={"/tmp": "size=128m,uid=10001,gid=10001,mode=0700"},
-            volumes={
-                str(certs / "ca.pem"): {"bind": "/certs/ca.pem", "mode": "ro"},
-                str(HERE / "sandbox_client.py"): {"bind": "/client/client.py", "mode": "ro"},
-            },
-        )
+        m.sandbox = m.start_sandbox()
         m.upstream_ip = upstream_ip
         yield m
     finally:

@@ -51,7 +51,8 @@ def tunnel(req):
         lines.append(f"Proxy-Authorization: {req['auth']}")
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     status, headers, rest = read_head(sock)
-    out = {"status": status, "reason": headers.get("x-egress-reason")}
+    # This connection's own address as the egress sees it ("client" in its log).
+    out = {"status": status, "reason": headers.get("x-egress-reason"), "local": "{}:{}".format(*sock.getsockname()[:2])}
     if status != 200:
         out["body"] = read_body(sock, rest)
         return out
@@ -91,12 +92,18 @@ def plain(req):
 
 
 def direct(req):
+    # What the name resolved to here, so a test can tell "no such name" from
+    # "the network refused the connection".
+    try:
+        resolved = sorted({info[4][0] for info in socket.getaddrinfo(req["host"], req["port"], socket.AF_INET)})
+    except OSError as exc:
+        return {"connected": False, "resolved": [], "error": f"{type(exc).__name__}: {exc}"}
     try:
         sock = socket.create_connection((req["host"], req["port"]), timeout=req.get("timeout", 3))
         sock.close()
-        return {"connected": True}
+        return {"connected": True, "resolved": resolved}
     except OSError as exc:
-        return {"connected": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"connected": False, "resolved": resolved, "error": f"{type(exc).__name__}: {exc}"}
 
 
 if __name__ == "__main__":

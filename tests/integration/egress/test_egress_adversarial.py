@@ -108,12 +108,12 @@ def test_credentials_required(mesh, auth_kind, reason):
     out = mesh.tunnel("pkgs.test.internal:443", auth=auth)
     assert (out["status"], out["reason"]) == (407, reason), out
     assert list(mesh.decisions(execution_id)) == []  # never stored under a claimed id
-    lines = [
-        line
-        for line in mesh.decision_lines()
-        if line.get("claimed_user") == execution_id or (auth_kind == "missing" and line["reason"] == reason)
-    ]
-    assert lines and lines[-1]["decision"] == "deny" and lines[-1]["execution_id"] == ""
+    # The line of this very connection (its source address and port), not
+    # any earlier refusal of the same kind.
+    lines = [line for line in mesh.decision_lines() if line["client"] == out["local"]]
+    assert len(lines) == 1, (out["local"], lines)
+    assert (lines[0]["decision"], lines[0]["reason"], lines[0]["execution_id"]) == ("deny", reason, ""), lines[0]
+    assert lines[0].get("claimed_user") == (None if auth_kind == "missing" else execution_id), lines[0]
     assert mesh.upstream_accepts() == before
 
 
@@ -137,11 +137,25 @@ def test_plain_http_host_must_equal_uri_host(mesh):
     assert verdicts == [(pb.VERDICT_DENY, "host_header_mismatch", "http"), (pb.VERDICT_ALLOW, "allowed", "http")]
 
 
-@pytest.mark.parametrize("target", ["upstream_ip:443", "pkgs.test.internal:443", "upstream_ip:80"])
-def test_direct_connection_skipping_the_proxy_fails(mesh, target):
-    host, port = target.rsplit(":", 1)
-    host = mesh.upstream_ip if host == "upstream_ip" else host
+@pytest.mark.parametrize("port", [443, 80])
+def test_direct_connection_skipping_the_proxy_fails(mesh, port):
     before = mesh.upstream_accepts()
-    out = mesh.run_client(dict(op="direct", host=host, port=int(port), timeout=3))
-    assert out["connected"] is False, out
+    out = mesh.run_client(dict(op="direct", host=mesh.upstream_ip, port=port, timeout=3))
+    assert out["connected"] is False and out["resolved"] == [mesh.upstream_ip], out
     assert mesh.upstream_accepts() == before
+
+
+def test_a_registry_name_that_resolves_is_still_unreachable_directly(mesh):
+    """A sandbox resolves no name, so "pkgs.test.internal unreachable" alone
+    would prove only that. Here the name resolves (an /etc/hosts entry of
+    this container's own, pointing at the suite's upstream container): the
+    connection still fails, so it is the network that refuses it."""
+    resolving = mesh.start_sandbox(extra_hosts={"pkgs.test.internal": mesh.upstream_ip})
+    try:
+        before = mesh.upstream_accepts()
+        out = mesh.run_client(dict(op="direct", host="pkgs.test.internal", port=443, timeout=3), sandbox=resolving)
+        assert out["resolved"] == [mesh.upstream_ip], out
+        assert out["connected"] is False, out
+        assert mesh.upstream_accepts() == before
+    finally:
+        resolving.remove(force=True)

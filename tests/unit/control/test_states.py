@@ -1,26 +1,67 @@
-"""The transition table: forward only, terminal states final."""
+"""The state machine: forward only, terminal states final, as the store
+applies it (SQLite in a temporary directory)."""
 
+import secrets
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.control.config import QuotaLimits
+from services.control.db import Database
 from services.control.executions import states
-from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, INSTALLING, QUEUED, RUNNING, Verdict
+from services.control.executions.store import ExecutionStore
 
 ALL = [QUEUED, INSTALLING, RUNNING, COMPLETED, FAILED, CANCELLED]
 RANK = {QUEUED: 0, INSTALLING: 1, RUNNING: 2, COMPLETED: 3, FAILED: 3, CANCELLED: 3}
 
 
-def test_the_table():
-    expected = {
-        QUEUED: {INSTALLING, RUNNING, COMPLETED, FAILED, CANCELLED},
-        INSTALLING: {RUNNING, COMPLETED, FAILED, CANCELLED},
-        RUNNING: {COMPLETED, FAILED, CANCELLED},
-        COMPLETED: set(),
-        FAILED: set(),
-        CANCELLED: set(),
+def forward(source: str, target: str) -> bool:
+    """The rule the table must encode, stated without it: only forward, never
+    out of a terminal state."""
+    return source not in states.TERMINAL and RANK[target] > RANK[source]
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/control.db")
+    db.migrate()
+    yield ExecutionStore(db, lambda tenant: QuotaLimits(max_in_flight=1000, daily_cpu_seconds=1e9))
+    db.dispose()
+
+
+def _move(store: ExecutionStore, key: str, target: str) -> bool:
+    if target in states.TERMINAL:
+        return store.finalize(key, Verdict(target, "" if target == COMPLETED else "CANCELLED", cpu_seconds=0.0))
+    return store.advance(key, target)
+
+
+def test_the_store_applies_exactly_the_forward_moves(store):
+    """Every (from, to) pair through the store's conditional UPDATEs: a row
+    moves when the rule allows it, and otherwise keeps its state."""
+    for source in ALL:
+        for target in ALL:
+            row = store.reserve(
+                key=secrets.token_hex(16),
+                tenant="t",
+                execution_id=secrets.token_hex(4),
+                session_id="",
+                language=common.LANGUAGE_PYTHON,
+                timeout_ms=1000,
+            )
+            if source != QUEUED:
+                assert _move(store, row.key, source), source
+            moved = _move(store, row.key, target)
+            assert moved == forward(source, target), (source, target)
+            assert store.by_key(row.key).status == (target if moved else source), (source, target)
+
+
+def test_the_table_is_the_forward_rule():
+    assert {(s, t) for s in ALL for t in ALL if states.allowed(s, t)} == {
+        (s, t) for s in ALL for t in ALL if forward(s, t)
     }
-    assert expected == states.TRANSITIONS
 
 
 def test_every_transition_moves_forward_and_terminal_states_are_final():
