@@ -130,6 +130,9 @@ class ControlSettings(BaseSettings):
 
     # Where the gRPC server listens (loopback by default).
     listen: str = "127.0.0.1:50061"
+    # Prometheus /metrics over HTTP (host:port; port 0 picks a free one);
+    # empty to turn off.
+    metrics_listen: str = "127.0.0.1:9465"
     # Holds the SQLite database (when `database_url` is empty) and the blob
     # store of output files.
     data_dir: str = "/var/lib/sandbox-mesh/control"
