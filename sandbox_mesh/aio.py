@@ -21,6 +21,7 @@ from sandbox_mesh.errors import MeshError, mesh_error
 from sandbox_mesh.events import Accepted, Event, Execution, Finished, Output, Result, event_of
 from sandbox_mesh.request import build_request
 from services.common.auth import tenant_headers
+from services.common.tracing import outgoing_metadata
 
 EXECUTE = "/sandbox.control.v1.Control/Execute"
 GET_OUTPUT_FILE = "/sandbox.control.v1.Control/GetOutputFile"
@@ -50,7 +51,8 @@ class AsyncClient:
         await self.close()
 
     def _metadata(self, method: str, request: Any) -> list[tuple[str, str]]:
-        return tenant_headers(self.tenant, self._key, method, request)
+        # The caller's current trace goes with the call (services/common/tracing.py).
+        return tenant_headers(self.tenant, self._key, method, request) + outgoing_metadata()
 
     async def execute(
         self, files: Mapping[str, bytes | str], *, deadline: float | None = None, **options: Any

@@ -26,6 +26,7 @@ from sandbox_mesh.errors import MeshError, mesh_error
 from sandbox_mesh.events import Accepted, Event, Execution, Finished, Output, Quota, Result, event_of
 from sandbox_mesh.request import build_request
 from services.common.auth import TenantClientInterceptor
+from services.common.tracing import ClientTraceInterceptor
 
 T = TypeVar("T")
 # Unary calls wait this long unless told otherwise.
@@ -116,7 +117,10 @@ class Client:
         secret = key.encode() if isinstance(key, str) else key
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         self._channel = grpc.insecure_channel(url, options=options)
-        signed = grpc.intercept_channel(self._channel, TenantClientInterceptor(tenant, secret or None))
+        # Each call carries the caller's current trace (services/common/tracing.py).
+        signed = grpc.intercept_channel(
+            self._channel, ClientTraceInterceptor(), TenantClientInterceptor(tenant, secret or None)
+        )
         self._stub = control_pb2_grpc.ControlStub(signed)
 
     @classmethod

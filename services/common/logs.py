@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
 LOG_FORMAT_ENV = "LOG_FORMAT"
@@ -80,11 +81,17 @@ def formatter_for(log_format: str | None) -> logging.Formatter:
     return JsonFormatter()
 
 
-def setup_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+def setup_logging(
+    level: int = logging.INFO, stream: IO[str] | None = None, filters: Sequence[logging.Filter] = ()
+) -> None:
     """Replaces the root logger's handlers with one writing to `stream`
-    (stderr by default) in the format LOG_FORMAT names (JSON by default)."""
+    (stderr by default) in the format LOG_FORMAT names (JSON by default).
+    `filters` add fields to every record (services/common/tracing.py: the
+    trace id)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter_for(os.environ.get(LOG_FORMAT_ENV)))
+    for log_filter in filters:
+        handler.addFilter(log_filter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,5 +1,6 @@
-"""The `python -m services.<name>` loop shared by the gRPC services: start,
-wait for SIGTERM or SIGINT, stop gracefully."""
+"""The `python -m services.<name>` loop shared by control and the spawner:
+JSON logs with the trace id of each line's call, start, wait for SIGTERM or
+SIGINT, stop gracefully."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from services.common.logs import setup_logging
+from services.common.tracing import TraceLogFilter
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ def run_until_signalled(
 ) -> int:
     """Returns the process exit code: 2 when `start` refuses its
     configuration (one of `refusals`), else 0 after a graceful stop."""
-    setup_logging()
+    setup_logging(filters=[TraceLogFilter()])
     try:
         running = start()
     except refusals as exc:

@@ -131,6 +131,8 @@ class ControlSettings(BaseSettings):
 
     listen: str = "127.0.0.1:50061"
     """gRPC listen address."""
+    metrics_listen: str = "127.0.0.1:9465"
+    """Prometheus /metrics over HTTP (host:port; port 0 picks a free one); empty to turn off."""
     data_dir: str = "/var/lib/sandbox-mesh/control"
     """The SQLite database (when `CONTROL_DATABASE_URL` is empty) and the blob store of output and artifact files."""
     database_url: str = ""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -99,16 +100,36 @@ def _check_foreign_keys(connection: sa.Connection) -> None:
         raise RuntimeError(f"the migration left rows with broken references: {broken[:5]}")
 
 
+# What `on_transaction` is told: the kind ("read" or "write") and the seconds
+# from asking for a connection to commit or rollback.
+TransactionTimer = Callable[[str, float], None]
+
+
+def _untimed(kind: str, seconds: float) -> None:
+    pass
+
+
 class Database:
-    def __init__(self, url: str):
+    def __init__(self, url: str, on_transaction: TransactionTimer = _untimed):
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
+        # Every store's every call goes through write() or read(): the one
+        # place where the database's latency is measured (metrics.py).
+        self.on_transaction = on_transaction
+
+    @contextlib.contextmanager
+    def _timed(self, kind: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.on_transaction(kind, time.monotonic() - started)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that writes: committed on success, rolled back on error."""
-        with self.engine.connect() as connection:
+        with self._timed("write"), self.engine.connect() as connection:
             if self.dialect == "sqlite":
                 connection.execution_options(sqlite_immediate=True)
             with Session(bind=connection, expire_on_commit=False) as session, session.begin():
@@ -117,6 +138,7 @@ class Database:
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
         with (
+            self._timed("read"),
             self.engine.connect() as connection,
             Session(bind=connection, expire_on_commit=False) as session,
             session.begin(),

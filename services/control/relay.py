@@ -11,7 +11,9 @@ carries out a cancel it is asked for (`cancel`).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -41,6 +43,7 @@ from services.control.executions.models import (
     Verdict,
 )
 from services.control.executions.store import ExecutionStore
+from services.control.metrics import ControlMetrics
 from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
@@ -90,35 +93,6 @@ NO_SLOT_PAUSE_SECONDS = 0.2
 RETRY_PAUSE_SECONDS = 0.1
 
 
-def spawner_request(
-    row: ExecutionRow, request: pb.ExecuteRequest, prior_outputs: Sequence[common.File]
-) -> spb.ExecuteRequest:
-    """The spawner's request for an admitted execution: control's key is the
-    id the spawner sees; the timeout and the sandbox runtime are the
-    admitted ones."""
-    timeout_ms = row.timeout_ms
-    return spb.ExecuteRequest(
-        execution_id=row.key,
-        tenant=row.tenant,
-        language=request.language,
-        files=request.files,
-        entry=request.entry,
-        steps=request.steps,
-        packages=request.packages,
-        limits=common.Limits(timeout_ms=timeout_ms, memory_bytes=request.limits.memory_bytes, cpus=request.limits.cpus),
-        env=request.env,
-        stdin=request.stdin,
-        args=request.args,
-        prior_outputs=prior_outputs,
-        install=spb.InstallOptions(
-            allow_sdist=request.install.allow_sdist,
-            allow_install_scripts=request.install.allow_install_scripts,
-        ),
-        variant=request.variant,
-        runtime=row.runtime,
-    )
-
-
 class Relay:
     def __init__(
         self,
@@ -127,18 +101,20 @@ class Relay:
         pool: SpawnerPool,
         in_flight: InFlightExecutions,
         slots: SlotScheduler,
+        metrics: ControlMetrics | None = None,
     ):
         self.store = store
         self.blobs = blobs
         self.pool = pool
         self.in_flight = in_flight
         self.slots = slots
+        self.metrics = metrics or ControlMetrics()
 
     def start(self, execution: InFlightExecution, request: spb.ExecuteRequest) -> None:
-        """Relays `request` on a worker thread of its own."""
-        worker = threading.Thread(
-            target=self._work, args=(execution, request), name=f"relay-{execution.key[:8]}", daemon=True
-        )
+        """Relays `request` on a worker thread of its own, in a copy of the
+        caller's context (its trace goes on to the spawner and into the logs)."""
+        work = functools.partial(contextvars.copy_context().run, self._work, execution, request)
+        worker = threading.Thread(target=work, name=f"relay-{execution.key[:8]}", daemon=True)
         worker.start()
 
     def cancel(self, execution: InFlightExecution, reason: str) -> None:
@@ -184,6 +160,7 @@ class Relay:
             else:
                 self._queue_deadline_passed(execution)
         except Exception:  # whatever broke, the record gets a verdict
+            self.metrics.relay_error("control")
             log.exception("relay of execution %s failed", execution.key, extra=_fields(execution))
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
         finally:
@@ -218,7 +195,7 @@ class Relay:
             try:
                 first = next(call)
             except StopIteration:
-                self.pool.mark_unhealthy(spawner.address, "stream ended without events")
+                self._spawner_failed(spawner.address, "no_events", "stream ended without events")
                 continue
             except grpc.RpcError as exc:
                 outcome = why_not_started(exc)
@@ -228,7 +205,7 @@ class Relay:
                 if exc.code() == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
                     continue  # loop top records the cancellation
                 if outcome == DOWN:
-                    self.pool.mark_unhealthy(spawner.address, f"Execute failed: {exc.code().name}")
+                    self._spawner_failed(spawner.address, "spawner_down", f"Execute failed: {exc.code().name}")
                     execution.wake.wait(RETRY_PAUSE_SECONDS)
                     continue
                 self._not_started(execution, spawner.address, exc, outcome)
@@ -246,6 +223,7 @@ class Relay:
             message = f"no spawner took the execution within {waited:.0f}s"
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message, cpu_seconds=0.0))
         elif self.store.discard(execution.key):
+            self.metrics.refused(refusal)
             execution.events.close(refusal)  # the caller raises it after what was sent
         else:
             self._finish_event(execution)  # a verdict came first (a cancel)
@@ -260,6 +238,7 @@ class Relay:
             message = f"the spawner refused the request ({exc.code().name}): {details}"[:MAX_REFUSAL_CHARS]
             verdict = Verdict(FAILED, "INPUT_REJECTED", message, cpu_seconds=0.0)
         else:
+            self.metrics.relay_error("spawner_failed")
             log.warning(
                 "execution %s: spawner %s failed: %s %s",
                 execution.key,
@@ -319,11 +298,11 @@ class Relay:
             if exc.code() == grpc.StatusCode.CANCELLED and execution.cancel_reason is not None:
                 self._finalize(execution, Verdict(CANCELLED, "CANCELLED", execution.cancel_reason))
                 return
-            self.pool.mark_unhealthy(address, f"stream broke: {exc.code().name}")
+            self._spawner_failed(address, "stream_broken", f"stream broke: {exc.code().name}")
             message = f"the spawner's stream broke: {exc.code().name}"
             self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", message))
             return
-        self.pool.mark_unhealthy(address, "stream ended without a result")
+        self._spawner_failed(address, "no_result", "stream ended without a result")
         self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", "the spawner's stream ended without a result"))
 
     def _finalize(
@@ -350,6 +329,10 @@ class Relay:
                 extra=fields,
             )
         self._finish_event(execution)
+
+    def _spawner_failed(self, address: str, kind: str, reason: str) -> None:
+        self.metrics.relay_error(kind)
+        self.pool.mark_unhealthy(address, reason)
 
     def _finish_event(self, execution: InFlightExecution) -> None:
         """The caller's last event: the record as stored."""

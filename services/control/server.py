@@ -13,6 +13,7 @@ from grpc_health.v1 import health
 from sandbox.control.v1 import control_pb2, control_pb2_grpc
 from services.common import grpc_server
 from services.common.contract.limits import max_message_bytes
+from services.common.tracing import ServerTraceInterceptor
 from services.control.artifacts.service import ArtifactService
 from services.control.artifacts.servicer import add_to_server as add_artifacts
 from services.control.auth import TenantAuthInterceptor
@@ -26,6 +27,7 @@ from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
 from services.control.executions.store import ExecutionStore
+from services.control.metrics import ControlMetrics
 from services.control.relay import Relay
 from services.control.runs.service import RunService
 from services.control.runs.servicer import ArtifactsAndRunsServicer
@@ -57,6 +59,8 @@ class RunningServer:
     health: health.HealthServicer
     drain: Drain
     drain_seconds: float  # CONTROL_DRAIN_SECONDS, what `python -m services.control` drains for
+    metrics: ControlMetrics
+    metrics_port: int | None = None  # None: not served
 
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS, drain_seconds: float = 0.0) -> None:
         """Admits nothing more, lets executions in flight finish for up to
@@ -69,6 +73,7 @@ class RunningServer:
         self.server.stop(grace=DRAIN_SECONDS).wait()
         self.executions.relay.pool.close()
         self.database.dispose()
+        self.metrics.stop()
 
 
 def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes] | None]:
@@ -100,13 +105,16 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
     )
 
 
-def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:
+def build_executions(
+    settings: ControlSettings, database: Database, spawner_secret: bytes | None, metrics: ControlMetrics
+) -> ExecutionService:
     store = ExecutionStore(database, settings.quota_for)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     in_flight = InFlightExecutions()
-    slots = SlotScheduler(pool, store, lambda tenant: settings.quota_for(tenant).slot_share)
-    relay = Relay(store, blobs, pool, in_flight, slots)
+    metrics.watch_in_flight(in_flight.all)
+    slots = SlotScheduler(pool, store, lambda tenant: settings.quota_for(tenant).slot_share, metrics)
+    relay = Relay(store, blobs, pool, in_flight, slots, metrics)
     heartbeats = Heartbeats(
         store,
         in_flight,
@@ -114,25 +122,28 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
         flush_interval_seconds=settings.flush_interval_seconds,
         watchdog_interval_seconds=settings.watchdog_interval_seconds,
         watchdog_min_seconds=settings.watchdog_min_seconds,
+        metrics=metrics,
     )
     retention = RetentionSweeper(
         store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
     )
     runtimes = RuntimePolicy(settings.default_runtime, frozenset(settings.untrusted_tenants), pool.sandbox_runtimes)
     return ExecutionService(
-        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes
+        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes, metrics
     )
 
 
 def start(settings: ControlSettings) -> RunningServer:
     spawner_secret, tenant_keys = secrets_of(settings)
-    database = Database(settings.sqlalchemy_url())
+    metrics = ControlMetrics()
+    database = Database(settings.sqlalchemy_url(), on_transaction=metrics.transaction)
     database.migrate()
-    executions = build_executions(settings, database, spawner_secret)
+    executions = build_executions(settings, database, spawner_secret, metrics)
     stopping = Drain()
     server = grpc_server.thread_pool_server(
         workers=GRPC_WORKERS,
-        interceptors=[TenantAuthInterceptor(tenant_keys), DrainInterceptor(stopping)],
+        # The caller's trace first: the tenant check and everything after run in it.
+        interceptors=[ServerTraceInterceptor(), TenantAuthInterceptor(tenant_keys), DrainInterceptor(stopping)],
         # The spawners' own bound: control never takes in a message a spawner would refuse for its size.
         max_request_bytes=max_message_bytes(settings.limits),
     )
@@ -141,7 +152,10 @@ def start(settings: ControlSettings) -> RunningServer:
     runs = RunService(executions, database, settings.prestage_limits())
     artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])
+    metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     executions.start()
     bound.start()
     log.info("control listening on %s (port %d), database %s", settings.listen, bound.port, database.dialect)
-    return RunningServer(server, bound.port, executions, database, bound.health, stopping, settings.drain_seconds)
+    return RunningServer(
+        server, bound.port, executions, database, bound.health, stopping, settings.drain_seconds, metrics, metrics_port
+    )

@@ -28,6 +28,7 @@ from services.control.executions.fair_queue import FairQueue
 from services.control.executions.in_flight import InFlightExecution
 from services.control.executions.models import Claim
 from services.control.executions.store import ExecutionStore
+from services.control.metrics import ControlMetrics
 from services.control.quotas import accounting
 from services.control.spawners import SpawnerPool
 
@@ -39,10 +40,17 @@ MESH_SLOTS = "mesh/slots"
 
 
 class SlotScheduler:
-    def __init__(self, pool: SpawnerPool, store: ExecutionStore, share_of: Callable[[str], float]):
+    def __init__(
+        self,
+        pool: SpawnerPool,
+        store: ExecutionStore,
+        share_of: Callable[[str], float],
+        metrics: ControlMetrics | None = None,
+    ):
         self.pool = pool
         self.store = store
         self.share_of = share_of
+        self.metrics = metrics or ControlMetrics()
         self._changed = threading.Condition()
         self._queue = FairQueue()
         self._held: collections.Counter[str] = collections.Counter()
@@ -64,6 +72,12 @@ class SlotScheduler:
         """Waits for the execution's turn. True when it holds a slot, or was
         cancelled or ended meanwhile (the relay sees which); False when its
         queue deadline came first (`refusal` then says why)."""
+        started = time.monotonic()
+        got_slot = self._acquire(execution)
+        self.metrics.waited(time.monotonic() - started, got_slot)
+        return got_slot
+
+    def _acquire(self, execution: InFlightExecution) -> bool:
         tenant, key = execution.tenant, execution.key
         with self._changed:
             arrival = self._queue.push(tenant, key)

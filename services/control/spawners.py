@@ -15,6 +15,7 @@ import grpc
 from sandbox.spawner.v1 import spawner_pb2 as spb
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
+from services.common.tracing import ClientTraceInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ class SpawnerPool:
                 ],
             )
             raw = channel
+            # Every call carries the trace of the execution it serves (tracing.py).
+            channel = grpc.intercept_channel(raw, ClientTraceInterceptor())
             if secret:
-                channel = grpc.intercept_channel(raw, ClientAuthInterceptor(secret))
+                channel = grpc.intercept_channel(channel, ClientAuthInterceptor(secret))
             self._spawners[address] = Spawner(address, raw, spawner_pb2_grpc.SpawnerStub(channel))
 
     def healthy(self) -> list[Spawner]:

@@ -18,6 +18,7 @@ from services.egress.allowlist import derive
 from services.egress.ca import ensure_ca, publish_certificate
 from services.egress.cache_addon import CacheAddon
 from services.egress.config import EgressSettings
+from services.egress.metrics import MetricsAddon
 
 log = logging.getLogger("services.egress")
 
@@ -69,7 +70,8 @@ async def run(settings: EgressSettings) -> int:
     secret = settings.secret.get_secret_value().encode() if settings.secret else None
     addon = EgressAddon(secret=secret)
     # The cache acts only on requests the egress addon allowed (and marked).
-    master.addons.add(addon, CacheAddon())
+    cache = CacheAddon()
+    master.addons.add(addon, cache, MetricsAddon(addon.decision_counts, lambda: cache.cache))
     try:
         opts.update(**proxy_options(settings, allow_hosts(settings)))
     except exceptions.OptionsError as exc:

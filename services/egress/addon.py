@@ -51,6 +51,7 @@ from services.egress.connections import (
     refuse,
     split_host_header,
 )
+from services.egress.metrics import DecisionCounts
 from services.egress.options import PASSTHROUGH
 from services.egress.resolver import Resolver
 
@@ -93,7 +94,8 @@ class EgressAddon:
         self.permitted_networks: tuple = ()
         self.own_addresses: set[str] = set()
         self.resolver = Resolver(use_system=True)
-        self.decisions = DecisionLog(stream=decision_stream)
+        self.decision_counts = DecisionCounts()  # kept across reconfigurations, which replace the log
+        self.decisions = DecisionLog(stream=decision_stream, observer=self.decision_counts.observe)
         self.admissions = Admissions()
         self.clients: dict[str, ClientState] = {}
         self.background = Background(lambda: self.decisions, clock)

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO
 
 from services.egress.refusal_limit import DEFAULT_BURST, DEFAULT_INTERVAL_SECONDS, RefusalLimiter, Summary
@@ -116,6 +117,7 @@ class DecisionLog:
         stream: IO[str] | None = None,
         refusal_burst: int = DEFAULT_BURST,
         refusal_interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
+        observer: Callable[[Record], None] | None = None,
     ):
         self.per_execution = per_execution
         self.max_executions = max_executions
@@ -123,6 +125,8 @@ class DecisionLog:
         self._rings: collections.OrderedDict[str, tuple[collections.deque, list[int]]] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.refusals = RefusalLimiter(refusal_burst, refusal_interval_seconds, max_executions)
+        # Told of every record once, whatever the rate limit writes (metrics.py counts them).
+        self.observer = observer
 
     def add(self, record: Record) -> None:
         """Keeps a record in its execution's ring (once its identity is known)."""
@@ -149,6 +153,8 @@ class DecisionLog:
         if record.emitted:
             return
         record.emitted = True
+        if self.observer is not None:
+            self.observer(record)
         write = True
         if record.decision == DENY:
             source = f"execution:{record.execution_id}" if record.execution_id else f"address:{_address(record.client)}"

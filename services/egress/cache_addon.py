@@ -1,5 +1,5 @@
 """A second mitmproxy addon beside the egress addon: the package cache
-(cache.py) on intercepted flows, and the egress's Prometheus metrics.
+(cache.py) on intercepted flows (its metrics: metrics.py).
 
 It acts only on requests the egress addon allowed inside an intercepted
 tunnel, which that addon marks (``mark``) with the URL the cache knows them
@@ -25,7 +25,6 @@ from mitmproxy import ctx, exceptions, http
 
 from services.egress.cache import DEFAULT_MAX_BYTES, PackageCache, is_package_file
 from services.egress.index_hashes import normalize_url
-from services.egress.metrics import EgressMetrics
 from services.egress.options import INTERCEPT
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,6 @@ def _cacheable_request(request: http.Request) -> bool:
 class CacheAddon:
     def __init__(self) -> None:
         self.cache: PackageCache | None = None
-        self.metrics = EgressMetrics(lambda: self.cache)
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -67,9 +65,6 @@ class CacheAddon:
         )
         loader.add_option(
             "egress_cache_max_bytes", int, DEFAULT_MAX_BYTES, "Size bound of the package cache (LRU eviction)."
-        )
-        loader.add_option(
-            "egress_metrics_listen", str, "", "host:port of the egress's Prometheus /metrics; empty: not served."
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -85,15 +80,6 @@ class CacheAddon:
             except OSError as exc:
                 raise exceptions.OptionsError(f"egress_cache_dir: {exc}") from exc
             log.info("package cache in %s: %d files, %d bytes", o.egress_cache_dir, len(self.cache), self.cache.size)
-
-    async def running(self) -> None:
-        listen = ctx.options.egress_metrics_listen
-        if listen:
-            port = self.metrics.serve(listen)
-            log.info("egress metrics on %s (port %d)", listen, port)
-
-    def done(self) -> None:
-        self.metrics.stop()
 
     async def request(self, flow: http.HTTPFlow) -> None:
         url = flow.metadata.get(URL_KEY)

@@ -154,6 +154,7 @@ def apply(addon: EgressAddon, o, updated: set[str]) -> None:
             stream,
             refusal_burst=o.egress_refusal_log_burst,
             refusal_interval_seconds=o.egress_refusal_log_interval,
+            observer=addon.decision_counts.observe,
         )
     if "egress_secret_file" in updated:
         secret = addon._secret_arg

@@ -19,6 +19,7 @@ import grpc
 
 from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
+from services.common.tracing import ClientTraceInterceptor
 from services.spawner.netpool import Lease, NetworkPool
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,10 @@ class EgressClient:
     """The egress's gRPC service as the spawner uses it; calls are signed."""
 
     def __init__(self, address: str, secret: bytes):
-        channel = grpc.intercept_channel(grpc.insecure_channel(address), ClientAuthInterceptor(secret))
+        # Admit and Revoke carry the execution's trace (services/common/tracing.py).
+        channel = grpc.intercept_channel(
+            grpc.insecure_channel(address), ClientTraceInterceptor(), ClientAuthInterceptor(secret)
+        )
         self.stub = egress_pb2_grpc.EgressStub(channel)
 
     def denials(self, execution_id: str) -> list[str]:

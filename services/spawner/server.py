@@ -12,6 +12,7 @@ from grpc_health.v1 import health
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
 from services.common import grpc_server
 from services.common.contract.limits import max_message_bytes
+from services.common.tracing import ServerTraceInterceptor
 from services.spawner.config import SpawnerSettings
 from services.spawner.servicer import SpawnerServicer
 from services.spawner.spawner import ConfigurationError, Spawner
@@ -70,7 +71,8 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     metrics_port = spawner.metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     server = grpc_server.thread_pool_server(
         workers=settings.capacity + 16,
-        interceptors=interceptors,
+        # The caller's trace first: the check of its signature runs in it too.
+        interceptors=[ServerTraceInterceptor(), *interceptors],
         max_request_bytes=max_message_bytes(settings.limits),
         max_concurrent_rpcs=settings.capacity + 12,
     )

@@ -3,6 +3,7 @@ thread, cancels, reports capacity. The gRPC servicer is a thin layer on this."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib.metadata
 import logging
@@ -201,7 +202,9 @@ class Spawner:
         warm = self._take_warm(key, limits)
         if warm is not None:
             execution.use_warm(warm)
-        worker = threading.Thread(target=execution.run, name=f"execution-{spec.execution_id}", daemon=True)
+        # In a copy of the caller's context: its trace reaches the egress and the logs.
+        run = functools.partial(contextvars.copy_context().run, execution.run)
+        worker = threading.Thread(target=run, name=f"execution-{spec.execution_id}", daemon=True)
         with self._lock:
             # Started under the lock: a concurrent execute() must not see it
             # as "not alive" and drop it from the list shutdown() waits for.

@@ -76,6 +76,7 @@ def test_make_up_serves_make_down_keeps_data_make_clean_removes_everything(docke
         SERVICE_SECRET=secret,
         EGRESS_SECRET=secrets.token_hex(32),
         SPAWNER_METRICS_PORT=str(free_port()),
+        CONTROL_METRICS_PORT=str(free_port()),
         CONTROL_PORT=str(control_port),
         CONTROL_TENANT_KEYS=f'{{"demo": "{tenant_key}"}}',
     )

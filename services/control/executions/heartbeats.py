@@ -12,6 +12,7 @@ from services.control.executions.fields import execution_fields
 from services.control.executions.in_flight import InFlightExecutions
 from services.control.executions.models import FAILED, Verdict
 from services.control.executions.store import ExecutionStore
+from services.control.metrics import ControlMetrics
 from services.control.spawners import SpawnerPool
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Heartbeats:
         flush_interval_seconds: float,
         watchdog_interval_seconds: float,
         watchdog_min_seconds: float,
+        metrics: ControlMetrics | None = None,
     ):
         self.store = store
         self.in_flight = in_flight
@@ -38,6 +40,7 @@ class Heartbeats:
         self.flush_interval_seconds = flush_interval_seconds
         self.watchdog_interval_seconds = watchdog_interval_seconds
         self.watchdog_min_seconds = watchdog_min_seconds
+        self.metrics = metrics or ControlMetrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -86,6 +89,7 @@ class Heartbeats:
                 error_message="no heartbeat from the execution's relay; the watchdog gave up on it",
             )
             if self.store.finalize(row.key, verdict):
+                self.metrics.watchdog_failures.inc()
                 log.warning(
                     "watchdog failed execution %s of tenant %s",
                     row.execution_id,

@@ -1,15 +1,16 @@
-"""Execution rows to protobuf messages, and a spawner's result to the JSON
-the row keeps."""
+"""Execution rows to protobuf messages, a spawner's result to the JSON the
+row keeps, and an admitted execution's request to its spawner."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from google.protobuf import json_format
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
+from sandbox.spawner.v1 import spawner_pb2 as spb
 from services.common.contract.languages import as_language
 from services.control.executions import states
 from services.control.executions.models import ExecutionRow, StoredFile
@@ -53,3 +54,32 @@ def usage_json(usage: common.Usage) -> str:
 
 def steps_json(steps: Iterable[common.StepResult] | Iterable[common.Step]) -> str:
     return json.dumps([json_format.MessageToDict(s, preserving_proto_field_name=True) for s in steps])
+
+
+def spawner_request(
+    row: ExecutionRow, request: pb.ExecuteRequest, prior_outputs: Sequence[common.File]
+) -> spb.ExecuteRequest:
+    """The spawner's request for an admitted execution: control's key is the
+    id the spawner sees; the timeout and the sandbox runtime are the
+    admitted ones."""
+    timeout_ms = row.timeout_ms
+    return spb.ExecuteRequest(
+        execution_id=row.key,
+        tenant=row.tenant,
+        language=request.language,
+        files=request.files,
+        entry=request.entry,
+        steps=request.steps,
+        packages=request.packages,
+        limits=common.Limits(timeout_ms=timeout_ms, memory_bytes=request.limits.memory_bytes, cpus=request.limits.cpus),
+        env=request.env,
+        stdin=request.stdin,
+        args=request.args,
+        prior_outputs=prior_outputs,
+        install=spb.InstallOptions(
+            allow_sdist=request.install.allow_sdist,
+            allow_install_scripts=request.install.allow_install_scripts,
+        ),
+        variant=request.variant,
+        runtime=row.runtime,
+    )

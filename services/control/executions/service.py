@@ -25,11 +25,13 @@ from services.control.executions import messages, states
 from services.control.executions.fair_queue import queue_seconds
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
+from services.control.executions.messages import spawner_request
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
+from services.control.metrics import ControlMetrics
 from services.control.pagination import PageRequest
-from services.control.relay import Relay, spawner_request
+from services.control.relay import Relay
 from services.control.sandbox_runtimes import RuntimePolicy
 from services.control.slots import SlotScheduler
 
@@ -76,6 +78,7 @@ class ExecutionService:
         slots: SlotScheduler,
         retention: RetentionSweeper,
         runtimes: RuntimePolicy,
+        metrics: ControlMetrics | None = None,
     ):
         self.limits = limits
         self.store = store
@@ -86,6 +89,7 @@ class ExecutionService:
         self.slots = slots
         self.retention = retention
         self.runtimes = runtimes
+        self.metrics = metrics or ControlMetrics()
 
     def start(self) -> None:
         self.heartbeats.start()
@@ -123,18 +127,22 @@ class ExecutionService:
     def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
         """Reserves the execution inside the caller's write transaction
         (raises RuntimeUnavailable, QuotaExceeded, AlreadyExists)."""
-        runtime = self.runtimes.resolve(tenant, admission.runtime)
-        return self.store.reserve_in(
-            session,
-            key=new_execution_key(),
-            tenant=tenant,
-            execution_id=admission.execution_id,
-            session_id=admission.session_id,
-            language=admission.language,
-            timeout_ms=admission.timeout_ms,
-            variant=admission.variant,
-            runtime=runtime,
-        )
+        try:
+            runtime = self.runtimes.resolve(tenant, admission.runtime)
+            return self.store.reserve_in(
+                session,
+                key=new_execution_key(),
+                tenant=tenant,
+                execution_id=admission.execution_id,
+                session_id=admission.session_id,
+                language=admission.language,
+                timeout_ms=admission.timeout_ms,
+                variant=admission.variant,
+                runtime=runtime,
+            )
+        except Exception as exc:
+            self.metrics.refused(exc)
+            raise
 
     def launch(
         self,
@@ -157,6 +165,7 @@ class ExecutionService:
         wait = queue_seconds(self.limits.max_queue_seconds, caller_seconds)
         execution = InFlightExecution(row, self.limits.preview_bytes, wait)
         self.in_flight.add(execution)
+        self.metrics.admitted()
         accepted = pb.Accepted(execution_id=row.execution_id, status=common.EXECUTION_STATUS_QUEUED)
         execution.push(pb.ExecuteEvent(accepted=accepted))
         if stderr_notice:
@@ -169,7 +178,11 @@ class ExecutionService:
         self, tenant: str, request: pb.ExecuteRequest, caller_seconds: float | None = None
     ) -> InFlightExecution:
         """Checks, admits (in a transaction of its own) and launches."""
-        admission = self.check(request)
+        try:
+            admission = self.check(request)
+        except InvalidArgument as exc:
+            self.metrics.refused(exc)
+            raise
         with self.store.db.write() as session:
             row = self.admit(session, tenant, admission)
         return self.launch(row, request, caller_seconds=caller_seconds)

@@ -80,6 +80,7 @@ def control_spawner(docker_api, tmp_path_factory):
 def control_settings(spawner_port: int, data_dir, database_url: str, **overrides) -> ControlSettings:
     values = dict(
         listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",  # a free port of its own: several controls run at once
         data_dir=str(data_dir),
         database_url=database_url,
         spawners=(f"127.0.0.1:{spawner_port}",),
