@@ -43,7 +43,11 @@ def main(ctx: click.Context, url: str | None, tenant: str | None, key: str | Non
     Settings come from flags, else SANDBOX_URL, SANDBOX_TENANT and
     SANDBOX_KEY, else the config file ($SANDBOX_CONFIG, else
     ~/.config/sandbox-mesh/config.toml: url, tenant, key or key_file), else
-    a local `make up` mesh and its .env."""
+    a local `make up` mesh and its .env.
+
+    Exit codes: 0 done; 2 a usage mistake; 125 the mesh refused or failed
+    the call (one line naming the gRPC status and the field); for run and
+    artifacts run the program's own code, 124 its time limit, 130 cancelled."""
     ctx.obj = Settings(url, tenant, key)
 
 

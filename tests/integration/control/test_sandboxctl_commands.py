@@ -179,6 +179,21 @@ def test_sign_prints_headers_grpcurl_can_call_with(control_server, connection, t
     assert again.returncode != 0 and "replayed signature" in again.stderr
 
 
+def test_the_readmes_grpcurl_execute_is_one_command(connection):
+    request = json.dumps(
+        {
+            "language": "LANGUAGE_PYTHON",
+            "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}],
+            "entry": "main.py",
+        }
+    )
+    command = sandboxctl(*connection, "sign", "--grpcurl", "Control/Execute", request).stdout
+    called = subprocess.run(["bash", "-c", command], check=False, capture_output=True, text=True, timeout=120)
+    assert called.returncode == 0, called.stderr
+    events = [json.loads(chunk) for chunk in called.stdout.replace("}\n{", "}\x00{").split("\x00")]
+    assert events[-1]["finished"]["status"] == "EXECUTION_STATUS_COMPLETED"
+
+
 def test_sign_names_what_is_wrong(connection):
     unknown = sandboxctl(*connection, "sign", "Control/Nope")
     assert unknown.exit_code == 2 and unknown.stderr.startswith("sandboxctl: METHOD: 'Control/Nope' is no method")
