@@ -4,14 +4,22 @@ subcommand called for real, its exit code and --json output checked."""
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
 
+from sandbox_mesh import Client
 from sandbox_mesh.cli import main
 from tests.integration.control.conftest import TENANT_KEYS
 
 pytestmark = pytest.mark.integration
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 MAIN = """
 import os, sys
@@ -155,3 +163,37 @@ def test_rm_mv_packages_and_refused_writes(connection, project, tmp_path):
     assert other.exit_code == 125 and other.stderr.startswith("sandboxctl: NOT_FOUND:")
     language = sandboxctl(*connection, "artifacts", "create", "--language", "ruby")
     assert language.exit_code == 2
+
+
+def test_ctrl_c_cancels_the_run_and_exits_130(control_server, connection):
+    artifact_id = create(connection, "--entry", "wait.py")
+    with Client(f"127.0.0.1:{control_server.port}", "tenant-a", TENANT_KEYS["tenant-a"]) as client:
+        client.artifacts.put(artifact_id, "wait.py", "import time\nprint('started', flush=True)\ntime.sleep(60)")
+        env = dict(
+            os.environ,
+            PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'stubs'}",
+            SANDBOX_URL=f"127.0.0.1:{control_server.port}",
+            SANDBOX_TENANT="tenant-a",
+            SANDBOX_KEY=TENANT_KEYS["tenant-a"],
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox_mesh.cli", "artifacts", "run", artifact_id, "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        run_id = None
+        for line in process.stdout:
+            event = json.loads(line)
+            run_id = run_id or event.get("execution_id")
+            if event["kind"] == "output":
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert f"cancelled {run_id}".encode() in stderr and b"Traceback" not in stderr
+        deadline = time.monotonic() + 30
+        while client.artifacts.get_run(run_id).status != "CANCELLED" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.artifacts.get_run(run_id).status == "CANCELLED"
