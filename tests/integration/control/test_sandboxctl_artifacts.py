@@ -31,6 +31,12 @@ print(shout("run"), count, sys.argv[1:])
 """
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    # Output files default to ./outputs/<run id>/: keep them in the test's folder.
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def connection(control_server):
     return ["--url", f"127.0.0.1:{control_server.port}", "--tenant", "tenant-a", "--key", TENANT_KEYS["tenant-a"]]
