@@ -5,9 +5,15 @@ from sandbox_mesh import Client
 with Client.from_env() as client:
     result = client.run({"main.py": 'print("hello")'})
     print(result.status, result.stdout)
+
+    artifact = client.artifacts.create("python", entry="main.py")
+    client.artifacts.put(artifact.artifact_id, "main.py", 'print("kept")')
+    print(client.artifacts.run(artifact.artifact_id).stdout)
 """
 
 from sandbox_mesh.aio import AsyncClient
+from sandbox_mesh.artifact_records import Artifact, ArtifactFile, FileListing, Package, Run, RunResult
+from sandbox_mesh.artifacts import Artifacts, RunStream
 from sandbox_mesh.client import Client, ExecutionStream
 from sandbox_mesh.config import ConfigError, Connection
 from sandbox_mesh.errors import MeshError
@@ -16,6 +22,7 @@ from sandbox_mesh.events import (
     Event,
     Execution,
     Finished,
+    Logs,
     Output,
     Quota,
     Result,
@@ -27,6 +34,9 @@ from sandbox_mesh.request import UsageError, build_request
 
 __all__ = [
     "Accepted",
+    "Artifact",
+    "ArtifactFile",
+    "Artifacts",
     "AsyncClient",
     "Client",
     "ConfigError",
@@ -34,11 +44,17 @@ __all__ = [
     "Event",
     "Execution",
     "ExecutionStream",
+    "FileListing",
     "Finished",
+    "Logs",
     "MeshError",
     "Output",
+    "Package",
     "Quota",
     "Result",
+    "Run",
+    "RunResult",
+    "RunStream",
     "StatusChanged",
     "StepFinished",
     "Usage",

@@ -1,4 +1,5 @@
-"""The client on grpc.aio: `execute` (an async iterator of events) and `run`.
+"""The client on grpc.aio: `execute` (an async iterator of events), `run`,
+and the reads: `get_execution`, `list_executions`, `logs`, `quota`, `cancel`.
 Same rules as sandbox_mesh.client: the Execute stream is retried on
 UNAVAILABLE only before the execution was accepted. Each call is signed
 here, as its metadata (grpc.aio interceptors cannot see the request on a
@@ -8,23 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import grpc
 
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
 from sandbox_mesh import config
-from sandbox_mesh.client import ATTEMPTS, BACKOFF_SECONDS, CALL_TIMEOUT_SECONDS, MAX_MESSAGE_BYTES, new_execution_id
+from sandbox_mesh.calls import ATTEMPTS, BACKOFF_SECONDS, CALL_TIMEOUT_SECONDS, MAX_MESSAGE_BYTES
+from sandbox_mesh.client import new_execution_id, status_values
 from sandbox_mesh.errors import MeshError, mesh_error
-from sandbox_mesh.events import Accepted, Event, Execution, Finished, Output, Result, event_of
+from sandbox_mesh.events import Accepted, Event, Execution, Finished, Logs, Output, Quota, Result, event_of
 from sandbox_mesh.request import build_request
 from services.common.auth import tenant_headers
 from services.common.tracing import outgoing_metadata
 
-EXECUTE = "/sandbox.control.v1.Control/Execute"
-GET_OUTPUT_FILE = "/sandbox.control.v1.Control/GetOutputFile"
+T = TypeVar("T")
+CONTROL = "/sandbox.control.v1.Control/"
+EXECUTE = CONTROL + "Execute"
+GET_OUTPUT_FILE = CONTROL + "GetOutputFile"
 
 
 class AsyncClient:
@@ -107,3 +111,54 @@ class AsyncClient:
         if expected and hashlib.sha256(data).hexdigest() != expected:
             raise MeshError("DATA_LOSS", f"{path}: the bytes received do not match the stored sha256", "path")
         return data
+
+    # ---- reads and cancels (repeatable: retried on UNAVAILABLE) -------------
+
+    async def _unary(self, method: str, request: Any, call: Callable[..., Awaitable[T]]) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            # Signed per attempt: a signature is good for one call.
+            metadata = self._metadata(CONTROL + method, request)
+            try:
+                return await call(request, timeout=CALL_TIMEOUT_SECONDS, metadata=metadata)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and attempt < ATTEMPTS:
+                    await asyncio.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+                    continue
+                raise mesh_error(error) from None
+        raise AssertionError("unreachable")
+
+    async def get_execution(self, execution_id: str) -> Execution:
+        request = pb.GetExecutionRequest(execution_id=execution_id)
+        return Execution.of(await self._unary("GetExecution", request, self._stub.GetExecution))
+
+    async def logs(self, execution_id: str) -> Logs:
+        """The first bytes of stdout and stderr control keeps (see Logs)."""
+        request = pb.GetExecutionRequest(execution_id=execution_id)
+        return Logs.of(await self._unary("GetExecution", request, self._stub.GetExecution))
+
+    async def list_executions(
+        self, *, statuses: Iterable[str] = (), session_id: str = "", limit: int | None = 50
+    ) -> list[Execution]:
+        """Newest first; `statuses` by name ("RUNNING")."""
+        found: list[Execution] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            page_size = min(500, limit - len(found)) if limit is not None else 500
+            request = pb.ListExecutionsRequest(
+                statuses=status_values(statuses), session_id=session_id, page_size=page_size, page_token=token
+            )
+            response = await self._unary("ListExecutions", request, self._stub.ListExecutions)
+            found.extend(Execution.of(m) for m in response.executions)
+            token = response.next_page_token
+            if not token:
+                break
+        return found[:limit]
+
+    async def cancel(self, execution_id: str) -> tuple[bool, Execution]:
+        """Whether it was cancelled now (False: it had finished), and the record."""
+        request = pb.CancelExecutionRequest(execution_id=execution_id)
+        response = await self._unary("CancelExecution", request, self._stub.CancelExecution)
+        return response.cancelled, Execution.of(response.execution)
+
+    async def quota(self) -> Quota:
+        return Quota.of(await self._unary("GetQuota", pb.GetQuotaRequest(), self._stub.GetQuota))

@@ -10,32 +10,32 @@ refused as ALREADY_EXISTS. After acceptance a failure is the caller's to see.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
 from sandbox.common.v1 import execution_pb2 as common
+from sandbox.control.v1 import artifacts_pb2_grpc, control_pb2_grpc
 from sandbox.control.v1 import control_pb2 as pb
-from sandbox.control.v1 import control_pb2_grpc
 from sandbox_mesh import config
+from sandbox_mesh.artifacts import Artifacts
+from sandbox_mesh.calls import (
+    ATTEMPTS,
+    BACKOFF_SECONDS,
+    CALL_TIMEOUT_SECONDS,
+    MAX_MESSAGE_BYTES,
+    T,
+    call_unary,
+    checked_chunks,
+)
 from sandbox_mesh.errors import MeshError, mesh_error
-from sandbox_mesh.events import Accepted, Event, Execution, Finished, Output, Quota, Result, event_of
+from sandbox_mesh.events import Accepted, Event, Execution, Finished, Logs, Output, Quota, Result, event_of
 from sandbox_mesh.request import build_request
 from services.common.auth import TenantClientInterceptor
 from services.common.tracing import ClientTraceInterceptor
-
-T = TypeVar("T")
-# Unary calls wait this long unless told otherwise.
-CALL_TIMEOUT_SECONDS = 30.0
-ATTEMPTS = 4
-BACKOFF_SECONDS = 0.25
-# Output chunks and the finished record stay far below this; a stored output
-# file comes in chunks.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def new_execution_id() -> str:
@@ -122,6 +122,8 @@ class Client:
             self._channel, ClientTraceInterceptor(), TenantClientInterceptor(tenant, secret or None)
         )
         self._stub = control_pb2_grpc.ControlStub(signed)
+        # Artifacts and their runs: client.artifacts.create(...), .run(...).
+        self.artifacts = Artifacts(artifacts_pb2_grpc.ArtifactsStub(signed), self._stub, call_timeout)
 
     @classmethod
     def from_env(cls, url: str | None = None, tenant: str | None = None, key: str | None = None) -> Client:
@@ -212,35 +214,28 @@ class Client:
         response = self._unary(lambda t: self._stub.CancelExecution(request, timeout=t))
         return response.cancelled, Execution.of(response.execution)
 
+    def logs(self, execution_id: str) -> Logs:
+        """What control keeps of the execution's stdout and stderr: their
+        first bytes (see Logs), not the whole output."""
+        request = pb.GetExecutionRequest(execution_id=execution_id)
+        return Logs.of(self._unary(lambda t: self._stub.GetExecution(request, timeout=t)))
+
+    def cancel_session(self, session_id: str) -> list[str]:
+        """Cancels every unfinished execution of the session; their ids."""
+        request = pb.CancelSessionRequest(session_id=session_id)
+        response = self._unary(lambda t: self._stub.CancelSession(request, timeout=t))
+        return list(response.cancelled_execution_ids)
+
     def quota(self) -> Quota:
         return Quota.of(self._unary(lambda t: self._stub.GetQuota(pb.GetQuotaRequest(), timeout=t)))
 
     def output_chunks(self, execution_id: str, path: str) -> Iterator[bytes]:
         """One stored output file's bytes in chunks, its digest checked at the end."""
         request = pb.GetOutputFileRequest(execution_id=execution_id, path=path)
-        digest = hashlib.sha256()
-        expected = ""
-        try:
-            for chunk in self._stub.GetOutputFile(request, timeout=self.call_timeout * 10):
-                expected = chunk.sha256
-                digest.update(chunk.data)
-                yield chunk.data
-        except grpc.RpcError as error:
-            raise mesh_error(error) from None
-        if expected and digest.hexdigest() != expected:
-            raise MeshError("DATA_LOSS", f"{path}: the bytes received do not match the stored sha256", "path")
+        return checked_chunks(self._stub.GetOutputFile(request, timeout=self.call_timeout * 10), path)
 
     def output_file(self, execution_id: str, path: str) -> bytes:
         return b"".join(self.output_chunks(execution_id, path))
 
     def _unary(self, call: Callable[[float], T]) -> T:
-        # Reads and cancels are safe to repeat: retried on UNAVAILABLE.
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return call(self.call_timeout)
-            except grpc.RpcError as error:
-                if error.code() == grpc.StatusCode.UNAVAILABLE and attempt < ATTEMPTS:
-                    time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
-                    continue
-                raise mesh_error(error) from None
-        raise AssertionError("unreachable")
+        return call_unary(call, self.call_timeout)

@@ -4,9 +4,11 @@ phase spinner (on a terminal only) and output files written safely."""
 from __future__ import annotations
 
 import itertools
+import os
 import pathlib
 import threading
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
 from sandbox_mesh.events import Execution
@@ -65,6 +67,28 @@ def output_path(out_dir: pathlib.Path, relative: str) -> pathlib.Path:
     if not parts or relative.startswith("/") or any(p in ("..", ".", "") for p in parts) or "\\" in relative:
         raise ValueError(f"refusing to write output file {relative!r} outside {out_dir}")
     return out_dir.joinpath(*parts)
+
+
+def write_under(folder: pathlib.Path, relative: str, chunks: Iterable[bytes]) -> pathlib.Path:
+    """Writes a file the server named into `folder`, and never elsewhere:
+    ValueError for a path with `..`, an absolute one, or one that would go
+    through a symlink already in the folder (checked before each mkdir; the
+    file itself is opened without following one)."""
+    target = output_path(folder, relative)
+    folder.mkdir(parents=True, exist_ok=True)
+    current = folder
+    for part in pathlib.PurePosixPath(relative).parts[:-1]:
+        current = current / part
+        if current.is_symlink() or (current.exists() and not current.is_dir()):
+            raise ValueError(f"refusing to write {relative!r}: {current} is not a folder of {folder}")
+        current.mkdir(exist_ok=True)
+    if target.is_symlink():
+        raise ValueError(f"refusing to write {relative!r}: {target} is a symlink")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as sink:
+        for chunk in chunks:
+            sink.write(chunk)
+    return target
 
 
 class PhaseSpinner:

@@ -227,3 +227,28 @@ class Quota:
             q.slots_held,
             q.day,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Logs:
+    """What control keeps of an execution's output: the first bytes of
+    stdout and of stderr (CONTROL_PREVIEW_BYTES each, 64 KiB by default),
+    written while it runs; `*_truncated` when the program wrote more."""
+
+    execution_id: str
+    status: str
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+    @classmethod
+    def of(cls, message: pb.Execution) -> Logs:
+        return cls(
+            message.execution_id,
+            status_name(message.status),
+            message.stdout_preview,
+            message.stderr_preview,
+            message.stdout_truncated,
+            message.stderr_truncated,
+        )

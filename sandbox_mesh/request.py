@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import shlex
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
@@ -67,8 +68,9 @@ def read_folder(folder: pathlib.Path, *, max_files: int = MAX_DIR_FILES, max_byt
     return files
 
 
-def stage(target: pathlib.Path, entry: str | None) -> tuple[dict[str, bytes], str]:
-    """The files to send and the entry: a file alone, or a folder whole."""
+def stage(target: pathlib.Path, entry: str | None, *, steps: bool = False) -> tuple[dict[str, bytes], str]:
+    """The files to send and the entry: a file alone, or a folder whole.
+    With `steps` the folder needs no entry (returned as "")."""
     if target.is_file():
         if entry:
             raise UsageError("--entry", "only with a folder (a file is its own entry)")
@@ -81,10 +83,35 @@ def stage(target: pathlib.Path, entry: str | None) -> tuple[dict[str, bytes], st
         if entry not in files:
             raise UsageError("--entry", f"{entry!r} is not a file in {target}")
         return files, entry
+    if steps:
+        return files, ""
     found = [name for name in DEFAULT_ENTRIES if name in files]
     if not found:
         raise UsageError("--entry", f"{target} has no {' or '.join(DEFAULT_ENTRIES)}; name the entry")
     return files, found[0]
+
+
+def parse_step(text: str) -> list[str]:
+    """`--step 'prep.py --fast'` -> ["prep.py", "--fast"] (shell quoting)."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError("--step", f"{text!r}: {exc}") from None
+    if not words:
+        raise UsageError("--step", "names no file")
+    return words
+
+
+def step_messages(steps: Sequence[str | Sequence[str]], files: Collection[str] | None) -> list[common.Step]:
+    """Each step a file's path (str) or [path, *args], among `files` unless
+    None (an artifact's files are control's to check)."""
+    messages = []
+    for step in steps:
+        path, *args = [step] if isinstance(step, str) else list(step)
+        if files is not None and path not in files:
+            raise UsageError("--step", f"{path!r} is not among the files")
+        messages.append(common.Step(path=path, args=args))
+    return messages
 
 
 def parse_pip(spec: str) -> common.Package:
@@ -129,6 +156,7 @@ def build_request(
     files: Mapping[str, bytes | str],
     *,
     entry: str | None = None,
+    steps: Sequence[str | Sequence[str]] = (),
     language: str | None = None,
     args: Sequence[str] = (),
     pip: Sequence[str] = (),
@@ -144,16 +172,23 @@ def build_request(
     execution_id: str = "",
 ) -> pb.ExecuteRequest:
     """`timeout` in seconds, `memory` in bytes (or a size such as "256m");
-    the entry defaults to the one file given, the language to the entry's."""
+    either `entry` (with `args`) or `steps` (each a path or [path, *args]).
+    The entry defaults to the one file given, the language to the entry's
+    (or the first step's)."""
     if not files:
         raise UsageError("files", "nothing to run")
-    if entry is None:
+    step_list = step_messages(steps, files)
+    if step_list:
+        if entry or args:
+            raise UsageError("--step", "either steps or an entry with arguments, not both")
+        entry = ""
+    elif entry is None:
         if len(files) != 1:
             raise UsageError("entry", "several files: name the entry")
         entry = next(iter(files))
-    if entry not in files:
+    if not step_list and entry not in files:
         raise UsageError("entry", f"{entry!r} is not among the files")
-    language = language or language_of(entry)
+    language = language or language_of(step_list[0].path if step_list else entry)
     if language not in LANGUAGES:
         raise UsageError("language", f"{language!r} is not one of {', '.join(LANGUAGES)}")
     if pip and language != "python":
@@ -177,6 +212,7 @@ def build_request(
             for path, content in files.items()
         ],
         entry=entry,
+        steps=step_list,
         args=list(args),
         packages=[parse_pip(p) for p in pip] + [parse_npm(p) for p in npm],
         limits=limits,

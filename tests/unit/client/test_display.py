@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
-from sandbox_mesh.display import PhaseSpinner, exit_code_for, human_bytes, output_path, summary_line
+from sandbox_mesh.display import PhaseSpinner, exit_code_for, human_bytes, output_path, summary_line, write_under
 from sandbox_mesh.events import Execution, Output, event_json, event_of
 
 
@@ -99,3 +99,23 @@ def test_the_spinner_clears_its_line_before_output():
 
 def test_records_are_plain_data():
     assert dataclasses.asdict(record(common.EXECUTION_STATUS_COMPLETED))["language"] == "python"
+
+
+@pytest.mark.parametrize("hostile", ["../x", "/etc/x", "a/../../x", "link/x", "link/deeper/x", "file/x", "ln"])
+def test_write_under_never_leaves_the_folder(tmp_path, hostile):
+    folder = tmp_path / "out"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder.mkdir()
+    (folder / "link").symlink_to(outside)
+    (folder / "ln").symlink_to(outside / "target")
+    (folder / "file").write_text("a file, not a folder")
+    with pytest.raises(ValueError, match="refusing to write"):
+        write_under(folder, hostile, [b"data"])
+    assert list(outside.iterdir()) == [] and not (tmp_path / "x").exists()
+
+
+def test_write_under_writes_nested_files(tmp_path):
+    target = write_under(tmp_path / "out", "charts/2024/a.txt", [b"a", b"b"])
+    assert target == tmp_path / "out" / "charts" / "2024" / "a.txt" and target.read_bytes() == b"ab"
+    assert write_under(tmp_path / "out", "charts/2024/a.txt", [b"new"]).read_bytes() == b"new"

@@ -12,6 +12,7 @@ from sandbox_mesh.request import (
     parse_npm,
     parse_pip,
     parse_size,
+    parse_step,
     read_folder,
     stage,
 )
@@ -105,3 +106,27 @@ def test_text_sources_are_encoded():
     assert request.files[0].content == 'print("é")'.encode()
     assert request.language == common.LANGUAGE_PYTHON
     assert dict(request.env) == {"K": "V"} and request.stdin == b"in" and request.runtime == "gvisor"
+
+
+def test_steps_are_parsed_with_shell_quoting_and_must_be_staged(tmp_path):
+    assert parse_step("prep.py --fast 'a b'") == ["prep.py", "--fast", "a b"]
+    with pytest.raises(UsageError, match="--step"):
+        parse_step("  ")
+    with pytest.raises(UsageError, match="--step"):
+        parse_step("'unclosed")
+    files = {"prep.py": b"", "main.py": b""}
+    request = build_request(files, steps=[["prep.py", "--fast"], "main.py"])
+    assert [(s.path, list(s.args)) for s in request.steps] == [("prep.py", ["--fast"]), ("main.py", [])]
+    assert request.entry == "" and request.language == common.LANGUAGE_PYTHON
+    with pytest.raises(UsageError, match="not among the files"):
+        build_request(files, steps=["other.py"])
+    with pytest.raises(UsageError, match="not both"):
+        build_request(files, entry="main.py", steps=["main.py"])
+    with pytest.raises(UsageError, match="not both"):
+        build_request(files, args=["x"], steps=["main.py"])
+
+
+def test_a_folder_run_by_steps_needs_no_entry(tmp_path):
+    (tmp_path / "prep.py").write_text("")
+    files, entry = stage(tmp_path, None, steps=True)
+    assert files == {"prep.py": b""} and entry == ""
