@@ -11,9 +11,10 @@ directory (mode 0700), listens there, accepts exactly one connection (the
 spawner's, made before any tenant code runs), then removes the socket so that
 nothing can connect later. Over that connection, one program at a time:
 
-  request  one line of UTF-8 JSON ending in "\\n":
-           {"argv": [...], "env": {...}, "cwd": "...", "stdin": path or null}
-           (env is laid over the runner's own environment; null stdin is
+  request  header struct "!I" (payload length, at most 16 MiB), then the
+           request as `marshal` data (version 2):
+           {"argv": [...], "env": {...}, "cwd": "...", "stdin": path or None}
+           (env is laid over the runner's own environment; no stdin is
            /dev/null). A malformed or oversized request closes the connection.
   reply    frames: header struct "!BI" (kind, payload length), then payload.
            kind 1: stdout bytes, 2: stderr bytes, 3: exit code (struct "!i"),
@@ -28,21 +29,24 @@ When the spawner closes the connection the runner goes back to holding.
 `runner.py serve SOCKET INTERPRETER` also starts INTERPRETER (python3) with
 prestart.py, beside this file, before it listens, and hands it the first
 program: an interpreter's start-up is then paid before the program arrives.
-prestart.py runs the program exactly as Popen would have, or execs it.
+prestart.py runs the program exactly as the runner would have started it,
+or execs it.
+
+Every sandbox starts this file, so it imports only what costs nothing (C
+modules, no enum, subprocess, json or socket wrappers): the container is
+started with `python3 -I -S` and each import here is CPU every execution pays.
 """
 
-import json
+import _signal
+import _socket
 import marshal
 import os
-import selectors
-import signal
-import socket
-import stat
+import select
 import struct
-import subprocess
 import sys
 import time
 
+REQUEST_HEADER = struct.Struct("!I")
 FRAME_HEADER = struct.Struct("!BI")
 EXIT_PAYLOAD = struct.Struct("!i")
 STDOUT, STDERR, EXIT = 1, 2, 3
@@ -54,6 +58,10 @@ READ_BYTES = 64 * 1024
 DRAIN_IDLE_SECONDS = 0.05
 DRAIN_MAX_SECONDS = 2.0
 SIGNAL_EXIT_BASE = 128
+# What Popen's restore_signals resets in a child: the interpreter ignores
+# them, and an exec keeps ignored signals ignored.
+RESTORED_SIGNALS = tuple(getattr(_signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(_signal, name))
+HANDLED_SIGNALS = (_signal.SIGCHLD, _signal.SIGTERM, _signal.SIGINT)
 
 
 def exit_now(_signum, _frame):
@@ -71,12 +79,17 @@ def reap_orphans(_signum=None, _frame=None) -> None:
 
 
 def hold() -> None:
-    signal.signal(signal.SIGCHLD, reap_orphans)
-    signal.signal(signal.SIGTERM, exit_now)
-    signal.signal(signal.SIGINT, exit_now)
+    # Woken through the wakeup pipe, not pause(): a signal that lands just
+    # before pause() would be handled late, or never.
+    wakeup, writer = os.pipe()
+    os.set_blocking(writer, False)
+    _signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+    _signal.signal(_signal.SIGCHLD, reap_orphans)
+    _signal.signal(_signal.SIGTERM, exit_now)
+    _signal.signal(_signal.SIGINT, exit_now)
     reap_orphans()  # whatever exited before this handler was installed
     while True:
-        signal.pause()
+        os.read(wakeup, 4096)  # returns after any signal; its handler runs next
 
 
 class Reaper:
@@ -120,6 +133,98 @@ class Reaper:
         return self.statuses.get(pid)
 
 
+def exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return SIGNAL_EXIT_BASE - code if code < 0 else code
+
+
+class Program:
+    """A started process: its pid and the read ends of its stdout and stderr."""
+
+    def __init__(self, pid: int, stdout: int, stderr: int) -> None:
+        self.pid, self.stdout, self.stderr = pid, stdout, stderr
+
+    def close(self) -> None:
+        for descriptor in (self.stdout, self.stderr):
+            os.close(descriptor)
+
+
+class StartFailed(Exception):
+    """The program could not start: errno and the path it concerned (as Popen's
+    OSError names it: the working directory, the stdin file, else argv[0])."""
+
+    def __init__(self, error: int, path: str) -> None:
+        self.error, self.path = error, path
+
+    def report(self) -> tuple[int, bytes]:
+        """Its exit code and stderr line, as a shell would put them."""
+        code = 127 if self.error == 2 else 126  # ENOENT: not found; else cannot run
+        return code, f"runner: {self.path}: {os.strerror(self.error)}\n".encode()
+
+
+def start(argv: list, env: dict, cwd: str | None, stdin: str | None, keep: int = -1) -> Program:
+    """Forks and execs `argv` with fresh stdout/stderr pipes, `stdin` (None:
+    /dev/null), every other descriptor closed but `keep`, and the signals
+    the runner handles or the interpreter ignores back at their defaults, as
+    Popen(close_fds=True, restore_signals=True) does. StartFailed if it
+    could not start (the child's failure comes back over a pipe)."""
+    try:
+        stdin_fd = os.open(stdin or os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StartFailed(exc.errno or 0, stdin or os.devnull) from None
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    fail_read, fail_write = os.pipe()  # close-on-exec: EOF means the exec worked
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may return
+        try:
+            for signum in HANDLED_SIGNALS + RESTORED_SIGNALS:
+                _signal.signal(signum, _signal.SIG_DFL)
+            _signal.set_wakeup_fd(-1)
+            for target, source in ((0, stdin_fd), (1, out_write), (2, err_write)):
+                os.dup2(source, target)
+            if keep >= 0:
+                os.set_inheritable(keep, True)
+            low = 3
+            for kept in sorted({keep, fail_write} - {-1}):
+                os.closerange(low, kept)
+                low = kept + 1
+            os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+            where = cwd or ""
+            try:
+                if cwd is not None:
+                    os.chdir(cwd)
+                where = argv[0]
+                os.execvpe(argv[0], argv, env)
+            except OSError as exc:
+                os.write(fail_write, marshal.dumps((exc.errno or 0, where), 2))
+        finally:
+            os._exit(255)
+    for descriptor in (stdin_fd, out_write, err_write, fail_write):
+        os.close(descriptor)
+    failure = b""
+    while chunk := os.read(fail_read, 4096):
+        failure += chunk
+    os.close(fail_read)
+    if failure:
+        os.close(out_read)
+        os.close(err_read)
+        error, path = marshal.loads(failure)
+        raise StartFailed(error, path)
+    return Program(pid, out_read, err_read)
+
+
+def start_watched(reaper: Reaper, argv: list, env: dict, cwd: str | None, stdin: str | None, keep=-1) -> Program:
+    reaper.expect()
+    try:
+        program = start(argv, env, cwd, stdin, keep)
+    except BaseException:
+        reaper.watch(None)
+        raise
+    reaper.watch(program.pid)
+    return program
+
+
 class Prestarted:
     """An interpreter started before its program is known (prestart.py,
     beside this file): its pipes are the program's, and one request written
@@ -129,34 +234,23 @@ class Prestarted:
         with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "prestart.py")) as file:
             source = file.read()
         read_end, self.control = os.pipe()
-        reaper.expect()
         try:
-            self.process = subprocess.Popen(
-                [interpreter, "-c", source, str(read_end)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(read_end,),
-                close_fds=True,
-                restore_signals=True,
-            )
-        except OSError:
-            reaper.watch(None)
+            argv = [interpreter, "-c", source, str(read_end)]
+            self.program = start_watched(reaper, argv, dict(os.environ), None, None, keep=read_end)
+        except BaseException:
             os.close(self.control)
             raise
         finally:
             os.close(read_end)
-        reaper.watch(self.process.pid)
         self.reaper = reaper
 
-    def hand(self, request: dict) -> subprocess.Popen | None:
+    def hand(self, request: dict) -> Program | None:
         """The process now running `request`; None if the interpreter is gone
         (the caller starts the program itself)."""
         try:
-            if self.reaper.status(self.process.pid) is not None:
+            if self.reaper.status(self.program.pid) is not None:
                 raise BrokenPipeError
-            payload = marshal.dumps(request)
-            view = memoryview(payload)
+            view = memoryview(marshal.dumps(request, 2))
             while view:
                 view = view[os.write(self.control, view) :]
         except OSError:
@@ -164,16 +258,14 @@ class Prestarted:
             return None
         finally:
             self._close_control()
-        return self.process
+        return self.program
 
     def discard(self) -> None:
         self._close_control()
-        if self.reaper.status(self.process.pid) is None:
-            self.process.kill()
-        self.process.stdout.close()
-        self.process.stderr.close()
-        self.process.returncode = 0  # never waited for by Popen: the pid may be reused
-        self.reaper.forget(self.process.pid)
+        if self.reaper.status(self.program.pid) is None:
+            os.kill(self.program.pid, _signal.SIGKILL)
+        self.program.close()
+        self.reaper.forget(self.program.pid)
 
     def _close_control(self) -> None:
         if self.control >= 0:
@@ -181,166 +273,137 @@ class Prestarted:
             self.control = -1
 
 
-def exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return SIGNAL_EXIT_BASE - code if code < 0 else code
-
-
-def parse_request(line: bytes) -> dict | None:
-    if not line.endswith(b"\n") or len(line) > MAX_REQUEST_BYTES:
-        return None
+def parse_request(payload: bytes) -> dict | None:
+    """The request, if it is one a program can be started from: strings
+    without NUL bytes and variable names without "=" (what Popen refused)."""
     try:
-        request = json.loads(line.decode("utf-8"))
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
+        request = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
         return None
     if not isinstance(request, dict):
         return None
     argv, env, cwd, stdin = (request.get(key) for key in ("argv", "env", "cwd", "stdin"))
-    if not (isinstance(argv, list) and argv and all(isinstance(arg, str) for arg in argv)):
+    if not (isinstance(argv, list) and argv and all(type(arg) is str for arg in argv)):
         return None
-    if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+    if not (isinstance(env, dict) and all(type(k) is str and type(v) is str for k, v in env.items())):
         return None
-    if not isinstance(cwd, str) or not (stdin is None or isinstance(stdin, str)):
+    if type(cwd) is not str or not (stdin is None or type(stdin) is str):
+        return None
+    strings = [*argv, *env, *env.values(), cwd, stdin or ""]
+    if any("\0" in value for value in strings) or any(not name or "=" in name for name in env):
         return None
     return request
 
 
-def listen_once(path: str) -> socket.socket:
+def listen_once(path: str) -> "_socket.socket":
     """The one connection ever accepted on `path`; the socket is gone after."""
     directory = os.path.dirname(path)
     try:
         os.mkdir(directory, 0o700)
     except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+        if not os.path.isdir(directory) or os.path.islink(directory):
             sys.exit(f"runner: {directory} is not a directory")
         os.chmod(directory, 0o700)
     if os.path.lexists(path):
         os.unlink(path)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         listener.bind(path)
         listener.listen(1)
-        connection, _ = listener.accept()
+        descriptor, _ = listener._accept()
+    finally:
+        listener.close()
     os.unlink(path)
-    return connection
-
-
-def plainly_valid(request: dict) -> bool:
-    """Whether Popen would accept the request's strings as they are (no NUL
-    byte, no empty or "=" variable name): only such a request is handed to
-    an interpreter started ahead, so that a refusal stays Popen's."""
-    strings = [*request["argv"], *request["env"], *request["env"].values(), request["cwd"], request["stdin"] or ""]
-    return all("\0" not in value for value in strings) and all(name and "=" not in name for name in request["env"])
+    return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM, 0, descriptor)
 
 
 class Session:
-    def __init__(
-        self, connection: socket.socket, reaper: Reaper, wakeup: socket.socket, prestarted: Prestarted | None
-    ) -> None:
+    def __init__(self, connection, reaper: Reaper, wakeup: int, prestarted: Prestarted | None) -> None:
         self.connection = connection
         self.reaper = reaper
-        self.wakeup = wakeup  # readable after any signal (signal.set_wakeup_fd)
+        self.wakeup = wakeup  # readable after any signal (set_wakeup_fd)
         self.prestarted = prestarted  # for the first program only
 
     def send(self, kind: int, payload: bytes) -> None:
         self.connection.sendall(FRAME_HEADER.pack(kind, len(payload)) + payload)
 
+    def receive(self, size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = self.connection.recv(min(size - len(data), READ_BYTES))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+
     def serve(self) -> None:
-        with self.connection.makefile("rb") as requests:
-            while True:
-                line = requests.readline(MAX_REQUEST_BYTES + 1)
-                if not line:
-                    return  # the spawner is done
-                request = parse_request(line)
-                if request is None or not self.run(request):
-                    return  # malformed: the connection is closed
+        while True:
+            header = self.receive(REQUEST_HEADER.size)
+            if header is None:
+                return  # the spawner is done
+            (size,) = REQUEST_HEADER.unpack(header)
+            payload = self.receive(size) if size <= MAX_REQUEST_BYTES else None
+            request = parse_request(payload) if payload is not None else None
+            if request is None:
+                return  # malformed: the connection is closed
+            self.run(request)
 
-    def run(self, request: dict) -> bool:
-        """Runs one program; False if the request turned out malformed."""
-        process = None
+    def run(self, request: dict) -> None:
+        program = None
         prestarted, self.prestarted = self.prestarted, None
-        if prestarted is not None and plainly_valid(request):
-            process = prestarted.hand(request)
-        elif prestarted is not None:
-            prestarted.discard()
-        if process is None:
-            process = self.start(request)
-        if process is None:
-            return False
-        if isinstance(process, int):
-            return True  # it could not start; reported
+        if prestarted is not None:
+            program = prestarted.hand(request)
+        if program is None:
+            env = {**os.environ, **request["env"]}
+            try:
+                program = start_watched(self.reaper, request["argv"], env, request["cwd"], request["stdin"])
+            except StartFailed as failed:
+                code, line = failed.report()
+                self.send(STDERR, line)
+                self.send(EXIT, EXIT_PAYLOAD.pack(code))
+                return
         try:
-            code = self.forward(process)
+            code = self.forward(program)
         finally:
-            process.stdout.close()
-            process.stderr.close()
-        # Popen must never wait for this pid itself: it may be reused.
-        process.returncode = code
-        self.reaper.forget(process.pid)
+            program.close()
+        self.reaper.forget(program.pid)
         self.send(EXIT, EXIT_PAYLOAD.pack(code))
-        return True
 
-    def start(self, request: dict) -> subprocess.Popen | int | None:
-        """The program started; its exit code (reported) if it could not
-        start; None if the request turned out malformed."""
-        self.reaper.expect()
-        try:
-            with open(request["stdin"] or os.devnull, "rb") as stdin:
-                process = subprocess.Popen(
-                    request["argv"],
-                    stdin=stdin,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=request["cwd"],
-                    env={**os.environ, **request["env"]},
-                    close_fds=True,
-                    restore_signals=True,
-                )
-        except OSError as exc:
-            self.reaper.watch(None)
-            code = 127 if isinstance(exc, FileNotFoundError) else 126
-            self.send(STDERR, f"runner: {exc.filename or request['argv'][0]}: {exc.strerror}\n".encode())
-            self.send(EXIT, EXIT_PAYLOAD.pack(code))
-            return code
-        except ValueError:  # a NUL byte in argv, env or a path
-            self.reaper.watch(None)
-            return None
-        self.reaper.watch(process.pid)
-        return process
-
-    def forward(self, process: subprocess.Popen) -> int:
+    def forward(self, program: Program) -> int:
         """Streams the program's output until it has exited and its pipes
         are closed or quiet; returns its exit code."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout.fileno(), selectors.EVENT_READ, STDOUT)
-            selector.register(process.stderr.fileno(), selectors.EVENT_READ, STDERR)
-            selector.register(self.wakeup, selectors.EVENT_READ, None)
-            open_pipes = 2
-            exited_at = last_output = 0.0
-            while True:
-                status = self.reaper.status(process.pid)
-                timeout = None
-                if status is not None:
-                    now = time.monotonic()
-                    exited_at = exited_at or now
-                    quiet_until = max(exited_at, last_output) + DRAIN_IDLE_SECONDS
-                    timeout = min(quiet_until, exited_at + DRAIN_MAX_SECONDS) - now
-                    if open_pipes == 0 or timeout <= 0:
-                        return exit_code(status)
-                for key, _ in selector.select(timeout):
-                    if key.data is None:
-                        self.drain_wakeup()
-                        continue
-                    data = os.read(key.fd, READ_BYTES)
-                    if not data:
-                        selector.unregister(key.fd)
-                        open_pipes -= 1
-                        continue
-                    self.send(key.data, data)
-                    last_output = time.monotonic()
+        poller = select.poll()
+        kinds = {program.stdout: STDOUT, program.stderr: STDERR}
+        for descriptor in (program.stdout, program.stderr, self.wakeup):
+            poller.register(descriptor, select.POLLIN)
+        open_pipes = 2
+        exited_at = last_output = 0.0
+        while True:
+            status = self.reaper.status(program.pid)
+            timeout_ms = None
+            if status is not None:
+                now = time.monotonic()
+                exited_at = exited_at or now
+                quiet_until = max(exited_at, last_output) + DRAIN_IDLE_SECONDS
+                timeout = min(quiet_until, exited_at + DRAIN_MAX_SECONDS) - now
+                if open_pipes == 0 or timeout <= 0:
+                    return exit_code(status)
+                timeout_ms = max(1, int(timeout * 1000 + 0.999))
+            for descriptor, _events in poller.poll(timeout_ms):
+                if descriptor == self.wakeup:
+                    self.drain_wakeup()
+                    continue
+                data = os.read(descriptor, READ_BYTES)
+                if not data:
+                    poller.unregister(descriptor)
+                    open_pipes -= 1
+                    continue
+                self.send(kinds[descriptor], data)
+                last_output = time.monotonic()
 
     def drain_wakeup(self) -> None:
         try:
-            while self.wakeup.recv(4096):
+            while os.read(self.wakeup, 4096):
                 pass
         except BlockingIOError:
             pass
@@ -348,27 +411,27 @@ class Session:
 
 def serve(socket_path: str, interpreter: str | None) -> None:
     reaper = Reaper()
-    wakeup, wakeup_writer = socket.socketpair()
-    wakeup.setblocking(False)
-    wakeup_writer.setblocking(False)
-    signal.set_wakeup_fd(wakeup_writer.fileno(), warn_on_full_buffer=False)
-    signal.signal(signal.SIGCHLD, reaper.reap)
-    signal.signal(signal.SIGTERM, exit_now)
-    signal.signal(signal.SIGINT, exit_now)
+    wakeup, wakeup_writer = os.pipe()
+    os.set_blocking(wakeup, False)
+    os.set_blocking(wakeup_writer, False)
+    _signal.set_wakeup_fd(wakeup_writer, warn_on_full_buffer=False)
+    _signal.signal(_signal.SIGCHLD, reaper.reap)
+    _signal.signal(_signal.SIGTERM, exit_now)
+    _signal.signal(_signal.SIGINT, exit_now)
     # Started before the spawner can connect, so before any tenant code runs.
     prestarted = None
     if interpreter:
         try:
             prestarted = Prestarted(interpreter, reaper)
-        except OSError:
+        except (OSError, StartFailed):
             pass  # every program is started when it arrives
     connection = listen_once(socket_path)
     try:
-        with connection:
-            Session(connection, reaper, wakeup, prestarted).serve()
+        Session(connection, reaper, wakeup, prestarted).serve()
     except OSError:
         pass  # the spawner went away mid-program; the container is being killed
-    signal.set_wakeup_fd(-1)
+    finally:
+        connection.close()
     hold()
 
 

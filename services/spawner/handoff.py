@@ -5,7 +5,7 @@ container's runner over a unix socket in the workspace instead of one
 The runner (images/runtime/runner.py, `serve` mode) listens on
 `<workspace>/.runner/runner.sock`, accepts exactly one connection, the
 spawner's, made before any tenant code runs, and then removes the socket.
-Each program is one JSON request line; the runner answers with frames
+Each program is one request (length, then marshal data); the runner answers with frames
 (header "!BI": kind, payload length): 1 stdout, 2 stderr, 3 exit code
 ("!i"), the exit frame last.
 
@@ -21,7 +21,7 @@ connection.
 from __future__ import annotations
 
 import errno
-import json
+import marshal
 import os
 import pathlib
 import socket
@@ -30,12 +30,16 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 
-from services.spawner.sandbox import NO_EXIT_CODE, RUNNER, SANDBOX_UID, STDERR, STDOUT, WORKSPACE
+from services.spawner.sandbox import NO_EXIT_CODE, RUNNER_COMMAND, SANDBOX_UID, STDERR, STDOUT, WORKSPACE
 
 RUNNER_DIR = ".runner"
 SOCKET_NAME = "runner.sock"
 SOCKET_IN_CONTAINER = f"{WORKSPACE}/{RUNNER_DIR}/{SOCKET_NAME}"
 
+# A request: its length, then the request as marshal data (the runner
+# imports no json: every sandbox pays for what the runner imports).
+REQUEST_HEADER = struct.Struct("!I")
+MARSHAL_VERSION = 2
 FRAME_HEADER = struct.Struct("!BI")
 EXIT_PAYLOAD = struct.Struct("!i")
 KIND_STDOUT, KIND_STDERR, KIND_EXIT = 1, 2, 3
@@ -68,7 +72,7 @@ def runner_command(language: str, socket_in_container: str = SOCKET_IN_CONTAINER
     """The container's command: the runner serving on the given socket, with
     `language`'s interpreter started ahead where it has one."""
     prestarted = PRESTARTED_INTERPRETERS.get(language)
-    return ["python3", RUNNER, "serve", socket_in_container, *([prestarted] if prestarted else [])]
+    return [*RUNNER_COMMAND, "serve", socket_in_container, *([prestarted] if prestarted else [])]
 
 
 def connect(workspace_path: pathlib.Path, timeout_seconds: float, alive: Callable[[], bool]) -> RunnerConnection:
@@ -153,7 +157,8 @@ class RunnerConnection:
         if not self._usable:
             raise HandoffError("the connection to the runner has ended")
         request = {"argv": argv, "env": environment, "cwd": workdir, "stdin": stdin}
-        line = json.dumps(request, ensure_ascii=False).encode() + b"\n"
+        payload = marshal.dumps(request, MARSHAL_VERSION)
+        message = REQUEST_HEADER.pack(len(payload)) + payload
         program = RunnerProgram(self._socket, self._program_ended)
         self._program = program
         if self._has_unrequested_data():
@@ -163,7 +168,7 @@ class RunnerConnection:
             self._usable = False
             return program
         try:
-            self._socket.sendall(line)
+            self._socket.sendall(message)
         except OSError as exc:
             self._usable = False
             raise HandoffError(f"cannot hand the program to the runner: {exc.strerror or exc}") from exc

@@ -24,6 +24,9 @@ from services.spawner.config import SpawnerSettings
 SANDBOX_UID = 10001
 WORKSPACE = "/workspace"
 RUNNER = "/opt/sandbox/runner.py"
+# Isolated and without site: the runner needs neither the environment's
+# PYTHON* variables nor site-packages, and each sandbox pays its start-up.
+RUNNER_COMMAND = ("python3", "-I", "-S", RUNNER)
 STDIN_PATH = f"{WORKSPACE}/stdin"
 
 LABEL_ROLE = "sandbox-mesh.role"
@@ -137,7 +140,7 @@ class SandboxContainer:
     ) -> SandboxContainer:
         created = api.create_container(
             image=image,
-            command=command or ["python3", RUNNER, "hold"],
+            command=command or [*RUNNER_COMMAND, "hold"],
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=f"{WORKSPACE}/code",
             environment=environment,

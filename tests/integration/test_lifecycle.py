@@ -205,7 +205,7 @@ def test_sweep_removes_old_unowned_leftovers_only(spawner_server, stub, docker_a
     spawner = spawner_server.spawner
     orphan = docker_api.create_container(
         RUNTIME_IMAGE,
-        command=["python3", sandbox.RUNNER, "hold"],
+        command=[*sandbox.RUNNER_COMMAND, "hold"],
         labels={
             sandbox.LABEL_ROLE: sandbox.ROLE_SANDBOX,
             sandbox.LABEL_SPAWNER: spawner_name,

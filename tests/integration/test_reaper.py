@@ -42,7 +42,7 @@ def test_restart_reaps_leftovers(docker_api, tmp_path):
     }
     created = docker_api.create_container(
         RUNTIME_IMAGE,
-        command=["python3", sandbox.RUNNER, "hold"],
+        command=[*sandbox.RUNNER_COMMAND, "hold"],
         labels=labels,
         host_config=docker_api.create_host_config(
             network_mode="none",

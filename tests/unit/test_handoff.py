@@ -3,7 +3,7 @@ violations, one program at a time, and how the socket is found."""
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import pathlib
 import socket
@@ -34,20 +34,28 @@ def pair():
     runner.close()
 
 
+def read_exactly(runner: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = runner.recv(size - len(data))
+        assert chunk, "the connection ended mid-request"
+        data += chunk
+    return data
+
+
 def read_request(runner: socket.socket) -> dict:
-    line = b""
-    while not line.endswith(b"\n"):
-        line += runner.recv(1)
-    return json.loads(line)
+    (size,) = handoff.REQUEST_HEADER.unpack(read_exactly(runner, handoff.REQUEST_HEADER.size))
+    return marshal.loads(read_exactly(runner, size))
 
 
 def test_runner_command_serves_on_the_workspace_socket_with_python_started_ahead():
     socket_path = "/workspace/.runner/runner.sock"
-    assert handoff.runner_command("node") == ["python3", "/opt/sandbox/runner.py", "serve", socket_path]
-    assert handoff.runner_command("python") == ["python3", "/opt/sandbox/runner.py", "serve", socket_path, "python3"]
+    runner = ["python3", "-I", "-S", "/opt/sandbox/runner.py"]
+    assert handoff.runner_command("node") == [*runner, "serve", socket_path]
+    assert handoff.runner_command("python") == [*runner, "serve", socket_path, "python3"]
 
 
-def test_the_request_line_carries_argv_env_cwd_and_stdin(pair):
+def test_the_request_carries_argv_env_cwd_and_stdin(pair):
     connection, runner = pair
     connection.start(["python3", "-c", "print('é')"], {"A": "b c"}, "/workspace/code", None)
     assert read_request(runner) == {
