@@ -21,6 +21,8 @@ from services.control.config import ControlSettings
 from services.control.db import Database
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.ownership import Leases, Owner
+from services.control.executions.reconcile import Reconciler
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
@@ -93,7 +95,8 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
 
 
 def build_executions(settings: ControlSettings, database: Database, spawner_secret: bytes | None) -> ExecutionService:
-    store = ExecutionStore(database, settings.quota_for)
+    owner = Owner.new(settings.replica_id)
+    store = ExecutionStore(database, settings.quota_for, owner=owner)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     in_flight = InFlightExecutions()
@@ -107,12 +110,19 @@ def build_executions(settings: ControlSettings, database: Database, spawner_secr
         watchdog_interval_seconds=settings.watchdog_interval_seconds,
         watchdog_min_seconds=settings.watchdog_min_seconds,
     )
+    reconciler = Reconciler(
+        store,
+        Leases(database, owner, int(settings.lease_seconds * 1000), store.clock),
+        pool,
+        interval_seconds=settings.reconcile_interval_seconds,
+        lease_seconds=settings.lease_seconds,
+    )
     retention = RetentionSweeper(
         store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
     )
     runtimes = RuntimePolicy(settings.default_runtime, frozenset(settings.untrusted_tenants), pool.sandbox_runtimes)
     return ExecutionService(
-        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes
+        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes, reconciler
     )
 
 

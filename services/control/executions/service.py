@@ -26,6 +26,7 @@ from services.control.executions.fair_queue import queue_seconds
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
+from services.control.executions.reconcile import Reconciler
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
 from services.control.pagination import PageRequest
@@ -76,6 +77,7 @@ class ExecutionService:
         slots: SlotScheduler,
         retention: RetentionSweeper,
         runtimes: RuntimePolicy,
+        reconciler: Reconciler,
     ):
         self.limits = limits
         self.store = store
@@ -86,8 +88,10 @@ class ExecutionService:
         self.slots = slots
         self.retention = retention
         self.runtimes = runtimes
+        self.reconciler = reconciler
 
     def start(self) -> None:
+        self.reconciler.start()
         self.heartbeats.start()
         self.retention.start()
 
@@ -101,6 +105,7 @@ class ExecutionService:
             execution.done.wait(max(0.0, deadline - time.monotonic()))
         self.heartbeats.stop()
         self.retention.stop()
+        self.reconciler.stop()
 
     # ---- admission -----------------------------------------------------------
 
