@@ -210,6 +210,26 @@ def test_an_execution_its_spawner_still_runs_is_cancelled_there_then_settled(con
             running.stop()
 
 
+def test_an_execution_still_queued_when_its_relay_died_is_settled_with_nothing_charged(control_spawner, tmp_path):
+    url = f"sqlite:///{tmp_path}/control.db"
+    database = Database(url)
+    database.migrate()
+    gone = ExecutionStore(database, ControlSettings(spawners=("x:1",)).quota_for, owner=Owner("control-gone", "dead"))
+    gone.reserve(key="q" * 32, tenant="tenant-a", execution_id="queued", session_id="", language=1, timeout_ms=60_000)
+    database.dispose()
+    running = start_control(control_settings(control_spawner.port, tmp_path, url, max_in_flight=1))
+    try:
+        with control_channel(running.port, "tenant-a") as channel:
+            stub = control_pb2_grpc.ControlStub(channel)
+            settled = wait_for_verdict(stub, "queued")
+            assert (settled.status, settled.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_SPAWNER_UNAVAILABLE)
+            assert "before a spawner took it" in settled.error_message
+            quota = stub.GetQuota(pb.GetQuotaRequest(), timeout=5)
+            assert (quota.in_flight, quota.cpu_seconds_used, quota.slots_held) == (0, 0, 0)
+    finally:
+        running.stop()
+
+
 def assert_settled_and_slot_free_in(port: int, execution_id: str) -> pb.Execution:
     with control_channel(port, "tenant-a") as channel:
         stub = control_pb2_grpc.ControlStub(channel)
