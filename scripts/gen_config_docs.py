@@ -46,6 +46,8 @@ def marker(name: str, edge: str) -> str:
 def _default(field: FieldInfo) -> str:
     """The default as an operator would write it in the environment."""
     value = field.get_default(call_default_factory=True)
+    if field.default_factory is not None and value != field.get_default(call_default_factory=True):
+        return "a new random one per start"
     if value is None:
         return "unset"
     if isinstance(value, bool):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -210,6 +211,18 @@ class ControlSettings(BaseSettings):
     """How often the watchdog looks for executions whose heartbeat stopped."""
     watchdog_min_seconds: float = Field(default=10.0, ge=0)
     """The watchdog fails an execution whose heartbeat is older than max(2 × its timeout, this)."""
+    replica_id: str = Field(
+        default_factory=lambda: f"control-{secrets.token_hex(6)}", pattern=r"^[A-Za-z0-9_.-]{1,64}$"
+    )
+    """This replica's name in the records of the executions it admits. Give each replica its own stable name (a
+    restart then settles what its previous run left at once); the default, a new random name per start, makes a
+    restart wait for the previous name's lease to run out. Two live replicas must never share a name."""
+    lease_seconds: float = Field(default=15.0, gt=0)
+    """A replica's lease on its executions lasts this long past its latest renewal (renewed every third of it);
+    more than any clock skew between replicas. Past it, other replicas settle what it relayed."""
+    reconcile_interval_seconds: float = Field(default=2.0, gt=0)
+    """How often control asks the spawners what runs there and settles the executions whose relay is gone (first
+    right after start)."""
 
     preview_bytes: int = Field(default=64 * 1024, ge=0)
     """Bytes of stdout and of stderr kept in the record."""

@@ -23,6 +23,8 @@ from services.control.db import Database
 from services.control.drain import Drain, DrainInterceptor, drain
 from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecutions
+from services.control.executions.ownership import Leases, Owner
+from services.control.executions.reconcile import Reconciler
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
@@ -108,7 +110,8 @@ def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes
 def build_executions(
     settings: ControlSettings, database: Database, spawner_secret: bytes | None, metrics: ControlMetrics
 ) -> ExecutionService:
-    store = ExecutionStore(database, settings.quota_for)
+    owner = Owner.new(settings.replica_id)
+    store = ExecutionStore(database, settings.quota_for, owner=owner)
     blobs = BlobStore(pathlib.Path(settings.data_dir) / "blobs")
     pool = SpawnerPool(settings.spawners, spawner_secret, settings.unhealthy_seconds)
     in_flight = InFlightExecutions()
@@ -124,12 +127,29 @@ def build_executions(
         watchdog_min_seconds=settings.watchdog_min_seconds,
         metrics=metrics,
     )
+    reconciler = Reconciler(
+        store,
+        Leases(database, owner, int(settings.lease_seconds * 1000), store.clock),
+        pool,
+        interval_seconds=settings.reconcile_interval_seconds,
+        lease_seconds=settings.lease_seconds,
+    )
     retention = RetentionSweeper(
         store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds
     )
     runtimes = RuntimePolicy(settings.default_runtime, frozenset(settings.untrusted_tenants), pool.sandbox_runtimes)
     return ExecutionService(
-        settings.execution_limits(), store, blobs, relay, in_flight, heartbeats, slots, retention, runtimes, metrics
+        settings.execution_limits(),
+        store,
+        blobs,
+        relay,
+        in_flight,
+        heartbeats,
+        slots,
+        retention,
+        runtimes,
+        reconciler,
+        metrics,
     )
 
 

@@ -143,6 +143,19 @@ class SpawnerPool:
             return False
         return response.cancelled
 
+    def executions(self, address: str) -> spb.ListExecutionsResponse | None:
+        """What the spawner at `address` runs now and how its latest
+        executions ended; None when it is not one of ours or did not answer
+        (it is not marked unhealthy for that: the relay's own calls judge)."""
+        spawner = self._spawners.get(address)
+        if spawner is None:
+            return None
+        try:
+            return spawner.stub.ListExecutions(spb.ListExecutionsRequest(), timeout=INFO_TIMEOUT)
+        except grpc.RpcError as exc:
+            log.info("ListExecutions on spawner %s failed: %s", address, exc.code().name)
+            return None
+
     def close(self) -> None:
         for spawner in self._spawners.values():
             spawner.channel.close()

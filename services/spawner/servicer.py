@@ -32,3 +32,7 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
     @grpc_errors
     def Info(self, request, context):
         return self.spawner.info()
+
+    @grpc_errors
+    def ListExecutions(self, request, context):
+        return self.spawner.executions()

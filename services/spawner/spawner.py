@@ -20,6 +20,7 @@ from services.common.contract.sandbox_runtimes import GVISOR, RUNC
 from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
+from services.spawner.endings import Endings
 from services.spawner.errors import NetworkUnavailable, RuntimeUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
@@ -72,6 +73,7 @@ class Spawner:
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
         _check_workspaces(settings)
         self.inflight = InFlight(settings.capacity)
+        self.endings = Endings()
         self.metrics = SpawnerMetrics(
             in_flight=lambda: settings.capacity - self.inflight.free_slots,
             free_slots=lambda: self.inflight.free_slots,
@@ -243,6 +245,14 @@ class Spawner:
             return False
         return execution.cancel()
 
+    def executions(self) -> pb.ListExecutionsResponse:
+        """In flight first, then the endings: `_finished` records an ending
+        before it releases the slot, so no execution slips between the two."""
+        in_flight = [
+            pb.ExecutionInFlight(execution_id=e.spec.execution_id, tenant=e.spec.tenant) for e in self.inflight.all()
+        ]
+        return pb.ListExecutionsResponse(in_flight=in_flight, ended=self.endings.recent())
+
     def info(self) -> pb.InfoResponse:
         s = self.settings
         return pb.InfoResponse(
@@ -293,6 +303,7 @@ class Spawner:
                 self._cleanup_failed("cgroup directory", exc)
 
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
+        self.endings.add(execution.spec.execution_id, execution.spec.tenant, result)
         self.inflight.release(execution)
         self.metrics.finished(result.status, result.error_code, time.monotonic() - execution.admitted_at)
         status = common.ExecutionStatus.Name(result.status)

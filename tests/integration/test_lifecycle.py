@@ -32,8 +32,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 class SpawnerProcess:
     """`python -m services.spawner` as operators run it."""
 
-    def __init__(self, tmp_path: pathlib.Path, **env):
-        self.name = f"proc-{secrets.token_hex(4)}"
+    def __init__(self, tmp_path: pathlib.Path, name: str = "", **env):
+        self.name = name or f"proc-{secrets.token_hex(4)}"
         self.port = free_port()
         self.metrics_port = free_port()
         self.root = tmp_path / "workspaces"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from services.control.executions.fields import execution_fields
 from services.control.executions.in_flight import InFlightExecutions
 from services.control.executions.models import FAILED, Verdict
+from services.control.executions.settle import settle_without_relay
 from services.control.executions.store import ExecutionStore
 from services.control.metrics import ControlMetrics
 from services.control.spawners import SpawnerPool
@@ -88,15 +88,7 @@ class Heartbeats:
                 error_code="SPAWNER_UNAVAILABLE",
                 error_message="no heartbeat from the execution's relay; the watchdog gave up on it",
             )
-            if self.store.finalize(row.key, verdict):
+            if settle_without_relay(self.store, self.pool, row, verdict, by="the watchdog", stop_on_spawner=True):
                 self.metrics.watchdog_failures.inc()
-                log.warning(
-                    "watchdog failed execution %s of tenant %s",
-                    row.execution_id,
-                    row.tenant,
-                    extra=execution_fields(row.execution_id, row.tenant, verdict),
-                )
                 failed.append(row.key)
-                if row.spawner:
-                    self.pool.cancel(row.spawner, row.key, row.tenant)
         return failed

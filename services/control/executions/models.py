@@ -1,4 +1,4 @@
-"""Tables of executions (revisions 0001, 0002, 0103, 0104 and 0105) and the values the
+"""Tables of executions (revisions 0001, 0002, 0103 to 0106) and the values the
 execution store takes and returns. The tenants' quota row is
 services/control/quotas/models.py.
 
@@ -68,6 +68,21 @@ class ExecutionRow(SQLModel, table=True):
     # Added by revision 0105: the sandbox runtime it was given ("runc",
     # "gvisor"; "" before the revision).
     runtime: str = Field(default="", max_length=16)
+    # Added by revision 0106: the control replica that admitted it, and that
+    # process's incarnation (ownership.py); "" before the revision.
+    replica: str = Field(default="", max_length=64)
+    incarnation: str = Field(default="", max_length=32)
+
+
+class ReplicaLeaseRow(SQLModel, table=True):
+    """A control replica's lease on the executions it admitted (revision
+    0106): renewed while the replica lives, by its current incarnation."""
+
+    __tablename__ = "replica_leases"
+
+    replica: str = Field(primary_key=True, max_length=64)
+    incarnation: str = Field(max_length=32)
+    until_ms: int = Field(sa_type=BigInteger)
 
 
 class OutputFileRow(SQLModel, table=True):

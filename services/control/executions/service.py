@@ -27,6 +27,7 @@ from services.control.executions.heartbeats import Heartbeats
 from services.control.executions.in_flight import InFlightExecution, InFlightExecutions
 from services.control.executions.messages import spawner_request
 from services.control.executions.models import CANCELLED, ExecutionRow, Verdict
+from services.control.executions.reconcile import Reconciler
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.store import ExecutionStore
 from services.control.metrics import ControlMetrics
@@ -78,6 +79,7 @@ class ExecutionService:
         slots: SlotScheduler,
         retention: RetentionSweeper,
         runtimes: RuntimePolicy,
+        reconciler: Reconciler,
         metrics: ControlMetrics | None = None,
     ):
         self.limits = limits
@@ -89,9 +91,11 @@ class ExecutionService:
         self.slots = slots
         self.retention = retention
         self.runtimes = runtimes
+        self.reconciler = reconciler
         self.metrics = metrics or ControlMetrics()
 
     def start(self) -> None:
+        self.reconciler.start()
         self.heartbeats.start()
         self.retention.start()
 
@@ -105,6 +109,7 @@ class ExecutionService:
             execution.done.wait(max(0.0, deadline - time.monotonic()))
         self.heartbeats.stop()
         self.retention.stop()
+        self.reconciler.stop()
 
     # ---- admission -----------------------------------------------------------
 

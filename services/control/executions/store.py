@@ -31,6 +31,7 @@ from services.control.executions.models import (
     StoredFile,
     Verdict,
 )
+from services.control.executions.ownership import NO_OWNER, Owner
 from services.control.pagination import FIRST_PAGE, PageRequest, Position, cut, newest_first
 from services.control.quotas import accounting, ledger
 from services.control.quotas.ledger import utc_day
@@ -47,10 +48,18 @@ def now_ms() -> int:
 
 
 class ExecutionStore:
-    def __init__(self, db: Database, limits_for: Callable[[str], QuotaLimits], clock: Callable[[], int] = now_ms):
+    def __init__(
+        self,
+        db: Database,
+        limits_for: Callable[[str], QuotaLimits],
+        clock: Callable[[], int] = now_ms,
+        owner: Owner = NO_OWNER,
+    ):
         self.db = db
         self.limits_for = limits_for
         self.clock = clock
+        # The process whose relay the executions it admits depend on (ownership.py).
+        self.owner = owner
 
     # ---- quota and admission -------------------------------------------
 
@@ -138,6 +147,8 @@ class ExecutionStore:
             debit_day=today,
             created_at_ms=now,
             heartbeat_at_ms=now,
+            replica=self.owner.replica,
+            incarnation=self.owner.incarnation,
         )
         try:
             connection.execute(statements.INSERT, statements.row_values(row))

@@ -14,7 +14,7 @@ from services.control.executions.service import ExecutionService
 
 LIMITS = RequestLimits(max_files=2, max_file_bytes=8, max_total_file_bytes=12, max_stdin_bytes=4, max_packages=1)
 # check() needs nothing but the limits: no store, no relay.
-DOOR = ExecutionService(ExecutionLimits(1000, 5000, 64, LIMITS), *(None,) * 8)
+DOOR = ExecutionService(ExecutionLimits(1000, 5000, 64, LIMITS), *(None,) * 9)
 
 
 def _request(**fields) -> pb.ExecuteRequest:

@@ -188,3 +188,39 @@ class InfoResponse(_message.Message):
     sandbox_runtimes: _containers.RepeatedScalarFieldContainer[str]
     default_runtime: str
     def __init__(self, version: _Optional[str] = ..., capacity: _Optional[int] = ..., free_slots: _Optional[int] = ..., runtime_images: _Optional[_Mapping[str, str]] = ..., oci_runtime: _Optional[str] = ..., available_runtimes: _Optional[_Iterable[str]] = ..., limits: _Optional[_Union[LimitRange, _Mapping]] = ..., sandbox_runtimes: _Optional[_Iterable[str]] = ..., default_runtime: _Optional[str] = ...) -> None: ...
+
+class ListExecutionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExecutionInFlight(_message.Message):
+    __slots__ = ("execution_id", "tenant")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    tenant: str
+    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class ExecutionEnded(_message.Message):
+    __slots__ = ("execution_id", "tenant", "status", "error_code", "usage", "ended_ms_ago")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    ENDED_MS_AGO_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    tenant: str
+    status: _execution_pb2.ExecutionStatus
+    error_code: _execution_pb2.ErrorCode
+    usage: _execution_pb2.Usage
+    ended_ms_ago: int
+    def __init__(self, execution_id: _Optional[str] = ..., tenant: _Optional[str] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., ended_ms_ago: _Optional[int] = ...) -> None: ...
+
+class ListExecutionsResponse(_message.Message):
+    __slots__ = ("in_flight", "ended")
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    in_flight: _containers.RepeatedCompositeFieldContainer[ExecutionInFlight]
+    ended: _containers.RepeatedCompositeFieldContainer[ExecutionEnded]
+    def __init__(self, in_flight: _Optional[_Iterable[_Union[ExecutionInFlight, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[ExecutionEnded, _Mapping]]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class SpawnerStub:
                 request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoRequest.SerializeToString,
                 response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.ListExecutions = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/ListExecutions',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.FromString,
+                _registered_method=True)
 
 
 class SpawnerServicer:
@@ -77,6 +82,14 @@ class SpawnerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExecutions(self, request, context):
+        """What runs here now, and how the executions that ended lately ended:
+        control asks after a restart, to settle what its relay left behind.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpawnerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_SpawnerServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoRequest.FromString,
                     response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoResponse.SerializeToString,
+            ),
+            'ListExecutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExecutions,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +195,33 @@ class Spawner:
             '/sandbox.spawner.v1.Spawner/Info',
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoRequest.SerializeToString,
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExecutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/ListExecutions',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
