@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from sandbox_mesh import doctor
 from sandbox_mesh.cli import main
 from sandbox_mesh.doctor import FAIL, PASS, WARN, images
+from tests.integration.conftest import SECRET
 from tests.integration.control.conftest import TENANT_KEYS
 
 pytestmark = pytest.mark.integration
@@ -71,6 +72,10 @@ def test_a_real_control_passes_and_a_wrong_key_fails(control_server, env_file):
     assert checks["control"]["status"] == PASS, checks["control"]
     assert str(env_file) in checks["control"]["detail"]
     assert checks["env file"]["status"] == PASS
+    # Every check ran; the compose mesh's own (its egress, the signed calls
+    # between its services) warn, not fail, where no compose mesh is up.
+    expected = {"engine", "compose", "images", "runtimes", "secrets", "disk", "data disk", "clock", "spawner"}
+    assert expected | {"egress", "networks", "control→spawner", "spawner→egress"} <= set(checks)
 
     refused = doctor.control_check(url, "tenant-a", "not-the-key", env_file=env_file)
     assert refused.status == FAIL
@@ -252,3 +257,60 @@ def test_control_data_out_of_inodes_warns(few_inodes):
     low = doctor.data_disk_check(few_inodes)
     assert low.status == WARN and "low inodes" in low.detail, low
     assert str(few_inodes) in low.fix
+
+
+@pytest.fixture
+def control_like_container(docker_api):
+    """A container of the services image with control's two settings for its
+    spawner, on the host's network so it reaches the suite's spawner on
+    loopback: where the doctor's probe runs in a compose mesh."""
+    engine = docker.from_env()
+    made = []
+
+    def make(environment: dict[str, str]):
+        container = engine.containers.run(
+            images.SERVICES_IMAGE,
+            ["sleep", "300"],
+            detach=True,
+            network_mode="host",
+            user="10001",
+            read_only=True,
+            cap_drop=["ALL"],
+            environment=environment,
+            labels={"sandbox-mesh.role": "test", **TEST_LABELS},
+        )
+        made.append(container)
+        return container
+
+    yield make
+    for container in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+    engine.close()
+
+
+def test_control_to_spawner_signed_call_from_a_service_container(control_spawner, control_like_container):
+    engine = docker.from_env()
+    address = f"127.0.0.1:{control_spawner.port}"
+    names = ("CONTROL_SPAWNERS", "CONTROL_SPAWNER_SECRET")
+    try:
+        good = control_like_container({"CONTROL_SPAWNERS": address, "CONTROL_SPAWNER_SECRET": SECRET})
+        passed = doctor.link_check(engine, "control→spawner", good.name, "spawner", *names)
+        assert passed.status == PASS and address in passed.detail, passed
+
+        other = control_like_container({"CONTROL_SPAWNERS": address, "CONTROL_SPAWNER_SECRET": secrets.token_hex(32)})
+        refused = doctor.link_check(engine, "control→spawner", other.name, "spawner", *names)
+        assert refused.status == FAIL and "UNAUTHENTICATED" in refused.detail, refused
+        assert "make down && make up" in refused.fix
+
+        nowhere = control_like_container(
+            {"CONTROL_SPAWNERS": f"127.0.0.1:{free_port()}", "CONTROL_SPAWNER_SECRET": SECRET}
+        )
+        unreachable = doctor.link_check(engine, "control→spawner", nowhere.name, "spawner", *names)
+        assert unreachable.status == FAIL and "UNAVAILABLE" in unreachable.detail, unreachable
+
+        nowhere.stop(timeout=1)
+        stopped = doctor.link_check(engine, "control→spawner", nowhere.name, "spawner", *names)
+        assert stopped.status == FAIL and stopped.fix == "make up"
+    finally:
+        engine.close()
