@@ -162,26 +162,35 @@ def secrets_check(env_file: pathlib.Path | None, environ: Mapping[str, str] | No
     env = dict(os.environ if environ is None else environ)
     found = read_env_file(env_file) if env_file is not None and env_file.exists() else {}
     merged = {**found, **{k: v for k, v in env.items() if v}}
-    problems, loose = [], []
-    for name in REQUIRED_SECRETS:
-        value = merged.get(name, "")
-        if not value:
-            problems.append(f"{name} missing")
-        elif name.endswith("_SECRET") and len(value.encode()) < MIN_SECRET_BYTES:
-            problems.append(f"{name} shorter than {MIN_SECRET_BYTES} bytes")
+    problems, fixes = [], []
+    missing = [name for name in REQUIRED_SECRETS if not merged.get(name)]
+    short = [
+        name
+        for name in REQUIRED_SECRETS
+        if name.endswith("_SECRET") and 0 < len(merged.get(name, "").encode()) < MIN_SECRET_BYTES
+    ]
+    if short:
+        problems.append(f"{', '.join(short)} shorter than {MIN_SECRET_BYTES} bytes")
+        fixes.append("set longer ones in .env (make up makes 64 hex digits)")
     files = sorted((name, value) for name, value in merged.items() if name.endswith("_SECRET_FILE") and value)
+    loose = []
     for name, value in files:
         path = pathlib.Path(value)
         if not path.is_file():
             problems.append(f"{name}: no file {path}")
+            fixes.append(f"write the secret to {path} or unset {name}")
             continue
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & PRIVATE_MODE_BITS:
             problems.append(f"{name}: {path} has mode {mode:04o}, others may read it")
             loose.append(str(path))
+    if loose:
+        fixes.append(f"chmod 600 {' '.join(loose)}")
     if problems:
-        fix = f"chmod 600 {' '.join(loose)}" if loose else "make up generates the missing ones into .env"
-        return Check("secrets", FAIL, "; ".join(problems), fix)
+        return Check("secrets", FAIL, "; ".join(problems), "; ".join(fixes))
+    if missing:
+        # Before the first `make up`, which makes them: not broken yet.
+        return Check("secrets", WARN, f"{', '.join(missing)} not set", "make up generates them into .env")
     named = ", ".join([*REQUIRED_SECRETS, *(name for name, _ in files)])
     return Check("secrets", PASS, f"{named} set" + (" (files mode 0600 or stricter)" if files else ""))
 

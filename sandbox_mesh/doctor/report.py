@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+# The longest name ("control→spawner"): the details line up.
+NAME_WIDTH = 15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +23,7 @@ def exit_code(checks: list[Check]) -> int:
 
 
 def format_check(check: Check) -> str:
-    line = f"{check.status:<4}  {check.name:<10} {check.detail}"
+    line = f"{check.status:<4}  {check.name:<{NAME_WIDTH}} {check.detail}"
     if check.status != PASS and check.fix:
         line += f"\n      fix: {check.fix}"
     return line
