@@ -1,6 +1,7 @@
 """The egress serves Admit and Revoke in the caller's trace (the spawner
 sends its execution's W3C trace context): the JSON log lines of those calls
-name the trace, and a call without one names none."""
+name the trace, and a call without one names none. End to end: an
+execution's trace, sent to the spawner, is the one the egress logs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import json
 import secrets
 import time
 
+import grpc
 import pytest
 
+from sandbox.common.v1 import execution_pb2 as common
 from sandbox.egress.v1 import egress_pb2 as pb
+from sandbox.spawner.v1 import spawner_pb2_grpc
+from services.common.auth import ClientAuthInterceptor
+from services.spawner.server import start
+from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
+from tests.integration.egress.conftest import PROXY_PORT
+from tests.integration.helpers import collect, request
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +77,38 @@ def test_a_call_without_a_trace_logs_none(mesh):
     egress.stub.Revoke(pb.RevokeRequest(execution_id=execution_id), timeout=10)
     assert "trace_id" not in log_line(egress.container, "admitted", execution_id)
     assert "trace_id" not in log_line(egress.container, "revoked", execution_id)
+
+
+@pytest.fixture
+def spawner(mesh, docker_api, tmp_path):
+    """A spawner whose sandboxes with a network reach the suite's first egress."""
+    name = f"trace-{secrets.token_hex(4)}"
+    root = tmp_path / "workspaces"
+    root.mkdir()
+    egress = mesh.egresses[0]
+    running = start(
+        make_settings(
+            name,
+            root,
+            egress_container=egress.container.id,
+            egress_proxy_port=PROXY_PORT,
+            egress_secret=mesh.secret,
+            egress_grpc=egress.grpc_target,
+        )
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    yield spawner_pb2_grpc.SpawnerStub(grpc.intercept_channel(channel, ClientAuthInterceptor(SECRET.encode())))
+    channel.close()
+    running.stop(grace_seconds=5)
+    assert running.spawner.cleanup_failures == 0
+    assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
+
+
+def test_an_executions_trace_reaches_the_egress_through_the_spawner(mesh, spawner):
+    trace_id, parent = traceparent()
+    execute = request({"main.py": "print('traced')"}, network=True)
+    outcome = collect(spawner.Execute(execute, metadata=[("traceparent", parent)], timeout=120))
+    assert outcome.result.status == common.EXECUTION_STATUS_COMPLETED, outcome.stderr
+    container = mesh.egresses[0].container
+    assert log_line(container, "admitted", execute.execution_id)["trace_id"] == trace_id
+    assert log_line(container, "revoked", execute.execution_id)["trace_id"] == trace_id
