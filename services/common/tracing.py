@@ -4,7 +4,9 @@ A caller's W3C `traceparent` (and `tracestate`, baggage) travels as gRPC
 metadata: the client puts the current context on each call
 (`ClientTraceInterceptor`), a server takes it from the call
 (`ServerTraceInterceptor`), starts its span for the call under it, and the
-calls it makes while serving are sent with that context again. Control and
+calls it makes while serving are sent with that context again
+(`AsyncServerTraceInterceptor` does the same for grpc.aio servers: the
+egress's). Control and
 the spawner run an execution on a thread of its own: the thread is started
 in a copy of the serving thread's context (`contextvars.copy_context()`), so
 it carries the trace too.
@@ -136,3 +138,32 @@ def _streaming(behavior: Callable[[Any, Any], Iterator], method: str, metadata) 
             span.end()
 
     return serve
+
+
+class AsyncServerTraceInterceptor(grpc.aio.ServerInterceptor):
+    """ServerTraceInterceptor for grpc.aio servers (the egress serves on
+    mitmproxy's event loop); unary-unary calls only, which is all it serves.
+    grpc.aio serves each call in a task of its own, which runs in a copy of
+    the context: what is attached here stays with that call."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler.unary_unary:
+            return handler
+        method = handler_call_details.method
+        metadata = tuple(handler_call_details.invocation_metadata or ())
+        inner = handler.unary_unary
+
+        async def unary_unary(request, context):
+            parent = incoming_context(metadata)
+            span = _tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+            try:
+                return await inner(request, context)
+            finally:
+                otel_context.detach(token)
+                span.end()
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )

@@ -13,6 +13,7 @@ from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 
 from services.common.logs import setup_logging
+from services.common.tracing import TraceLogFilter
 from services.egress.addon import EgressAddon
 from services.egress.allowlist import derive
 from services.egress.ca import ensure_ca, publish_certificate
@@ -96,7 +97,8 @@ async def run(settings: EgressSettings) -> int:
 
 
 def main() -> int:
-    setup_logging(stream=sys.stderr)
+    # Admit and Revoke are served in the spawner's trace: their lines name it.
+    setup_logging(stream=sys.stderr, filters=[TraceLogFilter()])
     logging.getLogger("mitmproxy").setLevel(logging.WARNING)  # decisions are logged by the addon
     try:
         settings = EgressSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import grpc
@@ -10,6 +11,7 @@ from sandbox.egress.v1 import egress_pb2 as pb
 from sandbox.egress.v1 import egress_pb2_grpc
 from services.common import grpc_server
 from services.common.contract.ids import ID_RE, ID_RULE
+from services.common.tracing import AsyncServerTraceInterceptor
 from services.egress.admissions import AdmissionError, Admissions
 from services.egress.audit import ALLOW, Record
 
@@ -19,6 +21,8 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Egress"].full_name
 MAX_CONCURRENT_RPCS = 64
 
 DecisionSource = Callable[[str], tuple[list[Record], int]]
+
+log = logging.getLogger(__name__)
 
 
 def to_proto(record: Record) -> pb.Decision:
@@ -62,14 +66,19 @@ class EgressServicer(egress_pb2_grpc.EgressServicer):
         try:
             self.admissions.admit(request.execution_id, request.address)
         except AdmissionError as exc:
+            log.warning("admission refused: %s", exc, extra={"execution_id": request.execution_id})
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"address: {exc}")
+        # One line per execution that may use the proxy, in the spawner's trace.
+        log.info("admitted", extra={"execution_id": request.execution_id, "address": request.address})
         return pb.AdmitResponse()
 
     async def Revoke(self, request: pb.RevokeRequest, context: grpc.aio.ServicerContext):
         await _check_id(request.execution_id, context)
-        return pb.RevokeResponse(was_admitted=self.admissions.revoke(request.execution_id))
+        was_admitted = self.admissions.revoke(request.execution_id)
+        log.info("revoked", extra={"execution_id": request.execution_id, "was_admitted": was_admitted})
+        return pb.RevokeResponse(was_admitted=was_admitted)
 
 
 async def _check_id(execution_id: str, context: grpc.aio.ServicerContext) -> None:
@@ -82,9 +91,9 @@ async def serve_decisions(
 ) -> tuple[grpc.aio.Server, int]:
     """The Egress service on ``listen`` (``host:port``, or ``unix:PATH``: a
     socket only processes that can open the path reach)."""
-    server = grpc.aio.server(
-        maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS, interceptors=[grpc_server.async_auth_interceptor(secret)]
-    )
+    # The caller's trace first: the check of its signature runs in it too.
+    interceptors = [AsyncServerTraceInterceptor(), grpc_server.async_auth_interceptor(secret)]
+    server = grpc.aio.server(maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS, interceptors=interceptors)
     servicer = EgressServicer(source, admissions if admissions is not None else Admissions())
     egress_pb2_grpc.add_EgressServicer_to_server(servicer, server)
     bound = grpc_server.bind_async(server, listen, [SERVICE_NAME])

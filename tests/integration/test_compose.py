@@ -16,6 +16,7 @@ import pytest
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import artifacts_pb2, artifacts_pb2_grpc, control_pb2, control_pb2_grpc
 from sandbox.spawner.v1 import spawner_pb2_grpc
+from sandbox_mesh import doctor
 from services.common.auth import ClientAuthInterceptor
 from services.control.auth import TenantClientInterceptor
 from tests.integration.helpers import execute, free_port, request
@@ -171,6 +172,20 @@ def test_make_up_serves_make_down_keeps_data_make_clean_removes_everything(docke
                 ),
                 timeout=30,
             )
+        # `sandboxctl doctor` sees the whole mesh: the egress healthy in its
+        # mode, the sandbox networks internal, each service accepted by the next.
+        inputs = doctor.Inputs(
+            url=f"127.0.0.1:{control_port}",
+            tenant="demo",
+            key=tenant_key,
+            spawner=f"127.0.0.1:{port}",
+            project=project,
+            workspace_root=compose_dir / "workspaces",
+        )
+        checks = {check.name: check for check in doctor.run_checks(inputs)}
+        for name in ("control", "spawner", "egress", "networks", "control→spawner", "spawner→egress", "data disk"):
+            assert checks[name].status == doctor.PASS, checks[name]
+        assert "(healthy), intercept mode" in checks["egress"].detail, checks["egress"]
         # `make ps` lists the three services; `make logs` (here without -f)
         # shows one JSON object a line, statuses by name.
         ps = _make("ps", env)

@@ -86,3 +86,22 @@ def test_key_source_names_where_the_key_came_from(tmp_path: pathlib.Path) -> Non
     assert doctor.key_source("k", {}, env) == "--key"
     assert doctor.key_source(None, {"SANDBOX_KEY": "k"}, env) == "SANDBOX_KEY"
     assert doctor.key_source(None, {}, env) == f"CONTROL_TENANT_KEYS in {env}"
+
+
+def test_secrets_present_long_enough_and_their_files_private(tmp_path: pathlib.Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("SERVICE_SECRET=" + "a" * 32 + "\nEGRESS_SECRET=" + "b" * 32 + '\nCONTROL_TENANT_KEYS={"t": "k"}\n')
+    assert doctor.secrets_check(env, environ={}).status == PASS
+    short = doctor.secrets_check(env, environ={"EGRESS_SECRET": "short"})
+    assert short.status == FAIL and "EGRESS_SECRET shorter" in short.detail
+    missing = doctor.secrets_check(None, environ={})
+    assert missing.status == WARN and "SERVICE_SECRET" in missing.detail and "make up" in missing.fix
+    secret_file = tmp_path / "egress.secret"
+    secret_file.write_text("c" * 32)
+    secret_file.chmod(0o600)
+    with_file = {"EGRESS_SECRET_FILE": str(secret_file)}
+    assert doctor.secrets_check(env, environ=with_file).status == PASS
+    secret_file.chmod(0o644)
+    loose = doctor.secrets_check(env, environ=with_file)
+    assert loose.status == FAIL and "mode 0644" in loose.detail
+    assert loose.fix == f"chmod 600 {secret_file}"
