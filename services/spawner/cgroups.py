@@ -141,12 +141,16 @@ class CgroupParent:
         self._set_frozen(False)
 
     def _set_frozen(self, frozen: bool) -> None:
+        directory = self.layout.root / ("" if self.layout.unified else "freezer") / self.relative
+        if not directory.is_dir():
+            # The engine makes the parent when it starts the container: a
+            # sandbox cancelled before that has nothing to freeze or thaw.
+            return
         if self.layout.unified:
-            directory = self.layout.root / self.relative
             (directory / "cgroup.freeze").write_text("1" if frozen else "0")
             done = lambda: _read_keyed(directory / "cgroup.events", "frozen") == int(frozen)  # noqa: E731
         else:
-            state = self.layout.root / "freezer" / self.relative / "freezer.state"
+            state = directory / "freezer.state"
             state.write_text("FROZEN" if frozen else "THAWED")
             done = lambda: state.read_text().strip() == ("FROZEN" if frozen else "THAWED")  # noqa: E731
         deadline = time.monotonic() + FREEZE_SECONDS
