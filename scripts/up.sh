@@ -81,9 +81,8 @@ a signature is good for one call within 60 s). Run some code as tenant "demo":
 
 or with grpcurl:
 
-  export SANDBOX_TENANT_KEY=\$(sed -n 's/^CONTROL_TENANT_KEYS=.*"demo": *"\([0-9a-f]*\)".*/\1/p' .env)
   REQ='{"language": "LANGUAGE_PYTHON", "files": [{"path": "main.py", "content": "cHJpbnQoImhlbGxvIik="}], "entry": "main.py"}'
-  eval .venv/bin/grpcurl -plaintext -d "'\$REQ'" \$(.venv/bin/python -m services.control.sign demo sandbox.control.v1.Control/Execute "\$REQ") 127.0.0.1:$CONTROL_PORT sandbox.control.v1.Control/Execute
+  eval "\$(.venv/bin/sandboxctl --url 127.0.0.1:$CONTROL_PORT sign --grpcurl Control/Execute "\$REQ")"
 
 (file contents are base64: cHJpbnQoImhlbGxvIik= is print("hello")). Stop with: make down (keeps the data; make clean removes everything)
 MSG
