@@ -6,10 +6,15 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
+import sys
 import threading
 import time
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Iterable, Sequence
+from typing import Literal, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from sandbox_mesh.events import Execution
 
@@ -33,6 +38,29 @@ def exit_code_for(execution: Execution) -> int:
     if execution.error_code == "RUNTIME_ERROR":
         return execution.exit_code if 0 < execution.exit_code < 256 else 1
     return EXIT_MESH
+
+
+Justify = Literal["left", "right"]
+# Piped, a table is as wide as its rows: nothing is cut for a terminal's width.
+PIPED_WIDTH = 10_000
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (a title's escape sequences) shown as "?"."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
+def print_table(columns: Sequence[tuple[str, Justify]], rows: Iterable[Sequence[str]]) -> None:
+    """Rows under their column names on stdout, aligned, without borders (so
+    it reads, greps and cuts like `docker ps`); bold names on a terminal.
+    Cells are plain text: nothing in a title or a path is taken as markup."""
+    terminal = sys.stdout.isatty()
+    table = Table(box=None, pad_edge=False, header_style="bold" if terminal else "", show_edge=False)
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=not terminal)
+    for row in rows:
+        table.add_row(*(Text(printable(cell)) for cell in row))
+    Console(highlight=False, width=None if terminal else PIPED_WIDTH, no_color=not terminal).print(table)
 
 
 def human_bytes(size: float) -> str:

@@ -21,12 +21,30 @@ from sandbox_mesh.commands.common import (
     read_stdin,
     save_files,
 )
-from sandbox_mesh.display import exit_code_for, human_bytes, output_path
+from sandbox_mesh.display import Justify, exit_code_for, human_bytes, output_path, print_table
 from sandbox_mesh.request import UsageError, parse_env, parse_step, read_folder
 
 revision_option = click.option(
     "--revision", type=int, help="write only if the artifact is still at this revision (else ABORTED)"
 )
+
+ARTIFACT_COLUMNS: list[tuple[str, Justify]] = [
+    ("ARTIFACT", "left"),
+    ("LANGUAGE", "left"),
+    ("REV", "right"),
+    ("FILES", "right"),
+    ("UPDATED (UTC)", "left"),
+    ("TITLE", "left"),
+]
+RUN_COLUMNS: list[tuple[str, Justify]] = [
+    ("RUN", "left"),
+    ("REV", "right"),
+    ("STATUS", "left"),
+    ("ERROR", "left"),
+    ("EXIT", "right"),
+    ("STARTED (UTC)", "left"),
+    ("RAN", "left"),
+]
 
 
 def when(ms: int) -> str:
@@ -85,12 +103,13 @@ def artifacts_ls(settings: Settings, limit: int, as_json: bool) -> None:
             for artifact in found:
                 print_json(dataclasses.asdict(artifact))
             return
-        click.echo(f"{'ARTIFACT':<30} {'LANGUAGE':<8} {'REV':>5} {'FILES':>5} {'UPDATED (UTC)':<19}  TITLE")
-        for a in found:
-            click.echo(
-                f"{a.artifact_id:<30} {a.language:<8} {a.revision:>5} {a.file_count:>5} "
-                f"{when(a.updated_at_ms):<19}  {a.title}"
-            )
+        print_table(
+            ARTIFACT_COLUMNS,
+            (
+                [a.artifact_id, a.language, str(a.revision), str(a.file_count), when(a.updated_at_ms), a.title]
+                for a in found
+            ),
+        )
 
     guarded(action)
 
@@ -342,14 +361,18 @@ def artifacts_runs(settings: Settings, artifact_id: str, limit: int, as_json: bo
             for run in found:
                 print_json(run_json(run))
             return
-        click.echo(f"{'RUN':<30} {'REV':>5} {'STATUS':<10} {'ERROR':<16} {'EXIT':>4} {'STARTED (UTC)':<19}  RAN")
+        rows = []
         for r in found:
             e = r.execution
             ran = r.path or " ; ".join(" ".join(step) for step in r.steps)
             stale = " (stale)" if r.stale else ""
-            click.echo(
-                f"{r.run_id:<30} {r.revision:>5} {e.status:<10} {e.error_code or '-':<16} {e.exit_code:>4} "
-                f"{when(r.created_at_ms):<19}  {ran}{stale}"
+            started = when(r.created_at_ms)
+            rows.append(
+                [r.run_id, str(r.revision), e.status, e.error_code or "-", str(e.exit_code), started, ran + stale]
             )
+        print_table(
+            RUN_COLUMNS,
+            rows,
+        )
 
     guarded(action)

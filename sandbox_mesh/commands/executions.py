@@ -11,9 +11,18 @@ from typing import Any
 import click
 
 from sandbox_mesh.commands.common import Settings, guarded, json_option, print_json, save_files
-from sandbox_mesh.display import human_bytes, output_path, summary_line
+from sandbox_mesh.display import Justify, human_bytes, output_path, print_table, summary_line
 from sandbox_mesh.events import Execution
 from sandbox_mesh.request import UsageError
+
+EXECUTION_COLUMNS: list[tuple[str, Justify]] = [
+    ("EXECUTION", "left"),
+    ("STATUS", "left"),
+    ("ERROR", "left"),
+    ("EXIT", "right"),
+    ("WALL", "right"),
+    ("LANGUAGE", "left"),
+]
 
 
 def execution_json(execution: Execution) -> dict[str, Any]:
@@ -44,11 +53,20 @@ def executions_ls(settings: Settings, statuses: tuple[str, ...], session: str, l
             for execution in found:
                 print_json(execution_json(execution))
             return
-        click.echo(f"{'EXECUTION':<30} {'STATUS':<10} {'ERROR':<20} {'EXIT':>4} {'WALL':>8}  LANGUAGE")
-        for e in found:
-            wall = f"{e.usage.wall_ms / 1000:.2f}s"
-            error = e.error_code or "-"
-            click.echo(f"{e.execution_id:<30} {e.status:<10} {error:<20} {e.exit_code:>4} {wall:>8}  {e.language}")
+        print_table(
+            EXECUTION_COLUMNS,
+            (
+                [
+                    e.execution_id,
+                    e.status,
+                    e.error_code or "-",
+                    str(e.exit_code),
+                    f"{e.usage.wall_ms / 1000:.2f}s",
+                    e.language,
+                ]
+                for e in found
+            ),
+        )
 
     guarded(action)
 
