@@ -20,6 +20,7 @@ from services.common.contract.sandbox_runtimes import GVISOR, RUNC
 from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
+from services.spawner.engine import EngineWatch
 from services.spawner.errors import NetworkUnavailable, RuntimeUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
@@ -96,6 +97,7 @@ class Spawner:
             on_refill_failed=lambda key, exc: self.metrics.warm_refill_failed(key),
         )
         self.metrics.watch_pool(self.pool)
+        self.engine = EngineWatch(api, on_back=self._engine_back)
 
     def _network_access(
         self, settings: SpawnerSettings, api: docker.APIClient, warm_with_network: int
@@ -179,11 +181,18 @@ class Spawner:
                     self._cleanup_failed("sweep", exc)
 
         threading.Thread(target=sweep, name="sweeper", daemon=True).start()
+        self.engine.start()
+
+    def _engine_back(self, since: float) -> None:
+        """Reaps what executions failed to remove while the engine was gone
+        (older than its return: what is newer belongs to new executions)."""
+        self.reap(min_age_seconds=max(0.001, time.time() - since))
 
     def execute(self, request: pb.ExecuteRequest) -> Execution:
         """Validates and admits; raises a domain error before anything is
         started or written when the request is refused."""
         spec = validate_execute(request, self.settings)
+        self.engine.require()  # refused at once while the engine does not answer
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
         if spec.sandbox_runtime not in self.sandbox_runtimes:
@@ -270,6 +279,7 @@ class Spawner:
         cancels the rest and waits for their clean-up."""
         self.inflight.close()
         self._sweeper_stop.set()
+        self.engine.stop()
         self.pool.close()
         with self._lock:
             workers = list(self._workers)
