@@ -144,7 +144,9 @@ class Relay:
         ]
         applied = False
         try:
-            applied = self.store.finalize(key, verdict, stored)
+            # A verdict outlives a short database outage: retried, each try
+            # a whole transaction, so a broken one applied nothing.
+            applied = self.store.db.retrying(lambda: self.store.finalize(key, verdict, stored))
         finally:
             if created:
                 still_used = self.store.referenced(created)
@@ -336,9 +338,10 @@ class Relay:
 
     def _finish_event(self, execution: InFlightExecution) -> None:
         """The caller's last event: the record as stored."""
-        row = self.store.by_key(execution.key)
+        row = self.store.db.retrying(lambda: self.store.by_key(execution.key))
         if row is not None:
-            execution.push(pb.ExecuteEvent(finished=messages.execution(row, self.store.files(row.key))))
+            files = self.store.db.retrying(lambda: self.store.files(row.key))
+            execution.push(pb.ExecuteEvent(finished=messages.execution(row, files)))
 
 
 def _fields(execution: InFlightExecution, verdict: Verdict | None = None) -> dict[str, str]:
