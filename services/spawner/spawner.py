@@ -195,6 +195,8 @@ class Spawner:
         self.engine.require()  # refused at once while the engine does not answer
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
+        if spec.network and self.network is not None:
+            self.network.require()  # refused at once while the egress does not answer
         if spec.sandbox_runtime not in self.sandbox_runtimes:
             raise RuntimeUnavailable(spec.sandbox_runtime, self.sandbox_runtimes)
         key = PoolKey(runtime_name(spec.language, spec.variant), spec.network, spec.sandbox_runtime)
