@@ -55,6 +55,10 @@ class Service:
             self.process.kill()
             self.process.wait()
 
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
     def stop(self, seconds: float = 60) -> None:
         """SIGTERM (its drain), then SIGKILL if it outlives `seconds`."""
         if self.process is None or self.process.poll() is not None:

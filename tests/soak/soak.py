@@ -4,7 +4,7 @@ seconds while a spawner is killed (SIGKILL) in the middle and started again.
 Afterwards it checks what an operator would page on: every execution
 recorded is terminal, no call hung, each tenant's quota counters equal the
 sum of what its records used (tests/quota_ledger.py), no tenant ever had
-more executions in flight than its limit (from the records' own intervals),
+more executions in flight than its limit (sampled as admission counts them),
 and, once the mesh stopped, no container, workspace, cgroup parent or
 unreferenced blob is left. It prints the counts and each service's resident
 memory at start and end (and control's along the way).
@@ -22,11 +22,13 @@ import dataclasses
 import pathlib
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 
 import docker
 import grpc
@@ -35,13 +37,19 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox.control.v1 import control_pb2_grpc
 from services.control.auth import TenantClientInterceptor
-from services.control.executions.states import TERMINAL
+from services.control.executions.states import NONTERMINAL, TERMINAL
 from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from tests import quota_ledger
 from tests.soak.processes import Mesh
 
 CALL_DEADLINE_SECONDS = 90  # a call longer than this is a hang
+# The in-flight limit is checked on what admission itself counts: the
+# tenant's live records, in one snapshot of the database, 20 times a second.
+# (The records' own times cannot tell: an admission reads its clock before
+# its transaction waits for the write lock, so its created_at may precede
+# the verdict that made room for it.)
+SAMPLE_EVERY_SECONDS = 0.05
 # One tenant with a small CPU budget, so budget refusals happen too.
 TENANTS = {"soak-a": {}, "soak-b": {}, "soak-c": {"daily_cpu_seconds": 8.0}}
 PROGRAMS = {
@@ -118,22 +126,15 @@ def sample_memory(mesh: Mesh, stop: threading.Event, series: list, every: float)
         series.append((time.monotonic() - started, [s.rss_mib() for s in mesh.services]))
 
 
-def max_in_flight(database: pathlib.Path) -> dict[str, int]:
-    """The most executions each tenant had at once, from the records'
-    own admission and verdict times."""
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        rows = db.execute("SELECT tenant, created_at_ms, finished_at_ms FROM executions").fetchall()
-    changes: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
-    for tenant, created, finished in rows:
-        changes[tenant] += [(created, 1), (finished or 2**62, -1)]
-    most = {}
-    for tenant, points in changes.items():
-        level = peak = 0
-        for _, step in sorted(points):  # at one instant a verdict (-1) comes before an admission
-            level += step
-            peak = max(peak, level)
-        most[tenant] = peak
-    return most
+def sample_in_flight(mesh: Mesh, stop: threading.Event, peaks: collections.Counter) -> None:
+    """Each tenant's live records, read in one snapshot of the database (what
+    admission counts), many times a second; the highest seen."""
+    live = ", ".join(f"'{state}'" for state in sorted(NONTERMINAL))
+    query = f"SELECT tenant, count(*) FROM executions WHERE status IN ({live}) GROUP BY tenant"
+    with contextlib.closing(sqlite3.connect(mesh.database, timeout=30)) as db:
+        while not stop.wait(SAMPLE_EVERY_SECONDS):
+            for tenant, count in db.execute(query):
+                peaks[tenant] = max(peaks[tenant], count)
 
 
 def wait_terminal(database: pathlib.Path, seconds: float) -> list[tuple[str, str]]:
@@ -171,13 +172,53 @@ def leftovers(mesh: Mesh) -> list[str]:
     return found
 
 
-def soak(clients: int, seconds: float, *, kill: bool = True, seed: int = 0, memory_every: float = 10.0) -> list[str]:
+def snapshot_control(mesh: Mesh, trace_dir: pathlib.Path, at: float, stop: threading.Event) -> None:
+    """Asks the traced control for a tracemalloc snapshot `at` seconds in."""
+    if not stop.wait(at):
+        mesh.control.signal(signal.SIGUSR1)
+
+
+def compare_snapshots(trace_dir: pathlib.Path, top: int = 15) -> None:
+    taken = sorted(trace_dir.glob("*.snapshot"), key=lambda p: int(p.stem))
+    if len(taken) < 2:
+        print(f"tracemalloc: {len(taken)} snapshots, nothing to compare")
+        return
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+    ]
+    first, last = (tracemalloc.Snapshot.load(str(p)).filter_traces(ignore) for p in (taken[0], taken[-1]))
+    stats = last.compare_to(first, "traceback")
+    grown = sum(stat.size_diff for stat in stats)
+    print(f"tracemalloc, control's Python objects from the first snapshot to the last: {grown / 1024:+.0f} KiB")
+    for stat in stats[:top]:
+        # Where it was allocated, and the innermost frame of the project's own code on the way.
+        site = stat.traceback[-1]
+        ours = [f for f in stat.traceback if "/services/" in f.filename or "/tests/" in f.filename]
+        via = f" via {ours[-1].filename}:{ours[-1].lineno}" if ours and ours[-1] is not site else ""
+        print(f"  {stat.size_diff / 1024:+8.1f} KiB {stat.count_diff:+6d} objects  {site.filename}:{site.lineno}{via}")
+
+
+def soak(
+    clients: int,
+    seconds: float,
+    *,
+    kill: bool = True,
+    seed: int = 0,
+    memory_every: float = 10.0,
+    trace_control: bool = False,
+) -> list[str]:
     """Runs the soak; the problems found (empty: all held)."""
     rng = random.Random(seed)
     base = pathlib.Path(tempfile.mkdtemp(prefix="soak-"))
     base.chmod(0o755)
     mesh = Mesh(base, TENANTS, capacity=3, max_in_flight=2)
-    tally, stop, series = Tally(), threading.Event(), []
+    trace_dir = base / "tracemalloc"
+    if trace_control:
+        trace_dir.mkdir()
+        mesh.control.module = "tests.soak.traced_control"
+        mesh.control.env["SOAK_TRACE_DIR"] = str(trace_dir)
+    tally, stop, series, sampled = Tally(), threading.Event(), [], collections.Counter()
     problems: list[str] = []
     try:
         mesh.start()
@@ -187,6 +228,10 @@ def soak(clients: int, seconds: float, *, kill: bool = True, seed: int = 0, memo
             for i in range(clients)
         ]
         threads.append(threading.Thread(target=sample_memory, args=(mesh, stop, series, memory_every)))
+        threads.append(threading.Thread(target=sample_in_flight, args=(mesh, stop, sampled)))
+        if trace_control:  # after the warm-up, and at the end
+            for at in (min(60.0, seconds / 4), seconds - 1):
+                threads.append(threading.Thread(target=snapshot_control, args=(mesh, trace_dir, at, stop)))
         if kill:
             at = seconds * rng.uniform(0.35, 0.65)
             threads.append(threading.Thread(target=kill_a_spawner, args=(mesh, at, stop, tally, rng)))
@@ -203,15 +248,19 @@ def soak(clients: int, seconds: float, *, kill: bool = True, seed: int = 0, memo
         problems += tally.problems
         problems += quota_ledger.mismatches(mesh.database_url)
         limits = {t: int(q.get("max_in_flight", mesh.max_in_flight)) for t, q in TENANTS.items()}
-        for tenant, most in max_in_flight(mesh.database).items():
-            if most > limits[tenant]:
-                problems.append(f"{tenant} had {most} executions in flight, over its limit of {limits[tenant]}")
+        problems += [
+            f"{tenant} had {most} executions in flight, over its limit of {limits[tenant]}"
+            for tenant, most in sampled.items()
+            if most > limits[tenant]
+        ]
         rss_end = [s.rss_mib() for s in mesh.services]
     finally:
         stop.set()
         mesh.close()
     problems += leftovers(mesh)
-    report(mesh, tally, elapsed, rss_start, rss_end, series, max_in_flight(mesh.database))
+    report(mesh, tally, elapsed, rss_start, rss_end, series, sampled)
+    if trace_control:
+        compare_snapshots(trace_dir)
     if not problems:
         shutil.rmtree(base, ignore_errors=True)
     else:
@@ -224,7 +273,7 @@ def report(mesh, tally, elapsed, rss_start, rss_end, series, most) -> None:
     print(f"soak: {elapsed:.0f} s, {accepted} executions accepted ({accepted / max(elapsed, 1):.1f}/s)")
     for what, n in sorted(tally.outcomes.items()):
         print(f"  {n:6d}  {what}")
-    print("  most in flight per tenant: " + ", ".join(f"{t} {n}" for t, n in sorted(most.items())))
+    print("  most in flight per tenant (sampled): " + ", ".join(f"{t} {n}" for t, n in sorted(most.items())))
     print("resident memory, MiB (start -> end):")
     for service, start, end in zip(mesh.services, rss_start, rss_end, strict=True):
         print(f"  {service.name:22s} {start:7.1f} -> {end:7.1f}")
@@ -240,8 +289,16 @@ def main() -> int:
     parser.add_argument("--no-kill", action="store_true", help="no spawner is killed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-every", type=float, default=10.0, help="seconds between memory samples")
+    parser.add_argument("--trace-control", action="store_true", help="tracemalloc in control; compare snapshots")
     args = parser.parse_args()
-    problems = soak(args.clients, args.seconds, kill=not args.no_kill, seed=args.seed, memory_every=args.memory_every)
+    problems = soak(
+        args.clients,
+        args.seconds,
+        kill=not args.no_kill,
+        seed=args.seed,
+        memory_every=args.memory_every,
+        trace_control=args.trace_control,
+    )
     for problem in problems:
         print(f"PROBLEM: {problem}")
     print("soak: all checks held" if not problems else f"soak: {len(problems)} problems")
