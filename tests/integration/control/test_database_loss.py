@@ -10,6 +10,7 @@ counters match the records exactly.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -128,3 +129,48 @@ def test_server_gone_refuses_at_once_and_keeps_the_verdict_in_flight(control_on_
 
     assert quick(stub, "after").finished.status == COMPLETED
     assert quota_ledger.mismatches(url) == []
+
+
+def test_connections_killed_under_load_leave_the_quota_whole(control_on_lossy):
+    """Connections killed again and again while executions are admitted,
+    relayed and settled: each call completes or gets UNAVAILABLE (never
+    INTERNAL, never a hang), every record ends, and no transaction left a
+    counter half-changed."""
+    stub, url, _ = control_on_lossy
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def client():
+        while not stop.is_set():
+            try:
+                finished = quick(stub).finished
+                code = common.ErrorCode.Name(finished.error_code) if finished.error_code else ""
+                outcomes.append(f"{common.ExecutionStatus.Name(finished.status)} {code}".strip())
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code().name)
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    killed = 0
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        killed += terminate_connections(url)
+        time.sleep(0.1)
+    stop.set()
+    for thread in clients:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in clients), "a call hung"
+    assert killed > 0
+    # A connection cut under the relay (not the verdict: that is retried)
+    # ends its execution with control's own SPAWNER_UNAVAILABLE.
+    allowed = {"EXECUTION_STATUS_COMPLETED", "EXECUTION_STATUS_FAILED ERROR_CODE_SPAWNER_UNAVAILABLE", "UNAVAILABLE"}
+    assert set(outcomes) <= allowed, collections.Counter(outcomes)
+    assert "EXECUTION_STATUS_COMPLETED" in outcomes
+    live = [common.EXECUTION_STATUS_QUEUED, common.EXECUTION_STATUS_INSTALLING, common.EXECUTION_STATUS_RUNNING]
+    deadline = time.monotonic() + 60
+    while stub.ListExecutions(pb.ListExecutionsRequest(statuses=live), timeout=10).executions:
+        assert time.monotonic() < deadline, "records still live after the load"
+        time.sleep(0.5)
+    assert quota_ledger.mismatches(url) == []
+    print(collections.Counter(outcomes), f"{killed} connections killed")
