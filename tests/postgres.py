@@ -37,6 +37,17 @@ def _as_postgres(*args: str) -> None:
     subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, text=True, timeout=60)
 
 
+def start_server(data_dir: str) -> None:
+    """Starts a server of temporary_server's again (after stop_server)."""
+    log = pathlib.Path(data_dir).parent / "log"
+    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", data_dir, "-l", str(log), "-w", "-t", "30", "start")
+
+
+def stop_server(data_dir: str) -> None:
+    """Stops it as a crash would look to its clients: every connection cut at once."""
+    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", data_dir, "-m", "immediate", "-w", "stop")
+
+
 @contextlib.contextmanager
 def temporary_server(prefix: str, *, fsync: bool, max_connections: int) -> Iterator[str]:
     """Yields the server's SQLAlchemy base URL (no database name); raises
@@ -61,20 +72,14 @@ def temporary_server(prefix: str, *, fsync: bool, max_connections: int) -> Itera
                 str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
             )
             started = True
-            _as_postgres(
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(base / "log"),
-                "-w",
-                "-t",
-                "30",
-                "-o",
-                f"-h 127.0.0.1 -p {port} -k {base} -c max_connections={max_connections}"
-                f" -c fsync={'on' if fsync else 'off'}",
-                "start",
-            )
+            # In its configuration, not on pg_ctl's command line: a test that
+            # stops the server (database loss) starts it again as it was.
+            with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(
+                    f"listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{base}'\n"
+                    f"max_connections = {max_connections}\nfsync = {'on' if fsync else 'off'}\n"
+                )
+            start_server(str(data))
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             detail = getattr(exc, "stderr", "") or str(exc)
             raise Unavailable(f"PostgreSQL did not start: {detail.strip()[:200]}") from None

@@ -12,7 +12,7 @@ import contextlib
 import pathlib
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from alembic import command
@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
+T = TypeVar("T")
 MIGRATIONS = pathlib.Path(__file__).resolve().parent / "migrations"
 # How long a SQLite writer waits for the write lock before it fails.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -28,6 +29,33 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 # for the gRPC worker threads, the relays and the background threads.
 POOL_SIZE = 16
 POOL_OVERFLOW = 16
+# A PostgreSQL server that does not answer (hung, or its host gone) fails a
+# call after this long instead of holding it: the caller gets UNAVAILABLE.
+CONNECT_TIMEOUT_SECONDS = 5
+# How long a write that must not be lost (a verdict) is retried while the
+# database is unreachable, and the pause between tries.
+RETRY_SECONDS = 60.0
+RETRY_PAUSE_SECONDS = 0.5
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or the connection broke; nothing of the
+    transaction was applied (it was rolled back, or never began)."""
+
+    def __init__(self, detail: str):
+        super().__init__(f"the database is unavailable ({detail}); nothing was changed, retry shortly")
+
+
+def lost_connection(exc: BaseException, dialect: str) -> bool:
+    """Whether a database error means the server or the connection to it is
+    gone, rather than a bad statement or a conflict."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # On PostgreSQL an OperationalError is a broken connection, a refused
+    # one or a server shutting down; SQLite's (a locked file) is not.
+    return dialect != "sqlite" and isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -62,7 +90,15 @@ def create_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
+    # pool_pre_ping: a pooled connection the server dropped (restart,
+    # pg_terminate_backend, idle timeout) is replaced before use.
+    return sa.create_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def alembic_config() -> Config:
@@ -123,8 +159,25 @@ class Database:
         started = time.monotonic()
         try:
             yield
+        except sa.exc.DBAPIError as exc:
+            if lost_connection(exc, self.dialect):
+                raise DatabaseUnavailable(type(exc.orig).__name__ if exc.orig else type(exc).__name__) from exc
+            raise
         finally:
             self.on_transaction(kind, time.monotonic() - started)
+
+    def retrying(self, transaction: Callable[[], T], seconds: float = RETRY_SECONDS) -> T:
+        """Runs `transaction` (which opens its own write or read) again while
+        the database is unavailable, up to `seconds`: each try is a whole
+        transaction, so a broken one left nothing behind."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return transaction()
+            except DatabaseUnavailable:
+                if time.monotonic() + RETRY_PAUSE_SECONDS > deadline:
+                    raise
+                time.sleep(RETRY_PAUSE_SECONDS)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:

@@ -11,6 +11,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
+from services.control.db import DatabaseUnavailable
 
 __all__ = [
     "AlreadyExists",
@@ -109,6 +110,8 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(
             grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])
         )
+    if isinstance(exc, DatabaseUnavailable):
+        return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, RuntimeUnavailable):
         violation = error_details_pb2.PreconditionFailure.Violation(
             type="RUNTIME", subject="runtime", description=str(exc)

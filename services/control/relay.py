@@ -144,10 +144,12 @@ class Relay:
         ]
         applied = False
         try:
-            applied = self.store.finalize(key, verdict, stored)
+            # A verdict outlives a short database outage: retried, each try
+            # a whole transaction, so a broken one applied nothing.
+            applied = self.store.db.retrying(lambda: self.store.finalize(key, verdict, stored))
         finally:
             if created:
-                still_used = self.store.referenced(created)
+                still_used = self.store.db.retrying(lambda: self.store.referenced(created))
                 self.blobs.remove([d for d in created if d not in still_used])
         return applied
 
@@ -183,7 +185,8 @@ class Relay:
             if spawner is None:
                 execution.wake.wait(NO_SLOT_PAUSE_SECONDS)
                 continue
-            if not self.store.assign_spawner(execution.key, spawner.address):
+            assign = functools.partial(self.store.assign_spawner, execution.key, spawner.address)
+            if not self.store.db.retrying(assign):
                 self._finish_event(execution)  # cancelled (or failed) while queued
                 return
             execution.spawner = spawner.address
@@ -260,7 +263,8 @@ class Relay:
                     target = PHASES.get(event.phase.phase)
                     if target is None:
                         continue
-                    if self.store.advance(execution.key, target):
+                    # Retried through a short database outage: the sandbox runs on regardless.
+                    if self.store.db.retrying(functools.partial(self.store.advance, execution.key, target)):
                         status = pb.StatusChange(status=states.to_proto(target), elapsed_ms=execution.elapsed_ms())
                         execution.push(pb.ExecuteEvent(status=status))
                     elif states.has_ended(self.store.by_key(execution.key)):
@@ -336,9 +340,10 @@ class Relay:
 
     def _finish_event(self, execution: InFlightExecution) -> None:
         """The caller's last event: the record as stored."""
-        row = self.store.by_key(execution.key)
+        row = self.store.db.retrying(lambda: self.store.by_key(execution.key))
         if row is not None:
-            execution.push(pb.ExecuteEvent(finished=messages.execution(row, self.store.files(row.key))))
+            files = self.store.db.retrying(lambda: self.store.files(row.key))
+            execution.push(pb.ExecuteEvent(finished=messages.execution(row, files)))
 
 
 def _fields(execution: InFlightExecution, verdict: Verdict | None = None) -> dict[str, str]:

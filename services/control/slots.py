@@ -96,7 +96,8 @@ class SlotScheduler:
                     self._queue.take(tenant, key)
                     self._holders[key] = tenant
                     self._held[tenant] += 1
-                if self.store.claim_slot(key, tenant, self.max_slots(tenant, slots)) is not Claim.SHARE_FULL:
+                claim = functools.partial(self.store.claim_slot, key, tenant, self.max_slots(tenant, slots))
+                if self.store.db.retrying(claim) is not Claim.SHARE_FULL:  # through a short database outage
                     return True
                 with self._changed:  # back in its place until one of the tenant's slots frees
                     self._release_locked(key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.common.contract import failures
 from services.spawner.outputs import Drop
 
 Code = common.ErrorCode
@@ -31,6 +32,7 @@ class Facts:
     install_not_found: bool = False
     install_output: str = ""  # tail of the installer's output
     egress_denials: tuple[str, ...] = ()
+    egress_lost: bool = False  # the egress restarted or did not answer while the execution ran
     failed_step: tuple[int, str, int] | None = None  # (index, path, exit code)
     step_count: int = 1
     outputs_dropped: int = 0  # files the harvest did not return, for any reason
@@ -54,6 +56,9 @@ def classify(facts: Facts) -> Verdict:
             Status.EXECUTION_STATUS_CANCELLED if code == Code.ERROR_CODE_CANCELLED else Status.EXECUTION_STATUS_FAILED
         )
         return Verdict(status, code, message)
+    if facts.install_failed and facts.egress_lost:
+        # Not the packages' fault: their only way out went away under them.
+        return Verdict(Status.EXECUTION_STATUS_FAILED, Code.ERROR_CODE_SPAWNER_UNAVAILABLE, failures.EGRESS_LOST)
     failed = facts.install_failed or facts.failed_step is not None
     if failed and facts.egress_denials:
         return Verdict(

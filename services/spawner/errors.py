@@ -8,6 +8,8 @@ from google.rpc import status_pb2
 from services.common.contract.capacity import no_free_slot_status
 from services.common.contract.errors import InvalidArgument, bad_request_status
 from services.common.grpc_errors import error_mapper, rich_status
+from services.spawner.engine import EngineUnavailable
+from services.spawner.network import EgressUnavailable
 
 
 class CapacityExhausted(Exception):
@@ -52,7 +54,7 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, (NetworkUnavailable, RuntimeUnavailable)):
         return rich_status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-    if isinstance(exc, ShuttingDown):
+    if isinstance(exc, (ShuttingDown, EngineUnavailable, EgressUnavailable)):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     return None
 

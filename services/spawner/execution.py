@@ -369,9 +369,10 @@ class Execution:
         with self._killing:
             pass  # a cancel's kill in flight ends first (no later one starts: no container)
         if self._admitted and self.network is not None:
-            try:
-                self.network.revoke(self.spec.execution_id)  # its credentials die with it
+            try:  # its credentials die with it
+                self._facts.egress_lost = not self.network.revoke(self.spec.execution_id)
             except Exception as exc:
+                self._facts.egress_lost = True
                 self._cleanup_failed("egress admission", exc)
         report = self._provisioner.stop(box, self._cleanup_failed)
         self._facts.engine_oom = self._facts.engine_oom or report.engine_oom

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import docker
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandbox.egress.v1 import egress_pb2, egress_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 SANDBOX_CA_DIR = "/etc/sandbox-mesh/egress-ca"
 # Each call to the egress; the egress answers from memory.
 EGRESS_RPC_TIMEOUT_SECONDS = 5.0
+# Before admitting an execution that needs the egress: a quick answer or none.
+EGRESS_CHECK_TIMEOUT_SECONDS = 2.0
+# A restarted egress is found again within seconds (gRPC's default backoff
+# grows to two minutes between reconnection attempts).
+MAX_RECONNECT_BACKOFF_MS = 2000
 DEFAULT_PROXY_PORT = 3128
 PRIVATE_KEY_MARKER = "PRIVATE KEY"
 
@@ -37,15 +43,33 @@ class EgressError(RuntimeError):
     the message is stable)."""
 
 
+class EgressUnavailable(Exception):
+    def __init__(self) -> None:
+        super().__init__(
+            "the egress (the only way out for packages and network) does not answer; "
+            "retry once it is back, or run without packages and network"
+        )
+
+
 class EgressClient:
     """The egress's gRPC service as the spawner uses it; calls are signed."""
 
     def __init__(self, address: str, secret: bytes):
         # Admit and Revoke carry the execution's trace (services/common/tracing.py).
-        channel = grpc.intercept_channel(
-            grpc.insecure_channel(address), ClientTraceInterceptor(), ClientAuthInterceptor(secret)
-        )
+        plain = grpc.insecure_channel(address, options=[("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS)])
+        channel = grpc.intercept_channel(plain, ClientTraceInterceptor(), ClientAuthInterceptor(secret))
         self.stub = egress_pb2_grpc.EgressStub(channel)
+        self.health = health_pb2_grpc.HealthStub(plain)
+
+    def require(self) -> None:
+        """Raises EgressUnavailable unless the egress answers now as serving."""
+        try:
+            reply = self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=EGRESS_CHECK_TIMEOUT_SECONDS)
+        except grpc.RpcError as exc:
+            log.error("the egress does not answer: %s", exc)
+            raise EgressUnavailable() from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise EgressUnavailable()
 
     def denials(self, execution_id: str) -> list[str]:
         """The egress's refusals for one execution ("host:port reason")."""
@@ -64,9 +88,14 @@ class EgressClient:
             log.error("execution %s: the egress did not admit %s: %s", execution_id, address, exc)
             raise EgressError("the egress did not admit the execution") from None
 
-    def revoke(self, execution_id: str) -> None:
+    def revoke(self, execution_id: str) -> bool:
+        """Whether the egress still had the execution admitted (not, after
+        the egress restarted: it keeps admissions in memory)."""
         try:
-            self.stub.Revoke(egress_pb2.RevokeRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS)
+            reply = self.stub.Revoke(
+                egress_pb2.RevokeRequest(execution_id=execution_id), timeout=EGRESS_RPC_TIMEOUT_SECONDS
+            )
+            return reply.was_admitted
         except grpc.RpcError as exc:
             log.error("execution %s: the egress did not revoke its credentials: %s", execution_id, exc)
             raise EgressError(f"execution {execution_id}: the egress did not revoke its credentials") from None
@@ -167,10 +196,15 @@ class NetworkAccess:
         if self.egress is not None:
             self.admit(execution_id, self.address_of(api, container_id, network))
 
-    def revoke(self, execution_id: str) -> None:
-        """From now on the egress refuses this execution's credentials."""
+    def require(self) -> None:
+        """Raises EgressUnavailable unless the egress answers (when there is one to ask)."""
         if self.egress is not None:
-            self.egress.revoke(execution_id)
+            self.egress.require()
+
+    def revoke(self, execution_id: str) -> bool:
+        """From now on the egress refuses this execution's credentials; False
+        when the egress had lost its admission (it restarted meanwhile)."""
+        return self.egress.revoke(execution_id) if self.egress is not None else True
 
     def denials(self, execution_id: str) -> list[str]:
         if self.egress is None:

@@ -7,7 +7,7 @@ import logging
 
 import docker
 import grpc
-from grpc_health.v1 import health
+from grpc_health.v1 import health, health_pb2
 
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
 from services.common import grpc_server
@@ -42,6 +42,14 @@ class RunningServer:
 def docker_client(settings: SpawnerSettings) -> docker.APIClient:
     # One pooled connection per concurrent execution plus a few for control calls.
     return docker.APIClient(version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8)
+
+
+def _engine_health(servicer: health.HealthServicer, up: bool) -> None:
+    """NOT_SERVING while the engine does not answer: a caller that checks
+    health sends its executions elsewhere."""
+    status = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE_NAME):
+        servicer.set(name, status)
 
 
 def auth_interceptors(settings: SpawnerSettings) -> list[grpc.ServerInterceptor]:
@@ -79,5 +87,6 @@ def start(settings: SpawnerSettings, api: docker.APIClient | None = None) -> Run
     spawner_pb2_grpc.add_SpawnerServicer_to_server(SpawnerServicer(spawner), server)
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME])
     bound.start()
+    spawner.engine.on_change = lambda up: _engine_health(bound.health, up)
     log.info("spawner %r listening on %s (port %d)", settings.name, settings.listen, bound.port)
     return RunningServer(server, bound.port, spawner, bound.health, metrics_port)

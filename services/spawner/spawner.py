@@ -21,6 +21,7 @@ from services.spawner import sandbox
 from services.spawner.cgroups import CgroupLayout
 from services.spawner.config import SpawnerSettings
 from services.spawner.endings import Endings
+from services.spawner.engine import EngineWatch
 from services.spawner.errors import NetworkUnavailable, RuntimeUnavailable
 from services.spawner.execution import Execution
 from services.spawner.inflight import InFlight
@@ -29,9 +30,9 @@ from services.spawner.netpool import NetworkPool, NetworkPoolError, reap_network
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.provision import PoolKey, Provisioner, Sandbox
 from services.spawner.reaper import reap
+from services.spawner.startup_checks import ConfigurationError, check_workspaces, checked_ca_cert
 from services.spawner.validation import validate_execute
 from services.spawner.warmpool import WarmPool
-from services.spawner.workspace import WorkspaceLimits, check_can_create
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 LIFETIME_MARGIN_SECONDS = 60
 # After cancelling at shutdown, how long to wait for each worker's clean-up.
 CLEANUP_WAIT_SECONDS = 30
-
-
-class ConfigurationError(Exception):
-    pass
 
 
 def version() -> str:
@@ -71,7 +68,7 @@ class Spawner:
                 f"{settings.gvisor_runtime!r} runtime registered (scripts/ensure_gvisor.sh registers it)"
             )
         self.cgroups = CgroupLayout.detect(settings.cgroup_root, engine.get("CgroupDriver", "cgroupfs"))
-        _check_workspaces(settings)
+        check_workspaces(settings)
         self.inflight = InFlight(settings.capacity)
         self.endings = Endings()
         self.metrics = SpawnerMetrics(
@@ -98,6 +95,7 @@ class Spawner:
             on_refill_failed=lambda key, exc: self.metrics.warm_refill_failed(key),
         )
         self.metrics.watch_pool(self.pool)
+        self.engine = EngineWatch(api, on_back=self._engine_back)
 
     def _network_access(
         self, settings: SpawnerSettings, api: docker.APIClient, warm_with_network: int
@@ -119,7 +117,7 @@ class Spawner:
                 "SPAWNER_EGRESS_SECRET needs SPAWNER_EGRESS_GRPC: the egress accepts an execution's "
                 "credentials only once the spawner admitted it there"
             )
-        ca_cert = _checked_ca_cert(settings.egress_ca_cert) if settings.egress_ca_cert else None
+        ca_cert = checked_ca_cert(settings.egress_ca_cert) if settings.egress_ca_cert else None
         if ca_cert and settings.egress_ca_volume:
             try:
                 check_ca_volume(api, settings.egress_ca_volume, ca_cert)
@@ -181,13 +179,22 @@ class Spawner:
                     self._cleanup_failed("sweep", exc)
 
         threading.Thread(target=sweep, name="sweeper", daemon=True).start()
+        self.engine.start()
+
+    def _engine_back(self, since: float) -> None:
+        """Reaps what executions failed to remove while the engine was gone
+        (older than its return: what is newer belongs to new executions)."""
+        self.reap(min_age_seconds=max(0.001, time.time() - since))
 
     def execute(self, request: pb.ExecuteRequest) -> Execution:
         """Validates and admits; raises a domain error before anything is
         started or written when the request is refused."""
         spec = validate_execute(request, self.settings)
+        self.engine.require()  # refused at once while the engine does not answer
         if spec.network and self.network is None:
             raise NetworkUnavailable("packages" if spec.packages else "network")
+        if spec.network and self.network is not None:
+            self.network.require()  # refused at once while the egress does not answer
         if spec.sandbox_runtime not in self.sandbox_runtimes:
             raise RuntimeUnavailable(spec.sandbox_runtime, self.sandbox_runtimes)
         key = PoolKey(runtime_name(spec.language, spec.variant), spec.network, spec.sandbox_runtime)
@@ -280,6 +287,7 @@ class Spawner:
         cancels the rest and waits for their clean-up."""
         self.inflight.close()
         self._sweeper_stop.set()
+        self.engine.stop()
         self.pool.close()
         with self._lock:
             workers = list(self._workers)
@@ -378,36 +386,6 @@ def _max_lifetime_seconds(settings: SpawnerSettings) -> float:
 
 def _mint_proxy_token(secret: bytes, ttl: int, execution_id: str, tenant: str) -> str:
     return mint_credentials(secret, execution_id, tenant, ttl)
-
-
-def _check_workspaces(settings: SpawnerSettings) -> None:
-    """Every workspace is a filesystem the spawner makes and mounts: refuse
-    to start where it cannot, rather than fail every execution."""
-    try:
-        check_can_create(
-            settings.workspace_root, WorkspaceLimits(settings.max_workspace_bytes, settings.max_workspace_inodes)
-        )
-    except Exception as exc:
-        raise ConfigurationError(
-            f"cannot make a workspace under SPAWNER_WORKSPACE_ROOT={settings.workspace_root!r} ({exc!r}); "
-            "the spawner must run as root with CAP_SYS_ADMIN, /dev/loop-control, access to loop "
-            "devices and mkfs.ext4"
-        ) from exc
-
-
-def _checked_ca_cert(path: str) -> str:
-    """The intercepting egress's CA certificate is mounted into sandboxes:
-    make sure it is a certificate and that no key came along with it."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as file:
-            pem = file.read()
-    except OSError as exc:
-        raise ConfigurationError(f"SPAWNER_EGRESS_CA_CERT: {exc}") from None
-    if "PRIVATE KEY" in pem:
-        raise ConfigurationError("SPAWNER_EGRESS_CA_CERT holds a private key; mount the certificate only")
-    if "BEGIN CERTIFICATE" not in pem:
-        raise ConfigurationError("SPAWNER_EGRESS_CA_CERT is not a PEM certificate")
-    return path
 
 
 def _now() -> float:

@@ -27,6 +27,15 @@ S = common.ExecutionStatus
         (Facts(oom_kills=1), S.EXECUTION_STATUS_COMPLETED, C.ERROR_CODE_UNSPECIFIED),
         (Facts(failed_step=(0, "a", 1)), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
         (Facts(install_failed=True, install_not_found=True), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_PACKAGE_NOT_FOUND),
+        # The egress went away under the install (it restarted, or did not
+        # answer): not the packages' fault, whatever the installer said.
+        (
+            Facts(install_failed=True, install_not_found=True, egress_lost=True),
+            S.EXECUTION_STATUS_FAILED,
+            C.ERROR_CODE_SPAWNER_UNAVAILABLE,
+        ),
+        # A program that failed while the egress was gone is still its own failure.
+        (Facts(failed_step=(0, "a", 1), egress_lost=True), S.EXECUTION_STATUS_FAILED, C.ERROR_CODE_RUNTIME_ERROR),
         (
             Facts(install_failed=True, egress_denials=("x: off the list",)),
             S.EXECUTION_STATUS_FAILED,

@@ -14,9 +14,10 @@ SANDBOX_NOT_STARTED = "the sandbox could not be started"
 SANDBOX_FAILED = "the sandbox failed while running"
 OUTPUTS_NOT_COLLECTED = "the sandbox's output files could not be collected"
 SPAWNER_FAILED = "the spawner failed"
+EGRESS_LOST = "the egress restarted or did not answer during the package install; retry"
 
 STABLE_MESSAGES = frozenset(
-    {WORKSPACE_NOT_PREPARED, SANDBOX_NOT_STARTED, SANDBOX_FAILED, OUTPUTS_NOT_COLLECTED, SPAWNER_FAILED}
+    {WORKSPACE_NOT_PREPARED, SANDBOX_NOT_STARTED, SANDBOX_FAILED, OUTPUTS_NOT_COLLECTED, SPAWNER_FAILED, EGRESS_LOST}
 )
 
 

@@ -23,10 +23,18 @@ class FakePool:
         return self.slots
 
 
+class NoOutage:
+    """Database.retrying with a database that never goes away."""
+
+    def retrying(self, transaction):
+        return transaction()
+
+
 class FakeStore:
     def __init__(self):
         self.claims: list[str] = []
         self.answers: list[Claim] = []
+        self.db = NoOutage()
 
     def claim_slot(self, key: str, tenant: str, max_slots: int) -> Claim:
         self.claims.append(key)
