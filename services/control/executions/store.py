@@ -121,9 +121,11 @@ class ExecutionStore:
         from the slot-time budget; the verdict settles each to what was used."""
         limits = self.limits_for(tenant)
         debit = timeout_ms / MS_PER_SECOND
-        now = self.clock()
-        today = utc_day(now)
+        today = utc_day(self.clock())
         quota = ledger.lock(session, tenant, today)
+        # Read once the tenant's row is locked: an execution admitted in the
+        # room a verdict made is never recorded as created before it.
+        now = self.clock()
         connection = session.connection()
         if connection.execute(statements.DUPLICATE, {"b_tenant": tenant, "b_id": execution_id}).first() is not None:
             raise AlreadyExists(f"execution_id: {execution_id!r} already exists")
