@@ -28,6 +28,9 @@ PING_TIMEOUT_SECONDS = 3.0
 # How often the watcher asks while the engine answers, and while it does not.
 CHECK_INTERVAL_SECONDS = 5.0
 DOWN_CHECK_INTERVAL_SECONDS = 1.0
+# An answer this recent stands for the engine at admission: under load one
+# ping a second, not one round trip on every execution's first byte.
+FRESH_SECONDS = 1.0
 
 
 class EngineUnavailable(Exception):
@@ -51,6 +54,7 @@ class EngineWatch:
         self.on_change = on_change
         self._lock = threading.Lock()
         self._up = True
+        self._answered_at = float("-inf")  # time.monotonic() of the latest answer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -60,10 +64,20 @@ class EngineWatch:
             return self._up
 
     def require(self) -> None:
-        """Raises EngineUnavailable unless the engine answers now."""
+        """Raises EngineUnavailable unless the engine answers now (or did
+        within FRESH_SECONDS)."""
+        with self._lock:
+            if self._up and time.monotonic() - self._answered_at < FRESH_SECONDS:
+                return
         detail = self._ping()
         if detail:
             raise EngineUnavailable(detail)
+
+    def doubt(self) -> None:
+        """The next admission asks the engine (an execution just failed in a
+        way an engine gone would explain)."""
+        with self._lock:
+            self._answered_at = float("-inf")
 
     def check(self) -> bool:
         return not self._ping()
@@ -76,6 +90,8 @@ class EngineWatch:
         except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
             self._note(False, type(exc).__name__)
             return type(exc).__name__
+        with self._lock:
+            self._answered_at = time.monotonic()
         self._note(True, "")
         return ""
 

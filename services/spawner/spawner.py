@@ -311,6 +311,8 @@ class Spawner:
                 self._cleanup_failed("cgroup directory", exc)
 
     def _finished(self, execution: Execution, result: pb.ExecuteResult) -> None:
+        if result.error_code == common.ERROR_CODE_SPAWNER_UNAVAILABLE:
+            self.engine.doubt()
         self.endings.add(execution.spec.execution_id, execution.spec.tenant, result)
         self.inflight.release(execution)
         self.metrics.finished(result.status, result.error_code, time.monotonic() - execution.admitted_at)
