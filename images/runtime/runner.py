@@ -29,6 +29,9 @@ When the spawner closes the connection the runner goes back to holding.
 prestart.py, beside this file, before it listens, and hands it the first
 program: an interpreter's start-up is then paid before the program arrives.
 prestart.py runs the program exactly as Popen would have, or execs it.
+
+A session's cell is the other kind of request, {"kind": "cell", ...}: it is
+handed to the session's kernel driver by cellrelay.py (docs/sessions.md).
 """
 
 import json
@@ -42,6 +45,8 @@ import struct
 import subprocess
 import sys
 import time
+
+from cellrelay import CellRelay, parse_cell
 
 FRAME_HEADER = struct.Struct("!BI")
 EXIT_PAYLOAD = struct.Struct("!i")
@@ -195,6 +200,8 @@ def parse_request(line: bytes) -> dict | None:
         return None
     if not isinstance(request, dict):
         return None
+    if "kind" in request:
+        return parse_cell(request)
     argv, env, cwd, stdin = (request.get(key) for key in ("argv", "env", "cwd", "stdin"))
     if not (isinstance(argv, list) and argv and all(isinstance(arg, str) for arg in argv)):
         return None
@@ -240,6 +247,7 @@ class Session:
         self.reaper = reaper
         self.wakeup = wakeup  # readable after any signal (signal.set_wakeup_fd)
         self.prestarted = prestarted  # for the first program only
+        self.cells = CellRelay(reaper, self.send)  # a session's cells
 
     def send(self, kind: int, payload: bytes) -> None:
         self.connection.sendall(FRAME_HEADER.pack(kind, len(payload)) + payload)
@@ -251,7 +259,12 @@ class Session:
                 if not line:
                     return  # the spawner is done
                 request = parse_request(line)
-                if request is None or not self.run(request):
+                if request is not None and "kind" in request:
+                    if self.prestarted is not None:  # a session: no program to start ahead for
+                        self.prestarted.discard()
+                        self.prestarted = None
+                    self.cells.run(request)
+                elif request is None or not self.run(request):
                     return  # malformed: the connection is closed
 
     def run(self, request: dict) -> bool:

@@ -35,12 +35,12 @@ def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None, **quot
     return ExecutionStore(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
 
 
-def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
+def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, group_id=""):
     return store.reserve(
         key=secrets.token_hex(16),
         tenant=tenant,
         execution_id=execution_id or secrets.token_hex(4),
-        session_id=session_id,
+        group_id=group_id,
         language=common.LANGUAGE_PYTHON,
         timeout_ms=timeout_ms,
     )
@@ -53,7 +53,7 @@ def test_upgrade_from_an_older_revision(database_url):
     with old.engine.begin() as conn:
         conn.execute(
             sa.text(
-                "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
+                "insert into executions (key, tenant, execution_id, group_id, language, status, error_code,"
                 " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
                 " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
                 " ('k1', 't1', 'old-run', '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
@@ -226,7 +226,7 @@ def test_list_pages_and_filters(database):
     keys = []
     for i in range(7):
         now[0] += 1 if i != 3 else 0  # two rows share a timestamp
-        keys.append(reserve(store, execution_id=f"e{i}", session_id="s1" if i % 2 else "").key)
+        keys.append(reserve(store, execution_id=f"e{i}", group_id="s1" if i % 2 else "").key)
     reserve(store, tenant="other", execution_id="e0")
     store.finalize(keys[0], Verdict(CANCELLED, "CANCELLED"))
     seen, token = [], ""
@@ -236,11 +236,11 @@ def test_list_pages_and_filters(database):
         if not token:
             break
     assert sorted(seen) == [f"e{i}" for i in range(7)] and len(seen) == 7
-    rows, _ = store.list("t1", session_id="s1")
+    rows, _ = store.list("t1", group_id="s1")
     assert {r.execution_id for r in rows} == {"e1", "e3", "e5"}
     rows, _ = store.list("t1", statuses=[CANCELLED])
     assert [r.execution_id for r in rows] == ["e0"]
-    rows, _ = store.list("t1", statuses=[QUEUED], session_id="s1", page=PageRequest(100))
+    rows, _ = store.list("t1", statuses=[QUEUED], group_id="s1", page=PageRequest(100))
     assert len(rows) == 3
     with pytest.raises(InvalidArgument):
         PageRequest.parse(0, "garbage!", max_size=3)
@@ -350,7 +350,7 @@ def test_upgrade_to_0103_counts_what_is_stored(database_url):
     old.migrate("0102")
     with old.engine.begin() as conn:
         insert = (
-            "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
+            "insert into executions (key, tenant, execution_id, group_id, language, status, error_code,"
             " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
             " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
             " (:key, :tenant, :key, '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
