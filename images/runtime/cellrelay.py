@@ -55,6 +55,8 @@ class CellRelay:
     def run(self, cell: dict) -> None:
         """Hands one cell to the driver and relays its frames until its end."""
         try:
+            if self.driver is not None and self.reaper.status(self.driver.pid) is not None:
+                self.stop_driver()  # it exited after its kernel died
             if self.driver is None:
                 self.driver = self.start_driver()
             self.driver.stdin.write(json.dumps(cell).encode() + b"\n")
@@ -72,6 +74,8 @@ class CellRelay:
                     break
                 self.send(kind, payload)
                 if kind == CELL_END:
+                    if b'"kernel_died"' in payload:
+                        self.stop_driver()  # the next cell starts a fresh one
                     return
         except (OSError, ValueError):
             pass  # the driver is gone or could not start

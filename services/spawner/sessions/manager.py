@@ -47,7 +47,7 @@ class SessionManager:
         self.inflight = inflight
         self.take_warm = take_warm
         self.on_cleanup_failure = on_cleanup_failure
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a sandbox is no longer being made or removed
         self._sessions: dict[str, LiveSession] = {}
         self._making: dict[str, Sandbox] = {}  # token -> sandbox being made (owned, for the reaper)
         self._stop = threading.Event()
@@ -96,6 +96,7 @@ class SessionManager:
         finally:
             with self._lock:
                 self._making.pop(box.token, None)
+                self._lock.notify_all()
         log.info("session %s (tenant %s) open", spec.session_key, spec.tenant)
         return pb.CreateSessionResponse(start_ms=int((time.monotonic() - started) * 1000))
 
@@ -122,12 +123,16 @@ class SessionManager:
         with self._lock:
             return len(self._sessions)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_seconds: float = 30.0) -> None:
+        """Ends every session, and waits for sandboxes being made or removed
+        (by an expiry, say) to be gone."""
         self._stop.set()
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
             session.end("the spawner is shutting down")
+        with self._lock:
+            self._lock.wait_for(lambda: not self._making, wait_seconds)
 
     def _find(self, session_key: str, tenant: str) -> LiveSession:
         with self._lock:
@@ -142,14 +147,20 @@ class SessionManager:
             if self._sessions.get(session.spec.session_key) is session:
                 del self._sessions[session.spec.session_key]
             self._making[session.token] = session.box  # owned until removed
+
+        def failed(what: str, exc: Exception) -> None:
+            self.on_cleanup_failure(what, exc, session.spec.session_key)
+
         try:
-            self.provisioner.destroy(
-                session.box, lambda what, exc: self.on_cleanup_failure(what, exc, session.spec.session_key)
-            )
+            try:
+                self.provisioner.stop(session.box, failed)
+            finally:
+                self.inflight.unhold()  # its sandbox is dead: the slot is free, as an execution's with its result
+            self.provisioner.remove(session.box, failed)
         finally:
             with self._lock:
                 self._making.pop(session.token, None)
-            self.inflight.unhold()
+                self._lock.notify_all()
         log.info("session %s ended: %s", session.spec.session_key, session.ended_reason)
 
     def _sweep_forever(self) -> None:

@@ -280,7 +280,7 @@ OLD_ARTIFACT = sa.text(
     " values (:id, 't', 1, 'x', '', '[]', 1, 1, 1)"
 )
 OLD_EXECUTION = sa.text(
-    "insert into executions (key, tenant, execution_id, group_id, language, status, error_code, error_message,"
+    "insert into executions (key, tenant, execution_id, session_id, language, status, error_code, error_message,"
     " exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json, dropped_json, created_at_ms,"
     " started_at_ms, finished_at_ms, heartbeat_at_ms) values (:key, 't', :execution_id, '', 1, 'queued', '', '',"
     " -1, 1000, 1.0, '2026-01-01', '', '{}', '[]', '[]', 1, 0, 0, 1)"

@@ -53,7 +53,7 @@ def test_upgrade_from_an_older_revision(database_url):
     with old.engine.begin() as conn:
         conn.execute(
             sa.text(
-                "insert into executions (key, tenant, execution_id, group_id, language, status, error_code,"
+                "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
                 " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
                 " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
                 " ('k1', 't1', 'old-run', '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
@@ -350,7 +350,7 @@ def test_upgrade_to_0103_counts_what_is_stored(database_url):
     old.migrate("0102")
     with old.engine.begin() as conn:
         insert = (
-            "insert into executions (key, tenant, execution_id, group_id, language, status, error_code,"
+            "insert into executions (key, tenant, execution_id, session_id, language, status, error_code,"
             " error_message, exit_code, timeout_ms, cpu_debit, debit_day, spawner, usage_json, steps_json,"
             " dropped_json, created_at_ms, started_at_ms, finished_at_ms, heartbeat_at_ms) values"
             " (:key, :tenant, :key, '', 1, 'completed', '', '', 0, 1000, 1.0, '2026-01-01', '', '{}', '[]',"
