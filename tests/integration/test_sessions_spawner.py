@@ -60,6 +60,22 @@ def test_a_matplotlib_figure_comes_back_as_png(spawner):
     spawner.sessions.close(pb.CloseSessionRequest(session_key="plot", tenant=TENANT))
 
 
+def test_a_sessions_sandbox_has_an_executions_hardening(spawner, docker_api):
+    create(spawner, "hard")
+    [container] = labelled_containers(docker_api, spawner.settings.name)
+    config = docker_api.inspect_container(container["Id"])
+    host = config["HostConfig"]
+    settings = spawner.settings
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and host["NetworkMode"] == "none"
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert any(option.startswith("seccomp=") for option in host["SecurityOpt"])
+    assert (host["Memory"], host["PidsLimit"]) == (settings.default_memory_bytes, settings.pids_limit)
+    assert host["CgroupParent"].startswith(f"/sandbox-mesh/{settings.name}/") or settings.name in host["CgroupParent"]
+    assert config["Config"]["User"] == "10001:10001"
+    assert config["Config"]["Labels"]["sandbox-mesh.tenant"] == TENANT
+    spawner.sessions.close(pb.CloseSessionRequest(session_key="hard", tenant=TENANT))
+
+
 def test_a_dead_interpreter_is_reported_and_the_next_call_starts_a_fresh_one(spawner):
     create(spawner, "crash")
     run(spawner, "crash", "x = 1\nopen('kept.txt', 'w').write('yes')")
