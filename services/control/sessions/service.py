@@ -24,7 +24,7 @@ from services.common.contract.requests import check_timeout_ms
 from services.common.contract.runtimes import check_variant
 from services.common.contract.sandbox_runtimes import RUNC, at_least
 from services.common.contract.sessions import check_code, check_lifetimes
-from services.control.errors import FailedPrecondition, LimitExceeded, Unavailable
+from services.control.errors import FailedPrecondition, LimitExceeded, QuotaExceeded, Unavailable
 from services.control.executions.messages import usage_json
 from services.control.executions.models import COMPLETED, FAILED, RUNNING, Verdict
 from services.control.executions.service import Admission, ExecutionService, new_execution_key
@@ -72,6 +72,13 @@ class SessionService:
         if at_least(RUNC, self.executions.runtimes.minimum(tenant)) != RUNC:
             raise FailedPrecondition(
                 "session", "sessions run on runc only, and this tenant always runs on gvisor", kind="RUNTIME"
+            )
+        usage = self.store.quota(tenant)
+        if usage.slot_seconds_used >= usage.limits.daily_slot_seconds:
+            raise QuotaExceeded(
+                tenant,
+                f"tenant:{tenant}/daily_slot_seconds",
+                f"{usage.slot_seconds_used:.1f} of {usage.limits.daily_slot_seconds:g} slot seconds used today",
             )
         if self.sessions.taken(tenant, session_id):
             raise FailedPrecondition("session_id", f"{session_id!r} already exists", kind="SESSION_STATE")

@@ -11,7 +11,9 @@ from sqlmodel import col, select
 
 from services.control.db import Database
 from services.control.errors import AlreadyExists, LimitExceeded, NotFound
+from services.control.executions.models import ExecutionRow
 from services.control.pagination import PageRequest, Position, cut, newest_first
+from services.control.quotas import ledger
 from services.control.sessions.models import EXPIRED, OPEN, SessionRow
 
 
@@ -72,14 +74,36 @@ class SessionStore:
             )
 
     def end(self, key: str, status: str, reason: str, at_ms: int | None = None) -> bool:
-        """Moves an open session to `status`; False if it had ended."""
+        """Moves an open session to `status` and charges the time it held
+        its slot between calls to the tenant's slot-time budget (each call
+        is charged as an execution); False if it had ended."""
+        ended_at = at_ms or self.clock()
         with self.db.write() as session:
-            result = session.connection().execute(
+            connection = session.connection()
+            result = connection.execute(
                 sa.update(SessionRow)
                 .where(col(SessionRow.key) == key, col(SessionRow.status) == OPEN)
-                .values(status=status, end_reason=reason, ended_at_ms=at_ms or self.clock())
+                .values(status=status, end_reason=reason, ended_at_ms=ended_at)
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            row = session.get(SessionRow, key)
+            if row is not None:
+                in_calls_ms = connection.execute(
+                    sa.select(
+                        sa.func.coalesce(sa.func.sum(ExecutionRow.finished_at_ms - ExecutionRow.slot_at_ms), 0)
+                    ).where(
+                        col(ExecutionRow.tenant) == row.tenant,
+                        col(ExecutionRow.session_id) == row.session_id,
+                        col(ExecutionRow.slot_at_ms) > 0,
+                        col(ExecutionRow.finished_at_ms) > 0,
+                    )
+                ).scalar_one()
+                held_ms = max(0, ended_at - row.created_at_ms - int(in_calls_ms))
+                quota = ledger.lock(session, row.tenant, ledger.utc_day(self.clock()))
+                quota.slot_seconds_debited += held_ms / ledger.MS_PER_SECOND
+                ledger.save(session, quota)
+            return True
 
     def by_key(self, key: str) -> SessionRow | None:
         with self.db.read() as session:

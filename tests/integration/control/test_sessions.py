@@ -186,3 +186,14 @@ def test_bad_requests_name_the_field(tenant_a, control_spawner):
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in refused.value.details()
     assert control_spawner.spawner.sessions.tokens() == set()
+
+
+def test_the_time_a_session_is_held_counts_against_slot_time(tenant_a, control_spawner):
+    before = tenant_a.GetQuota(pb.GetQuotaRequest()).slot_seconds_used
+    open_session(tenant_a, session_id="held")
+    call(tenant_a, "held", "1")
+    time.sleep(2)
+    tenant_a.CloseSession(pb.CloseSessionRequest(session_id="held"))
+    used = tenant_a.GetQuota(pb.GetQuotaRequest()).slot_seconds_used - before
+    assert 2.0 <= used < 30, used
+    assert_session_gone(control_spawner)
