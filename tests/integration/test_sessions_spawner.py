@@ -131,3 +131,27 @@ def test_a_restarted_spawner_removes_a_crashed_ones_sessions(docker_api, tmp_pat
     while labelled_containers(docker_api, name) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert labelled_containers(docker_api, name) == []
+
+
+def test_a_warm_sandbox_serves_a_session(docker_api, tmp_path):
+    """The pool's sandbox has an interpreter started ahead for a program; a
+    session's first cell sets it aside and starts the kernel instead."""
+    name = f"sess-{secrets.token_hex(4)}"
+    root = tmp_path / "workspaces"
+    running = start(make_settings(name, root, warm_pool=("python=1",)))
+    try:
+        spawner = running.spawner
+        key = next(iter(spawner.pool.targets))
+        deadline = time.monotonic() + 60
+        while spawner.pool.ready(key) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        warm_tokens = spawner.pool.tokens()
+        create(spawner, "warm")
+        assert spawner.sessions.tokens() & warm_tokens, "the session did not take the warm sandbox"
+        _, result = run(spawner, "warm", "import sys\nsys.argv[0] != ''")
+        assert result.status == cells.CELL_STATUS_OK, result
+        spawner.sessions.close(pb.CloseSessionRequest(session_key="warm", tenant=TENANT))
+    finally:
+        running.stop(grace_seconds=5)
+    assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
+    assert running.spawner.cleanup_failures == 0
