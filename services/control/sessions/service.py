@@ -26,7 +26,7 @@ from services.common.contract.sandbox_runtimes import RUNC, at_least
 from services.common.contract.sessions import check_code, check_lifetimes
 from services.control.errors import FailedPrecondition, LimitExceeded, QuotaExceeded, Unavailable
 from services.control.executions.messages import usage_json
-from services.control.executions.models import COMPLETED, FAILED, RUNNING, Verdict
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, RUNNING, Verdict
 from services.control.executions.service import Admission, ExecutionService, new_execution_key
 from services.control.pagination import PageRequest
 from services.control.sessions import messages
@@ -145,7 +145,7 @@ class SessionService:
 
     # ---- calls ---------------------------------------------------------------
 
-    def run_cell(self, tenant: str, request: pb.RunCellRequest) -> Iterator[pb.CellEvent]:
+    def run_cell(self, tenant: str, request: pb.RunCellRequest) -> CellCall:
         """Checks and admits the call before the first event (raising what
         refuses it, with nothing recorded), then relays it."""
         row = self.sessions.get(tenant, request.session_id)
@@ -172,20 +172,23 @@ class SessionService:
         except BaseException:
             self._release(row.key)
             raise
-        return self._relay(row, spawner, call_row.key, execution_id, code, timeout_ms)
+        cell = CellCall()
+        cell.events = self._relay(cell, row, spawner, call_row.key, execution_id, code, timeout_ms)
+        return cell
 
     def _relay(
-        self, row: SessionRow, spawner: Spawner, key: str, execution_id: str, code: str, timeout_ms: int
+        self, cell: CellCall, row: SessionRow, spawner: Spawner, key: str, execution_id: str, code: str, timeout_ms: int
     ) -> Iterator[pb.CellEvent]:
         started = time.monotonic()
         outputs = {"stdout": bytearray(), "stderr": bytearray()}
-        verdict = Verdict(FAILED, "CANCELLED", "the caller went away", cpu_seconds=0.0)
+        verdict = Verdict(CANCELLED, "CANCELLED", "the caller went away; the call ran on in the session")
         call = None
         try:
             call = spawner.stub.RunCell(
                 spb.RunCellRequest(session_key=row.key, tenant=row.tenant, code=code, timeout_ms=timeout_ms),
                 timeout=timeout_ms / 1000 + CALL_SLACK_SECONDS,
             )
+            cell.relaying(call)
             self.store.assign_spawner(key, spawner.address)
             self.store.advance(key, RUNNING)
             self.sessions.used(row.key, calls=1)
@@ -210,6 +213,8 @@ class SessionService:
                 self._fail(row, "its sandbox went away during a call")
             yield pb.CellEvent(result=result)
         except grpc.RpcError as exc:
+            if cell.gone.is_set():
+                return  # the caller went away: recorded as such below
             ended = exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 verdict = Verdict(FAILED, "INPUT_REJECTED", BUSY, cpu_seconds=0.0)
@@ -217,7 +222,10 @@ class SessionService:
                 verdict = Verdict(FAILED, "SPAWNER_UNAVAILABLE", "the session's sandbox is gone", cpu_seconds=0.0)
             if ended:
                 self._fail(row, "its sandbox or spawner went away")
-            yield pb.CellEvent(result=cells.CellResult(status=cells.CELL_STATUS_SESSION_ENDED, exit_code=-1))
+                yield pb.CellEvent(result=cells.CellResult(status=cells.CELL_STATUS_SESSION_ENDED, exit_code=-1))
+            else:  # busy through another control replica, or the spawner failed this call
+                error = cells.CellError(name="CallRefused", value=verdict.error_message)
+                yield pb.CellEvent(result=cells.CellResult(status=cells.CELL_STATUS_ERROR, error=error, exit_code=-1))
         finally:
             if call is not None:
                 call.cancel()
@@ -253,6 +261,33 @@ class SessionService:
             )
         except grpc.RpcError as exc:
             log.warning("closing session %s on %s failed: %s", row.session_id, row.spawner, exc.code().name)
+
+
+class CellCall:
+    """One call being relayed: its events for the caller, and what to do
+    when the caller goes away (stop relaying; the call itself runs on to its
+    end in the sandbox, so the session stays in step)."""
+
+    def __init__(self) -> None:
+        self.events: Iterator[pb.CellEvent] = iter(())
+        self.gone = threading.Event()
+        self._lock = threading.Lock()
+        self._call: grpc.Future | None = None
+
+    def relaying(self, call: grpc.Future) -> None:
+        with self._lock:
+            self._call = call
+            gone = self.gone.is_set()
+        if gone:
+            call.cancel()
+
+    def listener_gone(self) -> None:
+        """The caller's RPC ended (for any reason: a no-op after the result)."""
+        with self._lock:
+            self.gone.set()
+            call = self._call
+        if call is not None:
+            call.cancel()
 
 
 def _refusal(exc: grpc.RpcError) -> Exception:

@@ -19,10 +19,11 @@ class SessionMethods:
 
     @grpc_errors
     def RunCell(self, request, context):
-        events = self.sessions.run_cell(tenant_of(context), request)
-        # Closing the generator (the caller went away) records the call's end.
-        context.add_callback(lambda: _close(events))
-        yield from events
+        cell = self.sessions.run_cell(tenant_of(context), request)
+        # Fires when the call ends for any reason: a no-op after the result;
+        # when the caller went away, the relay stops and records it so.
+        context.add_callback(cell.listener_gone)
+        yield from cell.events
 
     @grpc_errors
     def GetSession(self, request, context):
@@ -35,10 +36,3 @@ class SessionMethods:
     @grpc_errors
     def CloseSession(self, request, context):
         return self.sessions.close(tenant_of(context), request.session_id)
-
-
-def _close(events) -> None:
-    try:
-        events.close()
-    except ValueError:
-        pass  # still running on the server's thread: it ends when that thread lets it go

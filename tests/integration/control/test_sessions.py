@@ -197,3 +197,27 @@ def test_the_time_a_session_is_held_counts_against_slot_time(tenant_a, control_s
     used = tenant_a.GetQuota(pb.GetQuotaRequest()).slot_seconds_used - before
     assert 2.0 <= used < 30, used
     assert_session_gone(control_spawner)
+
+
+def test_a_caller_that_goes_away_leaves_the_session_usable(tenant_a, control_spawner):
+    open_session(tenant_a, session_id="gone")
+    try:
+        stream = tenant_a.RunCell(pb.RunCellRequest(session_id="gone", code="import time\ntime.sleep(2)\ny = 5"))
+        accepted = next(stream).accepted
+        stream.cancel()
+        deadline = time.monotonic() + 20
+        record = None
+        while time.monotonic() < deadline:
+            record = tenant_a.GetExecution(pb.GetExecutionRequest(execution_id=accepted.execution_id))
+            if record.status == common.EXECUTION_STATUS_CANCELLED:
+                break
+            time.sleep(0.1)
+        assert record is not None and record.status == common.EXECUTION_STATUS_CANCELLED, record
+        while tenant_a.GetSession(pb.GetSessionRequest(session_id="gone")).busy:
+            time.sleep(0.1)
+        time.sleep(2.5)  # the abandoned call runs to its end in the sandbox
+        _, result = call(tenant_a, "gone", "y")
+        assert last_value(result) == b"5"
+    finally:
+        tenant_a.CloseSession(pb.CloseSessionRequest(session_id="gone"))
+    assert_session_gone(control_spawner)
