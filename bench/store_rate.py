@@ -55,7 +55,7 @@ def rate(url: str, *, executions: int, threads: int, max_seconds: float) -> dict
                         key=secrets.token_hex(16),
                         tenant=TENANT,
                         execution_id=f"ex-{secrets.token_hex(8)}",
-                        session_id="",
+                        group_id="",
                         language=common.LANGUAGE_PYTHON,
                         timeout_ms=TIMEOUT_MS,
                     )

@@ -137,7 +137,7 @@ class AsyncClient:
         return Logs.of(await self._unary("GetExecution", request, self._stub.GetExecution))
 
     async def list_executions(
-        self, *, statuses: Iterable[str] = (), session_id: str = "", limit: int | None = 50
+        self, *, statuses: Iterable[str] = (), group_id: str = "", session_id: str = "", limit: int | None = 50
     ) -> list[Execution]:
         """Newest first; `statuses` by name ("RUNNING")."""
         found: list[Execution] = []
@@ -145,7 +145,11 @@ class AsyncClient:
         while limit is None or len(found) < limit:
             page_size = min(500, limit - len(found)) if limit is not None else 500
             request = pb.ListExecutionsRequest(
-                statuses=status_values(statuses), session_id=session_id, page_size=page_size, page_token=token
+                statuses=status_values(statuses),
+                group_id=group_id,
+                session_id=session_id,
+                page_size=page_size,
+                page_token=token,
             )
             response = await self._unary("ListExecutions", request, self._stub.ListExecutions)
             found.extend(Execution.of(m) for m in response.executions)

@@ -224,7 +224,7 @@ class Artifacts:
         cpus: float | None = None,
         env: Mapping[str, str] | None = None,
         stdin: bytes = b"",
-        session_id: str = "",
+        group_id: str = "",
         deadline: float | None = None,
     ) -> RunStream:
         """Starts a run of the artifact as it is now: `path` (default its
@@ -245,7 +245,7 @@ class Artifacts:
             env=dict(env or {}),
             stdin=stdin,
             args=list(args),
-            session_id=session_id,
+            group_id=group_id,
             **inputs_fields(inputs),
         )
         return RunStream(lambda: self._stub.RunArtifact(request, timeout=deadline), self._control)

@@ -4,7 +4,7 @@
     sandboxctl run ./project --entry app.py --pip requests -- --verbose
     sandboxctl run ./project --step 'prep.py --fast' --step main.py
     sandboxctl executions ls | show ID | cancel ID | logs ID
-    sandboxctl sessions cancel SESSION
+    sandboxctl groups cancel GROUP
     sandboxctl outputs get EXECUTION_ID [PATH] [--out DIR]
     sandboxctl artifacts create|ls|show|put|get|rm|mv|packages|run|runs
     sandboxctl sign Control/GetQuota
@@ -25,7 +25,7 @@ import click
 from sandbox_mesh import config, doctor
 from sandbox_mesh.commands.artifacts import artifacts
 from sandbox_mesh.commands.common import Settings, print_json
-from sandbox_mesh.commands.executions import executions, outputs, quota, sessions
+from sandbox_mesh.commands.executions import executions, groups, outputs, quota
 from sandbox_mesh.commands.run import run
 from sandbox_mesh.commands.sign import sign
 
@@ -87,7 +87,7 @@ def doctor_command(
     sys.exit(doctor.exit_code(checks))
 
 
-for command in (run, executions, sessions, outputs, artifacts, quota, sign):
+for command in (run, executions, groups, outputs, artifacts, quota, sign):
     main.add_command(command)
 
 

@@ -148,7 +148,7 @@ class Client:
     ) -> ExecutionStream:
         """Starts an execution; iterate the returned stream for its events.
         `options` are build_request's: entry, language, args, pip, npm,
-        timeout (s), memory, cpus, env, stdin, runtime, variant, session_id,
+        timeout (s), memory, cpus, env, stdin, runtime, variant, group_id,
         execution_id. `deadline` (s) bounds the whole stream."""
         return self.execute_request(build_request(files, **options), deadline=deadline)
 
@@ -186,7 +186,7 @@ class Client:
         return Execution.of(self._unary(lambda t: self._stub.GetExecution(request, timeout=t)))
 
     def executions(
-        self, *, statuses: Iterable[str] = (), session_id: str = "", limit: int | None = 50
+        self, *, statuses: Iterable[str] = (), group_id: str = "", session_id: str = "", limit: int | None = 50
     ) -> Iterator[Execution]:
         """Newest first, page by page; `statuses` by name ("RUNNING")."""
         token = ""
@@ -194,7 +194,11 @@ class Client:
         while True:
             page_size = min(500, limit - seen) if limit is not None else 500
             request = pb.ListExecutionsRequest(
-                statuses=status_values(statuses), session_id=session_id, page_size=page_size, page_token=token
+                statuses=status_values(statuses),
+                group_id=group_id,
+                session_id=session_id,
+                page_size=page_size,
+                page_token=token,
             )
             response: pb.ListExecutionsResponse = self._unary(
                 lambda t, r=request: self._stub.ListExecutions(r, timeout=t)  # type: ignore[misc]
@@ -220,10 +224,10 @@ class Client:
         request = pb.GetExecutionRequest(execution_id=execution_id)
         return Logs.of(self._unary(lambda t: self._stub.GetExecution(request, timeout=t)))
 
-    def cancel_session(self, session_id: str) -> list[str]:
-        """Cancels every unfinished execution of the session; their ids."""
-        request = pb.CancelSessionRequest(session_id=session_id)
-        response = self._unary(lambda t: self._stub.CancelSession(request, timeout=t))
+    def cancel_group(self, group_id: str) -> list[str]:
+        """Cancels every unfinished execution labelled `group_id`; their ids."""
+        request = pb.CancelGroupRequest(group_id=group_id)
+        response = self._unary(lambda t: self._stub.CancelGroup(request, timeout=t))
         return list(response.cancelled_execution_ids)
 
     def quota(self) -> Quota:

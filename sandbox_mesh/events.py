@@ -56,7 +56,8 @@ class Execution:
     """An execution as control records it."""
 
     execution_id: str
-    session_id: str
+    group_id: str  # the caller's label (Execute's group_id)
+    session_id: str  # the live session it is a call of, "" for Execute
     language: str
     status: str
     error_code: str | None
@@ -74,6 +75,7 @@ class Execution:
     def of(cls, message: pb.Execution) -> Execution:
         return cls(
             execution_id=message.execution_id,
+            group_id=message.group_id,
             session_id=message.session_id,
             language=language_name(message.language),
             status=status_name(message.status),

@@ -168,7 +168,7 @@ def build_request(
     stdin: bytes = b"",
     runtime: str = "",
     variant: str = "",
-    session_id: str = "",
+    group_id: str = "",
     execution_id: str = "",
 ) -> pb.ExecuteRequest:
     """`timeout` in seconds, `memory` in bytes (or a size such as "256m");
@@ -205,7 +205,7 @@ def build_request(
     )
     return pb.ExecuteRequest(
         execution_id=execution_id,
-        session_id=session_id,
+        group_id=group_id,
         language=LANGUAGES[language],
         files=[
             common.File(path=path, content=content.encode() if isinstance(content, str) else content)

@@ -32,9 +32,15 @@ program: an interpreter's start-up is then paid before the program arrives.
 prestart.py runs the program exactly as the runner would have started it,
 or execs it.
 
+A session's cell is the other kind of request, {"kind": "cell", "code":
+..., "timeout_ms": N}: it is handed to the session's kernel driver by
+cellrelay.py, beside this file (docs/sessions.md).
+
 Every sandbox starts this file, so it imports only what costs nothing (C
 modules, no enum, subprocess, json or socket wrappers): the container is
 started with `python3 -I -S` and each import here is CPU every execution pays.
+cellrelay.py, which needs more, is imported when a session's first cell
+arrives.
 """
 
 import _signal
@@ -273,15 +279,27 @@ class Prestarted:
             self.control = -1
 
 
+def parse_cell(request: dict) -> dict | None:
+    code, timeout_ms = request.get("code"), request.get("timeout_ms")
+    if request.get("kind") != "cell" or type(code) is not str:
+        return None
+    if type(timeout_ms) is not int or timeout_ms <= 0:
+        return None
+    return {"kind": "cell", "code": code, "timeout_ms": timeout_ms}
+
+
 def parse_request(payload: bytes) -> dict | None:
-    """The request, if it is one a program can be started from: strings
-    without NUL bytes and variable names without "=" (what Popen refused)."""
+    """The request, if it is a session's cell or one a program can be started
+    from: strings without NUL bytes and variable names without "=" (what
+    Popen refused)."""
     try:
         request = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return None
     if not isinstance(request, dict):
         return None
+    if "kind" in request:
+        return parse_cell(request)
     argv, env, cwd, stdin = (request.get(key) for key in ("argv", "env", "cwd", "stdin"))
     if not (isinstance(argv, list) and argv and all(type(arg) is str for arg in argv)):
         return None
@@ -323,6 +341,7 @@ class Session:
         self.reaper = reaper
         self.wakeup = wakeup  # readable after any signal (set_wakeup_fd)
         self.prestarted = prestarted  # for the first program only
+        self.cells = None  # cellrelay.CellRelay, from a session's first cell
 
     def send(self, kind: int, payload: bytes) -> None:
         self.connection.sendall(FRAME_HEADER.pack(kind, len(payload)) + payload)
@@ -346,7 +365,23 @@ class Session:
             request = parse_request(payload) if payload is not None else None
             if request is None:
                 return  # malformed: the connection is closed
-            self.run(request)
+            if "kind" in request:
+                self.run_cell(request)
+            else:
+                self.run(request)
+
+    def run_cell(self, cell: dict) -> None:
+        if self.prestarted is not None:  # a session: no program to start ahead for
+            self.prestarted.discard()
+            self.prestarted = None
+        if self.cells is None:
+            # Only sessions pay for this import (the runner runs with -I:
+            # its own folder is not on sys.path).
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from cellrelay import CellRelay
+
+            self.cells = CellRelay(self.reaper, self.send)
+        self.cells.run(cell)
 
     def run(self, request: dict) -> None:
         program = None

@@ -287,7 +287,7 @@ def artifacts_packages(
 @click.option("--memory", help="memory limit, e.g. 256m, 1g (default: the mesh's)")
 @click.option("--stdin", "stdin_source", metavar="FILE|-", help="give the program this file (or our stdin)")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="an environment variable for the program")
-@click.option("--session", default="", help="group it under this session")
+@click.option("--group", default="", help="label the run with this group (see `groups cancel`)")
 @click.option("--out", type=click.Path(file_okay=False), help="where output files go [./outputs/<run id>/]")
 @json_option
 @click.pass_obj
@@ -310,7 +310,7 @@ def run_artifact(
     memory: str | None,
     stdin_source: str | None,
     env: tuple[str, ...],
-    session: str,
+    group: str,
     out: str | None,
     as_json: bool,
 ) -> int:
@@ -327,7 +327,7 @@ def run_artifact(
             memory=memory,
             env=parse_env(env),
             stdin=read_stdin(stdin_source),
-            session_id=session,
+            group_id=group,
         )
         finished = follow(stream, as_json)
         saved, folder = 0, None

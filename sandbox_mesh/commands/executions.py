@@ -1,4 +1,4 @@
-"""`sandboxctl executions|sessions|outputs|quota`: what ran, what it printed
+"""`sandboxctl executions|groups|outputs|quota`: what ran, what it printed
 and left behind, and what the tenant may still use."""
 
 from __future__ import annotations
@@ -36,17 +36,20 @@ def executions() -> None:
 
 @executions.command("ls")
 @click.option("--status", "statuses", multiple=True, help="only these statuses (RUNNING, FAILED, ...)")
-@click.option("--session", default="", help="only this session")
+@click.option("--group", default="", help="only executions labelled with this group")
+@click.option("--session", default="", help="only the calls of this live session")
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per execution")
 @click.pass_obj
-def executions_ls(settings: Settings, statuses: tuple[str, ...], session: str, limit: int, as_json: bool) -> None:
+def executions_ls(
+    settings: Settings, statuses: tuple[str, ...], group: str, session: str, limit: int, as_json: bool
+) -> None:
     """Executions, newest first."""
 
     def action() -> None:
         try:
             with settings.client() as client:
-                found = list(client.executions(statuses=statuses, session_id=session, limit=limit))
+                found = list(client.executions(statuses=statuses, group_id=group, session_id=session, limit=limit))
         except ValueError as exc:  # an unknown status name
             raise UsageError("--status", str(exc)) from None
         if as_json:
@@ -88,6 +91,7 @@ def executions_show(settings: Settings, execution_id: str, as_json: bool) -> Non
         for label, value in (
             ("language", execution.language),
             ("runtime", execution.runtime or "-"),
+            ("group", execution.group_id or "-"),
             ("session", execution.session_id or "-"),
             ("spawner", execution.spawner or "-"),
         ):
@@ -148,24 +152,24 @@ def executions_logs(settings: Settings, execution_id: str, as_json: bool) -> Non
 
 
 @click.group()
-def sessions() -> None:
-    """Act on every execution of a session (run --session NAME)."""
+def groups() -> None:
+    """Act on every execution labelled with a group (run --group NAME)."""
 
 
-@sessions.command("cancel")
-@click.argument("session_id")
+@groups.command("cancel")
+@click.argument("group_id")
 @json_option
 @click.pass_obj
-def sessions_cancel(settings: Settings, session_id: str, as_json: bool) -> None:
-    """Cancel every execution of SESSION_ID that has not finished."""
+def groups_cancel(settings: Settings, group_id: str, as_json: bool) -> None:
+    """Cancel every execution of GROUP_ID that has not finished."""
 
     def action() -> None:
         with settings.client() as client:
-            cancelled = client.cancel_session(session_id)
+            cancelled = client.cancel_group(group_id)
         if as_json:
-            print_json({"session_id": session_id, "cancelled_execution_ids": cancelled})
+            print_json({"group_id": group_id, "cancelled_execution_ids": cancelled})
             return
-        click.echo(f"cancelled {len(cancelled)} execution(s) of session {session_id}")
+        click.echo(f"cancelled {len(cancelled)} execution(s) of group {group_id}")
         for execution_id in cancelled:
             click.echo(f"  {execution_id}")
 

@@ -31,7 +31,7 @@ from sandbox_mesh.request import build_request, parse_env, parse_step, stage
 @click.option("--stdin", "stdin_source", metavar="FILE|-", help="give the program this file (or our stdin)")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="an environment variable for the program")
 @click.option("--runtime", type=click.Choice(["runc", "gvisor"]), help="the sandbox runtime (default: the mesh's)")
-@click.option("--session", default="", help="group it under this session (see `sessions cancel`)")
+@click.option("--group", default="", help="label it with this group (see `groups cancel`)")
 @click.option("--out", type=click.Path(file_okay=False), help="where output files go [./outputs/<execution id>/]")
 @json_option
 @click.pass_obj
@@ -81,7 +81,7 @@ def build_request_for(
     stdin_source: str | None,
     env: tuple[str, ...],
     runtime: str | None,
-    session: str,
+    group: str,
 ) -> pb.ExecuteRequest:
     """`sandboxctl run`'s options as a request; UsageError names the option."""
     files, staged_entry = stage(target, entry, steps=bool(steps))
@@ -98,5 +98,5 @@ def build_request_for(
         env=parse_env(env),
         stdin=read_stdin(stdin_source),
         runtime=runtime or "",
-        session_id=session,
+        group_id=group,
     )

@@ -21,6 +21,7 @@ __all__ = [
     "NotFound",
     "QuotaExceeded",
     "StaleRevision",
+    "Unavailable",
     "grpc_errors",
     "to_status",
 ]
@@ -32,6 +33,10 @@ class NotFound(Exception):
 
 class AlreadyExists(Exception):
     pass
+
+
+class Unavailable(Exception):
+    """No spawner can serve the request now (retry later)."""
 
 
 class QuotaExceeded(Exception):
@@ -55,12 +60,14 @@ class StaleRevision(Exception):
 
 
 class FailedPrecondition(Exception):
-    """The request is valid but the artifact's state forbids it."""
+    """The request is valid but the state of what it names (an artifact, a
+    session: `kind`) forbids it."""
 
-    def __init__(self, subject: str, description: str):
+    def __init__(self, subject: str, description: str, kind: str = "ARTIFACT_STATE"):
         super().__init__(f"{subject}: {description}")
         self.subject = subject
         self.description = description
+        self.kind = kind
 
 
 class RuntimeUnavailable(Exception):
@@ -99,13 +106,15 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, AlreadyExists):
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+    if isinstance(exc, Unavailable):
+        return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, (QuotaExceeded, LimitExceeded)):
         return _quota_failure(exc)
     if isinstance(exc, StaleRevision):
         return rich_status(grpc.StatusCode.ABORTED, str(exc))
     if isinstance(exc, FailedPrecondition):
         violation = error_details_pb2.PreconditionFailure.Violation(
-            type="ARTIFACT_STATE", subject=exc.subject, description=exc.description
+            type=exc.kind, subject=exc.subject, description=exc.description
         )
         return rich_status(
             grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])

@@ -12,8 +12,9 @@ from services.control.artifacts import models as artifact_models
 from services.control.executions import models as execution_models
 from services.control.quotas import models as quota_models
 from services.control.runs import models as run_models
+from services.control.sessions import models as session_models
 
 metadata = SQLModel.metadata
 
 # The modules whose import registers the tables in `metadata`.
-MODEL_MODULES = (quota_models, execution_models, artifact_models, run_models)
+MODEL_MODULES = (quota_models, execution_models, artifact_models, run_models, session_models)

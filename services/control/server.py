@@ -28,12 +28,15 @@ from services.control.executions.reconcile import Reconciler
 from services.control.executions.retention import RetentionSweeper
 from services.control.executions.service import ExecutionService
 from services.control.executions.servicer import ControlServicer
-from services.control.executions.store import ExecutionStore
+from services.control.executions.store import ExecutionStore, now_ms
 from services.control.metrics import ControlMetrics
 from services.control.relay import Relay
 from services.control.runs.service import RunService
 from services.control.runs.servicer import ArtifactsAndRunsServicer
 from services.control.sandbox_runtimes import RuntimePolicy
+from services.control.sessions.service import SessionService
+from services.control.sessions.servicer import SessionMethods
+from services.control.sessions.store import SessionStore
 from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
@@ -76,6 +79,14 @@ class RunningServer:
         self.executions.relay.pool.close()
         self.database.dispose()
         self.metrics.stop()
+
+
+class ControlService(SessionMethods, ControlServicer):
+    """sandbox.control.v1.Control: executions and sessions."""
+
+    def __init__(self, executions: ExecutionService, sessions: SessionService):
+        super().__init__(executions)
+        self.sessions = sessions
 
 
 def secrets_of(settings: ControlSettings) -> tuple[bytes | None, dict[str, bytes] | None]:
@@ -167,7 +178,8 @@ def start(settings: ControlSettings) -> RunningServer:
         # The spawners' own bound: control never takes in a message a spawner would refuse for its size.
         max_request_bytes=max_message_bytes(settings.limits),
     )
-    control_pb2_grpc.add_ControlServicer_to_server(ControlServicer(executions), server)
+    sessions = SessionService(SessionStore(database, now_ms), executions, max_open=settings.max_in_flight)
+    control_pb2_grpc.add_ControlServicer_to_server(ControlService(executions, sessions), server)
     artifacts = ArtifactService(database, settings.artifact_limits(), quota_for=settings.quota_for)
     runs = RunService(executions, database, settings.prestage_limits())
     artifacts_name = add_artifacts(server, ArtifactsAndRunsServicer(artifacts, runs))

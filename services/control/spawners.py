@@ -130,6 +130,9 @@ class SpawnerPool:
             finally:
                 self._refreshing.release()
 
+    def by_address(self, address: str) -> Spawner | None:
+        return self._spawners.get(address)
+
     def cancel(self, address: str, execution_key: str, tenant: str) -> bool:
         spawner = self._spawners.get(address)
         if spawner is None:

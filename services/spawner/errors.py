@@ -44,6 +44,35 @@ class ShuttingDown(Exception):
         super().__init__("the spawner is shutting down and accepts no new executions")
 
 
+class SessionNotFound(Exception):
+    def __init__(self) -> None:
+        super().__init__("session_key: no such session is open here")
+
+
+class SessionExists(Exception):
+    def __init__(self) -> None:
+        super().__init__("session_key: a session with this key is already open here")
+
+
+class SessionsUnavailable(Exception):
+    pass
+
+
+class SessionNotStarted(Exception):
+    def __init__(self) -> None:
+        super().__init__("the session's interpreter did not start")
+
+
+class SessionBusy(Exception):
+    def __init__(self) -> None:
+        super().__init__("session: a call is already running in this session; one call at a time")
+
+
+class SessionEnded(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"session: it has ended ({reason})")
+
+
 def to_status(exc: Exception) -> status_pb2.Status | None:
     """Maps a domain error to a rich gRPC status, or None for a bug."""
     if isinstance(exc, InvalidArgument):
@@ -54,6 +83,14 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
     if isinstance(exc, (NetworkUnavailable, RuntimeUnavailable)):
         return rich_status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, (SessionNotFound, SessionEnded)):
+        return rich_status(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, SessionExists):
+        return rich_status(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+    if isinstance(exc, (SessionBusy, SessionsUnavailable)):
+        return rich_status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, SessionNotStarted):
+        return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, (ShuttingDown, EngineUnavailable, EgressUnavailable)):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     return None

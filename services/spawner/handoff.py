@@ -44,6 +44,10 @@ FRAME_HEADER = struct.Struct("!BI")
 EXIT_PAYLOAD = struct.Struct("!i")
 KIND_STDOUT, KIND_STDERR, KIND_EXIT = 1, 2, 3
 _STREAMS = {KIND_STDOUT: STDOUT, KIND_STDERR: STDERR}
+# A session's cell (images/runtime/cellrelay.py): display part, error, last
+# value part, then the end frame.
+KIND_DISPLAY, KIND_ERROR, KIND_CELL_END, KIND_RESULT = 4, 5, 6, 7
+CELL_KINDS = (KIND_STDOUT, KIND_STDERR, KIND_DISPLAY, KIND_ERROR, KIND_RESULT)
 # The runner sends at most 64 KiB a frame; anything past this is a violation.
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
@@ -146,7 +150,7 @@ class RunnerConnection:
 
     def __init__(self, sock: socket.socket):
         self._socket = sock
-        self._program: RunnerProgram | None = None
+        self._program: RunnerProgram | RunnerCell | None = None
         self._usable = True
 
     def start(self, argv: list[str], environment: dict[str, str], workdir: str, stdin: str | None) -> RunnerProgram:
@@ -173,6 +177,24 @@ class RunnerConnection:
             self._usable = False
             raise HandoffError(f"cannot hand the program to the runner: {exc.strerror or exc}") from exc
         return program
+
+    def start_cell(self, code: str, timeout_ms: int) -> RunnerCell:
+        """Hands the runner a session's cell (docs/sessions.md); the same
+        rules as start()."""
+        if self._program is not None and not self._program.finished:
+            raise HandoffError("a program is still running on this connection")
+        if not self._usable or self._has_unrequested_data():
+            self._usable = False
+            raise HandoffError("the connection to the runner has ended")
+        cell = RunnerCell(self._socket, self._program_ended)
+        self._program = cell
+        payload = marshal.dumps({"kind": "cell", "code": code, "timeout_ms": timeout_ms}, MARSHAL_VERSION)
+        try:
+            self._socket.sendall(REQUEST_HEADER.pack(len(payload)) + payload)
+        except OSError as exc:
+            self._usable = False
+            raise HandoffError(f"cannot hand the cell to the runner: {exc.strerror or exc}") from exc
+        return cell
 
     def _has_unrequested_data(self) -> bool:
         try:
@@ -282,3 +304,54 @@ def _frame_violation(kind: int, length: int) -> str | None:
     if kind == KIND_EXIT and length != EXIT_PAYLOAD.size:
         return f"exit frame of {length} bytes, not {EXIT_PAYLOAD.size}"
     return None
+
+
+class RunnerCell:
+    """One cell run by the runner's kernel driver: its frames (kind,
+    payload) until the cell's end frame, each within the same bounds."""
+
+    def __init__(self, sock: socket.socket, on_end: Callable[[bool], None]):
+        self._socket = sock
+        self._on_end = on_end
+        self.finished = False
+        self.violation: str | None = None
+        self.end: bytes | None = None  # the end frame's JSON payload
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        """Yields (kind, payload) of kinds CELL_KINDS; ends at the end frame
+        (kept in `end`), at the end of the connection, or at a violation."""
+        completed = False
+        try:
+            while True:
+                header = _read_exactly(self._socket, FRAME_HEADER.size)
+                if header is None:
+                    return
+                kind, length = FRAME_HEADER.unpack(header)
+                if (kind not in CELL_KINDS and kind != KIND_CELL_END) or length > MAX_PAYLOAD_BYTES:
+                    self.violation = f"cell frame of kind {kind} and {length} bytes"
+                    return
+                payload = _read_exactly(self._socket, length)
+                if payload is None:
+                    return
+                if kind == KIND_CELL_END:
+                    self.end, completed = payload, True
+                    return
+                yield kind, payload
+        finally:
+            self.finished = True
+            self._on_end(completed)
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        try:
+            count = sock.recv_into(view[received:])
+        except OSError:
+            count = 0
+        if count == 0:
+            return None
+        received += count
+    return bytes(buffer)

@@ -14,6 +14,20 @@ class InFlight:
         self._lock = threading.Lock()
         self._executions: dict[str, Execution] = {}
         self._closed = False
+        self._held = 0  # slots held by open sessions (docs/sessions.md)
+
+    def hold(self) -> None:
+        """Holds one slot for a session, or refuses at once."""
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown()
+            if len(self._executions) + self._held >= self.capacity:
+                raise CapacityExhausted(self.capacity)
+            self._held += 1
+
+    def unhold(self) -> None:
+        with self._lock:
+            self._held = max(0, self._held - 1)
 
     def admit(self, execution: Execution) -> None:
         """Admits at once or refuses at once: there is no queue to grow."""
@@ -23,7 +37,7 @@ class InFlight:
                 raise ShuttingDown()
             if execution_id in self._executions:
                 raise DuplicateExecution(execution_id)
-            if len(self._executions) >= self.capacity:
+            if len(self._executions) + self._held >= self.capacity:
                 raise CapacityExhausted(self.capacity)
             self._executions[execution_id] = execution
 
@@ -48,4 +62,4 @@ class InFlight:
     @property
     def free_slots(self) -> int:
         with self._lock:
-            return max(0, self.capacity - len(self._executions))
+            return max(0, self.capacity - len(self._executions) - self._held)

@@ -36,3 +36,18 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
     @grpc_errors
     def ListExecutions(self, request, context):
         return self.spawner.executions()
+
+    @grpc_errors
+    def CreateSession(self, request, context):
+        return self.spawner.sessions.create(request)
+
+    @grpc_errors
+    def RunCell(self, request, context):
+        events = self.spawner.sessions.run(request)
+        # The call runs to its end whoever listens (docs/sessions.md).
+        context.add_callback(events.abandon)
+        yield from events
+
+    @grpc_errors
+    def CloseSession(self, request, context):
+        return pb.CloseSessionResponse(closed=self.spawner.sessions.close(request))

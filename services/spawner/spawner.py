@@ -30,6 +30,7 @@ from services.spawner.netpool import NetworkPool, NetworkPoolError, reap_network
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.provision import PoolKey, Provisioner, Sandbox
 from services.spawner.reaper import reap
+from services.spawner.sessions.manager import SessionManager
 from services.spawner.startup_checks import ConfigurationError, check_workspaces, checked_ca_cert
 from services.spawner.validation import validate_execute
 from services.spawner.warmpool import WarmPool
@@ -96,6 +97,14 @@ class Spawner:
         )
         self.metrics.watch_pool(self.pool)
         self.engine = EngineWatch(api, on_back=self._engine_back)
+        self.sessions = SessionManager(
+            settings,
+            self.provisioner,
+            self.inflight,
+            take_warm=self._take_warm,
+            on_cleanup_failure=self._cleanup_failed,
+        )
+        self.sessions.start()
 
     def _network_access(
         self, settings: SpawnerSettings, api: docker.APIClient, warm_with_network: int
@@ -149,7 +158,12 @@ class Spawner:
     def reap(self, min_age_seconds: float = 0.0) -> None:
         """Removes what no execution in flight owns; never raises for one
         item (each failure is logged and counted)."""
-        owned = {e.token for e in self.inflight.all()} | self.pool.tokens() | self.provisioner.removing()
+        owned = (
+            {e.token for e in self.inflight.all()}
+            | self.pool.tokens()
+            | self.provisioner.removing()
+            | self.sessions.tokens()
+        )
         reap(
             self.api,
             self.settings.name,
@@ -296,6 +310,7 @@ class Spawner:
             worker.join(max(0.0, deadline - _now()))
         for execution in self.inflight.all():
             execution.cancel(message="the spawner is shutting down")
+        self.sessions.shutdown()
         for worker in workers:
             worker.join(CLEANUP_WAIT_SECONDS)
         if self.network is not None:

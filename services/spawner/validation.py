@@ -55,7 +55,7 @@ def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSetti
     tenant = check_id("tenant", request.tenant)
     program = check_program(request, caps)
     sandbox_runtime = check_sandbox_runtime(request.runtime) or settings.default_runtime
-    timeout_ms, memory_bytes, cpus = _check_limits(request.limits, settings)
+    timeout_ms, memory_bytes, cpus = check_limits(request.limits, settings)
     prior_outputs = check_files("prior_outputs", request.prior_outputs, caps, required=False)
     return ExecutionSpec(
         execution_id=execution_id,
@@ -78,7 +78,7 @@ def validate_execute(request: spawner_pb2.ExecuteRequest, settings: SpawnerSetti
     )
 
 
-def _check_limits(limits: execution_pb2.Limits, settings: SpawnerSettings) -> tuple[int, int, float]:
+def check_limits(limits: execution_pb2.Limits, settings: SpawnerSettings) -> tuple[int, int, float]:
     # An unset Limits message reads as all zeros, i.e. all defaults.
     timeout_ms = check_timeout_ms(
         limits.timeout_ms, default=settings.default_timeout_ms, maximum=settings.max_timeout_ms

@@ -1,4 +1,4 @@
-"""A throw-away runtime image carrying the worktree's runner.py (and prestart.py), for tests
+"""A throw-away runtime image carrying the worktree's runner.py (prestart.py, cellrelay.py, cells.py), for tests
 and benchmarks of the runner hand-off; the shared image stays as built."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import docker
 
 RUNTIME_IMAGE = "sandbox-mesh/runtime:local"
 RUNTIME_FOLDER = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime"
-RUNNER_FILES = ("runner.py", "prestart.py")
+RUNNER_FILES = ("runner.py", "prestart.py", "cellrelay.py", "cells.py")
 ROLE = "handoff-test"
 DOCKERFILE = f"""FROM {RUNTIME_IMAGE}
-COPY runner.py prestart.py /opt/sandbox/
+COPY runner.py prestart.py cellrelay.py cells.py /opt/sandbox/
 LABEL sandbox-mesh.role={ROLE}
 """
 

@@ -19,6 +19,7 @@ from services.control.executions.models import ExecutionRow, StoredFile
 def execution(row: ExecutionRow, files: list[StoredFile] | None = None, *, detail: bool = True) -> pb.Execution:
     message = pb.Execution(
         execution_id=row.execution_id,
+        group_id=row.group_id,
         session_id=row.session_id,
         language=as_language(row.language),
         status=states.to_proto(row.status),

@@ -1,4 +1,4 @@
-"""Tables of executions (revisions 0001, 0002, 0103 to 0106) and the values the
+"""Tables of executions (revisions 0001, 0002, 0103 to 0107) and the values the
 execution store takes and returns. The tenants' quota row is
 services/control/quotas/models.py.
 
@@ -24,6 +24,8 @@ class ExecutionRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant", "execution_id", name="uq_executions_tenant_execution_id"),
         Index("ix_executions_tenant_created", "tenant", "created_at_ms", "key"),
+        Index("ix_executions_tenant_group", "tenant", "group_id"),
+        # Added by revision 0107: the calls of a session.
         Index("ix_executions_tenant_session", "tenant", "session_id"),
         Index("ix_executions_status_heartbeat", "status", "heartbeat_at_ms"),
         # Added by revision 0103: the counts of admission and of the fair
@@ -36,7 +38,7 @@ class ExecutionRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     tenant: str = Field(max_length=64)
     execution_id: str = Field(max_length=64)  # the caller's id, unique per tenant
-    session_id: str = Field(default="", max_length=64)
+    group_id: str = Field(default="", max_length=64)  # the caller's label (revision 0107 renamed it)
     language: int
     status: str = Field(max_length=16)
     error_code: str = Field(default="", max_length=32)
@@ -72,6 +74,9 @@ class ExecutionRow(SQLModel, table=True):
     # process's incarnation (ownership.py); "" before the revision.
     replica: str = Field(default="", max_length=64)
     incarnation: str = Field(default="", max_length=32)
+
+    # Added by revision 0107: the session this execution is a call of ("" none).
+    session_id: str = Field(default="", max_length=64)
 
 
 class ReplicaLeaseRow(SQLModel, table=True):

@@ -55,11 +55,12 @@ class Admission:
     """An ExecuteRequest that passed control's own checks."""
 
     execution_id: str
-    session_id: str
+    group_id: str
     language: int
     timeout_ms: int
     variant: str = ""
     runtime: str = ""  # as asked ("" for the default); admit() decides
+    session_id: str = ""  # the session it is a call of (services/control/sessions/)
 
 
 def new_execution_key() -> str:
@@ -120,14 +121,14 @@ class ExecutionService:
         outside them is refused by the spawner (recorded INPUT_REJECTED)."""
         execution_id = request.execution_id or f"ex-{secrets.token_hex(GENERATED_ID_BYTES)}"
         check_id("execution_id", execution_id)
-        if request.session_id:
-            check_id("session_id", request.session_id)
+        if request.group_id:
+            check_id("group_id", request.group_id)
         program = check_program(request, self.limits.requests)
         timeout_ms = check_timeout_ms(
             request.limits.timeout_ms, default=self.limits.default_timeout_ms, maximum=self.limits.max_timeout_ms
         )
         runtime = check_sandbox_runtime(request.runtime)
-        return Admission(execution_id, request.session_id, request.language, timeout_ms, program.variant, runtime)
+        return Admission(execution_id, request.group_id, request.language, timeout_ms, program.variant, runtime)
 
     def admit(self, session: Session, tenant: str, admission: Admission) -> ExecutionRow:
         """Reserves the execution inside the caller's write transaction
@@ -139,11 +140,12 @@ class ExecutionService:
                 key=new_execution_key(),
                 tenant=tenant,
                 execution_id=admission.execution_id,
-                session_id=admission.session_id,
+                group_id=admission.group_id,
                 language=admission.language,
                 timeout_ms=admission.timeout_ms,
                 variant=admission.variant,
                 runtime=runtime,
+                session_id=admission.session_id,
             )
         except Exception as exc:
             self.metrics.refused(exc)
@@ -211,11 +213,11 @@ class ExecutionService:
         row = self.store.get(tenant, execution_id)
         return self._cancel_rows([row], "cancelled by the caller")[0]
 
-    def cancel_session(self, tenant: str, session_id: str) -> list[str]:
-        if not ID_RE.match(session_id):
-            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
-        rows = self.store.live_in_session(tenant, session_id)
-        results = self._cancel_rows(rows, "the session was cancelled")
+    def cancel_group(self, tenant: str, group_id: str) -> list[str]:
+        if not ID_RE.match(group_id):
+            raise InvalidArgument("group_id", "must match [A-Za-z0-9_-]{1,64}")
+        rows = self.store.live_in_group(tenant, group_id)
+        results = self._cancel_rows(rows, "the group was cancelled")
         return [row.execution_id for cancelled, row in results if cancelled]
 
     def _cancel_rows(self, rows: list[ExecutionRow], reason: str) -> list[tuple[bool, ExecutionRow]]:
@@ -255,14 +257,17 @@ class ExecutionService:
         return messages.execution(row, self.store.files(row.key))
 
     def list(self, tenant: str, request: pb.ListExecutionsRequest) -> pb.ListExecutionsResponse:
-        if request.session_id and not ID_RE.match(request.session_id):
-            raise InvalidArgument("session_id", "must match [A-Za-z0-9_-]{1,64}")
+        for field in ("group_id", "session_id"):
+            if getattr(request, field) and not ID_RE.match(getattr(request, field)):
+                raise InvalidArgument(field, "must match [A-Za-z0-9_-]{1,64}")
         try:
             statuses = [states.from_proto(s) for s in request.statuses]
         except ValueError as exc:
             raise InvalidArgument("statuses", str(exc)) from None
         page = PageRequest.parse(request.page_size, request.page_token, max_size=MAX_PAGE_SIZE)
-        rows, token = self.store.list(tenant, statuses=statuses, session_id=request.session_id, page=page)
+        rows, token = self.store.list(
+            tenant, statuses=statuses, group_id=request.group_id, session_id=request.session_id, page=page
+        )
         return pb.ListExecutionsResponse(
             executions=[messages.execution(row, detail=False) for row in rows], next_page_token=token
         )

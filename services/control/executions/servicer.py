@@ -37,9 +37,9 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         )
 
     @grpc_errors
-    def CancelSession(self, request, context):
-        ids = self.executions.cancel_session(tenant_of(context), request.session_id)
-        return pb.CancelSessionResponse(cancelled_execution_ids=ids)
+    def CancelGroup(self, request, context):
+        ids = self.executions.cancel_group(tenant_of(context), request.group_id)
+        return pb.CancelGroupResponse(cancelled_execution_ids=ids)
 
     @grpc_errors
     def GetOutputFile(self, request, context):

@@ -77,11 +77,12 @@ class ExecutionStore:
         key: str,
         tenant: str,
         execution_id: str,
-        session_id: str,
+        group_id: str,
         language: int,
         timeout_ms: int,
         variant: str = "",
         runtime: str = "",
+        session_id: str = "",
     ) -> ExecutionRow:
         """Admits one execution in a transaction of its own (see reserve_in)."""
         with self.db.write() as session:
@@ -90,11 +91,12 @@ class ExecutionStore:
                 key=key,
                 tenant=tenant,
                 execution_id=execution_id,
-                session_id=session_id,
+                group_id=group_id,
                 language=language,
                 timeout_ms=timeout_ms,
                 variant=variant,
                 runtime=runtime,
+                session_id=session_id,
             )
 
     def reserve_in(
@@ -104,11 +106,12 @@ class ExecutionStore:
         key: str,
         tenant: str,
         execution_id: str,
-        session_id: str,
+        group_id: str,
         language: int,
         timeout_ms: int,
         variant: str = "",
         runtime: str = "",
+        session_id: str = "",
     ) -> ExecutionRow:
         """Admits one execution inside the caller's write transaction
         (Database.write): quota checks, debits and insert. Raises
@@ -138,6 +141,7 @@ class ExecutionStore:
             key=key,
             tenant=tenant,
             execution_id=execution_id,
+            group_id=group_id,
             session_id=session_id,
             language=language,
             variant=variant,
@@ -375,13 +379,13 @@ class ExecutionStore:
         with self.db.read() as session:
             return set(session.exec(select(OutputFileRow.sha256).where(col(OutputFileRow.sha256).in_(list(digests)))))
 
-    def live_in_session(self, tenant: str, session_id: str) -> list[ExecutionRow]:
+    def live_in_group(self, tenant: str, group_id: str) -> list[ExecutionRow]:
         with self.db.read() as session:
             return list(
                 session.exec(
                     select(ExecutionRow).where(
                         ExecutionRow.tenant == tenant,
-                        ExecutionRow.session_id == session_id,
+                        ExecutionRow.group_id == group_id,
                         col(ExecutionRow.status).in_(states.NONTERMINAL),
                     )
                 )
@@ -392,6 +396,7 @@ class ExecutionStore:
         tenant: str,
         *,
         statuses: Sequence[str] = (),
+        group_id: str = "",
         session_id: str = "",
         page: PageRequest = FIRST_PAGE,
     ) -> tuple[list[ExecutionRow], str]:
@@ -399,6 +404,8 @@ class ExecutionStore:
         query = select(ExecutionRow).where(ExecutionRow.tenant == tenant)
         if statuses:
             query = query.where(col(ExecutionRow.status).in_(list(statuses)))
+        if group_id:
+            query = query.where(ExecutionRow.group_id == group_id)
         if session_id:
             query = query.where(ExecutionRow.session_id == session_id)
         query = newest_first(query, col(ExecutionRow.created_at_ms), col(ExecutionRow.key), page)

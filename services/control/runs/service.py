@@ -89,7 +89,7 @@ class RunService:
         run_id = new_run_id()
         execute = pb.ExecuteRequest(
             execution_id=run_id,
-            session_id=request.session_id,
+            group_id=request.group_id,
             language=as_language(artifact.language),
             files=[common.File(path=f.path, content=f.content) for f in files],
             entry=path,

@@ -69,12 +69,12 @@ def test_runs_typed_with_output_files_and_listing(client):
 
 
 def test_async_reads(control_server, client):
-    done = client.run({"main.py": "print('async')"}, session_id="async-s")
+    done = client.run({"main.py": "print('async')"}, group_id="async-s")
 
     async def reads():
         async with AsyncClient(f"127.0.0.1:{control_server.port}", "tenant-a", TENANT_KEYS["tenant-a"]) as aio:
             execution = await aio.get_execution(done.execution_id)
-            listed = await aio.list_executions(session_id="async-s", limit=5)
+            listed = await aio.list_executions(group_id="async-s", limit=5)
             logs = await aio.logs(done.execution_id)
             quota = await aio.quota()
             cancelled, _ = await aio.cancel(done.execution_id)

@@ -54,7 +54,7 @@ def _wait_for(predicate, timeout=15.0):
 
 def test_execute_streams_and_records(tenant_a):
     code = "import sys\nprint('hello', flush=True)\nprint('warn', file=sys.stderr)\nsum(range(10**6))\n"
-    stream = run(tenant_a, request({"main.py": code}, session_id="s-rec"))
+    stream = run(tenant_a, request({"main.py": code}, group_id="s-rec"))
     kinds = stream.kinds()
     assert kinds[0] == "accepted" and kinds[-1] == "finished"
     execution_id = stream.events[0].accepted.execution_id
@@ -62,7 +62,7 @@ def test_execute_streams_and_records(tenant_a):
     assert stream.stdout == b"hello\n"
     done = stream.finished
     assert (done.status, done.error_code, done.exit_code) == (S.EXECUTION_STATUS_COMPLETED, 0, 0)
-    assert done.execution_id == execution_id and done.session_id == "s-rec"
+    assert done.execution_id == execution_id and done.group_id == "s-rec"
     assert done.stdout_preview == b"hello\n" and done.stderr_preview == b"warn\n"
     assert done.usage.wall_ms > 0 and done.usage.stdout_bytes == 6
     assert 0 < done.created_at_ms <= done.started_at_ms <= done.finished_at_ms
@@ -129,9 +129,9 @@ def test_duplicate_execution_id(tenant_a):
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-def _start_sleeper(stub, execution_id, session_id=""):
+def _start_sleeper(stub, execution_id, group_id=""):
     code = "import time\nprint('started', flush=True)\ntime.sleep(30)\n"
-    call = stub.Execute(request({"main.py": code}, execution_id=execution_id, session_id=session_id), timeout=60)
+    call = stub.Execute(request({"main.py": code}, execution_id=execution_id, group_id=group_id), timeout=60)
     events = []
     for event in call:
         events.append(event)
@@ -167,14 +167,14 @@ def test_cancel_execution(tenant_a, tenant_b):
     assert not again.cancelled and again.execution.status == S.EXECUTION_STATUS_CANCELLED
 
 
-def test_cancel_session(tenant_a):
-    calls = [_start_sleeper(tenant_a, f"sess-{i}", session_id="sess")[0] for i in range(2)]
-    run(tenant_a, request({"main.py": "print(1)"}, execution_id="sess-done", session_id="sess"))
-    response = tenant_a.CancelSession(pb.CancelSessionRequest(session_id="sess"))
+def test_cancel_group(tenant_a):
+    calls = [_start_sleeper(tenant_a, f"sess-{i}", group_id="sess")[0] for i in range(2)]
+    run(tenant_a, request({"main.py": "print(1)"}, execution_id="sess-done", group_id="sess"))
+    response = tenant_a.CancelGroup(pb.CancelGroupRequest(group_id="sess"))
     assert sorted(response.cancelled_execution_ids) == ["sess-0", "sess-1"]
     for call in calls:
         assert list(call)[-1].finished.status == S.EXECUTION_STATUS_CANCELLED
-    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(session_id="sess"))
+    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(group_id="sess"))
     assert {e.execution_id: e.status for e in listed.executions} == {
         "sess-0": S.EXECUTION_STATUS_CANCELLED,
         "sess-1": S.EXECUTION_STATUS_CANCELLED,
@@ -191,7 +191,7 @@ def test_a_caller_that_goes_away_cancels_its_execution(tenant_a):
 
 
 def test_tenants_are_isolated(control_server, tenant_a, tenant_b):
-    run(tenant_a, request({"main.py": "print(1)"}, execution_id="mine", session_id="iso"))
+    run(tenant_a, request({"main.py": "print(1)"}, execution_id="mine", group_id="iso"))
     for call in (
         lambda: tenant_b.GetExecution(pb.GetExecutionRequest(execution_id="mine")),
         lambda: tenant_b.CancelExecution(pb.CancelExecutionRequest(execution_id="mine")),
@@ -207,7 +207,7 @@ def test_tenants_are_isolated(control_server, tenant_a, tenant_b):
     assert "mine" not in [
         e.execution_id for e in tenant_b.ListExecutions(pb.ListExecutionsRequest(page_size=500)).executions
     ]
-    assert tenant_b.CancelSession(pb.CancelSessionRequest(session_id="iso")).cancelled_execution_ids == []
+    assert tenant_b.CancelGroup(pb.CancelGroupRequest(group_id="iso")).cancelled_execution_ids == []
     # b may use the same id: ids are per tenant.
     run(tenant_b, request({"main.py": "print(2)"}, execution_id="mine"))
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id="mine")).stdout_preview == b"1\n"
@@ -231,17 +231,17 @@ def test_tenants_are_isolated(control_server, tenant_a, tenant_b):
 
 def test_list_executions_pages(tenant_a):
     for i in range(3):
-        run(tenant_a, request({"main.py": "print(1)"}, execution_id=f"page-{i}", session_id="paging"))
+        run(tenant_a, request({"main.py": "print(1)"}, execution_id=f"page-{i}", group_id="paging"))
     seen, token = [], ""
     while True:
-        page = tenant_a.ListExecutions(pb.ListExecutionsRequest(session_id="paging", page_size=2, page_token=token))
+        page = tenant_a.ListExecutions(pb.ListExecutionsRequest(group_id="paging", page_size=2, page_token=token))
         seen += [e.execution_id for e in page.executions]
         token = page.next_page_token
         if not token:
             break
     assert seen == ["page-2", "page-1", "page-0"]
     completed = tenant_a.ListExecutions(
-        pb.ListExecutionsRequest(session_id="paging", statuses=[S.EXECUTION_STATUS_FAILED])
+        pb.ListExecutionsRequest(group_id="paging", statuses=[S.EXECUTION_STATUS_FAILED])
     )
     assert list(completed.executions) == []
     error = _error(lambda: tenant_a.ListExecutions(pb.ListExecutionsRequest(page_token="nope")))
@@ -275,7 +275,7 @@ def test_cap_holds_under_50_concurrent_executes(control_server, tenant_a):
     def one(i):
         barrier.wait()
         try:
-            return run(tenant_a, request({"main.py": code}, session_id="fifty", execution_id=f"fifty-{i}")).finished
+            return run(tenant_a, request({"main.py": code}, group_id="fifty", execution_id=f"fifty-{i}")).finished
         except grpc.RpcError as error:
             return error
 
@@ -296,7 +296,7 @@ def test_cap_holds_under_50_concurrent_executes(control_server, tenant_a):
         assert failure.violations[0].subject == "tenant:tenant-a/executions_in_flight"
     assert max(observed) <= 4
     # No instant at which more than 4 recorded executions were in flight.
-    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(session_id="fifty", page_size=100)).executions
+    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(group_id="fifty", page_size=100)).executions
     assert len(listed) == len(finished)
     edges = sorted([(e.created_at_ms, 1) for e in listed] + [(e.finished_at_ms, -1) for e in listed])
     level = peak = 0
@@ -313,7 +313,7 @@ def test_watchdog_fails_silent_executions_and_frees_the_slot(control_server, ten
         key=secrets.token_hex(16),
         tenant="tenant-a",
         execution_id="silent",
-        session_id="",
+        group_id="",
         language=S.LANGUAGE_PYTHON,
         timeout_ms=1000,
     )
@@ -345,7 +345,7 @@ def test_output_files_are_stored_all_or_nothing(control_server, tenant_a, tenant
             key=secrets.token_hex(16),
             tenant="tenant-a",
             execution_id=execution_id,
-            session_id="",
+            group_id="",
             language=S.LANGUAGE_PYTHON,
             timeout_ms=1000,
         )

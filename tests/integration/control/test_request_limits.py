@@ -176,7 +176,7 @@ OVER_ONE_LIMIT = [
     ),
     ("package-name", _over(packages=[common.Package(name="--index-url=http://attacker")]), "packages[0].name"),
     ("timeout", _over(limits=common.Limits(timeout_ms=60_001)), "limits.timeout_ms"),
-    ("session-id", _over(session_id="not an id"), "session_id"),
+    ("group-id", _over(group_id="not an id"), "group_id"),
     ("language", _over(language=common.LANGUAGE_UNSPECIFIED), "language"),
 ]
 

@@ -42,7 +42,7 @@ class World:
             key=secrets.token_hex(16),
             tenant=tenant,
             execution_id=execution_id,
-            session_id="",
+            group_id="",
             language=common.LANGUAGE_PYTHON,
             timeout_ms=1000,
         )
@@ -89,7 +89,7 @@ def test_expired_executions_go_with_their_files_runs_and_blobs(world, database):
         key=secrets.token_hex(16),
         tenant="t1",
         execution_id="live",
-        session_id="",
+        group_id="",
         language=common.LANGUAGE_PYTHON,
         timeout_ms=1000,
     )
@@ -176,7 +176,7 @@ def test_only_finished_executions_expire(world):
         key=secrets.token_hex(16),
         tenant="t1",
         execution_id="failed",
-        session_id="",
+        group_id="",
         language=common.LANGUAGE_PYTHON,
         timeout_ms=1000,
     )

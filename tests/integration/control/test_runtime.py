@@ -45,15 +45,15 @@ def test_the_host_is_not_gvisor():
 
 
 def test_the_runtime_reaches_the_spawner_and_is_recorded(tenant_a):
-    on_gvisor = run(tenant_a, request(KERNEL, session_id="s-runtime", runtime="gvisor"))
+    on_gvisor = run(tenant_a, request(KERNEL, group_id="s-runtime", runtime="gvisor"))
     assert kernel_of(on_gvisor) == GVISOR_RELEASE
     assert on_gvisor.finished.runtime == "gvisor"
-    on_runc = run(tenant_a, request(KERNEL, session_id="s-runtime", runtime="runc"))
+    on_runc = run(tenant_a, request(KERNEL, group_id="s-runtime", runtime="runc"))
     assert kernel_of(on_runc) == platform.release()
-    default = run(tenant_a, request(KERNEL, session_id="s-runtime"))
+    default = run(tenant_a, request(KERNEL, group_id="s-runtime"))
     assert kernel_of(default) == platform.release()
     assert default.finished.runtime == "runc"  # the spawner's default, named
-    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(session_id="s-runtime")).executions
+    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(group_id="s-runtime")).executions
     assert sorted(e.runtime for e in listed) == ["gvisor", "runc", "runc"]
 
 

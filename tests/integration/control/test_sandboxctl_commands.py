@@ -1,5 +1,5 @@
 """sandboxctl's newer commands against a real control and spawner: run
---step, executions logs, sessions cancel, outputs get (and its refusal to
+--step, executions logs, groups cancel, outputs get (and its refusal to
 write outside --out), sign (its headers used by grpcurl for real)."""
 
 from __future__ import annotations
@@ -97,27 +97,27 @@ def cli_process(control_server, *args: str) -> subprocess.Popen:
     )
 
 
-def test_sessions_cancel_cancels_every_running_execution_of_the_session(control_server, connection, client, tmp_path):
+def test_groups_cancel_cancels_every_running_execution_of_the_group(control_server, connection, client, tmp_path):
     program = tmp_path / "wait.py"
     program.write_text("import time; print('up', flush=True); time.sleep(60)")
     # Real processes: CliRunner swaps sys.stdout and cannot run in threads.
-    runs = [cli_process(control_server, "run", str(program), "--session", "s1") for _ in range(2)]
+    runs = [cli_process(control_server, "run", str(program), "--group", "s1") for _ in range(2)]
     deadline = time.monotonic() + 60
-    while len(list(client.executions(statuses=["RUNNING"], session_id="s1"))) < 2:
-        assert time.monotonic() < deadline, "the session's executions never ran"
+    while len(list(client.executions(statuses=["RUNNING"], group_id="s1"))) < 2:
+        assert time.monotonic() < deadline, "the group's executions never ran"
         time.sleep(0.2)
-    cancelled = sandboxctl(*connection, "sessions", "cancel", "s1", "--json")
+    cancelled = sandboxctl(*connection, "groups", "cancel", "s1", "--json")
     assert cancelled.exit_code == 0
     record = json.loads(cancelled.stdout)
-    assert record["session_id"] == "s1" and len(record["cancelled_execution_ids"]) == 2
+    assert record["group_id"] == "s1" and len(record["cancelled_execution_ids"]) == 2
     for process in runs:
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130 and b"CANCELLED" in stderr
-    again = sandboxctl(*connection, "sessions", "cancel", "s1")
-    assert again.exit_code == 0 and again.stdout.startswith("cancelled 0 execution(s) of session s1")
-    bad = sandboxctl(*connection, "sessions", "cancel", "no spaces allowed")
+    again = sandboxctl(*connection, "groups", "cancel", "s1")
+    assert again.exit_code == 0 and again.stdout.startswith("cancelled 0 execution(s) of group s1")
+    bad = sandboxctl(*connection, "groups", "cancel", "no spaces allowed")
     assert bad.exit_code == 125 and bad.stderr.startswith("sandboxctl: INVALID_ARGUMENT:")
-    assert "session_id" in bad.stderr
+    assert "group_id" in bad.stderr
 
 
 def test_outputs_get_writes_every_file_or_one(connection, tmp_path, monkeypatch):

@@ -35,12 +35,12 @@ def make_store(db, max_in_flight=4, daily_cpu_seconds=1000.0, clock=None, **quot
     return ExecutionStore(db, lambda tenant: limits, **({"clock": clock} if clock else {}))
 
 
-def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, session_id=""):
+def reserve(store: ExecutionStore, tenant="t1", execution_id=None, timeout_ms=1000, group_id=""):
     return store.reserve(
         key=secrets.token_hex(16),
         tenant=tenant,
         execution_id=execution_id or secrets.token_hex(4),
-        session_id=session_id,
+        group_id=group_id,
         language=common.LANGUAGE_PYTHON,
         timeout_ms=timeout_ms,
     )
@@ -226,7 +226,7 @@ def test_list_pages_and_filters(database):
     keys = []
     for i in range(7):
         now[0] += 1 if i != 3 else 0  # two rows share a timestamp
-        keys.append(reserve(store, execution_id=f"e{i}", session_id="s1" if i % 2 else "").key)
+        keys.append(reserve(store, execution_id=f"e{i}", group_id="s1" if i % 2 else "").key)
     reserve(store, tenant="other", execution_id="e0")
     store.finalize(keys[0], Verdict(CANCELLED, "CANCELLED"))
     seen, token = [], ""
@@ -236,11 +236,11 @@ def test_list_pages_and_filters(database):
         if not token:
             break
     assert sorted(seen) == [f"e{i}" for i in range(7)] and len(seen) == 7
-    rows, _ = store.list("t1", session_id="s1")
+    rows, _ = store.list("t1", group_id="s1")
     assert {r.execution_id for r in rows} == {"e1", "e3", "e5"}
     rows, _ = store.list("t1", statuses=[CANCELLED])
     assert [r.execution_id for r in rows] == ["e0"]
-    rows, _ = store.list("t1", statuses=[QUEUED], session_id="s1", page=PageRequest(100))
+    rows, _ = store.list("t1", statuses=[QUEUED], group_id="s1", page=PageRequest(100))
     assert len(rows) == 3
     with pytest.raises(InvalidArgument):
         PageRequest.parse(0, "garbage!", max_size=3)

@@ -30,7 +30,7 @@ def reserve(store: ExecutionStore, execution_id: str = "", timeout_ms: int = 100
         key=secrets.token_hex(16),
         tenant=tenant,
         execution_id=execution_id or secrets.token_hex(4),
-        session_id="",
+        group_id="",
         language=common.LANGUAGE_PYTHON,
         timeout_ms=timeout_ms,
     )

@@ -61,7 +61,7 @@ def victim(control_server, tenant_a) -> str:
     """The id of an execution of the victim's, which printed a secret."""
     execution_id = f"victim-{secrets.token_hex(4)}"
     secret = f"victim-secret-{execution_id}"
-    stream = run(tenant_a, request({"main.py": f"print({secret!r})"}, execution_id=execution_id, session_id="victim"))
+    stream = run(tenant_a, request({"main.py": f"print({secret!r})"}, execution_id=execution_id, group_id="victim"))
     assert stream.stdout == f"{secret}\n".encode()
     return execution_id
 

@@ -18,16 +18,16 @@ pytestmark = pytest.mark.integration
 
 def test_the_variant_reaches_the_spawner_and_is_recorded(tenant_a, datascience_image):
     code = "import numpy, pandas, scipy, matplotlib\nprint(numpy.arange(4).sum())"
-    stream = run(tenant_a, request({"main.py": code}, session_id="s-variant", variant="datascience", timeout_ms=30_000))
+    stream = run(tenant_a, request({"main.py": code}, group_id="s-variant", variant="datascience", timeout_ms=30_000))
     done = stream.finished
     # numpy imports only in the variant's image: the spawner got the variant.
     assert done.status == common.EXECUTION_STATUS_COMPLETED, done
     assert stream.stdout == b"6\n"
     assert done.variant == "datascience"
     assert tenant_a.GetExecution(pb.GetExecutionRequest(execution_id=done.execution_id)).variant == "datascience"
-    standard = run(tenant_a, request({"main.py": "print(1)"}, session_id="s-variant")).finished
+    standard = run(tenant_a, request({"main.py": "print(1)"}, group_id="s-variant")).finished
     assert standard.variant == ""
-    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(session_id="s-variant")).executions
+    listed = tenant_a.ListExecutions(pb.ListExecutionsRequest(group_id="s-variant")).executions
     assert {(e.execution_id, e.variant) for e in listed} == {
         (done.execution_id, "datascience"),
         (standard.execution_id, ""),

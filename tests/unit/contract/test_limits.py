@@ -126,7 +126,7 @@ def test_the_largest_valid_request_fits_the_message_limit(limits):
     # Control's request carries no prior outputs: it stays below the same bound.
     control_request = control_pb2.ExecuteRequest(
         execution_id=request.execution_id,
-        session_id="s" * 64,
+        group_id="s" * 64,
         language=request.language,
         files=request.files,
         steps=request.steps,

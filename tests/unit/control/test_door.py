@@ -24,8 +24,8 @@ def _request(**fields) -> pb.ExecuteRequest:
 
 
 def test_a_good_request_is_admitted_with_its_timeout():
-    admission = DOOR.check(_request(execution_id="ok-1", session_id="s", limits=common.Limits(timeout_ms=0)))
-    assert (admission.execution_id, admission.session_id, admission.timeout_ms) == ("ok-1", "s", 1000)
+    admission = DOOR.check(_request(execution_id="ok-1", group_id="s", limits=common.Limits(timeout_ms=0)))
+    assert (admission.execution_id, admission.group_id, admission.timeout_ms) == ("ok-1", "s", 1000)
     assert DOOR.check(_request()).execution_id.startswith("ex-")
 
 
@@ -33,7 +33,7 @@ def test_a_good_request_is_admitted_with_its_timeout():
     "fields, field",
     [
         (dict(execution_id="a b"), "execution_id"),
-        (dict(session_id="a/b"), "session_id"),
+        (dict(group_id="a/b"), "group_id"),
         (dict(language=common.LANGUAGE_UNSPECIFIED), "language"),
         (dict(files=[common.File(path="../x.py")], entry="../x.py"), "files[0].path"),
         (dict(files=[common.File(path="main.py", content=b"x" * 9)]), "files[0].content"),

@@ -47,7 +47,7 @@ def test_the_store_applies_exactly_the_forward_moves(store):
                 key=secrets.token_hex(16),
                 tenant="t",
                 execution_id=secrets.token_hex(4),
-                session_id="",
+                group_id="",
                 language=common.LANGUAGE_PYTHON,
                 timeout_ms=1000,
             )

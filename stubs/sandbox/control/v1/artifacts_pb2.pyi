@@ -17,7 +17,7 @@ class NoPriorRun(_message.Message):
     def __init__(self) -> None: ...
 
 class RunArtifactRequest(_message.Message):
-    __slots__ = ("artifact_id", "path", "steps", "latest", "run_id", "none", "limits", "env", "stdin", "args", "install", "session_id")
+    __slots__ = ("artifact_id", "path", "steps", "latest", "run_id", "none", "limits", "env", "stdin", "args", "install", "group_id")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,7 +36,7 @@ class RunArtifactRequest(_message.Message):
     STDIN_FIELD_NUMBER: _ClassVar[int]
     ARGS_FIELD_NUMBER: _ClassVar[int]
     INSTALL_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     artifact_id: str
     path: str
     steps: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Step]
@@ -48,8 +48,8 @@ class RunArtifactRequest(_message.Message):
     stdin: bytes
     args: _containers.RepeatedScalarFieldContainer[str]
     install: _control_pb2.InstallOptions
-    session_id: str
-    def __init__(self, artifact_id: _Optional[str] = ..., path: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., latest: _Optional[_Union[LatestCompletedRun, _Mapping]] = ..., run_id: _Optional[str] = ..., none: _Optional[_Union[NoPriorRun, _Mapping]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[_control_pb2.InstallOptions, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+    group_id: str
+    def __init__(self, artifact_id: _Optional[str] = ..., path: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., latest: _Optional[_Union[LatestCompletedRun, _Mapping]] = ..., run_id: _Optional[str] = ..., none: _Optional[_Union[NoPriorRun, _Mapping]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[_control_pb2.InstallOptions, _Mapping]] = ..., group_id: _Optional[str] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("accepted", "status", "stdout", "stderr", "step", "finished")

@@ -1,11 +1,130 @@
 from sandbox.common.v1 import execution_pb2 as _execution_pb2
+from sandbox.common.v1 import session_pb2 as _session_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATUS_UNSPECIFIED: _ClassVar[SessionStatus]
+    SESSION_STATUS_OPEN: _ClassVar[SessionStatus]
+    SESSION_STATUS_CLOSED: _ClassVar[SessionStatus]
+    SESSION_STATUS_EXPIRED: _ClassVar[SessionStatus]
+    SESSION_STATUS_FAILED: _ClassVar[SessionStatus]
+SESSION_STATUS_UNSPECIFIED: SessionStatus
+SESSION_STATUS_OPEN: SessionStatus
+SESSION_STATUS_CLOSED: SessionStatus
+SESSION_STATUS_EXPIRED: SessionStatus
+SESSION_STATUS_FAILED: SessionStatus
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("session_id", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    language: _execution_pb2.Language
+    limits: _execution_pb2.Limits
+    variant: str
+    idle_timeout_seconds: int
+    max_lifetime_seconds: int
+    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("session_id", "language", "variant", "status", "end_reason", "idle_timeout_seconds", "max_lifetime_seconds", "created_at_ms", "last_used_at_ms", "ended_at_ms", "expires_at_ms", "calls", "limits", "busy")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    END_REASON_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    language: _execution_pb2.Language
+    variant: str
+    status: SessionStatus
+    end_reason: str
+    idle_timeout_seconds: int
+    max_lifetime_seconds: int
+    created_at_ms: int
+    last_used_at_ms: int
+    ended_at_ms: int
+    expires_at_ms: int
+    calls: int
+    limits: _execution_pb2.Limits
+    busy: bool
+    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., variant: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., end_reason: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., last_used_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., calls: _Optional[int] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., busy: _Optional[bool] = ...) -> None: ...
+
+class RunCellRequest(_message.Message):
+    __slots__ = ("session_id", "code", "timeout_ms", "execution_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    code: str
+    timeout_ms: int
+    execution_id: str
+    def __init__(self, session_id: _Optional[str] = ..., code: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., execution_id: _Optional[str] = ...) -> None: ...
+
+class CellEvent(_message.Message):
+    __slots__ = ("accepted", "stdout", "stderr", "value", "result")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    accepted: Accepted
+    stdout: bytes
+    stderr: bytes
+    value: _session_pb2.ValuePart
+    result: _session_pb2.CellResult
+    def __init__(self, accepted: _Optional[_Union[Accepted, _Mapping]] = ..., stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., value: _Optional[_Union[_session_pb2.ValuePart, _Mapping]] = ..., result: _Optional[_Union[_session_pb2.CellResult, _Mapping]] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("open_only", "page_size", "page_token")
+    OPEN_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    open_only: bool
+    page_size: int
+    page_token: str
+    def __init__(self, open_only: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions", "next_page_token")
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    next_page_token: str
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class InstallOptions(_message.Message):
     __slots__ = ("allow_sdist", "allow_install_scripts")
@@ -16,7 +135,7 @@ class InstallOptions(_message.Message):
     def __init__(self, allow_sdist: _Optional[bool] = ..., allow_install_scripts: _Optional[bool] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("execution_id", "session_id", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "install", "variant", "runtime")
+    __slots__ = ("execution_id", "group_id", "language", "files", "entry", "steps", "packages", "limits", "env", "stdin", "args", "install", "variant", "runtime")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,7 +144,7 @@ class ExecuteRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
@@ -39,7 +158,7 @@ class ExecuteRequest(_message.Message):
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
-    session_id: str
+    group_id: str
     language: _execution_pb2.Language
     files: _containers.RepeatedCompositeFieldContainer[_execution_pb2.File]
     entry: str
@@ -52,7 +171,7 @@ class ExecuteRequest(_message.Message):
     install: InstallOptions
     variant: str
     runtime: str
-    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
+    def __init__(self, execution_id: _Optional[str] = ..., group_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., entry: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.Step, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., env: _Optional[_Mapping[str, str]] = ..., stdin: _Optional[bytes] = ..., args: _Optional[_Iterable[str]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class Accepted(_message.Message):
     __slots__ = ("execution_id", "status")
@@ -105,9 +224,9 @@ class StoredFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("execution_id", "session_id", "language", "status", "error_code", "error_message", "exit_code", "timeout_ms", "usage", "steps", "output_files", "dropped_output_files", "stdout_preview", "stderr_preview", "stdout_truncated", "stderr_truncated", "created_at_ms", "started_at_ms", "finished_at_ms", "heartbeat_at_ms", "spawner", "variant", "runtime")
+    __slots__ = ("execution_id", "group_id", "language", "status", "error_code", "error_message", "exit_code", "timeout_ms", "usage", "steps", "output_files", "dropped_output_files", "stdout_preview", "stderr_preview", "stdout_truncated", "stderr_truncated", "created_at_ms", "started_at_ms", "finished_at_ms", "heartbeat_at_ms", "spawner", "variant", "runtime", "session_id")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -129,8 +248,9 @@ class Execution(_message.Message):
     SPAWNER_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     execution_id: str
-    session_id: str
+    group_id: str
     language: _execution_pb2.Language
     status: _execution_pb2.ExecutionStatus
     error_code: _execution_pb2.ErrorCode
@@ -152,7 +272,8 @@ class Execution(_message.Message):
     spawner: str
     variant: str
     runtime: str
-    def __init__(self, execution_id: _Optional[str] = ..., session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.StepResult, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[StoredFile, _Mapping]]] = ..., dropped_output_files: _Optional[_Iterable[str]] = ..., stdout_preview: _Optional[bytes] = ..., stderr_preview: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., heartbeat_at_ms: _Optional[int] = ..., spawner: _Optional[str] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ...) -> None: ...
+    session_id: str
+    def __init__(self, execution_id: _Optional[str] = ..., group_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., status: _Optional[_Union[_execution_pb2.ExecutionStatus, str]] = ..., error_code: _Optional[_Union[_execution_pb2.ErrorCode, str]] = ..., error_message: _Optional[str] = ..., exit_code: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., usage: _Optional[_Union[_execution_pb2.Usage, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[_execution_pb2.StepResult, _Mapping]]] = ..., output_files: _Optional[_Iterable[_Union[StoredFile, _Mapping]]] = ..., dropped_output_files: _Optional[_Iterable[str]] = ..., stdout_preview: _Optional[bytes] = ..., stderr_preview: _Optional[bytes] = ..., stdout_truncated: _Optional[bool] = ..., stderr_truncated: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., heartbeat_at_ms: _Optional[int] = ..., spawner: _Optional[str] = ..., variant: _Optional[str] = ..., runtime: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class GetExecutionRequest(_message.Message):
     __slots__ = ("execution_id",)
@@ -161,16 +282,18 @@ class GetExecutionRequest(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
-    __slots__ = ("statuses", "session_id", "page_size", "page_token")
+    __slots__ = ("statuses", "group_id", "session_id", "page_size", "page_token")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[_execution_pb2.ExecutionStatus]
+    group_id: str
     session_id: str
     page_size: int
     page_token: str
-    def __init__(self, statuses: _Optional[_Iterable[_Union[_execution_pb2.ExecutionStatus, str]]] = ..., session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    def __init__(self, statuses: _Optional[_Iterable[_Union[_execution_pb2.ExecutionStatus, str]]] = ..., group_id: _Optional[str] = ..., session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsResponse(_message.Message):
     __slots__ = ("executions", "next_page_token")
@@ -194,13 +317,13 @@ class CancelExecutionResponse(_message.Message):
     execution: Execution
     def __init__(self, cancelled: _Optional[bool] = ..., execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
 
-class CancelSessionRequest(_message.Message):
-    __slots__ = ("session_id",)
-    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
-    session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+class CancelGroupRequest(_message.Message):
+    __slots__ = ("group_id",)
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    def __init__(self, group_id: _Optional[str] = ...) -> None: ...
 
-class CancelSessionResponse(_message.Message):
+class CancelGroupResponse(_message.Message):
     __slots__ = ("cancelled_execution_ids",)
     CANCELLED_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
     cancelled_execution_ids: _containers.RepeatedScalarFieldContainer[str]

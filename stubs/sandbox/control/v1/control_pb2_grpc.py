@@ -54,10 +54,10 @@ class ControlStub:
                 request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelExecutionRequest.SerializeToString,
                 response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelExecutionResponse.FromString,
                 _registered_method=True)
-        self.CancelSession = channel.unary_unary(
-                '/sandbox.control.v1.Control/CancelSession',
-                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionRequest.SerializeToString,
-                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionResponse.FromString,
+        self.CancelGroup = channel.unary_unary(
+                '/sandbox.control.v1.Control/CancelGroup',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupResponse.FromString,
                 _registered_method=True)
         self.GetOutputFile = channel.unary_stream(
                 '/sandbox.control.v1.Control/GetOutputFile',
@@ -68,6 +68,31 @@ class ControlStub:
                 '/sandbox.control.v1.Control/GetQuota',
                 request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetQuotaRequest.SerializeToString,
                 response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Quota.FromString,
+                _registered_method=True)
+        self.CreateSession = channel.unary_unary(
+                '/sandbox.control.v1.Control/CreateSession',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CreateSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+                _registered_method=True)
+        self.RunCell = channel.unary_stream(
+                '/sandbox.control.v1.Control/RunCell',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.RunCellRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CellEvent.FromString,
+                _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/sandbox.control.v1.Control/GetSession',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/sandbox.control.v1.Control/ListSessions',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.CloseSession = channel.unary_unary(
+                '/sandbox.control.v1.Control/CloseSession',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
                 _registered_method=True)
 
 
@@ -103,8 +128,8 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CancelSession(self, request, context):
-        """Cancels every execution of the session that has not finished.
+    def CancelGroup(self, request, context):
+        """Cancels every execution of the group that has not finished.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,6 +144,47 @@ class ControlServicer:
 
     def GetQuota(self, request, context):
         """The caller's limits and what it uses of them now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSession(self, request, context):
+        """Sessions (docs/sessions.md): a sandbox that lives across calls, like a
+        code interpreter. Python runs each call in one live interpreter (a
+        Jupyter kernel: variables and imports stay, the last expression's value
+        is returned); node runs each call as a program; files in /workspace
+        stay. Another tenant's session answers NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunCell(self, request, context):
+        """One call in an open session, recorded as an execution of the session.
+        Starts with `accepted`, ends with `result`. One call at a time: a second
+        while one runs is FAILED_PRECONDITION. A call past its timeout is
+        interrupted (KeyboardInterrupt) and the session stays usable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """Newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSession(self, request, context):
+        """Ends the session and destroys its sandbox; closing an ended one is a no-op.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,10 +213,10 @@ def add_ControlServicer_to_server(servicer, server):
                     request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelExecutionRequest.FromString,
                     response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelExecutionResponse.SerializeToString,
             ),
-            'CancelSession': grpc.unary_unary_rpc_method_handler(
-                    servicer.CancelSession,
-                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionRequest.FromString,
-                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionResponse.SerializeToString,
+            'CancelGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGroup,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupResponse.SerializeToString,
             ),
             'GetOutputFile': grpc.unary_stream_rpc_method_handler(
                     servicer.GetOutputFile,
@@ -161,6 +227,31 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.GetQuota,
                     request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetQuotaRequest.FromString,
                     response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Quota.SerializeToString,
+            ),
+            'CreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSession,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CreateSessionRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.SerializeToString,
+            ),
+            'RunCell': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunCell,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.RunCellRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CellEvent.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -282,7 +373,7 @@ class Control:
             _registered_method=True)
 
     @staticmethod
-    def CancelSession(request,
+    def CancelGroup(request,
             target,
             options=(),
             channel_credentials=None,
@@ -295,9 +386,9 @@ class Control:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sandbox.control.v1.Control/CancelSession',
-            sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionRequest.SerializeToString,
-            sandbox_dot_control_dot_v1_dot_control__pb2.CancelSessionResponse.FromString,
+            '/sandbox.control.v1.Control/CancelGroup',
+            sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.CancelGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -352,6 +443,141 @@ class Control:
             '/sandbox.control.v1.Control/GetQuota',
             sandbox_dot_control_dot_v1_dot_control__pb2.GetQuotaRequest.SerializeToString,
             sandbox_dot_control_dot_v1_dot_control__pb2.Quota.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/CreateSession',
+            sandbox_dot_control_dot_v1_dot_control__pb2.CreateSessionRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunCell(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.control.v1.Control/RunCell',
+            sandbox_dot_control_dot_v1_dot_control__pb2.RunCellRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.CellEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/GetSession',
+            sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/ListSessions',
+            sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/CloseSession',
+            sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
             options,
             channel_credentials,
             insecure,

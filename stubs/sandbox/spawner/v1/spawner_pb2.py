@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from sandbox.common.v1 import execution_pb2 as sandbox_dot_common_dot_v1_dot_execution__pb2
+from sandbox.common.v1 import session_pb2 as sandbox_dot_common_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sandbox/spawner/v1/spawner.proto\x12\x12sandbox.spawner.v1\x1a!sandbox/common/v1/execution.proto\"D\n\x0eInstallOptions\x12\x13\n\x0b\x61llow_sdist\x18\x01 \x01(\x08\x12\x1d\n\x15\x61llow_install_scripts\x18\x02 \x01(\x08\"\xb8\x04\n\x0e\x45xecuteRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08language\x18\x03 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12&\n\x05\x66iles\x18\x04 \x03(\x0b\x32\x17.sandbox.common.v1.File\x12\r\n\x05\x65ntry\x18\x05 \x01(\t\x12&\n\x05steps\x18\x06 \x03(\x0b\x32\x17.sandbox.common.v1.Step\x12,\n\x08packages\x18\x07 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\x12)\n\x06limits\x18\x08 \x01(\x0b\x32\x19.sandbox.common.v1.Limits\x12\x38\n\x03\x65nv\x18\t \x03(\x0b\x32+.sandbox.spawner.v1.ExecuteRequest.EnvEntry\x12\r\n\x05stdin\x18\n \x01(\x0c\x12\x0c\n\x04\x61rgs\x18\x0b \x03(\t\x12.\n\rprior_outputs\x18\x0c \x03(\x0b\x32\x17.sandbox.common.v1.File\x12\x33\n\x07install\x18\r \x01(\x0b\x32\".sandbox.spawner.v1.InstallOptions\x12\x0f\n\x07network\x18\x0e \x01(\x08\x12\x0f\n\x07variant\x18\x0f \x01(\t\x12\x0f\n\x07runtime\x18\x10 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\nPhaseEvent\x12(\n\x05phase\x18\x01 \x01(\x0e\x32\x19.sandbox.spawner.v1.Phase\x12\x12\n\nelapsed_ms\x18\x02 \x01(\x04\"/\n\x0bOutputChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nstep_index\x18\x02 \x01(\r\"\xc9\x02\n\rExecuteResult\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".sandbox.common.v1.ExecutionStatus\x12\x30\n\nerror_code\x18\x02 \x01(\x0e\x32\x1c.sandbox.common.v1.ErrorCode\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.sandbox.common.v1.Usage\x12,\n\x05steps\x18\x06 \x03(\x0b\x32\x1d.sandbox.common.v1.StepResult\x12\x33\n\x0coutput_files\x18\x07 \x03(\x0b\x32\x1d.sandbox.common.v1.OutputFile\x12\x1c\n\x14\x64ropped_output_files\x18\x08 \x03(\t\"\xc8\x02\n\x0c\x45xecuteEvent\x12/\n\x05phase\x18\x01 \x01(\x0b\x32\x1e.sandbox.spawner.v1.PhaseEventH\x00\x12\x31\n\x06stdout\x18\x02 \x01(\x0b\x32\x1f.sandbox.spawner.v1.OutputChunkH\x00\x12\x31\n\x06stderr\x18\x03 \x01(\x0b\x32\x1f.sandbox.spawner.v1.OutputChunkH\x00\x12-\n\x04step\x18\x04 \x01(\x0b\x32\x1d.sandbox.common.v1.StepResultH\x00\x12\x34\n\x0boutput_file\x18\x05 \x01(\x0b\x32\x1d.sandbox.common.v1.OutputFileH\x00\x12\x33\n\x06result\x18\x06 \x01(\x0b\x32!.sandbox.spawner.v1.ExecuteResultH\x00\x42\x07\n\x05\x65vent\"5\n\rCancelRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"#\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\r\n\x0bInfoRequest\"\xba\x01\n\nLimitRange\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x01 \x01(\r\x12\x16\n\x0emax_timeout_ms\x18\x02 \x01(\r\x12\x1c\n\x14\x64\x65\x66\x61ult_memory_bytes\x18\x03 \x01(\x04\x12\x18\n\x10min_memory_bytes\x18\x04 \x01(\x04\x12\x18\n\x10max_memory_bytes\x18\x05 \x01(\x04\x12\x14\n\x0c\x64\x65\x66\x61ult_cpus\x18\x06 \x01(\x01\x12\x10\n\x08max_cpus\x18\x07 \x01(\x01\"\xdc\x02\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x12\n\nfree_slots\x18\x03 \x01(\r\x12K\n\x0eruntime_images\x18\x04 \x03(\x0b\x32\x33.sandbox.spawner.v1.InfoResponse.RuntimeImagesEntry\x12\x13\n\x0boci_runtime\x18\x05 \x01(\t\x12\x1a\n\x12\x61vailable_runtimes\x18\x06 \x03(\t\x12.\n\x06limits\x18\x07 \x01(\x0b\x32\x1e.sandbox.spawner.v1.LimitRange\x12\x18\n\x10sandbox_runtimes\x18\x08 \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_runtime\x18\t \x01(\t\x1a\x34\n\x12RuntimeImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x17\n\x15ListExecutionsRequest\"9\n\x11\x45xecutionInFlight\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"\xdb\x01\n\x0e\x45xecutionEnded\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".sandbox.common.v1.ExecutionStatus\x12\x30\n\nerror_code\x18\x04 \x01(\x0e\x32\x1c.sandbox.common.v1.ErrorCode\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.sandbox.common.v1.Usage\x12\x14\n\x0c\x65nded_ms_ago\x18\x06 \x01(\x04\"\x85\x01\n\x16ListExecutionsResponse\x12\x38\n\tin_flight\x18\x01 \x03(\x0b\x32%.sandbox.spawner.v1.ExecutionInFlight\x12\x31\n\x05\x65nded\x18\x02 \x03(\x0b\x32\".sandbox.spawner.v1.ExecutionEnded*p\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePHASE_STARTING\x10\x01\x12\x14\n\x10PHASE_INSTALLING\x10\x02\x12\x11\n\rPHASE_RUNNING\x10\x03\x12\x13\n\x0fPHASE_FINISHING\x10\x04\x32\xe1\x02\n\x07Spawner\x12Q\n\x07\x45xecute\x12\".sandbox.spawner.v1.ExecuteRequest\x1a .sandbox.spawner.v1.ExecuteEvent0\x01\x12O\n\x06\x43\x61ncel\x12!.sandbox.spawner.v1.CancelRequest\x1a\".sandbox.spawner.v1.CancelResponse\x12I\n\x04Info\x12\x1f.sandbox.spawner.v1.InfoRequest\x1a .sandbox.spawner.v1.InfoResponse\x12g\n\x0eListExecutions\x12).sandbox.spawner.v1.ListExecutionsRequest\x1a*.sandbox.spawner.v1.ListExecutionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n sandbox/spawner/v1/spawner.proto\x12\x12sandbox.spawner.v1\x1a!sandbox/common/v1/execution.proto\x1a\x1fsandbox/common/v1/session.proto\"\xe2\x01\n\x14\x43reateSessionRequest\x12\x13\n\x0bsession_key\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08language\x18\x03 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12)\n\x06limits\x18\x04 \x01(\x0b\x32\x19.sandbox.common.v1.Limits\x12\x0f\n\x07variant\x18\x05 \x01(\t\x12\x1c\n\x14idle_timeout_seconds\x18\x06 \x01(\r\x12\x1c\n\x14max_lifetime_seconds\x18\x07 \x01(\r\")\n\x15\x43reateSessionResponse\x12\x10\n\x08start_ms\x18\x01 \x01(\x04\"W\n\x0eRunCellRequest\x12\x13\n\x0bsession_key\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\":\n\x13\x43loseSessionRequest\x12\x13\n\x0bsession_key\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"&\n\x14\x43loseSessionResponse\x12\x0e\n\x06\x63losed\x18\x01 \x01(\x08\"D\n\x0eInstallOptions\x12\x13\n\x0b\x61llow_sdist\x18\x01 \x01(\x08\x12\x1d\n\x15\x61llow_install_scripts\x18\x02 \x01(\x08\"\xb8\x04\n\x0e\x45xecuteRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12-\n\x08language\x18\x03 \x01(\x0e\x32\x1b.sandbox.common.v1.Language\x12&\n\x05\x66iles\x18\x04 \x03(\x0b\x32\x17.sandbox.common.v1.File\x12\r\n\x05\x65ntry\x18\x05 \x01(\t\x12&\n\x05steps\x18\x06 \x03(\x0b\x32\x17.sandbox.common.v1.Step\x12,\n\x08packages\x18\x07 \x03(\x0b\x32\x1a.sandbox.common.v1.Package\x12)\n\x06limits\x18\x08 \x01(\x0b\x32\x19.sandbox.common.v1.Limits\x12\x38\n\x03\x65nv\x18\t \x03(\x0b\x32+.sandbox.spawner.v1.ExecuteRequest.EnvEntry\x12\r\n\x05stdin\x18\n \x01(\x0c\x12\x0c\n\x04\x61rgs\x18\x0b \x03(\t\x12.\n\rprior_outputs\x18\x0c \x03(\x0b\x32\x17.sandbox.common.v1.File\x12\x33\n\x07install\x18\r \x01(\x0b\x32\".sandbox.spawner.v1.InstallOptions\x12\x0f\n\x07network\x18\x0e \x01(\x08\x12\x0f\n\x07variant\x18\x0f \x01(\t\x12\x0f\n\x07runtime\x18\x10 \x01(\t\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\nPhaseEvent\x12(\n\x05phase\x18\x01 \x01(\x0e\x32\x19.sandbox.spawner.v1.Phase\x12\x12\n\nelapsed_ms\x18\x02 \x01(\x04\"/\n\x0bOutputChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nstep_index\x18\x02 \x01(\r\"\xc9\x02\n\rExecuteResult\x12\x32\n\x06status\x18\x01 \x01(\x0e\x32\".sandbox.common.v1.ExecutionStatus\x12\x30\n\nerror_code\x18\x02 \x01(\x0e\x32\x1c.sandbox.common.v1.ErrorCode\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.sandbox.common.v1.Usage\x12,\n\x05steps\x18\x06 \x03(\x0b\x32\x1d.sandbox.common.v1.StepResult\x12\x33\n\x0coutput_files\x18\x07 \x03(\x0b\x32\x1d.sandbox.common.v1.OutputFile\x12\x1c\n\x14\x64ropped_output_files\x18\x08 \x03(\t\"\xc8\x02\n\x0c\x45xecuteEvent\x12/\n\x05phase\x18\x01 \x01(\x0b\x32\x1e.sandbox.spawner.v1.PhaseEventH\x00\x12\x31\n\x06stdout\x18\x02 \x01(\x0b\x32\x1f.sandbox.spawner.v1.OutputChunkH\x00\x12\x31\n\x06stderr\x18\x03 \x01(\x0b\x32\x1f.sandbox.spawner.v1.OutputChunkH\x00\x12-\n\x04step\x18\x04 \x01(\x0b\x32\x1d.sandbox.common.v1.StepResultH\x00\x12\x34\n\x0boutput_file\x18\x05 \x01(\x0b\x32\x1d.sandbox.common.v1.OutputFileH\x00\x12\x33\n\x06result\x18\x06 \x01(\x0b\x32!.sandbox.spawner.v1.ExecuteResultH\x00\x42\x07\n\x05\x65vent\"5\n\rCancelRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"#\n\x0e\x43\x61ncelResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"\r\n\x0bInfoRequest\"\xba\x01\n\nLimitRange\x12\x1a\n\x12\x64\x65\x66\x61ult_timeout_ms\x18\x01 \x01(\r\x12\x16\n\x0emax_timeout_ms\x18\x02 \x01(\r\x12\x1c\n\x14\x64\x65\x66\x61ult_memory_bytes\x18\x03 \x01(\x04\x12\x18\n\x10min_memory_bytes\x18\x04 \x01(\x04\x12\x18\n\x10max_memory_bytes\x18\x05 \x01(\x04\x12\x14\n\x0c\x64\x65\x66\x61ult_cpus\x18\x06 \x01(\x01\x12\x10\n\x08max_cpus\x18\x07 \x01(\x01\"\xdc\x02\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\r\x12\x12\n\nfree_slots\x18\x03 \x01(\r\x12K\n\x0eruntime_images\x18\x04 \x03(\x0b\x32\x33.sandbox.spawner.v1.InfoResponse.RuntimeImagesEntry\x12\x13\n\x0boci_runtime\x18\x05 \x01(\t\x12\x1a\n\x12\x61vailable_runtimes\x18\x06 \x03(\t\x12.\n\x06limits\x18\x07 \x01(\x0b\x32\x1e.sandbox.spawner.v1.LimitRange\x12\x18\n\x10sandbox_runtimes\x18\x08 \x03(\t\x12\x17\n\x0f\x64\x65\x66\x61ult_runtime\x18\t \x01(\t\x1a\x34\n\x12RuntimeImagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x17\n\x15ListExecutionsRequest\"9\n\x11\x45xecutionInFlight\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\"\xdb\x01\n\x0e\x45xecutionEnded\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".sandbox.common.v1.ExecutionStatus\x12\x30\n\nerror_code\x18\x04 \x01(\x0e\x32\x1c.sandbox.common.v1.ErrorCode\x12\'\n\x05usage\x18\x05 \x01(\x0b\x32\x18.sandbox.common.v1.Usage\x12\x14\n\x0c\x65nded_ms_ago\x18\x06 \x01(\x04\"\x85\x01\n\x16ListExecutionsResponse\x12\x38\n\tin_flight\x18\x01 \x03(\x0b\x32%.sandbox.spawner.v1.ExecutionInFlight\x12\x31\n\x05\x65nded\x18\x02 \x03(\x0b\x32\".sandbox.spawner.v1.ExecutionEnded*p\n\x05Phase\x12\x15\n\x11PHASE_UNSPECIFIED\x10\x00\x12\x12\n\x0ePHASE_STARTING\x10\x01\x12\x14\n\x10PHASE_INSTALLING\x10\x02\x12\x11\n\rPHASE_RUNNING\x10\x03\x12\x13\n\x0fPHASE_FINISHING\x10\x04\x32\xf9\x04\n\x07Spawner\x12Q\n\x07\x45xecute\x12\".sandbox.spawner.v1.ExecuteRequest\x1a .sandbox.spawner.v1.ExecuteEvent0\x01\x12O\n\x06\x43\x61ncel\x12!.sandbox.spawner.v1.CancelRequest\x1a\".sandbox.spawner.v1.CancelResponse\x12I\n\x04Info\x12\x1f.sandbox.spawner.v1.InfoRequest\x1a .sandbox.spawner.v1.InfoResponse\x12g\n\x0eListExecutions\x12).sandbox.spawner.v1.ListExecutionsRequest\x1a*.sandbox.spawner.v1.ListExecutionsResponse\x12\x64\n\rCreateSession\x12(.sandbox.spawner.v1.CreateSessionRequest\x1a).sandbox.spawner.v1.CreateSessionResponse\x12M\n\x07RunCell\x12\".sandbox.spawner.v1.RunCellRequest\x1a\x1c.sandbox.common.v1.CellEvent0\x01\x12\x61\n\x0c\x43loseSession\x12\'.sandbox.spawner.v1.CloseSessionRequest\x1a(.sandbox.spawner.v1.CloseSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,42 +37,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_options = b'8\001'
   _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._loaded_options = None
   _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._serialized_options = b'8\001'
-  _globals['_PHASE']._serialized_start=2609
-  _globals['_PHASE']._serialized_end=2721
-  _globals['_INSTALLOPTIONS']._serialized_start=91
-  _globals['_INSTALLOPTIONS']._serialized_end=159
-  _globals['_EXECUTEREQUEST']._serialized_start=162
-  _globals['_EXECUTEREQUEST']._serialized_end=730
-  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_start=688
-  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_end=730
-  _globals['_PHASEEVENT']._serialized_start=732
-  _globals['_PHASEEVENT']._serialized_end=806
-  _globals['_OUTPUTCHUNK']._serialized_start=808
-  _globals['_OUTPUTCHUNK']._serialized_end=855
-  _globals['_EXECUTERESULT']._serialized_start=858
-  _globals['_EXECUTERESULT']._serialized_end=1187
-  _globals['_EXECUTEEVENT']._serialized_start=1190
-  _globals['_EXECUTEEVENT']._serialized_end=1518
-  _globals['_CANCELREQUEST']._serialized_start=1520
-  _globals['_CANCELREQUEST']._serialized_end=1573
-  _globals['_CANCELRESPONSE']._serialized_start=1575
-  _globals['_CANCELRESPONSE']._serialized_end=1610
-  _globals['_INFOREQUEST']._serialized_start=1612
-  _globals['_INFOREQUEST']._serialized_end=1625
-  _globals['_LIMITRANGE']._serialized_start=1628
-  _globals['_LIMITRANGE']._serialized_end=1814
-  _globals['_INFORESPONSE']._serialized_start=1817
-  _globals['_INFORESPONSE']._serialized_end=2165
-  _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._serialized_start=2113
-  _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._serialized_end=2165
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=2167
-  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=2190
-  _globals['_EXECUTIONINFLIGHT']._serialized_start=2192
-  _globals['_EXECUTIONINFLIGHT']._serialized_end=2249
-  _globals['_EXECUTIONENDED']._serialized_start=2252
-  _globals['_EXECUTIONENDED']._serialized_end=2471
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=2474
-  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=2607
-  _globals['_SPAWNER']._serialized_start=2724
-  _globals['_SPAWNER']._serialized_end=3077
+  _globals['_PHASE']._serialized_start=3103
+  _globals['_PHASE']._serialized_end=3215
+  _globals['_CREATESESSIONREQUEST']._serialized_start=125
+  _globals['_CREATESESSIONREQUEST']._serialized_end=351
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=353
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=394
+  _globals['_RUNCELLREQUEST']._serialized_start=396
+  _globals['_RUNCELLREQUEST']._serialized_end=483
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=485
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=543
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=545
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=583
+  _globals['_INSTALLOPTIONS']._serialized_start=585
+  _globals['_INSTALLOPTIONS']._serialized_end=653
+  _globals['_EXECUTEREQUEST']._serialized_start=656
+  _globals['_EXECUTEREQUEST']._serialized_end=1224
+  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_start=1182
+  _globals['_EXECUTEREQUEST_ENVENTRY']._serialized_end=1224
+  _globals['_PHASEEVENT']._serialized_start=1226
+  _globals['_PHASEEVENT']._serialized_end=1300
+  _globals['_OUTPUTCHUNK']._serialized_start=1302
+  _globals['_OUTPUTCHUNK']._serialized_end=1349
+  _globals['_EXECUTERESULT']._serialized_start=1352
+  _globals['_EXECUTERESULT']._serialized_end=1681
+  _globals['_EXECUTEEVENT']._serialized_start=1684
+  _globals['_EXECUTEEVENT']._serialized_end=2012
+  _globals['_CANCELREQUEST']._serialized_start=2014
+  _globals['_CANCELREQUEST']._serialized_end=2067
+  _globals['_CANCELRESPONSE']._serialized_start=2069
+  _globals['_CANCELRESPONSE']._serialized_end=2104
+  _globals['_INFOREQUEST']._serialized_start=2106
+  _globals['_INFOREQUEST']._serialized_end=2119
+  _globals['_LIMITRANGE']._serialized_start=2122
+  _globals['_LIMITRANGE']._serialized_end=2308
+  _globals['_INFORESPONSE']._serialized_start=2311
+  _globals['_INFORESPONSE']._serialized_end=2659
+  _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._serialized_start=2607
+  _globals['_INFORESPONSE_RUNTIMEIMAGESENTRY']._serialized_end=2659
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_start=2661
+  _globals['_LISTEXECUTIONSREQUEST']._serialized_end=2684
+  _globals['_EXECUTIONINFLIGHT']._serialized_start=2686
+  _globals['_EXECUTIONINFLIGHT']._serialized_end=2743
+  _globals['_EXECUTIONENDED']._serialized_start=2746
+  _globals['_EXECUTIONENDED']._serialized_end=2965
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_start=2968
+  _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=3101
+  _globals['_SPAWNER']._serialized_start=3218
+  _globals['_SPAWNER']._serialized_end=3851
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,5 @@
 from sandbox.common.v1 import execution_pb2 as _execution_pb2
+from sandbox.common.v1 import session_pb2 as _session_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -20,6 +21,56 @@ PHASE_STARTING: Phase
 PHASE_INSTALLING: Phase
 PHASE_RUNNING: Phase
 PHASE_FINISHING: Phase
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("session_key", "tenant", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    language: _execution_pb2.Language
+    limits: _execution_pb2.Limits
+    variant: str
+    idle_timeout_seconds: int
+    max_lifetime_seconds: int
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateSessionResponse(_message.Message):
+    __slots__ = ("start_ms",)
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    def __init__(self, start_ms: _Optional[int] = ...) -> None: ...
+
+class RunCellRequest(_message.Message):
+    __slots__ = ("session_key", "tenant", "code", "timeout_ms")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    code: str
+    timeout_ms: int
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., code: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_key", "tenant")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ("closed",)
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    closed: bool
+    def __init__(self, closed: _Optional[bool] = ...) -> None: ...
 
 class InstallOptions(_message.Message):
     __slots__ = ("allow_sdist", "allow_install_scripts")

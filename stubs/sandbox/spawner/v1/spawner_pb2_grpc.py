@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from sandbox.common.v1 import session_pb2 as sandbox_dot_common_dot_v1_dot_session__pb2
 from sandbox.spawner.v1 import spawner_pb2 as sandbox_dot_spawner_dot_v1_dot_spawner__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -54,6 +55,21 @@ class SpawnerStub:
                 request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.SerializeToString,
                 response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.FromString,
                 _registered_method=True)
+        self.CreateSession = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/CreateSession',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionResponse.FromString,
+                _registered_method=True)
+        self.RunCell = channel.unary_stream(
+                '/sandbox.spawner.v1.Spawner/RunCell',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RunCellRequest.SerializeToString,
+                response_deserializer=sandbox_dot_common_dot_v1_dot_session__pb2.CellEvent.FromString,
+                _registered_method=True)
+        self.CloseSession = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/CloseSession',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.FromString,
+                _registered_method=True)
 
 
 class SpawnerServicer:
@@ -90,6 +106,28 @@ class SpawnerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSession(self, request, context):
+        """Sessions (docs/sessions.md): one sandbox kept for many calls, with the
+        hardening of an execution. Each holds one slot until it ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunCell(self, request, context):
+        """One call; a second while one runs is FAILED_PRECONDITION; an unknown
+        session (or another tenant's) NOT_FOUND. Ends with one `result`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseSession(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpawnerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +150,21 @@ def add_SpawnerServicer_to_server(servicer, server):
                     servicer.ListExecutions,
                     request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.FromString,
                     response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.SerializeToString,
+            ),
+            'CreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSession,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionResponse.SerializeToString,
+            ),
+            'RunCell': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunCell,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RunCellRequest.FromString,
+                    response_serializer=sandbox_dot_common_dot_v1_dot_session__pb2.CellEvent.SerializeToString,
+            ),
+            'CloseSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseSession,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +275,87 @@ class Spawner:
             '/sandbox.spawner.v1.Spawner/ListExecutions',
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsRequest.SerializeToString,
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListExecutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/CreateSession',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CreateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunCell(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/RunCell',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RunCellRequest.SerializeToString,
+            sandbox_dot_common_dot_v1_dot_session__pb2.CellEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/CloseSession',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

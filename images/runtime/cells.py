@@ -1,0 +1,190 @@
+"""The cell driver of a Python session: a Jupyter client of one IPython
+kernel (ipykernel) inside the sandbox, started by the runner on a session's
+first cell (images/runtime/runner.py). See docs/sessions.md.
+
+The kernel listens on ipc:// sockets in /tmp, so it needs no network; zmq
+stays inside the container. The runner writes one request line per cell on
+this process's stdin:
+
+    {"kind": "cell", "code": "...", "timeout_ms": N}
+
+and relays the frames written on stdout (header "!BI": kind, length) to the
+spawner as they come:
+
+    1 stdout text, 2 stderr text (UTF-8)
+    4 a part of a displayed value, 7 a part of the cell's last value:
+      payload = MIME type, NUL, bytes (images decoded from base64)
+    5 the error: JSON {"name", "value", "traceback": [frame, ...]}
+    6 the end of the cell, always last:
+      JSON {"status": "ok" | "error" | "timeout" | "kernel_died",
+            "execution_count": N}
+
+A cell past its timeout is interrupted (SIGINT: KeyboardInterrupt in the
+kernel) and reported "timeout"; one that does not stop within a grace
+period has its kernel restarted. A kernel that dies is reported
+"kernel_died" and this driver exits; the runner starts a new one (a fresh
+interpreter, the session's files kept) for the next cell.
+"""
+
+import base64
+import json
+import os
+import queue
+import re
+import struct
+import sys
+import time
+
+from jupyter_client.manager import KernelManager
+
+FRAME_HEADER = struct.Struct("!BI")
+STDOUT, STDERR, DISPLAY, ERROR, END, RESULT = 1, 2, 4, 5, 6, 7
+# The spawner refuses frames over 1 MiB; text is sent in smaller pieces and a
+# larger image is left out with a note.
+TEXT_FRAME_BYTES = 64 * 1024
+MAX_PART_BYTES = 1024 * 1024 - 256
+START_SECONDS = 60.0
+INTERRUPT_GRACE_SECONDS = 5.0
+POLL_SECONDS = 0.5
+KERNEL_DIR = "/tmp/.kernel"
+KERNEL_ARGUMENTS = [
+    "--InteractiveShell.colors=NoColor",
+    "--HistoryManager.enabled=False",
+]
+BINARY_TYPES = ("image/png", "image/jpeg")
+TEXT_TYPES = ("text/plain", "text/html", "text/markdown", "image/svg+xml", "application/json")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class Frames:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, kind: int, payload: bytes) -> None:
+        data = memoryview(FRAME_HEADER.pack(kind, len(payload)) + payload)
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def text(self, kind: int, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        for start in range(0, len(data), TEXT_FRAME_BYTES):
+            self.send(kind, data[start : start + TEXT_FRAME_BYTES])
+
+    def parts(self, kind: int, bundle: dict) -> None:
+        for mime, value in bundle.items():
+            if mime in BINARY_TYPES and isinstance(value, str):
+                data = base64.b64decode(value)
+            elif mime in TEXT_TYPES:
+                data = (value if isinstance(value, str) else json.dumps(value)).encode("utf-8", "replace")
+            else:
+                continue
+            if len(data) > MAX_PART_BYTES:
+                self.text(STDERR, f"[{mime} of {len(data)} bytes left out: over {MAX_PART_BYTES} bytes]\n")
+                continue
+            self.send(kind, mime.encode() + b"\0" + data)
+
+    def end(self, status: str, execution_count: int) -> None:
+        self.send(END, json.dumps({"status": status, "execution_count": execution_count}).encode())
+
+
+class Kernel:
+    def __init__(self) -> None:
+        os.makedirs(KERNEL_DIR, mode=0o700, exist_ok=True)
+        self.manager = KernelManager(
+            kernel_name="python3",
+            transport="ipc",
+            ip=os.path.join(KERNEL_DIR, "ipc"),
+            connection_file=os.path.join(KERNEL_DIR, "kernel.json"),
+        )
+        # The inline backend turns figures into image/png display data (the
+        # data-science image sets MPLBACKEND=Agg for one-shot programs).
+        environment = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+        self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS, env=environment)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=START_SECONDS)
+        self.execution_count = 0
+
+    def run(self, code: str, timeout_seconds: float, frames: Frames) -> bool:
+        """Runs one cell, sends its frames; False if the kernel died."""
+        msg_id = self.client.execute(code, store_history=bool(code.strip()), allow_stdin=False)
+        deadline = time.monotonic() + timeout_seconds
+        interrupted = False
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if interrupted:  # KeyboardInterrupt did not stop it: a fresh kernel
+                    self.restart()
+                    frames.end("timeout", self.execution_count)
+                    return True
+                self.manager.interrupt_kernel()
+                interrupted = True
+                deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+                continue
+            try:
+                message = self.client.get_iopub_msg(timeout=min(remaining, POLL_SECONDS))
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    frames.end("kernel_died", self.execution_count)
+                    return False
+                continue
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                frames.text(STDOUT if content.get("name") == "stdout" else STDERR, content.get("text", ""))
+            elif kind == "execute_result":
+                frames.parts(RESULT, content.get("data", {}))
+            elif kind == "display_data":
+                frames.parts(DISPLAY, content.get("data", {}))
+            elif kind == "error":
+                error = {
+                    "name": content.get("ename", ""),
+                    "value": content.get("evalue", ""),
+                    "traceback": [_ANSI.sub("", line) for line in content.get("traceback", [])],
+                }
+                frames.send(ERROR, json.dumps(error).encode())
+            elif kind == "status" and content.get("execution_state") == "idle":
+                break
+        status = self.reply_status(msg_id)
+        frames.end("timeout" if interrupted else status, self.execution_count)
+        return True
+
+    def reply_status(self, msg_id: str) -> str:
+        try:
+            while True:
+                reply = self.client.get_shell_msg(timeout=INTERRUPT_GRACE_SECONDS)
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    break
+        except queue.Empty:
+            return "error"
+        content = reply["content"]
+        self.execution_count = content.get("execution_count", self.execution_count) or self.execution_count
+        return "ok" if content.get("status") == "ok" else "error"
+
+    def restart(self) -> None:
+        self.manager.restart_kernel(now=True)
+        self.client.stop_channels()
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=START_SECONDS)
+        self.execution_count = 0
+
+
+def main() -> None:
+    # Frames go to a private copy of stdout; the kernel (and anything else
+    # this process starts) inherits /dev/null as its stdout and stderr.
+    frames = Frames(os.dup(1))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    kernel = Kernel()
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        if not kernel.run(request["code"], request["timeout_ms"] / 1000, frames):
+            return
+    kernel.manager.shutdown_kernel(now=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sessions: a sandbox that lives across calls (docs/sessions.md)."""

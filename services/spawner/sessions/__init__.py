@@ -1,0 +1,1 @@
+"""Sessions on the spawner: a sandbox kept for many calls (docs/sessions.md)."""
