@@ -35,7 +35,7 @@ def admit(store: ExecutionStore) -> str:
         key=secrets.token_hex(16),
         tenant="t1",
         execution_id=f"e-{secrets.token_hex(4)}",
-        session_id="",
+        group_id="",
         language=1,
         timeout_ms=1000,
     )

@@ -184,7 +184,7 @@ def test_an_execution_its_spawner_still_runs_is_cancelled_there_then_settled(con
     database.migrate()
     gone = ExecutionStore(database, ControlSettings(spawners=("x:1",)).quota_for, owner=Owner("control-gone", "dead"))
     row = gone.reserve(
-        key="k" + "0" * 31, tenant="tenant-a", execution_id="orphan", session_id="", language=1, timeout_ms=60_000
+        key="k" + "0" * 31, tenant="tenant-a", execution_id="orphan", group_id="", language=1, timeout_ms=60_000
     )
     address = f"127.0.0.1:{control_spawner.port}"
     assert gone.assign_spawner(row.key, address)
@@ -215,7 +215,7 @@ def test_an_execution_still_queued_when_its_relay_died_is_settled_with_nothing_c
     database = Database(url)
     database.migrate()
     gone = ExecutionStore(database, ControlSettings(spawners=("x:1",)).quota_for, owner=Owner("control-gone", "dead"))
-    gone.reserve(key="q" * 32, tenant="tenant-a", execution_id="queued", session_id="", language=1, timeout_ms=60_000)
+    gone.reserve(key="q" * 32, tenant="tenant-a", execution_id="queued", group_id="", language=1, timeout_ms=60_000)
     database.dispose()
     running = start_control(control_settings(control_spawner.port, tmp_path, url, max_in_flight=1))
     try:
