@@ -164,7 +164,10 @@ class Relay:
         except Exception:  # whatever broke, the record gets a verdict
             self.metrics.relay_error("control")
             log.exception("relay of execution %s failed", execution.key, extra=_fields(execution))
-            self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
+            try:
+                self._finalize(execution, Verdict(FAILED, "SPAWNER_UNAVAILABLE", CONTROL_FAILED_MESSAGE))
+            except Exception:  # the reconciler settles it once this relay is gone
+                log.exception("no verdict recorded for execution %s", execution.key, extra=_fields(execution))
         finally:
             self.slots.release(execution)
             self.in_flight.remove(execution.key)

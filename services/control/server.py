@@ -144,6 +144,7 @@ def build_executions(
         pool,
         interval_seconds=settings.reconcile_interval_seconds,
         lease_seconds=settings.lease_seconds,
+        relaying=lambda key: in_flight.get(key) is not None,
     )
     retention = RetentionSweeper(
         store, blobs, retention_days=settings.retention_days, interval_seconds=settings.retention_sweep_seconds

@@ -116,6 +116,20 @@ class Leases:
         now = self.clock()
         return [row for row in rows if orphaned(Owner(row.replica, row.incarnation), self.me, leases, now)]
 
+    def own_since(self, before_ms: int) -> list[ExecutionRow]:
+        """This process's live executions admitted before `before_ms` (the
+        reconciler checks each still has its relay)."""
+        with self.db.read() as session:
+            return list(
+                session.exec(
+                    select(ExecutionRow).where(
+                        col(ExecutionRow.status).in_(states.NONTERMINAL),
+                        col(ExecutionRow.incarnation) == self.me.incarnation,
+                        col(ExecutionRow.created_at_ms) < before_ms,
+                    )
+                )
+            )
+
     def prune(self) -> None:
         """Deletes leases that ran out: `orphaned` reads a missing lease as one that did."""
         with self.db.write() as session:

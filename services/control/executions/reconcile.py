@@ -27,7 +27,7 @@ import dataclasses
 import enum
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as spb
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 NEVER_STARTED = "the control process relaying the execution stopped before a spawner took it"
 RELAY_GONE = "the control process relaying the execution stopped; its spawner no longer runs it"
+# An execution of this very process counts as abandoned when its relay is
+# gone (a relay thread that died on an error it could not record) and it was
+# admitted this long ago: admission registers the relay within milliseconds.
+ABANDONED_AFTER_MS = 10_000
 # How often the lease is renewed, as a fraction of its length.
 RENEWALS_PER_LEASE = 3
 JOIN_SECONDS = 5.0
@@ -96,8 +100,11 @@ class Reconciler:
         *,
         interval_seconds: float,
         lease_seconds: float,
+        relaying: Callable[[str], bool] = lambda key: True,
     ):
+        """`relaying(key)`: whether this process still relays the execution."""
         self.store = store
+        self.relaying = relaying
         self.leases = leases
         self.pool = pool
         self.interval_seconds = interval_seconds
@@ -144,6 +151,8 @@ class Reconciler:
     def reconcile(self) -> list[str]:
         """One pass; returns the keys it settled."""
         orphans = self.leases.orphans()
+        before_ms = self.leases.clock() - ABANDONED_AFTER_MS
+        orphans += [row for row in self.leases.own_since(before_ms) if not self.relaying(row.key)]
         if not orphans:
             return []
         reports: dict[str, SpawnerReport | None] = {}

@@ -37,6 +37,7 @@ class ControlProcess:
         environment = dict(
             os.environ,
             CONTROL_LISTEN=f"127.0.0.1:{self.port}",
+            CONTROL_METRICS_LISTEN="",  # off: the default port may be a running mesh's
             CONTROL_DATA_DIR=str(tmp_path),
             CONTROL_DATABASE_URL=f"sqlite:///{self.database}",
             CONTROL_SPAWNERS=f"127.0.0.1:{spawner_port}",

@@ -28,6 +28,7 @@ from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
 from services.control.config import ControlSettings
 from services.control.db import Database
+from services.control.executions import reconcile
 from services.control.executions.ownership import Owner
 from services.control.executions.store import ExecutionStore
 from services.control.server import start as start_control
@@ -57,6 +58,7 @@ class ControlProcess:
         environment = dict(
             os.environ,
             CONTROL_LISTEN=f"127.0.0.1:{self.port}",
+            CONTROL_METRICS_LISTEN="",  # off: the default port may be a running mesh's
             CONTROL_DATA_DIR=str(data_dir),
             CONTROL_SPAWNERS=",".join(f"127.0.0.1:{port}" for port in spawners),
             CONTROL_SPAWNER_SECRET=SECRET,
@@ -226,6 +228,29 @@ def test_an_execution_still_queued_when_its_relay_died_is_settled_with_nothing_c
             assert "before a spawner took it" in settled.error_message
             quota = stub.GetQuota(pb.GetQuotaRequest(), timeout=5)
             assert (quota.in_flight, quota.cpu_seconds_used, quota.slots_held) == (0, 0, 0)
+    finally:
+        running.stop()
+
+
+def test_an_execution_whose_relay_thread_ended_without_a_verdict_is_settled(control_spawner, tmp_path, monkeypatch):
+    """A relay in this very process that ended without recording a verdict
+    (the database refused both its verdict and its fallback): the execution
+    is settled by the next pass, not left holding the tenant's slot until
+    the watchdog's grace runs out."""
+    monkeypatch.setattr(reconcile, "ABANDONED_AFTER_MS", 0)
+    url = f"sqlite:///{tmp_path}/control.db"
+    running = start_control(control_settings(control_spawner.port, tmp_path, url, max_in_flight=1))
+    try:
+        # Admitted by this process, as admission writes it, with no relay.
+        running.executions.store.reserve(
+            key="a" * 32, tenant="tenant-a", execution_id="abandoned", group_id="", language=1, timeout_ms=60_000
+        )
+        with control_channel(running.port, "tenant-a") as channel:
+            stub = control_pb2_grpc.ControlStub(channel)
+            settled = wait_for_verdict(stub, "abandoned")
+            assert (settled.status, settled.error_code) == (S.EXECUTION_STATUS_FAILED, S.ERROR_CODE_SPAWNER_UNAVAILABLE)
+            after = run(stub, request({"main.py": "print('next')"}), timeout=60).finished
+            assert (after.status, after.stdout_preview) == (S.EXECUTION_STATUS_COMPLETED, b"next\n")
     finally:
         running.stop()
 
