@@ -117,6 +117,9 @@ class Mesh:
             {
                 "CONTROL_LISTEN": f"127.0.0.1:{port}",
                 "CONTROL_METRICS_LISTEN": "",
+                # A stable name: the restarted control settles what the
+                # killed one relayed at once (docs/operations.md).
+                "CONTROL_REPLICA_ID": f"soak-{self.run}",
                 "CONTROL_DATA_DIR": str(self.data_dir),
                 "CONTROL_DATABASE_URL": f"sqlite:///{self.database}",
                 "CONTROL_SPAWNERS": ",".join(f"127.0.0.1:{s.port}" for s in self.spawners),

@@ -1,5 +1,7 @@
 """Load with faults: N client threads of several tenants call control for T
-seconds while a spawner is killed (SIGKILL) in the middle and started again.
+seconds while control and then a spawner are killed (SIGKILL) and started
+again. (The Docker engine's loss is tests/integration/test_engine_loss.py's:
+the soak shares the engine with everything else on the machine.)
 
 Afterwards it checks what an operator would page on: every execution
 recorded is terminal, no call hung, each tenant's quota counters equal the
@@ -107,6 +109,16 @@ def client(mesh: Mesh, tenant: str, stop: threading.Event, tally: Tally, seed: i
                     tally.problem(f"{tenant}: a call hung for {time.monotonic() - started:.0f} s")
                 tally.count(f"refused {exc.code().name}")
                 time.sleep(rng.uniform(0.05, 0.3))  # a client backs off a little
+
+
+def kill_control(mesh: Mesh, at: float, stop: threading.Event, tally: Tally) -> None:
+    if stop.wait(at):
+        return
+    mesh.control.kill()
+    tally.count("fault: killed control")
+    time.sleep(1)
+    mesh.control.start()  # settles what the killed process relayed
+    tally.count("fault: restarted control")
 
 
 def kill_a_spawner(mesh: Mesh, at: float, stop: threading.Event, tally: Tally, rng: random.Random) -> None:
@@ -233,7 +245,9 @@ def soak(
             for at in (min(60.0, seconds / 4), seconds - 1):
                 threads.append(threading.Thread(target=snapshot_control, args=(mesh, trace_dir, at, stop)))
         if kill:
-            at = seconds * rng.uniform(0.35, 0.65)
+            at = seconds * rng.uniform(0.2, 0.3)
+            threads.append(threading.Thread(target=kill_control, args=(mesh, at, stop, tally)))
+            at = seconds * rng.uniform(0.5, 0.65)
             threads.append(threading.Thread(target=kill_a_spawner, args=(mesh, at, stop, tally, rng)))
         began = time.monotonic()
         for thread in threads:
@@ -286,7 +300,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--no-kill", action="store_true", help="no spawner is killed")
+    parser.add_argument("--no-kill", action="store_true", help="neither control nor a spawner is killed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-every", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--trace-control", action="store_true", help="tracemalloc in control; compare snapshots")
