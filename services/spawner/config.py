@@ -57,6 +57,9 @@ class SpawnerSettings(BaseSettings):
 
     # Where the gRPC server listens. Loopback by default: only control (or an
     # operator's grpcurl) should reach a spawner.
+    docker_host: str = ""
+    """The Docker engine's address (`unix:///path/to/docker.sock`, `tcp://host:port`); empty: the engine's default
+    socket."""
     listen: str = "127.0.0.1:50051"
     """gRPC listen address (compose sets `0.0.0.0:50051` inside the container and publishes it on loopback only)."""
     secret: SecretStr | None = None

@@ -41,7 +41,9 @@ class RunningServer:
 
 def docker_client(settings: SpawnerSettings) -> docker.APIClient:
     # One pooled connection per concurrent execution plus a few for control calls.
-    return docker.APIClient(version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8)
+    return docker.APIClient(
+        base_url=settings.docker_host or None, version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8
+    )
 
 
 def _engine_health(servicer: health.HealthServicer, up: bool) -> None:

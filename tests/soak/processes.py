@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from tests.socket_proxy import SocketProxy, engine_socket_path
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KIB = 1024
 
@@ -91,6 +93,9 @@ class Mesh:
         self.max_in_flight = max_in_flight
         self.spawners: list[Service] = []
         self.workspace_roots: list[pathlib.Path] = []
+        # The spawners reach the engine through this: stopping it is an
+        # engine restart as they see it, the machine's engine untouched.
+        self.engine = SocketProxy(base / "engine.sock", engine_socket_path())
         for letter in "ab":
             name = f"soak-{self.run}-{letter}"
             root = base / f"workspaces-{letter}"
@@ -99,6 +104,7 @@ class Mesh:
             env = {
                 "SPAWNER_LISTEN": f"127.0.0.1:{port}",
                 "SPAWNER_METRICS_LISTEN": "",
+                "SPAWNER_DOCKER_HOST": f"unix://{self.engine.path}",
                 "SPAWNER_NAME": name,
                 "SPAWNER_WORKSPACE_ROOT": str(root),
                 "SPAWNER_SECRET": self.secret,
@@ -146,13 +152,17 @@ class Mesh:
         return f"sqlite:///{self.database}"
 
     def start(self) -> None:
+        self.engine.start()
         for spawner in self.spawners:
             spawner.start()
         self.control.start()
 
     def close(self) -> None:
         """Control first (its drain settles what is in flight), then the spawners."""
+        if not self.engine.path.exists():
+            self.engine.start()  # the spawners remove their sandboxes through it
         self.control.stop()
         for spawner in self.spawners:
             spawner.stop()
+        self.engine.stop()
         time.sleep(0.1)

@@ -1,7 +1,8 @@
 """Load with faults: N client threads of several tenants call control for T
-seconds while control and then a spawner are killed (SIGKILL) and started
-again. (The Docker engine's loss is tests/integration/test_engine_loss.py's:
-the soak shares the engine with everything else on the machine.)
+seconds while control is killed (SIGKILL), the Docker engine goes away as
+the spawners see it (they reach it through a socket proxy of the soak's own,
+stopped for a few seconds and started again: the machine's engine is shared
+and is left alone), and a spawner is killed; each comes back.
 
 Afterwards it checks what an operator would page on: every execution
 recorded is terminal, no call hung, each tenant's quota counters equal the
@@ -46,6 +47,7 @@ from tests import quota_ledger
 from tests.soak.processes import Mesh
 
 CALL_DEADLINE_SECONDS = 90  # a call longer than this is a hang
+ENGINE_DOWN_SECONDS = 3.0
 # The in-flight limit is checked on what admission itself counts: the
 # tenant's live records, in one snapshot of the database, 20 times a second.
 # (The records' own times cannot tell: an admission reads its clock before
@@ -119,6 +121,16 @@ def kill_control(mesh: Mesh, at: float, stop: threading.Event, tally: Tally) -> 
     time.sleep(1)
     mesh.control.start()  # settles what the killed process relayed
     tally.count("fault: restarted control")
+
+
+def restart_the_engine(mesh: Mesh, at: float, stop: threading.Event, tally: Tally) -> None:
+    if stop.wait(at):
+        return
+    mesh.engine.stop()
+    tally.count("fault: the engine went away")
+    time.sleep(ENGINE_DOWN_SECONDS)
+    mesh.engine.start()
+    tally.count("fault: the engine came back")
 
 
 def kill_a_spawner(mesh: Mesh, at: float, stop: threading.Event, tally: Tally, rng: random.Random) -> None:
@@ -247,7 +259,9 @@ def soak(
         if kill:
             at = seconds * rng.uniform(0.2, 0.3)
             threads.append(threading.Thread(target=kill_control, args=(mesh, at, stop, tally)))
-            at = seconds * rng.uniform(0.5, 0.65)
+            at = seconds * rng.uniform(0.4, 0.45)
+            threads.append(threading.Thread(target=restart_the_engine, args=(mesh, at, stop, tally)))
+            at = seconds * rng.uniform(0.6, 0.7)
             threads.append(threading.Thread(target=kill_a_spawner, args=(mesh, at, stop, tally, rng)))
         began = time.monotonic()
         for thread in threads:
@@ -300,7 +314,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--no-kill", action="store_true", help="neither control nor a spawner is killed")
+    parser.add_argument("--no-kill", action="store_true", help="no faults: nothing is killed or cut off")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--memory-every", type=float, default=10.0, help="seconds between memory samples")
     parser.add_argument("--trace-control", action="store_true", help="tracemalloc in control; compare snapshots")
