@@ -52,19 +52,11 @@ def test_run_a_project_with_a_package_stdin_and_an_output_file(mesh, registry_eg
             (project / "helpers.py").write_text("def shout(s):\n    return s.upper()\n")
             (tmp_path / "input.txt").write_text("quiet words")
             out = tmp_path / "out"
-            connection = [
-                "--url",
-                f"127.0.0.1:{control.port}",
-                "--tenant",
-                "tenant-a",
-                "--key",
-                TENANT_KEYS["tenant-a"],
-            ]
+            connection = ["--url", f"127.0.0.1:{control.port}", "--tenant", "tenant-a"]
+            run = ["run", str(project), "--entry", "main.py", "--pip", "tabulate==0.9.0", "--timeout", "60"]
+            files = ["--stdin", str(tmp_path / "input.txt"), "--out", str(out)]
             result = CliRunner().invoke(
-                main,
-                [*connection, "run", str(project), "--entry", "main.py", "--pip", "tabulate==0.9.0"]
-                + ["--stdin", str(tmp_path / "input.txt"), "--out", str(out), "--timeout", "60"],
-                catch_exceptions=False,
+                main, [*connection, "--key", TENANT_KEYS["tenant-a"], *run, *files], catch_exceptions=False
             )
             assert result.exit_code == 0, result.stdout + result.stderr
             assert result.stdout == "0.9.0 QUIET WORDS\n"  # not in the image: installed
