@@ -271,8 +271,13 @@ def test_busy_processes_with_threads_end_with_a_clear_verdict(stub, spawner_serv
         assert outcome.result.status == COMPLETED, outcome.result  # runc: always
         assert outcome.stdout == b"done 36\n"
     else:
+        # Which of the two gVisor reports first depends on timing: the
+        # sandbox seen ended, or runsc's exec giving up with 128 as the
+        # sandbox goes down. Either is a clear verdict, never a success.
         assert outcome.result.error_code == common.ERROR_CODE_RUNTIME_ERROR, outcome.result
-        assert outcome.result.error_message.startswith("the sandbox ended while main.py ran"), outcome.result
+        assert outcome.result.error_message.startswith(("the sandbox ended while main.py ran", "main.py exited 128")), (
+            outcome.result
+        )
     again = execute(stub, request({"main.py": "print('still serving')"}))
     assert again.stdout == b"still serving\n"
 
