@@ -19,7 +19,7 @@ from sandbox.control.v1 import artifacts_pb2 as apb
 from sandbox.control.v1 import artifacts_pb2_grpc, control_pb2_grpc
 from sandbox.control.v1 import control_pb2 as pb
 from sandbox_mesh.artifact_records import Artifact, ArtifactFile, FileListing, Run, RunResult, run_event_of
-from sandbox_mesh.calls import CALL_TIMEOUT_SECONDS, call_unary, checked_chunks
+from sandbox_mesh.calls import CALL_TIMEOUT_SECONDS, call_unary, checked_chunks, paged
 from sandbox_mesh.errors import MeshError, mesh_error
 from sandbox_mesh.events import Event, Execution, Output
 from sandbox_mesh.request import LANGUAGES, UsageError, parse_npm, parse_pip, parse_size, step_messages
@@ -127,22 +127,13 @@ class Artifacts:
 
     def list(self, *, limit: int | None = 50) -> Iterator[Artifact]:
         """Newest first, page by page."""
-        token = ""
-        seen = 0
-        while True:
-            size = min(PAGE_SIZE, limit - seen) if limit is not None else PAGE_SIZE
+
+        def page(size: int, token: str) -> tuple[Sequence[apb.Artifact], str]:
             request = apb.ListArtifactsRequest(page_size=size, page_token=token)
-            response: apb.ListArtifactsResponse = self._unary(
-                lambda t, r=request: self._stub.ListArtifacts(r, timeout=t)  # type: ignore[misc]
-            )
-            for message in response.artifacts:
-                yield Artifact.of(message)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return
-            token = response.next_page_token
-            if not token:
-                return
+            response = self._unary(lambda t: self._stub.ListArtifacts(request, timeout=t))
+            return response.artifacts, response.next_page_token
+
+        return (Artifact.of(message) for message in paged(page, limit, PAGE_SIZE))
 
     def update(
         self, artifact_id: str, *, title: str | None = None, entry: str | None = None, revision: int | None = None
@@ -271,22 +262,13 @@ class Artifacts:
 
     def runs(self, artifact_id: str, *, limit: int | None = 50) -> Iterator[Run]:
         """The artifact's runs, newest first."""
-        token = ""
-        seen = 0
-        while True:
-            size = min(PAGE_SIZE, limit - seen) if limit is not None else PAGE_SIZE
+
+        def page(size: int, token: str) -> tuple[Sequence[apb.Run], str]:
             request = apb.ListRunsRequest(artifact_id=artifact_id, page_size=size, page_token=token)
-            response: apb.ListRunsResponse = self._unary(
-                lambda t, r=request: self._stub.ListRuns(r, timeout=t)  # type: ignore[misc]
-            )
-            for message in response.runs:
-                yield Run.of(message)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return
-            token = response.next_page_token
-            if not token:
-                return
+            response = self._unary(lambda t: self._stub.ListRuns(request, timeout=t))
+            return response.runs, response.next_page_token
+
+        return (Run.of(message) for message in paged(page, limit, PAGE_SIZE))
 
     def output_chunks(self, run_id: str, path: str) -> Iterator[bytes]:
         request = apb.GetRunOutputFileRequest(run_id=run_id, path=path)

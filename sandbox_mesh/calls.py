@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import grpc
@@ -14,6 +14,7 @@ from sandbox.control.v1 import control_pb2 as pb
 from sandbox_mesh.errors import MeshError, mesh_error
 
 T = TypeVar("T")
+M = TypeVar("M")
 # Unary calls wait this long unless told otherwise.
 CALL_TIMEOUT_SECONDS = 30.0
 ATTEMPTS = 4
@@ -34,6 +35,22 @@ def call_unary(call: Callable[[float], T], timeout: float) -> T:
                 continue
             raise mesh_error(error) from None
     raise AssertionError("unreachable")
+
+
+def paged(fetch: Callable[[int, str], tuple[Sequence[M], str]], limit: int | None, page_size: int) -> Iterator[M]:
+    """The items of a paged list call, page by page, up to `limit` (None:
+    all): `fetch(size, token)` returns one page and the next page's token."""
+    token, seen = "", 0
+    while True:
+        size = min(page_size, limit - seen) if limit is not None else page_size
+        items, token = fetch(size, token)
+        for item in items:
+            yield item
+            seen += 1
+            if limit is not None and seen >= limit:
+                return
+        if not token:
+            return
 
 
 def checked_chunks(chunks: Iterable[pb.OutputFileChunk], path: str) -> Iterator[bytes]:

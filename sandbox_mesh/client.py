@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -30,12 +30,16 @@ from sandbox_mesh.calls import (
     T,
     call_unary,
     checked_chunks,
+    paged,
 )
 from sandbox_mesh.errors import MeshError, mesh_error
 from sandbox_mesh.events import Accepted, Event, Execution, Finished, Logs, Output, Quota, Result, event_of
 from sandbox_mesh.request import build_request
 from services.common.auth import TenantClientInterceptor
 from services.common.tracing import ClientTraceInterceptor
+
+# Executions asked for per page.
+EXECUTIONS_PAGE_SIZE = 500
 
 
 def new_execution_id() -> str:
@@ -189,28 +193,16 @@ class Client:
         self, *, statuses: Iterable[str] = (), group_id: str = "", session_id: str = "", limit: int | None = 50
     ) -> Iterator[Execution]:
         """Newest first, page by page; `statuses` by name ("RUNNING")."""
-        token = ""
-        seen = 0
-        while True:
-            page_size = min(500, limit - seen) if limit is not None else 500
+        wanted = status_values(statuses)
+
+        def page(size: int, token: str) -> tuple[Sequence[pb.Execution], str]:
             request = pb.ListExecutionsRequest(
-                statuses=status_values(statuses),
-                group_id=group_id,
-                session_id=session_id,
-                page_size=page_size,
-                page_token=token,
+                statuses=wanted, group_id=group_id, session_id=session_id, page_size=size, page_token=token
             )
-            response: pb.ListExecutionsResponse = self._unary(
-                lambda t, r=request: self._stub.ListExecutions(r, timeout=t)  # type: ignore[misc]
-            )
-            for message in response.executions:
-                yield Execution.of(message)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return
-            token = response.next_page_token
-            if not token:
-                return
+            response = self._unary(lambda t: self._stub.ListExecutions(request, timeout=t))
+            return response.executions, response.next_page_token
+
+        return (Execution.of(message) for message in paged(page, limit, EXECUTIONS_PAGE_SIZE))
 
     def cancel(self, execution_id: str) -> tuple[bool, Execution]:
         """Whether it was cancelled now (False: it had finished), and the record."""

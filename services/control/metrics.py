@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Iterator
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.common.contract.errors import InvalidArgument
+from services.common.metrics_http import ServesMetrics
 from services.control.errors import AlreadyExists, QuotaExceeded, RuntimeUnavailable
 
 QUEUE_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -66,7 +66,7 @@ class InFlightCollector(Collector):
         yield family
 
 
-class ControlMetrics:
+class ControlMetrics(ServesMetrics):
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.admissions = Counter(
@@ -104,7 +104,6 @@ class ControlMetrics:
             buckets=DB_BUCKETS,
             registry=self.registry,
         )
-        self._server: WSGIServer | None = None
 
     def watch_in_flight(self, executions: Callable[[], Iterable]) -> None:
         self.registry.register(InFlightCollector(executions))
@@ -125,16 +124,3 @@ class ControlMetrics:
 
     def transaction(self, kind: str, seconds: float) -> None:
         self.db_seconds.labels(kind).observe(seconds)
-
-    def serve(self, listen: str) -> int:
-        """Serves /metrics over HTTP; returns the port."""
-        host, _, port = listen.rpartition(":")
-        server, _ = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
-        self._server = server
-        return server.server_port
-
-    def stop(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.shutdown()
-            server.server_close()

@@ -11,13 +11,13 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from wsgiref.simple_server import WSGIServer
 
 from mitmproxy import ctx
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.common.metrics_http import ServesMetrics
 from services.egress.audit import Record
 from services.egress.cache import PackageCache
 
@@ -95,25 +95,11 @@ class CacheCollector(Collector):
         )
 
 
-class EgressMetrics:
+class EgressMetrics(ServesMetrics):
     def __init__(self, decisions: DecisionCounts, cache: Callable[[], PackageCache | None]):
         self.registry = CollectorRegistry()
         self.registry.register(decisions)
         self.registry.register(CacheCollector(cache))
-        self._server: WSGIServer | None = None
-
-    def serve(self, listen: str) -> int:
-        """Serves /metrics over HTTP; returns the port."""
-        host, _, port = listen.rpartition(":")
-        server, _ = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
-        self._server = server
-        return server.server_port
-
-    def stop(self) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.shutdown()
-            server.server_close()
 
 
 class MetricsAddon:

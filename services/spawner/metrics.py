@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import functools
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sandbox.common.v1 import execution_pb2 as common
+from services.common.metrics_http import ServesMetrics
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 REFILL_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10)
 
 
-class SpawnerMetrics:
+class SpawnerMetrics(ServesMetrics):
     def __init__(self, in_flight, free_slots):
         self.registry = CollectorRegistry()
         self.executions = Counter(
@@ -75,7 +76,6 @@ class SpawnerMetrics:
         )
         Gauge("sandbox_spawner_in_flight", "Executions in flight.", registry=self.registry).set_function(in_flight)
         Gauge("sandbox_spawner_free_slots", "Free execution slots.", registry=self.registry).set_function(free_slots)
-        self._server = None
 
     def finished(self, status: int, error_code: int, seconds: float) -> None:
         status_name = common.ExecutionStatus.Name(status).removeprefix("EXECUTION_STATUS_").lower()
@@ -98,18 +98,6 @@ class SpawnerMetrics:
     def watch_pool(self, pool) -> None:
         for key in pool.targets:
             self.warm_ready.labels(*_pool_labels(key)).set_function(functools.partial(pool.ready, key))
-
-    def serve(self, listen: str) -> int:
-        """Serves /metrics over HTTP; returns the port."""
-        host, _, port = listen.rpartition(":")
-        self._server, _ = start_http_server(int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry)
-        return self._server.server_port
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 def _pool_labels(key) -> tuple[str, str, str]:
