@@ -86,6 +86,26 @@ def test_the_incoming_traceparent_is_the_current_trace():
         otel_context.detach(token)
 
 
+def test_a_forged_or_malformed_traceparent_is_no_trace_and_never_reaches_a_log_line():
+    # A caller controls its metadata: whatever is not a well-formed W3C
+    # traceparent is dropped, not logged, not sent on.
+    forged = [
+        "00-" + "0" * 32 + "-" + SPAN_ID + "-01",  # the invalid all-zero trace id
+        "00-" + TRACE_ID + '", "tenant": "someone-else' + "-" + SPAN_ID + "-01",
+        "00-" + TRACE_ID + '\n{"level": "ERROR"}-' + SPAN_ID + "-01",
+        "ff-" + TRACE_ID + "-" + SPAN_ID + "-01",
+        "x" * 100_000,
+        "",
+    ]
+    for value in forged:
+        token = otel_context.attach(incoming_context([("traceparent", value)]))
+        try:
+            assert current_ids() is None, value[:80]
+            assert outgoing_metadata() == [], value[:80]
+        finally:
+            otel_context.detach(token)
+
+
 def test_a_call_carries_the_callers_trace_to_the_handler_and_onward():
     server, port = _start_server()
     try:
