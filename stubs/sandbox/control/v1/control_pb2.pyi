@@ -23,23 +23,29 @@ SESSION_STATUS_EXPIRED: SessionStatus
 SESSION_STATUS_FAILED: SessionStatus
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("session_id", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds")
+    __slots__ = ("session_id", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds", "files", "packages", "install")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     language: _execution_pb2.Language
     limits: _execution_pb2.Limits
     variant: str
     idle_timeout_seconds: int
     max_lifetime_seconds: int
-    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ...) -> None: ...
+    files: _containers.RepeatedCompositeFieldContainer[_execution_pb2.File]
+    packages: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Package]
+    install: InstallOptions
+    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "language", "variant", "status", "end_reason", "idle_timeout_seconds", "max_lifetime_seconds", "created_at_ms", "last_used_at_ms", "ended_at_ms", "expires_at_ms", "calls", "limits", "busy")
+    __slots__ = ("session_id", "language", "variant", "status", "end_reason", "idle_timeout_seconds", "max_lifetime_seconds", "created_at_ms", "last_used_at_ms", "ended_at_ms", "expires_at_ms", "calls", "limits", "busy", "packages", "restarts")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +60,8 @@ class Session(_message.Message):
     CALLS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     language: _execution_pb2.Language
     variant: str
@@ -68,7 +76,9 @@ class Session(_message.Message):
     calls: int
     limits: _execution_pb2.Limits
     busy: bool
-    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., variant: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., end_reason: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., last_used_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., calls: _Optional[int] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., busy: _Optional[bool] = ...) -> None: ...
+    packages: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Package]
+    restarts: int
+    def __init__(self, session_id: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., variant: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., end_reason: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., last_used_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., calls: _Optional[int] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., busy: _Optional[bool] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., restarts: _Optional[int] = ...) -> None: ...
 
 class RunCellRequest(_message.Message):
     __slots__ = ("session_id", "code", "timeout_ms", "execution_id")
@@ -125,6 +135,54 @@ class CloseSessionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class RestartSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class PutSessionFileRequest(_message.Message):
+    __slots__ = ("session_id", "path", "content")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    path: str
+    content: bytes
+    def __init__(self, session_id: _Optional[str] = ..., path: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class SessionFile(_message.Message):
+    __slots__ = ("path", "size")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    size: int
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class GetSessionFileRequest(_message.Message):
+    __slots__ = ("session_id", "path")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    path: str
+    def __init__(self, session_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class ListSessionFilesRequest(_message.Message):
+    __slots__ = ("session_id", "directory")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    directory: str
+    def __init__(self, session_id: _Optional[str] = ..., directory: _Optional[str] = ...) -> None: ...
+
+class ListSessionFilesResponse(_message.Message):
+    __slots__ = ("files", "truncated")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[SessionFile]
+    truncated: bool
+    def __init__(self, files: _Optional[_Iterable[_Union[SessionFile, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class InstallOptions(_message.Message):
     __slots__ = ("allow_sdist", "allow_install_scripts")

@@ -94,6 +94,26 @@ class ControlStub:
                 request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.SerializeToString,
                 response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
                 _registered_method=True)
+        self.RestartSession = channel.unary_unary(
+                '/sandbox.control.v1.Control/RestartSession',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.RestartSessionRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+                _registered_method=True)
+        self.PutSessionFile = channel.unary_unary(
+                '/sandbox.control.v1.Control/PutSessionFile',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.PutSessionFileRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.SessionFile.FromString,
+                _registered_method=True)
+        self.GetSessionFile = channel.unary_stream(
+                '/sandbox.control.v1.Control/GetSessionFile',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionFileRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.FromString,
+                _registered_method=True)
+        self.ListSessionFiles = channel.unary_unary(
+                '/sandbox.control.v1.Control/ListSessionFiles',
+                request_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesRequest.SerializeToString,
+                response_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -190,6 +210,35 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestartSession(self, request, context):
+        """A fresh interpreter in the same sandbox: variables and imports are gone,
+        files and installed packages stay. A running call is interrupted first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSessionFile(self, request, context):
+        """Files under the open session's /workspace, at any time between calls or
+        during one. Paths are relative to /workspace; symbolic links are never
+        followed. The session must be open (FAILED_PRECONDITION otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessionFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +301,26 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.CloseSession,
                     request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.FromString,
                     response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.SerializeToString,
+            ),
+            'RestartSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartSession,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.RestartSessionRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.Session.SerializeToString,
+            ),
+            'PutSessionFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSessionFile,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.PutSessionFileRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.SessionFile.SerializeToString,
+            ),
+            'GetSessionFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetSessionFile,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionFileRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.SerializeToString,
+            ),
+            'ListSessionFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessionFiles,
+                    request_deserializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesRequest.FromString,
+                    response_serializer=sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +647,114 @@ class Control:
             '/sandbox.control.v1.Control/CloseSession',
             sandbox_dot_control_dot_v1_dot_control__pb2.CloseSessionRequest.SerializeToString,
             sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/RestartSession',
+            sandbox_dot_control_dot_v1_dot_control__pb2.RestartSessionRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSessionFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/PutSessionFile',
+            sandbox_dot_control_dot_v1_dot_control__pb2.PutSessionFileRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.SessionFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.control.v1.Control/GetSessionFile',
+            sandbox_dot_control_dot_v1_dot_control__pb2.GetSessionFileRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.OutputFileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessionFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.control.v1.Control/ListSessionFiles',
+            sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesRequest.SerializeToString,
+            sandbox_dot_control_dot_v1_dot_control__pb2.ListSessionFilesResponse.FromString,
             options,
             channel_credentials,
             insecure,

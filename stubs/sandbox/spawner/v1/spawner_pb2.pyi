@@ -23,7 +23,7 @@ PHASE_RUNNING: Phase
 PHASE_FINISHING: Phase
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("session_key", "tenant", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds")
+    __slots__ = ("session_key", "tenant", "language", "limits", "variant", "idle_timeout_seconds", "max_lifetime_seconds", "files", "packages", "install")
     SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,9 @@ class CreateSessionRequest(_message.Message):
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_LIFETIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_FIELD_NUMBER: _ClassVar[int]
     session_key: str
     tenant: str
     language: _execution_pb2.Language
@@ -38,13 +41,106 @@ class CreateSessionRequest(_message.Message):
     variant: str
     idle_timeout_seconds: int
     max_lifetime_seconds: int
-    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ...) -> None: ...
+    files: _containers.RepeatedCompositeFieldContainer[_execution_pb2.File]
+    packages: _containers.RepeatedCompositeFieldContainer[_execution_pb2.Package]
+    install: InstallOptions
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., language: _Optional[_Union[_execution_pb2.Language, str]] = ..., limits: _Optional[_Union[_execution_pb2.Limits, _Mapping]] = ..., variant: _Optional[str] = ..., idle_timeout_seconds: _Optional[int] = ..., max_lifetime_seconds: _Optional[int] = ..., files: _Optional[_Iterable[_Union[_execution_pb2.File, _Mapping]]] = ..., packages: _Optional[_Iterable[_Union[_execution_pb2.Package, _Mapping]]] = ..., install: _Optional[_Union[InstallOptions, _Mapping]] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
+    __slots__ = ("start_ms", "install_ms")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_MS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    install_ms: int
+    def __init__(self, start_ms: _Optional[int] = ..., install_ms: _Optional[int] = ...) -> None: ...
+
+class SessionRef(_message.Message):
+    __slots__ = ("session_key", "tenant")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ...) -> None: ...
+
+class InterruptCellResponse(_message.Message):
+    __slots__ = ("interrupted",)
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    interrupted: bool
+    def __init__(self, interrupted: _Optional[bool] = ...) -> None: ...
+
+class RestartSessionResponse(_message.Message):
     __slots__ = ("start_ms",)
     START_MS_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     def __init__(self, start_ms: _Optional[int] = ...) -> None: ...
+
+class PutSessionFileRequest(_message.Message):
+    __slots__ = ("session_key", "tenant", "path", "content")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    path: str
+    content: bytes
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., path: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class SessionFile(_message.Message):
+    __slots__ = ("path", "size")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    size: int
+    def __init__(self, path: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
+
+class GetSessionFileRequest(_message.Message):
+    __slots__ = ("session_key", "tenant", "path")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    path: str
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class SessionFileChunk(_message.Message):
+    __slots__ = ("data", "offset", "size")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    offset: int
+    size: int
+    def __init__(self, data: _Optional[bytes] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class ListSessionFilesRequest(_message.Message):
+    __slots__ = ("session_key", "tenant", "directory")
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    session_key: str
+    tenant: str
+    directory: str
+    def __init__(self, session_key: _Optional[str] = ..., tenant: _Optional[str] = ..., directory: _Optional[str] = ...) -> None: ...
+
+class ListSessionFilesResponse(_message.Message):
+    __slots__ = ("files", "truncated")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[SessionFile]
+    truncated: bool
+    def __init__(self, files: _Optional[_Iterable[_Union[SessionFile, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[SessionRef]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionRef, _Mapping]]] = ...) -> None: ...
 
 class RunCellRequest(_message.Message):
     __slots__ = ("session_key", "tenant", "code", "timeout_ms")

@@ -70,6 +70,36 @@ class SpawnerStub:
                 request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.SerializeToString,
                 response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.FromString,
                 _registered_method=True)
+        self.InterruptCell = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/InterruptCell',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InterruptCellResponse.FromString,
+                _registered_method=True)
+        self.RestartSession = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/RestartSession',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RestartSessionResponse.FromString,
+                _registered_method=True)
+        self.PutSessionFile = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/PutSessionFile',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.PutSessionFileRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFile.FromString,
+                _registered_method=True)
+        self.GetSessionFile = channel.unary_stream(
+                '/sandbox.spawner.v1.Spawner/GetSessionFile',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.GetSessionFileRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFileChunk.FromString,
+                _registered_method=True)
+        self.ListSessionFiles = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/ListSessionFiles',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesResponse.FromString,
+                _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/sandbox.spawner.v1.Spawner/ListSessions',
+                request_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
 
 
 class SpawnerServicer:
@@ -128,6 +158,46 @@ class SpawnerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InterruptCell(self, request, context):
+        """Interrupts the running call (KeyboardInterrupt for python, the program
+        killed for node); the session stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestartSession(self, request, context):
+        """A fresh interpreter, files and packages kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutSessionFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionFile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessionFiles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSessions(self, request, context):
+        """The sessions open here, so control can mark the others ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpawnerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +235,36 @@ def add_SpawnerServicer_to_server(servicer, server):
                     servicer.CloseSession,
                     request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.FromString,
                     response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.SerializeToString,
+            ),
+            'InterruptCell': grpc.unary_unary_rpc_method_handler(
+                    servicer.InterruptCell,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InterruptCellResponse.SerializeToString,
+            ),
+            'RestartSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartSession,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RestartSessionResponse.SerializeToString,
+            ),
+            'PutSessionFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutSessionFile,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.PutSessionFileRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFile.SerializeToString,
+            ),
+            'GetSessionFile': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetSessionFile,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.GetSessionFileRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFileChunk.SerializeToString,
+            ),
+            'ListSessionFiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessionFiles,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsRequest.FromString,
+                    response_serializer=sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +456,168 @@ class Spawner:
             '/sandbox.spawner.v1.Spawner/CloseSession',
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionRequest.SerializeToString,
             sandbox_dot_spawner_dot_v1_dot_spawner__pb2.CloseSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InterruptCell(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/InterruptCell',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.InterruptCellResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/RestartSession',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionRef.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.RestartSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutSessionFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/PutSessionFile',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.PutSessionFileRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/GetSessionFile',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.GetSessionFileRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.SessionFileChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessionFiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/ListSessionFiles',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandbox.spawner.v1.Spawner/ListSessions',
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsRequest.SerializeToString,
+            sandbox_dot_spawner_dot_v1_dot_spawner__pb2.ListSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
