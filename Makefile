@@ -14,7 +14,7 @@ COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 endif
 export COMPOSE
 
-.PHONY: setup docker postgres venv protos images runtimes lint test up down clean logs ps bench bench-spawner doctor
+.PHONY: setup docker postgres venv protos images runtimes lint test up down clean logs ps bench bench-sessions bench-spawner doctor
 
 setup: docker postgres venv
 
@@ -79,6 +79,10 @@ ps:
 BENCH_ARGS ?=
 bench: venv
 	$(VENV)/bin/python bench/bench_mesh.py $(BENCH_ARGS)
+
+# Sessions (issue 12): the second call, CreateSession, an idle session's memory.
+bench-sessions: venv
+	$(VENV)/bin/python bench/bench_sessions.py $(BENCH_ARGS)
 
 # The spawner alone against docker run (the first section of docs/performance.md).
 bench-spawner: venv
