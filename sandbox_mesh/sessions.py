@@ -124,12 +124,25 @@ class CellStream:
         elif isinstance(event, CellOutput):
             self._out[event.stream].append(event.data)
         elif isinstance(event, cells.CellResult):
+            self._drain()
             stdout, stderr = b"".join(self._out["stdout"]), b"".join(self._out["stderr"])
             execution_id = self.execution_id or self.request.execution_id
             self.outcome = CellOutcome.of(execution_id, event, stdout, stderr)
             self._end()
             return CellFinished(self.outcome)
         return event
+
+    def _drain(self) -> None:
+        """Reads the stream to its end after the result: control releases
+        the session (one call at a time) only as its stream ends, so a call
+        made right after an undrained result could be refused as busy."""
+        assert self._messages is not None
+        try:
+            for _ in self._messages:
+                pass
+        except grpc.RpcError as error:
+            self._end()
+            raise mesh_error(error) from None
 
     def _end(self) -> None:
         if self._done:
