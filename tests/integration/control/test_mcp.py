@@ -130,6 +130,18 @@ def test_the_tools_over_stdio(server_env, control_spawner, datascience_image):
         failed = await call(session, "run_code", language="node", code="console.error('bad'); process.exit(3)")
         assert failed.isError and "exit 3" in text(failed) and "[stderr]\nbad" in text(failed)
 
+        saved = await call(
+            session,
+            "run_code",
+            language="python",
+            variant="datascience",
+            code=PLOT.replace("plt.show()", "plt.savefig('/workspace/output/plot.png')\nprint('saved')"),
+        )
+        assert not saved.isError, text(saved)
+        assert "[output files]\nplot.png (" in text(saved)
+        [saved_png] = images(saved)
+        assert saved_png.startswith(b"\x89PNG\r\n\x1a\n")
+
         session_id = await open_python(session, variant="datascience")
         assert not (await call(session, "run_in_session", session_id=session_id, code="x = 41")).isError
         later = await call(session, "run_in_session", session_id=session_id, code="x + 1")
@@ -202,31 +214,40 @@ def test_files_and_restart_over_stdio(server_env, control_spawner):
     assert_session_gone(control_spawner)
 
 
-def test_bad_arguments_are_tool_errors_naming_the_argument(server_env, client, control_spawner):
-    async def scenario(session: ClientSession) -> None:
-        cases = [
-            ("run_code", {"language": "ruby", "code": "1"}, "language"),
-            ("run_code", {"language": "python"}, "code"),
-            ("run_code", {"language": "python", "code": "1", "timeout_ms": 0}, "timeout_ms"),
-            ("run_code", {"language": "python", "code": "1", "packages": ["two words"]}, "packages"),
-            ("run_code", {"language": "python", "code": "1", "files": {"../x.py": ""}}, "files"),
-            ("open_session", {"language": "python", "idle_timeout_seconds": -5}, "idle_timeout_seconds"),
-            ("open_session", {"language": "python", "variant": "nope"}, "variant"),
-            ("run_in_session", {"session_id": "", "code": "1"}, "session_id"),
-            ("put_file", {"session_id": "s", "path": "a.bin", "content": "%%", "encoding": "base64"}, "content"),
-            ("get_file", {"session_id": "s", "path": "../../etc/passwd"}, "path"),
-        ]
-        for tool, arguments, argument in cases:
-            result = await call(session, tool, **arguments)
-            assert result.isError, (tool, arguments)
-            assert argument in text(result), (tool, text(result))
-        unknown = await call(session, "run_in_session", session_id="not-mine", code="1")
-        assert unknown.isError and "NOT_FOUND" in text(unknown)
-
-    over_stdio(server_env, scenario)
+def test_bad_arguments_are_tool_errors_naming_the_argument(server_env, client, control, control_spawner):
+    with Client(f"127.0.0.1:{control.port}", "tenant-b", TENANT_KEYS["tenant-b"]) as other_tenant:
+        theirs = other_tenant.session("python")
+        try:
+            over_stdio(server_env, lambda session: refuse_bad_arguments(session, theirs.session_id))
+        finally:
+            theirs.close()
     # Nothing was opened for any of them.
     assert client.sessions() == []
     assert_session_gone(control_spawner)
+
+
+async def refuse_bad_arguments(session: ClientSession, other_tenants_session: str) -> None:
+    cases = [
+        ("run_code", {"language": "ruby", "code": "1"}, "language"),
+        ("run_code", {"language": "python"}, "code"),
+        ("run_code", {"language": "python", "code": "1", "timeout_ms": 0}, "timeout_ms"),
+        ("run_code", {"language": "python", "code": "1", "packages": ["two words"]}, "packages"),
+        ("run_code", {"language": "python", "code": "1", "files": {"../x.py": ""}}, "files"),
+        ("open_session", {"language": "python", "idle_timeout_seconds": -5}, "idle_timeout_seconds"),
+        ("open_session", {"language": "python", "variant": "nope"}, "variant"),
+        ("run_in_session", {"session_id": "", "code": "1"}, "session_id"),
+        ("put_file", {"session_id": "s", "path": "a.bin", "content": "%%", "encoding": "base64"}, "content"),
+        ("get_file", {"session_id": "s", "path": "../../etc/passwd"}, "path"),
+    ]
+    for tool, arguments, argument in cases:
+        result = await call(session, tool, **arguments)
+        assert result.isError, (tool, arguments)
+        assert argument in text(result), (tool, text(result))
+    for session_id in ("no-such-session", other_tenants_session):
+        unknown = await call(session, "run_in_session", session_id=session_id, code="1")
+        assert unknown.isError and "NOT_FOUND" in text(unknown), text(unknown)
+        closing = await call(session, "close_session", session_id=session_id)
+        assert closing.isError and "NOT_FOUND" in text(closing), text(closing)
 
 
 def test_sessions_left_open_are_closed_when_the_server_stops(server_env, client, control_spawner):
