@@ -9,6 +9,10 @@ with Client.from_env() as client:
     artifact = client.artifacts.create("python", entry="main.py")
     client.artifacts.put(artifact.artifact_id, "main.py", 'print("kept")')
     print(client.artifacts.run(artifact.artifact_id).stdout)
+
+    with client.session("python") as session:  # a live interpreter
+        session.run("x = 41")
+        print(session.run("x + 1").text)
 """
 
 from sandbox_mesh.aio import AsyncClient
@@ -31,6 +35,18 @@ from sandbox_mesh.events import (
     Usage,
 )
 from sandbox_mesh.request import UsageError, build_request
+from sandbox_mesh.session_records import (
+    CellAccepted,
+    CellError,
+    CellEvent,
+    CellFinished,
+    CellOutcome,
+    CellOutput,
+    CellValue,
+    SessionInfo,
+    ValuePart,
+)
+from sandbox_mesh.sessions import CellStream, Session
 
 __all__ = [
     "Accepted",
@@ -38,6 +54,14 @@ __all__ = [
     "ArtifactFile",
     "Artifacts",
     "AsyncClient",
+    "CellAccepted",
+    "CellError",
+    "CellEvent",
+    "CellFinished",
+    "CellOutcome",
+    "CellOutput",
+    "CellStream",
+    "CellValue",
     "Client",
     "ConfigError",
     "Connection",
@@ -55,9 +79,12 @@ __all__ = [
     "Run",
     "RunResult",
     "RunStream",
+    "Session",
+    "SessionInfo",
     "StatusChanged",
     "StepFinished",
     "Usage",
     "UsageError",
+    "ValuePart",
     "build_request",
 ]

@@ -10,6 +10,7 @@
     sandboxctl sign Control/GetQuota
     sandboxctl quota
     sandboxctl doctor
+    sandboxctl mcp [--http [--host 127.0.0.1] [--port 8765]]
 
 Exit codes: the program's own, else 124 (time limit), 125 (the mesh refused
 or failed the request), 130 (cancelled, Ctrl-C), 2 (a usage mistake).
@@ -26,6 +27,7 @@ from sandbox_mesh import config, doctor
 from sandbox_mesh.commands.artifacts import artifacts
 from sandbox_mesh.commands.common import Settings, print_json
 from sandbox_mesh.commands.executions import executions, groups, outputs, quota
+from sandbox_mesh.commands.mcp_command import mcp
 from sandbox_mesh.commands.run import run
 from sandbox_mesh.commands.sign import sign
 
@@ -87,7 +89,7 @@ def doctor_command(
     sys.exit(doctor.exit_code(checks))
 
 
-for command in (run, executions, groups, outputs, artifacts, quota, sign):
+for command in (run, executions, groups, outputs, artifacts, quota, sign, mcp):
     main.add_command(command)
 
 

@@ -34,12 +34,17 @@ from sandbox_mesh.calls import (
 )
 from sandbox_mesh.errors import MeshError, mesh_error
 from sandbox_mesh.events import Accepted, Event, Execution, Finished, Logs, Output, Quota, Result, event_of
-from sandbox_mesh.request import build_request
+from sandbox_mesh.request import UsageError, build_request
+from sandbox_mesh.session_records import SessionInfo, create_request, session_limits
+from sandbox_mesh.sessions import Session
 from services.common.auth import TenantClientInterceptor
 from services.common.tracing import ClientTraceInterceptor
 
-# Executions asked for per page.
+# Executions and sessions asked for per page.
 EXECUTIONS_PAGE_SIZE = 500
+SESSIONS_PAGE_SIZE = 500
+# CreateSession starts a sandbox (and installs packages): it may take a while.
+CREATE_SESSION_TIMEOUT_SECONDS = 300.0
 
 
 def new_execution_id() -> str:
@@ -232,6 +237,86 @@ class Client:
 
     def output_file(self, execution_id: str, path: str) -> bytes:
         return b"".join(self.output_chunks(execution_id, path))
+
+    # ---- sessions (sandbox_mesh.sessions) ----------------------------------
+
+    def session(
+        self,
+        language: str = "python",
+        *,
+        session_id: str | None = None,
+        variant: str = "",
+        limits: Mapping[str, Any] | common.Limits | None = None,
+        packages: Sequence[str | Any] = (),
+        files: Mapping[str, bytes | str] | None = None,
+        idle_timeout_seconds: int = 0,
+        max_lifetime_seconds: int = 0,
+        allow_sdist: bool = False,
+        allow_install_scripts: bool = False,
+        **limit_values: Any,
+    ) -> Session:
+        """Opens a live session (CreateSession). Limits as a mapping or as
+        keywords, by Client.run's names (timeout in seconds, memory as bytes
+        or "256m", cpus) or the wire's (timeout_ms, memory_mb); timeout is
+        each call's default. Packages as pip or npm spell them. 0 seconds:
+        the mesh's defaults. A context manager: closed on exit."""
+        if isinstance(limits, common.Limits):
+            if limit_values:
+                raise UsageError("limits", "either a Limits message or limit keywords, not both")
+            limit_message = limits
+        else:
+            limit_message = session_limits({**(limits or {}), **limit_values})
+        request = create_request(
+            language,
+            session_id=session_id,
+            variant=variant,
+            limits=limit_message,
+            packages=packages,
+            files=files,
+            idle_timeout_seconds=idle_timeout_seconds,
+            max_lifetime_seconds=max_lifetime_seconds,
+            allow_sdist=allow_sdist,
+            allow_install_scripts=allow_install_scripts,
+        )
+        # Not retried: a second CreateSession could open a second sandbox
+        # (with a generated id) or be refused (a given one).
+        try:
+            created = self._stub.CreateSession(request, timeout=max(self.call_timeout, CREATE_SESSION_TIMEOUT_SECONDS))
+        except grpc.RpcError as error:
+            raise mesh_error(error) from None
+        return self._session(SessionInfo.of(created))
+
+    def attach_session(self, session_id: str) -> Session:
+        """The open session `session_id` (GetSession); an ended one is a
+        MeshError (FAILED_PRECONDITION, field session_id)."""
+        info = self.get_session(session_id)
+        if not info.open:
+            reason = f": {info.end_reason}" if info.end_reason else ""
+            raise MeshError(
+                "FAILED_PRECONDITION", f"session {session_id} has ended ({info.status}{reason})", "session_id"
+            )
+        return self._session(info)
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        request = pb.GetSessionRequest(session_id=session_id)
+        return SessionInfo.of(self._unary(lambda t: self._stub.GetSession(request, timeout=t)))
+
+    def sessions(self, open_only: bool = False, *, limit: int | None = None) -> list[SessionInfo]:
+        """The tenant's sessions, newest first (every page unless `limit`)."""
+
+        def page(size: int, token: str) -> tuple[Sequence[pb.Session], str]:
+            request = pb.ListSessionsRequest(open_only=open_only, page_size=size, page_token=token)
+            response = self._unary(lambda t: self._stub.ListSessions(request, timeout=t))
+            return response.sessions, response.next_page_token
+
+        return [SessionInfo.of(message) for message in paged(page, limit, SESSIONS_PAGE_SIZE)]
+
+    def close_session(self, session_id: str) -> SessionInfo:
+        request = pb.CloseSessionRequest(session_id=session_id)
+        return SessionInfo.of(self._unary(lambda t: self._stub.CloseSession(request, timeout=t)))
+
+    def _session(self, info: SessionInfo) -> Session:
+        return Session(self._stub, info, call_timeout=self.call_timeout, new_execution_id=new_execution_id)
 
     def _unary(self, call: Callable[[float], T]) -> T:
         return call_unary(call, self.call_timeout)
