@@ -22,9 +22,10 @@ def check_file_path(path: str, limits: RequestLimits) -> str:
 def check_directory(directory: str, limits: RequestLimits) -> str:
     """A directory to list: "" for the whole workspace, else a path as
     above (one trailing "/" allowed); returned without the "/"."""
-    directory = directory.removesuffix("/")
     if not directory:
         return ""
+    if directory != "/":
+        directory = directory.removesuffix("/")
     reason = check_path(directory, max_length=limits.max_path_length)
     if reason:
         raise InvalidArgument("directory", reason)
