@@ -10,14 +10,19 @@ import secrets
 
 import grpc
 import pytest
+from grpc_status import rpc_status
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.common.v1 import session_pb2 as cells
+from sandbox.control.v1 import control_pb2 as cpb
+from sandbox.control.v1 import control_pb2_grpc
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.contract.install_failures import install_failure_of
+from services.control.server import start as start_control
 from services.spawner.errors import SessionInstallFailed, to_status
 from services.spawner.server import start
 from tests.integration.conftest import assert_nothing_left, labelled_containers, make_settings
+from tests.integration.control.conftest import control_channel, control_settings
 from tests.integration.egress.conftest import PROXY_PORT
 
 pytestmark = pytest.mark.integration
@@ -27,7 +32,7 @@ CAPACITY = 2
 
 
 @pytest.fixture(scope="module")
-def session_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
+def running_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
     name = f"spkg-{secrets.token_hex(4)}"
     root = tmp_path_factory.mktemp("spkg-workspaces")
     running = start(
@@ -43,11 +48,28 @@ def session_spawner(mesh, registry_egress, docker_api, tmp_path_factory):
         )
     )
     try:
-        yield running.spawner
+        yield running
     finally:
         running.stop(grace_seconds=5)
     assert running.spawner.cleanup_failures == 0
     assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
+
+
+@pytest.fixture(scope="module")
+def session_spawner(running_spawner):
+    return running_spawner.spawner
+
+
+@pytest.fixture(scope="module")
+def tenant(running_spawner, tmp_path_factory):
+    """Control (on SQLite) in front of the spawner, as tenant-a."""
+    data_dir = tmp_path_factory.mktemp("spkg-control")
+    running = start_control(control_settings(running_spawner.port, data_dir, f"sqlite:///{data_dir}/control.db"))
+    try:
+        with control_channel(running.port, "tenant-a") as channel:
+            yield control_pb2_grpc.ControlStub(channel)
+    finally:
+        running.stop(grace_seconds=5)
 
 
 def create(spawner, key: str, language, packages: list[tuple[str, str]], **fields) -> pb.CreateSessionResponse:
@@ -118,4 +140,31 @@ def test_a_failed_install_fails_the_creation_and_leaves_nothing(session_spawner,
     assert labelled_containers(docker_api, session_spawner.settings.name) == []
     assert session_spawner.inflight.free_slots == CAPACITY
     assert session_spawner.sessions.count() == 0
+    assert session_spawner.sessions.tokens() == set()
+
+
+def test_through_control_the_session_shows_its_packages_and_a_failure_its_reason(tenant, session_spawner):
+    request = cpb.CreateSessionRequest(language=common.LANGUAGE_PYTHON, session_id="with-six")
+    request.packages.add(name="six", version="==1.16.0")
+    session = tenant.CreateSession(request, timeout=600)
+    try:
+        assert [(p.name, p.version) for p in session.packages] == [("six", "==1.16.0")]
+        got = tenant.GetSession(cpb.GetSessionRequest(session_id="with-six"))
+        assert [(p.name, p.version) for p in got.packages] == [("six", "==1.16.0")]
+        events = list(tenant.RunCell(cpb.RunCellRequest(session_id="with-six", code="import six\nsix.__version__")))
+        assert value(events[-1].result) == b"'1.16.0'"
+    finally:
+        tenant.CloseSession(cpb.CloseSessionRequest(session_id="with-six"))
+    request = cpb.CreateSessionRequest(language=common.LANGUAGE_PYTHON, session_id="missing")
+    request.packages.add(name=f"sandbox-mesh-no-such-package-{secrets.token_hex(6)}")
+    with pytest.raises(grpc.RpcError) as refused:
+        tenant.CreateSession(request, timeout=600)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.details().startswith("packages: package not found")
+    reason, _ = install_failure_of(rpc_status.from_call(refused.value))
+    assert reason == "PACKAGE_NOT_FOUND"
+    # No record, nothing running.
+    with pytest.raises(grpc.RpcError) as missing:
+        tenant.GetSession(cpb.GetSessionRequest(session_id="missing"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert session_spawner.sessions.tokens() == set()
