@@ -118,8 +118,6 @@ def select(root: str, caps: OutputCaps, start: str = "", max_depth: int = 0) -> 
                 if stat.S_ISDIR(info.st_mode):
                     if max_depth and path.count("/") - start.count("/") >= max_depth:
                         harvest.drop(path, DropKind.TOO_DEEP, "too deep")
-                    elif len(path.encode(errors="surrogateescape")) >= caps.max_path_length:
-                        harvest.drop(path, DropKind.PATH_REFUSED, "path refused: too long for anything in it")
                     else:
                         subdirs.append(f"{path}/")
                     continue
