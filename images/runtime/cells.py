@@ -87,6 +87,9 @@ class Frames:
         self.send(END, json.dumps({"status": status, "execution_count": execution_count}).encode())
 
 
+PACKAGES_DIRECTORY = "/workspace/deps/python"
+
+
 class Kernel:
     def __init__(self) -> None:
         os.makedirs(KERNEL_DIR, mode=0o700, exist_ok=True)
@@ -97,8 +100,14 @@ class Kernel:
             connection_file=os.path.join(KERNEL_DIR, "kernel.json"),
         )
         # The inline backend turns figures into image/png display data (the
-        # data-science image sets MPLBACKEND=Agg for one-shot programs).
-        environment = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+        # data-science image sets MPLBACKEND=Agg for one-shot programs). The
+        # session's packages, installed at its creation, are where an
+        # execution's program finds them (services/spawner/install.py).
+        environment = {
+            **os.environ,
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "PYTHONPATH": PACKAGES_DIRECTORY,
+        }
         self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS, env=environment)
         self.client = self.manager.client()
         self.client.start_channels()

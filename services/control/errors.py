@@ -10,12 +10,14 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from services.common.contract.errors import InvalidArgument, bad_request_status
+from services.common.contract.install_failures import install_failure_status
 from services.common.grpc_errors import error_mapper, rich_status
 from services.control.db import DatabaseUnavailable
 
 __all__ = [
     "AlreadyExists",
     "FailedPrecondition",
+    "InstallFailed",
     "InvalidArgument",
     "LimitExceeded",
     "NotFound",
@@ -92,6 +94,16 @@ class LimitExceeded(Exception):
         self.description = description
 
 
+class InstallFailed(Exception):
+    """A session's packages did not install on its spawner (the status the
+    spawner gave, relayed: services/common/contract/install_failures.py)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"packages: {message}")
+        self.reason = reason
+        self.message = message
+
+
 def _quota_failure(exc: QuotaExceeded | LimitExceeded) -> status_pb2.Status:
     violation = error_details_pb2.QuotaFailure.Violation(subject=exc.subject, description=exc.description)
     return rich_status(
@@ -119,6 +131,8 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(
             grpc.StatusCode.FAILED_PRECONDITION, str(exc), error_details_pb2.PreconditionFailure(violations=[violation])
         )
+    if isinstance(exc, InstallFailed):
+        return install_failure_status(exc.reason, exc.message)
     if isinstance(exc, DatabaseUnavailable):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     if isinstance(exc, RuntimeUnavailable):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from services.common.contract.capacity import no_free_slot_status
 from services.common.contract.errors import InvalidArgument, bad_request_status
+from services.common.contract.install_failures import install_failure_status
 from services.common.grpc_errors import error_mapper, rich_status
 from services.spawner.engine import EngineUnavailable
 from services.spawner.network import EgressUnavailable
@@ -73,6 +74,27 @@ class SessionEnded(Exception):
         super().__init__(f"session: it has ended ({reason})")
 
 
+class SessionInstallFailed(Exception):
+    """The session's packages did not install; `reason` is the error code an
+    execution's install step would have had (services/common/contract/
+    install_failures.py)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"packages: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class FileNotFound(Exception):
+    def __init__(self, description: str) -> None:
+        super().__init__(f"path: {description}")
+
+
+class WorkspaceFull(Exception):
+    def __init__(self, description: str) -> None:
+        super().__init__(f"content: {description}")
+
+
 def to_status(exc: Exception) -> status_pb2.Status | None:
     """Maps a domain error to a rich gRPC status, or None for a bug."""
     if isinstance(exc, InvalidArgument):
@@ -91,6 +113,15 @@ def to_status(exc: Exception) -> status_pb2.Status | None:
         return rich_status(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
     if isinstance(exc, SessionNotStarted):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
+    if isinstance(exc, SessionInstallFailed):
+        return install_failure_status(exc.reason, exc.message)
+    if isinstance(exc, FileNotFound):
+        return rich_status(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, WorkspaceFull):
+        violation = error_details_pb2.QuotaFailure.Violation(subject="content", description=str(exc))
+        return rich_status(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), error_details_pb2.QuotaFailure(violations=[violation])
+        )
     if isinstance(exc, (ShuttingDown, EngineUnavailable, EgressUnavailable)):
         return rich_status(grpc.StatusCode.UNAVAILABLE, str(exc))
     return None

@@ -21,12 +21,12 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.channel import EventChannel
 from services.common.contract import failures
-from services.common.contract.packages import requirement
 from services.spawner import install, outputs, sandbox
 from services.spawner.cgroups import CgroupUsage
 from services.spawner.classify import Facts, classify
 from services.spawner.config import SpawnerSettings
 from services.spawner.handoff import HandoffError, RunnerProgram
+from services.spawner.install_step import install_packages
 from services.spawner.provision import Provisioner, Sandbox
 from services.spawner.validation import ExecutionSpec
 from services.spawner.workspace import Workspace
@@ -38,8 +38,6 @@ Status = common.ExecutionStatus
 
 _INTERPRETERS = {"python": ["python3"], "node": ["node"]}
 _EVENT_QUEUE_SIZE = 64
-_INSTALL_OUTPUT_TAIL = 4096  # bytes of the installer's output kept
-_INSTALL_MESSAGE_CHARS = 1000  # of those, quoted in the error message
 
 
 class Execution:
@@ -203,58 +201,33 @@ class Execution:
         self.network.admit_sandbox(self.api, box.container.id, spec.execution_id, box.lease.network)
 
     def _install(self, box: Sandbox, result: pb.ExecuteResult) -> bool:
-        """Installs the requested packages into the workspace. Its output is
-        kept (a bounded tail) for the error message, not streamed as the
-        program's output."""
+        """Installs the requested packages into the workspace (the install
+        step shared with sessions: services/spawner/install_step.py)."""
         spec = self.spec
         self._phase(pb.PHASE_INSTALLING)
-        requirements = [requirement(spec.language, p.name, p.version) for p in spec.packages]
-        argv = install.install_command(
-            spec.language, requirements, allow_sdist=spec.allow_sdist, allow_scripts=spec.allow_install_scripts
-        )
-        cache, key = self._provisioner.install_cache, ""
-        if cache is not None and box.container is not None and not (spec.allow_sdist or spec.allow_install_scripts):
-            key = cache.key(box.container.image_id(), spec.language, requirements)  # no package code runs
-            started = time.monotonic()
-            if cache.restore(key, box.workspace.deps / install.INSTALLED[spec.language]):
-                box.workspace.hand_over()
-                result.usage.install_ms = int((time.monotonic() - started) * 1000)
-                return True
         limit_ms = self.settings.install_timeout_ms
-        timer = threading.Timer(
-            limit_ms / 1000,
-            self.cancel,
-            (ErrorCode.ERROR_CODE_TIMEOUT, f"package install took longer than {limit_ms} ms"),
+        outcome = install_packages(
+            box,
+            self._provisioner.install_cache,
+            spec.language,
+            spec.packages,
+            allow_sdist=spec.allow_sdist,
+            allow_scripts=spec.allow_install_scripts,
+            environment=self._environment,
+            timeout_ms=limit_ms,
+            on_timeout=lambda: self.cancel(
+                ErrorCode.ERROR_CODE_TIMEOUT, f"package install took longer than {limit_ms} ms"
+            ),
+            killed=lambda: self._killed() is not None,
         )
-        timer.daemon = True
-        started = time.monotonic()
-        tail = bytearray()
-        timer.start()
-        handle = None
-        try:
-            environment = {**self._environment, **install.install_environment()}
-            try:
-                handle = box.start_program(argv, environment, sandbox.WORKSPACE, stdin=False)
-                for _, data in handle.stream():
-                    tail += data
-                    del tail[:-_INSTALL_OUTPUT_TAIL]
-            except (docker.errors.APIError, HandoffError):
-                if self._killed() is None:
-                    raise
-            exit_code = sandbox.exit_code_of(handle, self._killed())
-            self._note_sandbox_ended(box, exit_code)
-        finally:
-            timer.cancel()
-            result.usage.install_ms = int((time.monotonic() - started) * 1000)
-        if cache is not None and key and exit_code == 0 and self._killed() is None:
-            cache.store(key, box.workspace.deps / install.INSTALLED[spec.language])  # before any program runs
-        if exit_code == 0 or self._killed() is not None:
-            return exit_code == 0
-        output = tail.decode(errors="replace").strip()
+        result.usage.install_ms = outcome.install_ms
+        self._note_sandbox_ended(box, outcome.exit_code)
+        if outcome.ok or self._killed() is not None:
+            return outcome.ok
         self._facts.install_failed = True
-        self._facts.install_not_found = install.looks_not_found(output)
-        self._facts.install_output = output[-_INSTALL_MESSAGE_CHARS:]
-        result.exit_code = exit_code
+        self._facts.install_not_found = outcome.not_found
+        self._facts.install_output = outcome.output
+        result.exit_code = outcome.exit_code
         return False
 
     def _run_steps(self, box: Sandbox, result: pb.ExecuteResult) -> None:

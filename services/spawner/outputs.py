@@ -35,6 +35,7 @@ class DropKind(enum.Enum):
     """Why the harvest did not return an entry."""
 
     UNREADABLE_DIRECTORY = enum.auto()
+    TOO_DEEP = enum.auto()
     SYMLINK = enum.auto()
     NOT_REGULAR_FILE = enum.auto()
     PATH_REFUSED = enum.auto()
@@ -50,7 +51,13 @@ class DropKind(enum.Enum):
 
 
 _OVER_CAP = frozenset(
-    {DropKind.TOO_MANY_ENTRIES, DropKind.OVER_FILE_COUNT, DropKind.OVER_FILE_SIZE, DropKind.OVER_TOTAL_SIZE}
+    {
+        DropKind.TOO_MANY_ENTRIES,
+        DropKind.TOO_DEEP,
+        DropKind.OVER_FILE_COUNT,
+        DropKind.OVER_FILE_SIZE,
+        DropKind.OVER_TOTAL_SIZE,
+    }
 )
 
 
@@ -80,15 +87,17 @@ class Harvest:
             self.dropped.append(Drop(path, kind, description))
 
 
-def select(root: str, caps: OutputCaps) -> Harvest:
-    """Decides which files are returned, without reading their contents."""
+def select(root: str, caps: OutputCaps, start: str = "", max_depth: int = 0) -> Harvest:
+    """Decides which files are returned, without reading their contents:
+    those under `start` (a directory prefix ending in "/", or "" for all),
+    at most `max_depth` directories below it (0: no bound but the caps)."""
     harvest = Harvest()
     seen = 0
-    stack = [""]  # directory prefixes still to list, depth first in name order
+    stack = [start]  # directory prefixes still to list, depth first in name order
     while stack:
         prefix = stack.pop()
         try:
-            dir_fd = _open_dir(root, prefix)
+            dir_fd = open_dir(root, prefix)
         except OSError:
             harvest.drop(prefix, DropKind.UNREADABLE_DIRECTORY, "unreadable directory")
             continue
@@ -107,7 +116,10 @@ def select(root: str, caps: OutputCaps) -> Harvest:
                 except OSError:
                     continue
                 if stat.S_ISDIR(info.st_mode):
-                    subdirs.append(f"{path}/")
+                    if max_depth and path.count("/") - start.count("/") >= max_depth:
+                        harvest.drop(path, DropKind.TOO_DEEP, "too deep")
+                    else:
+                        subdirs.append(f"{path}/")
                     continue
                 refusal = _refusal(path, info, harvest, caps)
                 if refusal is not None:
@@ -121,7 +133,7 @@ def select(root: str, caps: OutputCaps) -> Harvest:
     return harvest
 
 
-def _open_dir(root: str, prefix: str) -> int:
+def open_dir(root: str, prefix: str) -> int:
     """Opens root/prefix one component at a time, refusing symlinks."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     for part in [p for p in prefix.split("/") if p]:
@@ -154,7 +166,7 @@ def read_chunks(root: str, path: str, size: int) -> Iterator[tuple[int, bytes]]:
     """Yields (offset, bytes) of one selected file, reading no more than its
     selected size and never following a symlink on the way."""
     directory, _, name = path.rpartition("/")
-    dir_fd = _open_dir(root, directory)
+    dir_fd = open_dir(root, directory)
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     finally:

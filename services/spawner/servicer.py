@@ -39,7 +39,12 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
 
     @grpc_errors
     def CreateSession(self, request, context):
-        return self.spawner.sessions.create(request)
+        response = self.spawner.sessions.create(request)
+        if not context.is_active():
+            # Its caller gave up meanwhile (a long install past its deadline):
+            # nobody knows of this session, so it ends now rather than idle.
+            self.spawner.sessions.close(pb.CloseSessionRequest(session_key=request.session_key, tenant=request.tenant))
+        return response
 
     @grpc_errors
     def RunCell(self, request, context):
@@ -51,3 +56,15 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
     @grpc_errors
     def CloseSession(self, request, context):
         return pb.CloseSessionResponse(closed=self.spawner.sessions.close(request))
+
+    @grpc_errors
+    def PutSessionFile(self, request, context):
+        return self.spawner.sessions.put_file(request)
+
+    @grpc_errors
+    def GetSessionFile(self, request, context):
+        yield from self.spawner.sessions.get_file(request)
+
+    @grpc_errors
+    def ListSessionFiles(self, request, context):
+        return self.spawner.sessions.list_files(request)

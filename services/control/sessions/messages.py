@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.control.v1 import control_pb2 as pb
 from services.common.contract.languages import as_language
@@ -32,4 +34,14 @@ def session(row: SessionRow, busy: bool = False) -> pb.Session:
         calls=row.calls,
         limits=common.Limits(timeout_ms=row.timeout_ms, memory_bytes=row.memory_bytes, cpus=row.cpus),
         busy=busy and row.status == OPEN,
+        packages=[common.Package(name=name, version=version) for name, version in packages_of(row)],
     )
+
+
+def packages_json(packages) -> str:
+    """The packages (common.v1.Package) as the record keeps them."""
+    return json.dumps([[p.name, p.version] for p in packages])
+
+
+def packages_of(row: SessionRow) -> list[tuple[str, str]]:
+    return [(str(name), str(version)) for name, version in json.loads(row.packages_json or "[]")]

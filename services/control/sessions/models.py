@@ -1,4 +1,4 @@
-"""The table of sessions (revision 0107). A session's calls are executions
+"""The table of sessions (revisions 0107, 0108). A session's calls are executions
 (services/control/executions/models.py, column session_id)."""
 
 from __future__ import annotations
@@ -35,3 +35,5 @@ class SessionRow(SQLModel, table=True):
     created_at_ms: int = Field(sa_type=BigInteger)
     last_used_at_ms: int = Field(sa_type=BigInteger)
     ended_at_ms: int = Field(default=0, sa_type=BigInteger)
+    # [[name, version], ...] installed at creation (revision 0108).
+    packages_json: str = "[]"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import grpc
+from grpc_status import rpc_status
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.common.v1 import session_pb2 as cells
@@ -19,17 +20,19 @@ from sandbox.control.v1 import control_pb2 as pb
 from sandbox.spawner.v1 import spawner_pb2 as spb
 from services.common.contract.errors import InvalidArgument
 from services.common.contract.ids import check_id
+from services.common.contract.install_failures import install_failure_of
 from services.common.contract.languages import check_language
-from services.common.contract.requests import check_timeout_ms
+from services.common.contract.requests import check_files, check_packages, check_timeout_ms
 from services.common.contract.runtimes import check_variant
 from services.common.contract.sandbox_runtimes import RUNC, at_least
 from services.common.contract.sessions import check_code, check_lifetimes
-from services.control.errors import FailedPrecondition, LimitExceeded, QuotaExceeded, Unavailable
+from services.control.errors import FailedPrecondition, InstallFailed, LimitExceeded, QuotaExceeded, Unavailable
 from services.control.executions.messages import usage_json
 from services.control.executions.models import CANCELLED, COMPLETED, FAILED, RUNNING, Verdict
 from services.control.executions.service import Admission, ExecutionService, new_execution_key
 from services.control.pagination import PageRequest
 from services.control.sessions import messages
+from services.control.sessions.files import SessionFiles
 from services.control.sessions.models import CLOSED, OPEN, SessionRow
 from services.control.sessions.models import FAILED as SESSION_FAILED
 from services.control.sessions.store import SessionStore
@@ -44,6 +47,9 @@ MAX_PAGE_SIZE = 500
 CREATE_TIMEOUT_SECONDS = 120.0
 CALL_SLACK_SECONDS = 30.0
 CLOSE_TIMEOUT_SECONDS = 30.0
+# Beyond that when packages are installed: at least a spawner's install
+# timeout (a spawner whose caller gave up closes the session it made).
+INSTALL_TIMEOUT_SECONDS = 900.0
 BUSY = "a call is already running in this session; one call at a time"
 
 
@@ -57,6 +63,7 @@ class SessionService:
         self.max_open = max_open  # each tenant's open sessions at once
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # keys of sessions with a call running here
+        self.files = SessionFiles(sessions, self.pool, self.limits.requests, self._fail)
 
     # ---- sessions ------------------------------------------------------------
 
@@ -69,6 +76,9 @@ class SessionService:
             request.limits.timeout_ms, default=self.limits.default_timeout_ms, maximum=self.limits.max_timeout_ms
         )
         idle, lifetime = check_lifetimes(request.idle_timeout_seconds, request.max_lifetime_seconds)
+        # Checked as Execute's are: the same caps, the same field names.
+        check_files("files", request.files, self.limits.requests, required=False)
+        packages = check_packages(language, request.packages, self.limits.requests.max_packages)
         if at_least(RUNC, self.executions.runtimes.minimum(tenant)) != RUNC:
             raise FailedPrecondition(
                 "session", "sessions run on runc only, and this tenant always runs on gvisor", kind="RUNTIME"
@@ -96,8 +106,14 @@ class SessionService:
                     variant=variant,
                     idle_timeout_seconds=idle,
                     max_lifetime_seconds=lifetime,
+                    files=request.files,
+                    packages=request.packages,
+                    install=spb.InstallOptions(
+                        allow_sdist=request.install.allow_sdist,
+                        allow_install_scripts=request.install.allow_install_scripts,
+                    ),
                 ),
-                timeout=CREATE_TIMEOUT_SECONDS,
+                timeout=CREATE_TIMEOUT_SECONDS + (INSTALL_TIMEOUT_SECONDS if packages else 0),
             )
         except grpc.RpcError as exc:
             raise _refusal(exc) from None
@@ -117,6 +133,7 @@ class SessionService:
             lifetime_seconds=lifetime,
             created_at_ms=now,
             last_used_at_ms=now,
+            packages_json=messages.packages_json(packages),
         )
         try:
             self.sessions.insert(row, self.max_open)
@@ -293,6 +310,9 @@ class CellCall:
 def _refusal(exc: grpc.RpcError) -> Exception:
     """A spawner's refusal of CreateSession, as control's own error."""
     code, details = exc.code(), exc.details() or ""
+    install_failure = install_failure_of(rpc_status.from_call(exc))
+    if install_failure is not None:
+        return InstallFailed(*install_failure)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         field, _, description = details.partition(": ")
         return InvalidArgument(field or "limits", description or details)

@@ -36,3 +36,15 @@ class SessionMethods:
     @grpc_errors
     def CloseSession(self, request, context):
         return self.sessions.close(tenant_of(context), request.session_id)
+
+    @grpc_errors
+    def PutSessionFile(self, request, context):
+        return self.sessions.files.put(tenant_of(context), request)
+
+    @grpc_errors
+    def GetSessionFile(self, request, context):
+        yield from self.sessions.files.get(tenant_of(context), request)
+
+    @grpc_errors
+    def ListSessionFiles(self, request, context):
+        return self.sessions.files.list(tenant_of(context), request)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from sandbox.common.v1 import session_pb2 as cells
 from services.common.channel import EventChannel
-from services.spawner import handoff, sandbox
+from services.spawner import handoff, install, sandbox
 from services.spawner.errors import SessionBusy, SessionEnded
 from services.spawner.provision import Sandbox
 from services.spawner.sessions.spec import SessionSpec
@@ -43,6 +43,10 @@ _STATUSES = {
 }
 _WORKING_DIRECTORY = f"{sandbox.WORKSPACE}/code"
 _OUTPUT_CUT = b"\n[output limit reached; the rest of this call's output dropped]\n"
+# Where node finds the packages installed at creation, as a program of an
+# execution with packages does (the python kernel's path is set in
+# images/runtime/cells.py).
+_NODE_ENVIRONMENT = install.run_environment("node")
 # `timeout -s KILL` reports a program it killed as 128+9.
 _KILLED_EXIT = 137
 
@@ -176,7 +180,7 @@ class LiveSession:
         seconds = f"{timeout_ms / 1000:.3f}"
         argv = ["timeout", "-s", "KILL", seconds, "node", "-e", code]
         started = time.monotonic()
-        program = runner.start(argv, {}, _WORKING_DIRECTORY, None)
+        program = runner.start(argv, _NODE_ENVIRONMENT, _WORKING_DIRECTORY, None)
         output = _OutputCap(self.max_output_bytes, channel)
         for stream, data in program.stream():
             output.write(handoff.KIND_STDOUT if stream == sandbox.STDOUT else handoff.KIND_STDERR, data)

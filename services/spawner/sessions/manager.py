@@ -8,24 +8,37 @@ crashed one left, as for executions (docs/sessions.md)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from sandbox.common.v1 import session_pb2 as cells
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.channel import EventChannel
 from services.common.contract.runtimes import runtime_name
 from services.common.contract.sandbox_runtimes import GVISOR, RUNC
+from services.common.contract.session_files import check_content, check_directory, check_file_path
 from services.spawner import sandbox
 from services.spawner.config import SpawnerSettings
-from services.spawner.errors import SessionExists, SessionNotFound, SessionNotStarted, SessionsUnavailable
+from services.spawner.errors import (
+    FileNotFound,
+    NetworkUnavailable,
+    SessionEnded,
+    SessionExists,
+    SessionNotFound,
+    SessionNotStarted,
+    SessionsUnavailable,
+)
 from services.spawner.inflight import InFlight
 from services.spawner.provision import PoolKey, Provisioner, Sandbox
+from services.spawner.sessions import files, packages
 from services.spawner.sessions.live import LiveSession
 from services.spawner.sessions.spec import check_cell, check_session
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How often expiry is looked for.
 SWEEP_SECONDS = 0.5
@@ -64,12 +77,19 @@ class SessionManager:
             raise SessionsUnavailable(
                 "sessions need the runner hand-off on runc (SPAWNER_HANDOFF=runner, SPAWNER_DEFAULT_RUNTIME=runc)"
             )
+        if spec.packages:
+            if self.provisioner.network is None:
+                raise NetworkUnavailable("packages")
+            self.provisioner.network.require()  # refused at once while the egress does not answer
         with self._lock:
             if spec.session_key in self._sessions:
                 raise SessionExists()
         started = time.monotonic()
+        install_ms = 0
         self.inflight.hold()
-        key = PoolKey(runtime_name(spec.language, spec.variant), False, RUNC)
+        # A sandbox with packages is on an egress network of its own, which
+        # answers it only while its installer runs (sessions/packages.py).
+        key = PoolKey(runtime_name(spec.language, spec.variant), bool(spec.packages), RUNC)
         limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
         box = self.take_warm(key, limits)
         if box is None:
@@ -82,7 +102,9 @@ class SessionManager:
                 self.provisioner.make_workspace(box)
                 labels = {sandbox.LABEL_EXECUTION: spec.session_key, sandbox.LABEL_TENANT: spec.tenant}
                 self.provisioner.start(box, labels)
-            box.workspace.stage((), b"")
+            box.workspace.stage(spec.files, b"")
+            if spec.packages:
+                install_ms = packages.install(spec, box, self.provisioner, self.settings)
             if spec.language == "python" and session.run_now("", START_TIMEOUT_MS).status != cells.CELL_STATUS_OK:
                 raise SessionNotStarted()
             with self._lock:
@@ -98,12 +120,45 @@ class SessionManager:
                 self._making.pop(box.token, None)
                 self._lock.notify_all()
         log.info("session %s (tenant %s) open", spec.session_key, spec.tenant)
-        return pb.CreateSessionResponse(start_ms=int((time.monotonic() - started) * 1000))
+        return pb.CreateSessionResponse(start_ms=int((time.monotonic() - started) * 1000), install_ms=install_ms)
 
     def run(self, request: pb.RunCellRequest) -> EventChannel[cells.CellEvent]:
         session = self._find(request.session_key, request.tenant)
         code, timeout_ms = check_cell(request, self.settings, session.spec.language)
         return session.run(code, timeout_ms)
+
+    # ---- files of an open session (sessions/files.py) ---------------------------
+
+    def put_file(self, request: pb.PutSessionFileRequest) -> pb.SessionFile:
+        limits = self.settings.limits
+        path = check_file_path(request.path, limits)
+        content = check_content(request.content, limits)
+        session = self._find(request.session_key, request.tenant)
+        size = _in_workspace(session, lambda root: files.put(root, path, content))
+        return pb.SessionFile(path=path, size=size)
+
+    def get_file(self, request: pb.GetSessionFileRequest) -> Iterator[pb.SessionFileChunk]:
+        """The file's chunks; a generator, so nothing is opened until the
+        caller reads (and every refusal comes before the first chunk)."""
+        path = check_file_path(request.path, self.settings.limits)
+        session = self._find(request.session_key, request.tenant)
+        most = self.settings.max_workspace_bytes
+        fd, size = _in_workspace(session, lambda root: files.open_file(root, path, most))
+        if size == 0:
+            os.close(fd)
+            yield pb.SessionFileChunk(size=0)
+            return
+        for offset, data in files.read_chunks(fd, size):
+            yield pb.SessionFileChunk(data=data, offset=offset, size=size)
+
+    def list_files(self, request: pb.ListSessionFilesRequest) -> pb.ListSessionFilesResponse:
+        max_length = self.settings.limits.max_path_length
+        directory = check_directory(request.directory, self.settings.limits)
+        session = self._find(request.session_key, request.tenant)
+        found, truncated = _in_workspace(session, lambda root: files.list_files(root, directory, max_length))
+        return pb.ListSessionFilesResponse(
+            files=[pb.SessionFile(path=path, size=size) for path, size in found], truncated=truncated
+        )
 
     def close(self, request: pb.CloseSessionRequest) -> bool:
         try:
@@ -175,3 +230,16 @@ class SessionManager:
                         session.end(reason)
                     except Exception as exc:
                         self.on_cleanup_failure("session", exc, session.spec.session_key)
+
+
+def _in_workspace(session: LiveSession, work: Callable[[str], T]) -> T:
+    """`work` on the session's workspace; SessionEnded when the session
+    ended before or while it ran (its workspace is gone)."""
+    if session.ended_reason:
+        raise SessionEnded(session.ended_reason)
+    try:
+        return work(str(session.box.workspace.path))
+    except (OSError, FileNotFound):
+        if session.ended_reason:
+            raise SessionEnded(session.ended_reason) from None
+        raise

@@ -9,6 +9,7 @@ from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.contract.errors import InvalidArgument
 from services.common.contract.ids import check_id
 from services.common.contract.languages import check_language
+from services.common.contract.requests import Package, check_files, check_packages
 from services.common.contract.runtimes import check_variant
 from services.common.contract.sessions import check_code, check_lifetimes
 from services.spawner.config import SpawnerSettings
@@ -25,6 +26,12 @@ class SessionSpec:
     cpus: float
     idle_seconds: int
     lifetime_seconds: int
+    # Staged into /workspace/code before the interpreter starts, as an
+    # execution's files; packages installed before it too (through the egress).
+    files: tuple[tuple[str, bytes], ...] = ()
+    packages: tuple[Package, ...] = ()
+    allow_sdist: bool = False
+    allow_install_scripts: bool = False
 
 
 def check_session(request: pb.CreateSessionRequest, settings: SpawnerSettings) -> SessionSpec:
@@ -34,7 +41,22 @@ def check_session(request: pb.CreateSessionRequest, settings: SpawnerSettings) -
     variant = check_variant(language, request.variant)
     _, memory_bytes, cpus = check_limits(request.limits, settings)
     idle, lifetime = check_lifetimes(request.idle_timeout_seconds, request.max_lifetime_seconds)
-    return SessionSpec(session_key, tenant, language, variant, memory_bytes, cpus, idle, lifetime)
+    files = check_files("files", request.files, settings.limits, required=False)
+    packages = check_packages(language, request.packages, settings.limits.max_packages)
+    return SessionSpec(
+        session_key,
+        tenant,
+        language,
+        variant,
+        memory_bytes,
+        cpus,
+        idle,
+        lifetime,
+        files=files,
+        packages=packages,
+        allow_sdist=request.install.allow_sdist,
+        allow_install_scripts=request.install.allow_install_scripts,
+    )
 
 
 def check_cell(request: pb.RunCellRequest, settings: SpawnerSettings, language: str) -> tuple[str, int]:

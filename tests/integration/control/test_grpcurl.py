@@ -87,7 +87,7 @@ def test_every_control_rpc_through_grpcurl_as_the_readme_writes_it(control_serve
         elif method == "Control/RunCell" and json.loads(CALL.match(line).group(2))["code"] == "x":
             values = _field(_field(answer[-1], "result"), "values")
             assert [_field(value, "data") for value in values] == ["NDI="], answer  # "42"
-        elif method == "Control/GetOutputFile":
+        elif method in ("Control/GetOutputFile", "Control/GetSessionFile"):
             assert [_field(chunk, "data") for chunk in answer] == ["aGk="], answer  # "hi"
         elif method == "Artifacts/GetRunOutputFile":
             assert [_field(chunk, "data") for chunk in answer] == ["YWdhaW4="], answer  # "again"
