@@ -7,6 +7,8 @@
     sandboxctl groups cancel GROUP
     sandboxctl outputs get EXECUTION_ID [PATH] [--out DIR]
     sandboxctl artifacts create|ls|show|put|get|rm|mv|packages|run|runs
+    sandboxctl session [ID]    (a live interpreter at a prompt)
+    sandboxctl session run ID FILE | create | ls | show ID | close ID
     sandboxctl sign Control/GetQuota
     sandboxctl quota
     sandboxctl doctor
@@ -27,6 +29,7 @@ from sandbox_mesh.commands.artifacts import artifacts
 from sandbox_mesh.commands.common import Settings, print_json
 from sandbox_mesh.commands.executions import executions, groups, outputs, quota
 from sandbox_mesh.commands.run import run
+from sandbox_mesh.commands.sessions import session
 from sandbox_mesh.commands.sign import sign
 
 
@@ -87,7 +90,7 @@ def doctor_command(
     sys.exit(doctor.exit_code(checks))
 
 
-for command in (run, executions, groups, outputs, artifacts, quota, sign):
+for command in (run, executions, groups, outputs, artifacts, session, quota, sign):
     main.add_command(command)
 
 
