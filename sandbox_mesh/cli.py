@@ -7,6 +7,8 @@
     sandboxctl groups cancel GROUP
     sandboxctl outputs get EXECUTION_ID [PATH] [--out DIR]
     sandboxctl artifacts create|ls|show|put|get|rm|mv|packages|run|runs
+    sandboxctl session [ID]    (a live interpreter at a prompt)
+    sandboxctl session run ID FILE | create | ls | show ID | close ID
     sandboxctl sign Control/GetQuota
     sandboxctl quota
     sandboxctl doctor
@@ -29,6 +31,7 @@ from sandbox_mesh.commands.common import Settings, print_json
 from sandbox_mesh.commands.executions import executions, groups, outputs, quota
 from sandbox_mesh.commands.mcp_command import mcp
 from sandbox_mesh.commands.run import run
+from sandbox_mesh.commands.sessions import session
 from sandbox_mesh.commands.sign import sign
 
 
@@ -89,7 +92,7 @@ def doctor_command(
     sys.exit(doctor.exit_code(checks))
 
 
-for command in (run, executions, groups, outputs, artifacts, quota, sign, mcp):
+for command in (run, executions, groups, outputs, artifacts, session, quota, sign, mcp):
     main.add_command(command)
 
 

@@ -13,6 +13,7 @@ acceptance a failure is the caller's to see.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +62,9 @@ class CellStream:
     """The events of one call, in order: CellAccepted, CellOutput and
     CellValue as they happen, CellFinished last (then `outcome` is set).
     Iterate once. A KeyboardInterrupt while waiting leaves the stream
-    readable: call `interrupt()` and go on iterating to get the outcome."""
+    readable: call `interrupt()` and go on iterating to get the outcome.
+    (A thread reads the gRPC stream: a gRPC iterator cut by a signal cannot
+    be read again, a queue can.)"""
 
     def __init__(
         self,
@@ -80,7 +83,7 @@ class CellStream:
         self._on_end = on_end
         self._backoff = backoff
         self._call: Any = None
-        self._messages: Iterator[pb.CellEvent] | None = None
+        self._messages: queue.SimpleQueue[tuple[str, Any]] | None = None
         self._attempt = 0
         self._done = False
         self._out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
@@ -93,25 +96,43 @@ class CellStream:
     def __next__(self) -> CellEvent:
         while not self._done:
             if self._messages is None:
-                self._attempt += 1
-                self._call = self._stub.RunCell(self.request, timeout=self._deadline)
-                self._messages = iter(self._call)
-            try:
-                message = next(self._messages)
-            except StopIteration:
+                self._start()
+            assert self._messages is not None
+            kind, item = self._messages.get()
+            if kind == "message":
+                return self._event(item)
+            if kind == "end":
                 self._end()
                 if self.outcome is None:
-                    raise MeshError("UNKNOWN", "the call's stream ended without a result") from None
+                    raise MeshError("UNKNOWN", "the call's stream ended without a result")
                 break
-            except grpc.RpcError as error:
-                if self._retryable(error):
-                    time.sleep(self._backoff * 2 ** (self._attempt - 1))
-                    self._messages = None
-                    continue
-                self._end()
-                raise mesh_error(error) from None
-            return self._event(message)
+            if self._retryable(item):
+                time.sleep(self._backoff * 2 ** (self._attempt - 1))
+                self._messages = None
+                continue
+            self._end()
+            raise mesh_error(item)
         raise StopIteration
+
+    def _start(self) -> None:
+        self._attempt += 1
+        self._call = self._stub.RunCell(self.request, timeout=self._deadline)
+        self._messages = queue.SimpleQueue()
+        reader = threading.Thread(
+            target=self._read, args=(self._call, self._messages), name="sandbox-mesh-cell", daemon=True
+        )
+        reader.start()
+
+    @staticmethod
+    def _read(call: Any, messages: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        """Moves one attempt's messages to its queue, then how it ended."""
+        try:
+            for message in call:
+                messages.put(("message", message))
+        except grpc.RpcError as error:
+            messages.put(("error", error))
+        else:
+            messages.put(("end", None))
 
     def _retryable(self, error: grpc.RpcError) -> bool:
         # Before `accepted` nothing ran; the same execution id makes a retry safe.
@@ -137,12 +158,13 @@ class CellStream:
         the session (one call at a time) only as its stream ends, so a call
         made right after an undrained result could be refused as busy."""
         assert self._messages is not None
-        try:
-            for _ in self._messages:
-                pass
-        except grpc.RpcError as error:
-            self._end()
-            raise mesh_error(error) from None
+        while True:
+            kind, item = self._messages.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                self._end()
+                raise mesh_error(item)
 
     def _end(self) -> None:
         if self._done:

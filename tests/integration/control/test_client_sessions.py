@@ -5,6 +5,8 @@ client, and a context manager that closes (docs/sessions.md)."""
 
 from __future__ import annotations
 
+import pathlib
+import re
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from tests.integration.control.conftest import TENANT_KEYS
 from tests.integration.control.test_sessions import assert_session_gone
 
 pytestmark = pytest.mark.integration
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -137,4 +140,19 @@ def test_a_node_session_keeps_files_and_reports_exit_codes(client, control_spawn
         assert session.run("console.log(require('fs').readFileSync('n.txt', 'utf8'))").stdout == b"node kept\n"
         exited = session.run("process.exit(3)")
         assert (exited.status, exited.exit_code) == ("error", 3)
+    assert_session_gone(control_spawner)
+
+
+def readme_session_example() -> str:
+    section = (ROOT / "README.md").read_text().split("### From Python", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    return next(block for block in blocks if "client.session(" in block)
+
+
+def test_the_readme_session_example_runs(control_server, control_spawner, monkeypatch, capsys):
+    monkeypatch.setenv("SANDBOX_URL", f"127.0.0.1:{control_server.port}")
+    monkeypatch.setenv("SANDBOX_TENANT", "tenant-a")
+    monkeypatch.setenv("SANDBOX_KEY", TENANT_KEYS["tenant-a"])
+    exec(compile(readme_session_example(), "README.md", "exec"), {})
+    assert capsys.readouterr().out == "ok 3.14 42\n"
     assert_session_gone(control_spawner)

@@ -5,6 +5,10 @@ gathered into a CellOutcome, interrupt, close on exit, limits and packages."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import grpc
 import pytest
 
@@ -225,3 +229,24 @@ def test_a_stream_is_its_own_iterator():
     stream = CellStream(FakeStub([FakeCall(EVENTS)]), pb.RunCellRequest(execution_id="ex-9"), cancel=lambda _: True)
     assert iter(stream) is stream
     assert stream.collect().execution_id == "ex-1"
+
+
+def test_a_keyboard_interrupt_while_waiting_leaves_the_stream_readable():
+    """Ctrl-C at `sandboxctl session`: interrupt the call, then read on."""
+    release = threading.Event()
+
+    class SlowCall(FakeCall):
+        def __iter__(self):
+            yield ACCEPTED
+            release.wait(10)
+            yield from EVENTS[1:]
+
+    stub = FakeStub([SlowCall([])])
+    stream = session_of(stub).stream("import time; time.sleep(60)")
+    assert isinstance(next(stream), CellAccepted)
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        next(stream)
+    assert stream.interrupt() is True and stub.cancelled == ["ex-1"]
+    release.set()
+    assert stream.collect().text == "42"
