@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import signal
 import time
 
 ROOT_SEGMENT = "sandbox-mesh"
@@ -159,6 +160,31 @@ class CgroupParent:
                 raise OSError(f"the cgroup parent did not {'freeze' if frozen else 'thaw'} in {FREEZE_SECONDS} s")
             time.sleep(FREEZE_POLL_SECONDS)
 
+    def end_frozen(self) -> bool:
+        """Sends SIGKILL to every process of the frozen parent, delivered
+        when it is thawed: the container then ends by itself, and removing
+        it spares the engine its kill (a runc process, the shim's and the
+        daemons' part in it: about 30 ms of CPU per sandbox). False where
+        it cannot (not frozen; on cgroup v1, processes this PID namespace
+        does not see): the engine kills them instead."""
+        if self.layout.unified:
+            kill = self.layout.root / self.relative / "cgroup.kill"  # Linux 5.14+
+            if not kill.exists():
+                return False
+            kill.write_text("1")
+            return True
+        freezer = self.layout.root / "freezer" / self.relative
+        if _read_text(freezer / "freezer.state") != "FROZEN":
+            return False
+        # Frozen, no listed process can exit (an exited one is not listed),
+        # so no pid read here can be taken by another process meanwhile;
+        # each is still signalled through a pidfd checked to be ours.
+        pids = [pid for directory in _tree(freezer) for pid in _read_pids(directory / "cgroup.procs")]
+        ended = 0
+        for pid in pids:
+            ended += _kill_member(pid, f"/{self.relative}")
+        return bool(pids) and ended == len(pids)
+
     def directories(self) -> list[pathlib.Path]:
         if self.layout.unified:
             return [self.layout.root / self.relative]
@@ -177,17 +203,57 @@ class CgroupParent:
             raise OSError("cannot remove cgroup parent: " + "; ".join(errors))
 
 
-def remove_cgroup_tree(directory: pathlib.Path) -> None:
-    """rmdir a cgroup directory and its (empty) child cgroups, deepest first.
-    cgroup directories cannot be removed with rmtree: their files are
-    virtual. Walked with a list, not recursion."""
-    if not directory.is_dir() or directory.is_symlink():
-        return
-    found = [directory]  # every directory comes after its parent
+def _read_text(path: pathlib.Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _read_pids(path: pathlib.Path) -> list[int]:
+    """A cgroup's processes as this PID namespace sees them (those it does
+    not see are left out)."""
+    return [int(line) for line in _read_text(path).split()]
+
+
+def _kill_member(pid: int, relative: str) -> int:
+    """SIGKILLs `pid` if it is (still) under the cgroup `relative` of the
+    freezer hierarchy; 1 if it did."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return 0
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="ascii") as table:  # the pidfd pins who `pid` is
+            paths = [line.rstrip("\n").split(":", 2) for line in table]
+        if not any("freezer" in c.split(",") and (p == relative or p.startswith(relative + "/")) for _, c, p in paths):
+            return 0
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return 1
+    except (ProcessLookupError, FileNotFoundError):
+        return 0
+    finally:
+        os.close(pidfd)
+
+
+def _tree(directory: pathlib.Path) -> list[pathlib.Path]:
+    """`directory` and every cgroup below it, parents first."""
+    if not directory.is_dir():
+        return []
+    found = [directory]
     index = 0
     while index < len(found):
         found.extend(child for child in found[index].iterdir() if child.is_dir() and not child.is_symlink())
         index += 1
-    for path in reversed(found):
+    return found
+
+
+def remove_cgroup_tree(directory: pathlib.Path) -> None:
+    """rmdir a cgroup directory and its (empty) child cgroups, deepest first.
+    cgroup directories cannot be removed with rmtree: their files are
+    virtual. Walked with a list, not recursion."""
+    if directory.is_symlink():
+        return
+    for path in reversed(_tree(directory)):  # children first
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(path)

@@ -15,6 +15,7 @@ is charged whatever else failed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from services.spawner.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
+# How long a sandbox whose processes were killed may take to be seen ended.
+ENDING_SECONDS = 2
 # (what, error): what is the metric label, "container", "cgroup" or "workspace".
 OnFailure = Callable[[str, Exception], None]
 
@@ -55,10 +58,22 @@ def stop(container: SandboxContainer | None, parent: CgroupParent, on_failure: O
 
 
 def remove(
-    container: SandboxContainer | None, workspace: Workspace | None, parent: CgroupParent, on_failure: OnFailure
+    container: SandboxContainer | None,
+    workspace: Workspace | None,
+    parent: CgroupParent,
+    on_failure: OnFailure,
+    end_by_signal: bool = False,
 ) -> None:
+    """`end_by_signal`: the frozen sandbox's processes are killed through
+    its cgroup (runc sandboxes; a gVisor sandbox is left to the engine)."""
     if container is not None:
+        ended = end_by_signal and _ended(parent)
         _attempt("cgroup", parent.thaw, on_failure)  # a frozen process cannot die
+        if ended:
+            # Ended by itself, the container costs the engine no kill; a
+            # container still running after the wait is killed by the removal.
+            with contextlib.suppress(Exception):
+                container.wait_ended(ENDING_SECONDS)
         _attempt("container", container.remove, on_failure)
     _attempt("cgroup", parent.remove, on_failure)
     if workspace is not None:
@@ -75,6 +90,14 @@ def clean_up(
     report = stop(container, parent, on_failure)
     remove(container, workspace, parent, on_failure)
     return report
+
+
+def _ended(parent: CgroupParent) -> bool:
+    try:
+        return parent.end_frozen()
+    except OSError as exc:
+        log.warning("cannot kill a frozen sandbox's processes, the engine will: %s", exc)
+        return False
 
 
 def _froze(parent: CgroupParent) -> bool:

@@ -184,7 +184,9 @@ class Provisioner:
             except Exception as exc:
                 on_failure("container", exc)
             box.runner = None
-        cleanup.remove(box.container, box.workspace, box.parent, on_failure)
+        cleanup.remove(
+            box.container, box.workspace, box.parent, on_failure, end_by_signal=box.key.sandbox_runtime != GVISOR
+        )
         box.container = None
         if self.network is not None and box.lease is not None:  # only now: its sandbox is gone
             try:

@@ -200,6 +200,11 @@ class SandboxContainer:
             return None
         return Ended(int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")))
 
+    def wait_ended(self, timeout_seconds: int) -> None:
+        """Returns once the container is not running (raises on timeout)."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.wait(self.id, timeout=timeout_seconds)
+
     def remove(self) -> None:
         with contextlib.suppress(docker.errors.NotFound):
             self.api.remove_container(self.id, force=True, v=True)

@@ -39,11 +39,19 @@ class RunningServer:
         self.spawner.metrics.stop()
 
 
+UNIX_SOCKET_SCHEME = "http+docker://"  # docker-py's base_url for a unix socket
+
+
 def docker_client(settings: SpawnerSettings) -> docker.APIClient:
     # One pooled connection per concurrent execution plus a few for control calls.
-    return docker.APIClient(
+    client = docker.APIClient(
         base_url=settings.docker_host or None, version="auto", timeout=60, max_pool_size=settings.capacity * 2 + 8
     )
+    if client.base_url.startswith(UNIX_SOCKET_SCHEME):
+        # No proxy or .netrc applies to a unix socket; without this, requests
+        # looks both up on every engine call (~0.15 ms of CPU each).
+        client.trust_env = False
+    return client
 
 
 def _engine_health(servicer: health.HealthServicer, up: bool) -> None:

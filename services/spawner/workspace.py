@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import pathlib
 import subprocess
+import threading
 
 from services.spawner import loopmount
 from services.spawner.config import INODE_BYTES
@@ -91,17 +93,14 @@ class Workspace:
         self.limits = limits
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.mkdir(mode=0o755)
+        extents = _formatted(self.path.parent, limits)
         fd = os.open(self.image, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _IMAGE_MODE)
         try:
             os.ftruncate(fd, limits.bytes)  # sparse: blocks are taken as they are written
+            for offset, data in extents:
+                _write_at(fd, data, offset)
         finally:
             os.close(fd)
-        subprocess.run(
-            [*_MKFS, "-N", str(limits.inodes), str(self.image)],
-            check=True,
-            capture_output=True,
-            timeout=_MKFS_SECONDS,
-        )
         loopmount.mount_image(str(self.image), str(self.path), "ext4", _MOUNT_FLAGS, _MOUNT_OPTIONS)
         (self.path / _LOST_AND_FOUND).rmdir()  # root's, of no use to the sandbox
         for directory in (self.code, self.output, self.deps):
@@ -158,6 +157,65 @@ class Workspace:
         remove_tree(str(self.path))
         with contextlib.suppress(FileNotFoundError):
             self.image.unlink()
+
+
+# The written parts of a freshly made, empty filesystem, by limits: each is
+# made once with mkfs.ext4 and then written into every new image, which then
+# holds exactly the filesystem mkfs would have made (the same size, inodes
+# and owner; the same UUID and directory hash seed, which no sandbox reads),
+# without a mkfs process per workspace (~6 ms of CPU).
+_FORMATTED: dict[WorkspaceLimits, tuple[tuple[int, bytes], ...]] = {}
+_FORMATTED_LOCK = threading.Lock()
+
+
+def _formatted(directory: pathlib.Path, limits: WorkspaceLimits) -> tuple[tuple[int, bytes], ...]:
+    with _FORMATTED_LOCK:
+        extents = _FORMATTED.get(limits)
+        if extents is None:
+            extents = _FORMATTED[limits] = _format_once(directory, limits)
+        return extents
+
+
+def _format_once(directory: pathlib.Path, limits: WorkspaceLimits) -> tuple[tuple[int, bytes], ...]:
+    """Formats a scratch image (named like a workspace's, so the reaper
+    takes one a crash left) and returns its written extents (offset, bytes)."""
+    image = directory / f"format.{os.urandom(8).hex()}{IMAGE_SUFFIX}"
+    fd = os.open(image, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _IMAGE_MODE)
+    try:
+        os.ftruncate(fd, limits.bytes)
+        subprocess.run(
+            [*_MKFS, "-N", str(limits.inodes), str(image)],
+            check=True,
+            capture_output=True,
+            timeout=_MKFS_SECONDS,
+        )
+        extents = []
+        offset = 0
+        while True:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # no data past offset
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            data = os.pread(fd, end - start, start)
+            if len(data) != end - start:
+                raise OSError(errno.EIO, "short read of a formatted image", str(image))
+            if data.count(0) != len(data):  # an all-zero extent is a hole's content anyway
+                extents.append((start, data))
+            offset = end
+        return tuple(extents)
+    finally:
+        os.close(fd)
+        image.unlink()
+
+
+def _write_at(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def check_can_create(root: str, limits: WorkspaceLimits) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import subprocess
 
 import pytest
 
 from services.spawner import loopmount
+from services.spawner import workspace as workspace_module
 from services.spawner.sandbox import SANDBOX_UID
 from services.spawner.workspace import Workspace, WorkspaceLimits
 from tests.loops import loops_backed_under, mounts_under
@@ -134,3 +136,52 @@ def test_handing_over_skips_entries_the_running_sandbox_removed(tmp_path, monkey
     monkeypatch.setattr(os, "lchown", runner_removes_its_socket)
     Workspace(path).hand_over()
     assert (path / "stdin").stat().st_uid == SANDBOX_UID
+
+
+def _superblock(image) -> dict[str, str]:
+    """dumpe2fs's header, without what differs between any two filesystems."""
+    out = subprocess.run(["dumpe2fs", "-h", str(image)], check=True, capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    varying = ("Filesystem created", "Last write time", "Last mount time", "Mount count", "Last checked")
+    return {k.strip(): v.strip() for k, v in fields.items() if not k.startswith(varying)}
+
+
+def test_a_workspace_is_the_filesystem_mkfs_makes(tmp_path):
+    # Written from the extents of one mkfs (workspace.py, _formatted): the
+    # same filesystem, field by field, as a mkfs of its own image.
+    made = Workspace.at(str(tmp_path), "ex", "00000000000000aa")
+    made.create(LIMITS)
+    try:
+        loopmount.unmount(str(made.path))
+        ours = _superblock(made.image)
+    finally:
+        made.remove()
+    reference = tmp_path / "reference.img"
+    with open(reference, "wb") as image:
+        image.truncate(LIMITS.bytes)
+    subprocess.run([*workspace_module._MKFS, "-N", str(LIMITS.inodes), str(reference)], check=True)
+    fresh = _superblock(reference)
+    for key in ("Filesystem UUID", "Directory Hash Seed"):
+        ours.pop(key), fresh.pop(key)
+    # create() removed lost+found and made its directories; it was mounted.
+    for key in ("Free inodes", "Free blocks", "Filesystem state", "Lifetime writes", "Checksum"):
+        ours.pop(key), fresh.pop(key)
+    assert ours == fresh
+
+
+def test_nothing_of_one_workspace_is_in_the_next(tmp_path):
+    first = Workspace.at(str(tmp_path), "ex", "00000000000000bb")
+    first.create(LIMITS)
+    try:
+        (first.code / "secret.txt").write_bytes(b"tenant a" * 1000)
+        os.sync()
+        second = Workspace.at(str(tmp_path), "ex", "00000000000000cc")
+        second.create(LIMITS)
+        try:
+            assert sorted(p.name for p in second.path.iterdir()) == ["code", "deps", "output"]
+            assert list(second.code.iterdir()) == []
+            assert b"tenant a" not in second.image.read_bytes()
+        finally:
+            second.remove()
+    finally:
+        first.remove()
