@@ -12,10 +12,16 @@ its kernel and the cell ends {"status": "kernel_died"}; the next cell starts
 a new driver, so a fresh interpreter with the session's files kept. The
 runner parses the request (runner.parse_cell) and imports this module when
 a session's first cell arrives.
+
+While a cell runs, the spawner's connection is watched too: its one request
+then is {"kind": "interrupt"} (a cancel), passed on to the driver as
+SIGUSR1. {"kind": "restart"} between cells has the driver start a fresh
+kernel (a new driver when there is none), and ends like a cell.
 """
 
 import json
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -39,11 +45,53 @@ def read_exactly(fd: int, size: int) -> bytes | None:
     return bytes(data)
 
 
+# The first cell of a fresh driver when a restart finds none.
+START_CELL = {"kind": "cell", "code": "", "timeout_ms": 60_000}
+
+
+class NoRequests:
+    """The spawner's side while a cell runs, when nobody watches it."""
+
+    fd = -1
+
+    def read(self) -> dict | None:
+        return None
+
+
 class CellRelay:
-    def __init__(self, reaper, send) -> None:
+    def __init__(self, reaper, send, requests=None) -> None:
         self.reaper = reaper  # runner.Reaper: keeps the driver's status
         self.send = send  # (kind, payload) to the spawner
+        # The spawner's connection: `fd` to poll, `read()` its next request
+        # (None: it hung up or broke the protocol; it is not read again).
+        self.requests = requests or NoRequests()
         self.driver: subprocess.Popen | None = None
+
+    def restart(self) -> None:
+        """A fresh kernel: the driver's own restart, or a new driver."""
+        if self.driver is not None and self.reaper.status(self.driver.pid) is None:
+            self.run({"kind": "restart"})
+        else:
+            self.run(START_CELL)
+
+    def interrupt(self) -> None:
+        if self.driver is not None and self.reaper.status(self.driver.pid) is None:
+            try:
+                os.kill(self.driver.pid, signal.SIGUSR1)
+            except OSError:
+                pass  # it is gone: its cell ends kernel_died
+
+    def wait_readable(self, output: int) -> None:
+        """Returns once the driver's output is readable, passing on the
+        spawner's interrupts meanwhile."""
+        while self.requests.fd >= 0:
+            ready, _, _ = select.select([output, self.requests.fd], [], [])
+            if self.requests.fd in ready:
+                request = self.requests.read()
+                if request is not None and request.get("kind") == "interrupt":
+                    self.interrupt()
+            if output in ready:
+                return
 
     def run(self, cell: dict) -> None:
         """Hands one cell to the driver and relays its frames until its end."""
@@ -51,11 +99,19 @@ class CellRelay:
             if self.driver is not None and self.reaper.status(self.driver.pid) is not None:
                 self.stop_driver()  # it exited after its kernel died
             if self.driver is None:
-                self.driver = self.start_driver()
+                # Started with SIGUSR1 blocked (the mask is inherited): an
+                # interrupt sent before the driver's handler is set up waits
+                # for it instead of killing the driver.
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+                try:
+                    self.driver = self.start_driver()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
             self.driver.stdin.write(json.dumps(cell).encode() + b"\n")
             self.driver.stdin.flush()
             output = self.driver.stdout.fileno()
             while True:
+                self.wait_readable(output)
                 header = read_exactly(output, FRAME_HEADER.size)
                 if header is None:
                     break

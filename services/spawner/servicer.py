@@ -51,3 +51,15 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
     @grpc_errors
     def CloseSession(self, request, context):
         return pb.CloseSessionResponse(closed=self.spawner.sessions.close(request))
+
+    @grpc_errors
+    def InterruptCell(self, request, context):
+        return pb.InterruptCellResponse(interrupted=self.spawner.sessions.interrupt(request))
+
+    @grpc_errors
+    def RestartSession(self, request, context):
+        return self.spawner.sessions.restart(request)
+
+    @grpc_errors
+    def ListSessions(self, request, context):
+        return self.spawner.sessions.listing()

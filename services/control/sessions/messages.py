@@ -30,6 +30,7 @@ def session(row: SessionRow, busy: bool = False) -> pb.Session:
         ended_at_ms=row.ended_at_ms,
         expires_at_ms=expires_at_ms(row) if row.status == OPEN else 0,
         calls=row.calls,
+        restarts=row.restarts,
         limits=common.Limits(timeout_ms=row.timeout_ms, memory_bytes=row.memory_bytes, cpus=row.cpus),
         busy=busy and row.status == OPEN,
     )

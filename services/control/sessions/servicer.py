@@ -36,3 +36,7 @@ class SessionMethods:
     @grpc_errors
     def CloseSession(self, request, context):
         return self.sessions.close(tenant_of(context), request.session_id)
+
+    @grpc_errors
+    def RestartSession(self, request, context):
+        return self.sessions.restart(tenant_of(context), request.session_id)
