@@ -15,7 +15,8 @@ a session's first cell arrives.
 
 While a cell runs, the spawner's connection is watched too: its one request
 then is {"kind": "interrupt"} (a cancel), passed on to the driver as
-SIGUSR1. {"kind": "restart"} between cells has the driver start a fresh
+SIGUSR1 once the driver's frame 8 said the cell has started (never after its
+end: an interrupt cannot reach the next cell). {"kind": "restart"} between cells has the driver start a fresh
 kernel (a new driver when there is none), and ends like a cell.
 """
 
@@ -30,6 +31,7 @@ import sys
 FRAME_HEADER = struct.Struct("!BI")
 CELL_KINDS = (1, 2, 4, 5, 7)
 CELL_END = 6
+CELL_STARTED = 8  # the driver's word to the runner alone: interrupts may be passed on now
 MAX_FRAME_BYTES = 1024 * 1024
 KERNEL_DIED = json.dumps({"status": "kernel_died", "execution_count": 0}).encode()
 WORKING_DIRECTORY = "/workspace/code"  # as for a program: the staged files, writable
@@ -66,6 +68,10 @@ class CellRelay:
         # (None: it hung up or broke the protocol; it is not read again).
         self.requests = requests or NoRequests()
         self.driver: subprocess.Popen | None = None
+        # The running cell's "started" frame has come; an interrupt asked
+        # for before it is passed on then.
+        self.started = False
+        self.interrupt_pending = False
 
     def restart(self) -> None:
         """A fresh kernel: the driver's own restart, or a new driver."""
@@ -89,12 +95,16 @@ class CellRelay:
             if self.requests.fd in ready:
                 request = self.requests.read()
                 if request is not None and request.get("kind") == "interrupt":
-                    self.interrupt()
+                    if self.started:
+                        self.interrupt()
+                    else:
+                        self.interrupt_pending = True
             if output in ready:
                 return
 
     def run(self, cell: dict) -> None:
         """Hands one cell to the driver and relays its frames until its end."""
+        self.started = self.interrupt_pending = False
         try:
             if self.driver is not None and self.reaper.status(self.driver.pid) is not None:
                 self.stop_driver()  # it exited after its kernel died
@@ -116,11 +126,16 @@ class CellRelay:
                 if header is None:
                     break
                 kind, length = FRAME_HEADER.unpack(header)
-                if (kind not in CELL_KINDS and kind != CELL_END) or length > MAX_FRAME_BYTES:
+                if (kind not in CELL_KINDS and kind not in (CELL_END, CELL_STARTED)) or length > MAX_FRAME_BYTES:
                     break
                 payload = read_exactly(output, length)
                 if payload is None:
                     break
+                if kind == CELL_STARTED:
+                    self.started = True
+                    if self.interrupt_pending:
+                        self.interrupt()
+                    continue
                 self.send(kind, payload)
                 if kind == CELL_END:
                     if b'"kernel_died"' in payload:

@@ -15,6 +15,7 @@ spawner as they come:
     4 a part of a displayed value, 7 a part of the cell's last value:
       payload = MIME type, NUL, bytes (images decoded from base64)
     5 the error: JSON {"name", "value", "traceback": [frame, ...]}
+    8 the cell has started (the runner's alone: it sends interrupts after it)
     6 the end of the cell, always last:
       JSON {"status": "ok" | "error" | "timeout" | "kernel_died",
             "execution_count": N}
@@ -36,15 +37,19 @@ import signal
 
 class Interrupts:
     """SIGUSR1 from the runner: the running cell is to be interrupted. The
+    runner sends it only after this cell's "started" frame, and one caught
+    while no cell runs (sent as the previous one ended) is dropped. The
     runner starts this process with SIGUSR1 blocked; it is unblocked once
-    this handler is set up, so an early one is caught rather than killing
-    this process (SIGUSR1's default)."""
+    this handler is set up, so an early one never kills this process
+    (SIGUSR1's default)."""
 
+    running = False
     requested = False
 
     @classmethod
     def catch(cls, _signum=None, _frame=None) -> None:
-        cls.requested = True
+        if cls.running:
+            cls.requested = True
 
 
 signal.signal(signal.SIGUSR1, Interrupts.catch)
@@ -63,6 +68,7 @@ from jupyter_client.manager import KernelManager  # noqa: E402
 
 FRAME_HEADER = struct.Struct("!BI")
 STDOUT, STDERR, DISPLAY, ERROR, END, RESULT = 1, 2, 4, 5, 6, 7
+STARTED = 8  # for the runner only: the cell runs, interrupts now reach it
 # The spawner refuses frames over 1 MiB; text is sent in smaller pieces and a
 # larger image is left out with a note.
 TEXT_FRAME_BYTES = 64 * 1024
@@ -114,6 +120,7 @@ class Frames:
             self.send(kind, mime.encode() + b"\0" + data)
 
     def end(self, status: str, execution_count: int) -> None:
+        Interrupts.running = False
         self.send(END, json.dumps({"status": status, "execution_count": execution_count}).encode())
 
 
@@ -137,18 +144,24 @@ class Kernel:
 
     def run(self, code: str, timeout_seconds: float, frames: Frames) -> bool:
         """Runs one cell, sends its frames; False if the kernel died."""
-        Interrupts.requested = False  # one sent as the previous cell ended
+        Interrupts.requested = False
+        Interrupts.running = True
+        frames.send(STARTED, b"")
         msg_id = self.client.execute(code, store_history=bool(code.strip()), allow_stdin=False)
         deadline = time.monotonic() + timeout_seconds
-        interrupted = cancelled = False
+        # The kernel ignores SIGINT until it runs the cell (ipykernel installs
+        # its handler for the request): interrupts wait for execute_input.
+        executing = interrupted = cancelled = False
         while True:
-            if Interrupts.requested and not interrupted:
+            if Interrupts.requested and executing and not interrupted:
                 Interrupts.requested = False
                 self.manager.interrupt_kernel()
                 interrupted = cancelled = True
                 deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and not executing:
+                remaining = POLL_SECONDS  # past its timeout before it began: interrupted once it does
+            elif remaining <= 0:
                 if interrupted:  # KeyboardInterrupt did not stop it: a fresh kernel
                     self.restart()
                     if cancelled:
@@ -169,7 +182,9 @@ class Kernel:
             if message.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = message["msg_type"], message["content"]
-            if kind == "stream":
+            if kind == "execute_input":
+                executing = True
+            elif kind == "stream":
                 frames.text(STDOUT if content.get("name") == "stdout" else STDERR, content.get("text", ""))
             elif kind == "execute_result":
                 frames.parts(RESULT, content.get("data", {}))

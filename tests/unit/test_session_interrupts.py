@@ -70,6 +70,7 @@ for line in sys.stdin.buffer:
     if request["kind"] == "restart":
         frame(6, json.dumps({"status": "ok", "execution_count": 0, "restarted": True}).encode())
         continue
+    frame(8, b"")
     frame(1, b"waiting\\n")
     deadline = time.monotonic() + 10
     while not interrupted and time.monotonic() < deadline:
