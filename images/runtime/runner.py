@@ -34,7 +34,11 @@ or execs it.
 
 A session's cell is the other kind of request, {"kind": "cell", "code":
 ..., "timeout_ms": N}: it is handed to the session's kernel driver by
-cellrelay.py, beside this file (docs/sessions.md).
+cellrelay.py, beside this file (docs/sessions.md); {"kind": "restart"} has
+it start a fresh kernel. While a program or a cell runs, the one request
+the runner reads is {"kind": "interrupt"}: the program's process group is
+killed (SIGKILL), the cell's kernel interrupted (cellrelay.py). One that
+arrives when nothing runs is ignored (it crossed the end on the way).
 
 Every sandbox starts this file, so it imports only what costs nothing (C
 modules, no enum, subprocess, json or socket wrappers): the container is
@@ -289,15 +293,17 @@ def parse_cell(request: dict) -> dict | None:
 
 
 def parse_request(payload: bytes) -> dict | None:
-    """The request, if it is a session's cell or one a program can be started
-    from: strings without NUL bytes and variable names without "=" (what
-    Popen refused)."""
+    """The request, if it is a session's cell, restart or interrupt, or one
+    a program can be started from: strings without NUL bytes and variable
+    names without "=" (what Popen refused)."""
     try:
         request = marshal.loads(payload)
     except (ValueError, EOFError, TypeError):
         return None
     if not isinstance(request, dict):
         return None
+    if request.get("kind") in ("interrupt", "restart") and len(request) == 1:
+        return {"kind": request["kind"]}
     if "kind" in request:
         return parse_cell(request)
     argv, env, cwd, stdin = (request.get(key) for key in ("argv", "env", "cwd", "stdin"))
@@ -342,9 +348,21 @@ class Session:
         self.wakeup = wakeup  # readable after any signal (set_wakeup_fd)
         self.prestarted = prestarted  # for the first program only
         self.cells = None  # cellrelay.CellRelay, from a session's first cell
+        self.fd = connection.fileno()  # -1 once it has ended or broken the protocol
 
     def send(self, kind: int, payload: bytes) -> None:
         self.connection.sendall(FRAME_HEADER.pack(kind, len(payload)) + payload)
+
+    def read(self) -> dict | None:
+        """The spawner's next request; None (and `fd` -1: the connection is
+        not read again) when it hung up or sent a malformed one."""
+        header = self.receive(REQUEST_HEADER.size)
+        (size,) = REQUEST_HEADER.unpack(header) if header is not None else (MAX_REQUEST_BYTES + 1,)
+        payload = self.receive(size) if size <= MAX_REQUEST_BYTES else None
+        request = parse_request(payload) if payload is not None else None
+        if request is None:
+            self.fd = -1
+        return request
 
     def receive(self, size: int) -> bytes | None:
         data = b""
@@ -356,16 +374,14 @@ class Session:
         return data
 
     def serve(self) -> None:
-        while True:
-            header = self.receive(REQUEST_HEADER.size)
-            if header is None:
-                return  # the spawner is done
-            (size,) = REQUEST_HEADER.unpack(header)
-            payload = self.receive(size) if size <= MAX_REQUEST_BYTES else None
-            request = parse_request(payload) if payload is not None else None
+        while self.fd >= 0:
+            request = self.read()
             if request is None:
-                return  # malformed: the connection is closed
-            if "kind" in request:
+                return  # the spawner is done, or sent a malformed request: the connection is closed
+            kind = request.get("kind")
+            if kind == "interrupt":
+                continue  # its program or cell had ended
+            if kind is not None:
                 self.run_cell(request)
             else:
                 self.run(request)
@@ -380,8 +396,11 @@ class Session:
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             from cellrelay import CellRelay
 
-            self.cells = CellRelay(self.reaper, self.send)
-        self.cells.run(cell)
+            self.cells = CellRelay(self.reaper, self.send, self)
+        if cell["kind"] == "restart":
+            self.cells.restart()
+        else:
+            self.cells.run(cell)
 
     def run(self, request: dict) -> None:
         program = None
@@ -411,6 +430,9 @@ class Session:
         kinds = {program.stdout: STDOUT, program.stderr: STDERR}
         for descriptor in (program.stdout, program.stderr, self.wakeup):
             poller.register(descriptor, select.POLLIN)
+        connection = self.fd
+        if connection >= 0:
+            poller.register(connection, select.POLLIN)
         open_pipes = 2
         exited_at = last_output = 0.0
         while True:
@@ -428,6 +450,9 @@ class Session:
                 if descriptor == self.wakeup:
                     self.drain_wakeup()
                     continue
+                if descriptor == connection:
+                    self.interrupted(program, poller, connection)
+                    continue
                 data = os.read(descriptor, READ_BYTES)
                 if not data:
                     poller.unregister(descriptor)
@@ -435,6 +460,25 @@ class Session:
                     continue
                 self.send(kinds[descriptor], data)
                 last_output = time.monotonic()
+
+    def interrupted(self, program: Program, poller, connection: int) -> None:
+        """The spawner's request during a program: an interrupt kills its
+        process group (`timeout`, which runs a session's node calls, leads
+        one of its own), else the program alone (not yet a leader, so it has
+        started nothing). Anything else ends the reading of the connection."""
+        request = self.read()
+        if request is None or request.get("kind") != "interrupt":
+            poller.unregister(connection)
+            self.fd = -1
+            return
+        if self.reaper.status(program.pid) is None:
+            try:
+                os.killpg(program.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                try:
+                    os.kill(program.pid, _signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # it has exited
 
     def drain_wakeup(self) -> None:
         try:

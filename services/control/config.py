@@ -186,7 +186,8 @@ class ControlSettings(BaseSettings):
     # Finished executions, their output files and runs are deleted this long
     # after they finished (0 keeps them); the sweeper looks this often.
     retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, ge=0)
-    """Finished executions, their files and runs are deleted this long after they finished; `0` keeps them."""
+    """Finished executions, their files and runs, and the records of ended sessions, are deleted this long after
+    they ended; `0` keeps them."""
     retention_sweep_seconds: float = Field(default=float(SECONDS_PER_HOUR), gt=0)
     """How often the retention sweeper looks."""
 
@@ -223,6 +224,9 @@ class ControlSettings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=2.0, gt=0)
     """How often control asks the spawners what runs there and settles the executions whose relay is gone (first
     right after start)."""
+    session_spawner_grace_seconds: float = Field(default=10.0, ge=0)
+    """Open sessions of a spawner that has not answered for this long are recorded `FAILED` (the session sweeper
+    asks every `CONTROL_RECONCILE_INTERVAL_SECONDS`; a spawner that answers without them fails them at once)."""
 
     preview_bytes: int = Field(default=64 * 1024, ge=0)
     """Bytes of stdout and of stderr kept in the record."""

@@ -37,6 +37,7 @@ from services.control.sandbox_runtimes import RuntimePolicy
 from services.control.sessions.service import SessionService
 from services.control.sessions.servicer import SessionMethods
 from services.control.sessions.store import SessionStore
+from services.control.sessions.sweeper import SessionSweeper
 from services.control.slots import SlotScheduler
 from services.control.spawners import SpawnerPool
 
@@ -66,6 +67,7 @@ class RunningServer:
     drain_seconds: float  # CONTROL_DRAIN_SECONDS, what `python -m services.control` drains for
     metrics: ControlMetrics
     metrics_port: int | None = None  # None: not served
+    session_sweeper: SessionSweeper | None = None
 
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS, drain_seconds: float = 0.0) -> None:
         """Admits nothing more, lets executions in flight finish for up to
@@ -74,6 +76,8 @@ class RunningServer:
         self.drain.begin()
         self.health.enter_graceful_shutdown()
         drain(self.executions.in_flight, self.executions.relay, drain_seconds, grace_seconds)
+        if self.session_sweeper is not None:
+            self.session_sweeper.stop()
         self.executions.stop(grace_seconds)
         self.server.stop(grace=DRAIN_SECONDS).wait()
         self.executions.relay.pool.close()
@@ -180,6 +184,13 @@ def start(settings: ControlSettings) -> RunningServer:
         max_request_bytes=max_message_bytes(settings.limits),
     )
     sessions = SessionService(SessionStore(database, now_ms), executions, max_open=settings.max_in_flight)
+    session_sweeper = SessionSweeper(
+        sessions.sessions,
+        executions.relay.pool,
+        interval_seconds=settings.reconcile_interval_seconds,
+        spawner_grace_seconds=settings.session_spawner_grace_seconds,
+        busy=sessions.is_busy,
+    )
     control_pb2_grpc.add_ControlServicer_to_server(ControlService(executions, sessions), server)
     artifacts = ArtifactService(database, settings.artifact_limits(), quota_for=settings.quota_for)
     runs = RunService(executions, database, settings.prestage_limits())
@@ -187,8 +198,18 @@ def start(settings: ControlSettings) -> RunningServer:
     bound = grpc_server.bind(server, settings.listen, [SERVICE_NAME, artifacts_name])
     metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else None
     executions.start()
+    session_sweeper.start()
     bound.start()
     log.info("control listening on %s (port %d), database %s", settings.listen, bound.port, database.dialect)
     return RunningServer(
-        server, bound.port, executions, database, bound.health, stopping, settings.drain_seconds, metrics, metrics_port
+        server,
+        bound.port,
+        executions,
+        database,
+        bound.health,
+        stopping,
+        settings.drain_seconds,
+        metrics,
+        metrics_port,
+        session_sweeper,
     )

@@ -14,8 +14,9 @@ ptrace it), so whatever arrives here is trusted only about this one
 execution: frames are parsed within fixed bounds, a malformed one ends the
 program as a protocol violation (never an exception, never an allocation
 beyond the bound), and the peer must be the sandbox user. Limits, timeouts
-and cancel stay outside: the spawner kills the container, which ends the
-connection.
+and cancel of executions stay outside: the spawner kills the container,
+which ends the connection. A session's call is interrupted by a request
+sent while it runs (`interrupt`, docs/sessions.md).
 """
 
 from __future__ import annotations
@@ -181,6 +182,28 @@ class RunnerConnection:
     def start_cell(self, code: str, timeout_ms: int) -> RunnerCell:
         """Hands the runner a session's cell (docs/sessions.md); the same
         rules as start()."""
+        return self._start_cell({"kind": "cell", "code": code, "timeout_ms": timeout_ms})
+
+    def start_restart(self) -> RunnerCell:
+        """Has the runner start a fresh kernel for the session; it ends as a
+        cell does (status "ok" once the kernel is ready)."""
+        return self._start_cell({"kind": "restart"})
+
+    def interrupt(self) -> bool:
+        """Asks the runner to interrupt the running program or cell (kill
+        the program, interrupt the kernel); the caller makes sure one was
+        handed over and has not been read to its end by another thread
+        (one arriving after the end is ignored by the runner)."""
+        if not self._usable:
+            return False
+        payload = marshal.dumps({"kind": "interrupt"}, MARSHAL_VERSION)
+        try:
+            self._socket.sendall(REQUEST_HEADER.pack(len(payload)) + payload)
+        except OSError:
+            return False  # the connection ended: so does the call
+        return True
+
+    def _start_cell(self, request: dict) -> RunnerCell:
         if self._program is not None and not self._program.finished:
             raise HandoffError("a program is still running on this connection")
         if not self._usable or self._has_unrequested_data():
@@ -188,7 +211,7 @@ class RunnerConnection:
             raise HandoffError("the connection to the runner has ended")
         cell = RunnerCell(self._socket, self._program_ended)
         self._program = cell
-        payload = marshal.dumps({"kind": "cell", "code": code, "timeout_ms": timeout_ms}, MARSHAL_VERSION)
+        payload = marshal.dumps(request, MARSHAL_VERSION)
         try:
             self._socket.sendall(REQUEST_HEADER.pack(len(payload)) + payload)
         except OSError as exc:

@@ -68,3 +68,15 @@ class SpawnerServicer(spawner_pb2_grpc.SpawnerServicer):
     @grpc_errors
     def ListSessionFiles(self, request, context):
         return self.spawner.sessions.list_files(request)
+
+    @grpc_errors
+    def InterruptCell(self, request, context):
+        return pb.InterruptCellResponse(interrupted=self.spawner.sessions.interrupt(request))
+
+    @grpc_errors
+    def RestartSession(self, request, context):
+        return self.spawner.sessions.restart(request)
+
+    @grpc_errors
+    def ListSessions(self, request, context):
+        return self.spawner.sessions.listing()

@@ -1,7 +1,9 @@
 """The retention sweeper: deletes finished executions once their retention
 period is over, with their output file rows (their runs go with them by
 their foreign keys, revision 0102), gives what they stored back to the
-tenant's quota, and removes the blobs no row references any more.
+tenant's quota, and removes the blobs no row references any more. The
+records of sessions that ended that long ago go too (their calls are
+executions, and go by their own end).
 
 One execution per transaction, one blob at a time: a failure for one item is
 logged with its id, counted (`failures`), and the sweep goes on with the
@@ -27,6 +29,7 @@ from services.control.executions import states
 from services.control.executions.models import ExecutionRow, OutputFileRow
 from services.control.executions.store import ExecutionStore
 from services.control.quotas import ledger
+from services.control.sessions.models import OPEN, SessionRow
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class Sweep:
 
     executions: int = 0
     blobs: int = 0
+    sessions: int = 0
     failures: int = 0
 
 
@@ -84,12 +88,14 @@ class RetentionSweeper:
         done = Sweep()
         if self.retention_ms:
             self._sweep_executions(self.store.clock() - self.retention_ms, done)
+            self._sweep_sessions(self.store.clock() - self.retention_ms, done)
         self._sweep_blobs(self.blobs.all(), done)
         self.failures += done.failures
-        if done.executions or done.blobs or done.failures:
+        if done.executions or done.blobs or done.sessions or done.failures:
             log.info(
-                "retention sweep: %d executions and %d blobs deleted, %d failures",
+                "retention sweep: %d executions, %d sessions and %d blobs deleted, %d failures",
                 done.executions,
+                done.sessions,
                 done.blobs,
                 done.failures,
             )
@@ -152,6 +158,31 @@ class RetentionSweeper:
             quota.stored_output_bytes -= sum(f.size for f in files)
             ledger.save(session, quota)
             return [f.sha256 for f in files]
+
+    # ---- sessions --------------------------------------------------------------
+
+    def _sweep_sessions(self, cutoff_ms: int, done: Sweep) -> None:
+        """Deletes the records of sessions that ended before the cutoff, a
+        batch per transaction."""
+        ended = col(SessionRow.ended_at_ms)
+        while True:
+            try:
+                with self.db.write() as session:
+                    keys = list(
+                        session.exec(
+                            select(SessionRow.key)
+                            .where(col(SessionRow.status) != OPEN, ended > 0, ended < cutoff_ms)
+                            .limit(BATCH)
+                        )
+                    )
+                    session.execute(sa.delete(SessionRow).where(col(SessionRow.key).in_(keys)))
+            except Exception:  # the executions and blobs are still swept
+                log.exception("retention: deleting ended sessions failed")
+                done.failures += 1
+                return
+            done.sessions += len(keys)
+            if len(keys) < BATCH:
+                return
 
     # ---- blobs ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlmodel import Session
 
@@ -94,6 +94,8 @@ class ExecutionService:
         self.runtimes = runtimes
         self.reconciler = reconciler
         self.metrics = metrics or ControlMetrics()
+        # Interrupts a running call of a session (services/control/sessions/ops.py).
+        self.interrupt_session_call: Callable[[ExecutionRow, str], None] | None = None
 
     def start(self) -> None:
         self.reconciler.start()
@@ -226,7 +228,9 @@ class ExecutionService:
             if row.status in states.TERMINAL:
                 continue
             execution = self.in_flight.get(row.key)
-            if execution is not None:
+            if row.session_id and self.interrupt_session_call is not None:
+                self.interrupt_session_call(row, reason)  # the session goes on
+            elif execution is not None:
                 self.relay.cancel(execution, reason)
             elif row.spawner:
                 self.relay.cancel_elsewhere(row)  # another replica relays it

@@ -32,6 +32,7 @@ def session(row: SessionRow, busy: bool = False) -> pb.Session:
         ended_at_ms=row.ended_at_ms,
         expires_at_ms=expires_at_ms(row) if row.status == OPEN else 0,
         calls=row.calls,
+        restarts=row.restarts,
         limits=common.Limits(timeout_ms=row.timeout_ms, memory_bytes=row.memory_bytes, cpus=row.cpus),
         busy=busy and row.status == OPEN,
         packages=[common.Package(name=name, version=version) for name, version in packages_of(row)],

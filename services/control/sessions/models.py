@@ -1,4 +1,4 @@
-"""The table of sessions (revisions 0107, 0108). A session's calls are executions
+"""The table of sessions (revisions 0107 to 0109). A session's calls are executions
 (services/control/executions/models.py, column session_id)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ class SessionRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant", "session_id", name="uq_sessions_tenant_session_id"),
         Index("ix_sessions_tenant_created", "tenant", "created_at_ms", "key"),
+        Index("ix_sessions_status_ended", "status", "ended_at_ms"),
     )
 
     # Control's own id: unique across tenants, the key the spawner sees.
@@ -32,6 +33,7 @@ class SessionRow(SQLModel, table=True):
     idle_seconds: int
     lifetime_seconds: int
     calls: int = 0
+    restarts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # fresh interpreters (0109)
     created_at_ms: int = Field(sa_type=BigInteger)
     last_used_at_ms: int = Field(sa_type=BigInteger)
     ended_at_ms: int = Field(default=0, sa_type=BigInteger)

@@ -33,8 +33,10 @@ from services.control.executions.service import Admission, ExecutionService, new
 from services.control.pagination import PageRequest
 from services.control.sessions import messages
 from services.control.sessions.files import SessionFiles
+from services.control.sessions.interrupts import RunningCalls
 from services.control.sessions.models import CLOSED, OPEN, SessionRow
 from services.control.sessions.models import FAILED as SESSION_FAILED
+from services.control.sessions.ops import SessionOps
 from services.control.sessions.store import SessionStore
 from services.control.spawners import Spawner
 
@@ -53,7 +55,7 @@ INSTALL_TIMEOUT_SECONDS = 900.0
 BUSY = "a call is already running in this session; one call at a time"
 
 
-class SessionService:
+class SessionService(SessionOps):
     def __init__(self, sessions: SessionStore, executions: ExecutionService, max_open: int):
         self.sessions = sessions
         self.executions = executions
@@ -64,6 +66,8 @@ class SessionService:
         self._lock = threading.Lock()
         self._busy: set[str] = set()  # keys of sessions with a call running here
         self.files = SessionFiles(sessions, self.pool, self.limits.requests, self._fail)
+        self.running = RunningCalls()  # their calls, and which were interrupted (ops.py)
+        executions.interrupt_session_call = self.interrupt_call  # CancelExecution of a call
 
     # ---- sessions ------------------------------------------------------------
 
@@ -144,13 +148,13 @@ class SessionService:
 
     def get(self, tenant: str, session_id: str) -> pb.Session:
         row = self.sessions.get(tenant, session_id)
-        return messages.session(row, busy=self._is_busy(row.key))
+        return messages.session(row, busy=self.is_busy(row.key))
 
     def list(self, tenant: str, request: pb.ListSessionsRequest) -> pb.ListSessionsResponse:
         page = PageRequest.parse(request.page_size, request.page_token, max_size=MAX_PAGE_SIZE)
         rows, token = self.sessions.list(tenant, request.open_only, page)
         return pb.ListSessionsResponse(
-            sessions=[messages.session(row, busy=self._is_busy(row.key)) for row in rows], next_page_token=token
+            sessions=[messages.session(row, busy=self.is_busy(row.key)) for row in rows], next_page_token=token
         )
 
     def close(self, tenant: str, session_id: str) -> pb.Session:
@@ -206,6 +210,7 @@ class SessionService:
                 timeout=timeout_ms / 1000 + CALL_SLACK_SECONDS,
             )
             cell.relaying(call)
+            self.running.started(row.key, key)
             self.store.assign_spawner(key, spawner.address)
             self.store.advance(key, RUNNING)
             self.sessions.used(row.key, calls=1)
@@ -226,8 +231,14 @@ class SessionService:
                 result = cells.CellResult(status=cells.CELL_STATUS_SESSION_ENDED, exit_code=-1)
             result.duration_ms = result.duration_ms or int((time.monotonic() - started) * 1000)
             verdict = _verdict(result, timeout_ms)
+            interrupted = self.running.interrupted(key)
             if result.status == cells.CELL_STATUS_SESSION_ENDED:
                 self._fail(row, "its sandbox went away during a call")
+            elif interrupted:
+                message = f"{interrupted}; the call was interrupted, the session goes on"
+                verdict = Verdict(CANCELLED, "CANCELLED", message, exit_code=result.exit_code)
+            elif result.status == cells.CELL_STATUS_KERNEL_DIED:
+                self.sessions.restarted(row.key)  # the next call starts a fresh interpreter
             yield pb.CellEvent(result=result)
         except grpc.RpcError as exc:
             if cell.gone.is_set():
@@ -246,6 +257,7 @@ class SessionService:
         finally:
             if call is not None:
                 call.cancel()
+            self.running.ended(row.key, key)
             self.store.finalize(
                 key,
                 _with_previews(verdict, outputs, self.limits.preview_bytes, int((time.monotonic() - started) * 1000)),
@@ -255,7 +267,7 @@ class SessionService:
 
     # ---- helpers -------------------------------------------------------------
 
-    def _is_busy(self, key: str) -> bool:
+    def is_busy(self, key: str) -> bool:
         with self._lock:
             return key in self._busy
 

@@ -48,3 +48,7 @@ class SessionMethods:
     @grpc_errors
     def ListSessionFiles(self, request, context):
         return self.sessions.files.list(tenant_of(context), request)
+
+    @grpc_errors
+    def RestartSession(self, request, context):
+        return self.sessions.restart(tenant_of(context), request.session_id)

@@ -62,7 +62,9 @@ class SessionStore:
         with self.db.read() as session:
             rows = list(session.exec(query))
         rows = [self._expire_if_due(row) for row in rows]
-        return cut(rows, page, lambda row: Position(row.created_at_ms, row.key))
+        rows, token = cut(rows, page, lambda row: Position(row.created_at_ms, row.key))
+        # One that expired as it was read is no longer open (the page's token stands).
+        return [row for row in rows if not open_only or row.status == OPEN], token
 
     def used(self, key: str, calls: int = 0) -> None:
         """A call started (calls=1) or ended: the idle timeout counts from now."""
@@ -71,6 +73,13 @@ class SessionStore:
                 sa.update(SessionRow)
                 .where(col(SessionRow.key) == key)
                 .values(last_used_at_ms=self.clock(), calls=SessionRow.calls + calls)
+            )
+
+    def restarted(self, key: str) -> None:
+        """A fresh interpreter was started (a restart, or after a crash)."""
+        with self.db.write() as session:
+            session.connection().execute(
+                sa.update(SessionRow).where(col(SessionRow.key) == key).values(restarts=SessionRow.restarts + 1)
             )
 
     def end(self, key: str, status: str, reason: str, at_ms: int | None = None) -> bool:

@@ -12,6 +12,12 @@ session's working directory. Each call's timeout is enforced inside the
 sandbox (the kernel is interrupted, the node program killed) so that the
 session goes on; past it plus a grace period the spawner kills the sandbox
 itself, and the session ends.
+
+`interrupt` (a cancel) asks the runner to interrupt the running call: the
+kernel gets KeyboardInterrupt, a node program is killed; the call ends
+ERROR with the error named KeyboardInterrupt and the session goes on.
+`restart` interrupts a running call, waits for its end, and has the runner
+start a fresh kernel (files kept).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from sandbox.common.v1 import session_pb2 as cells
 from services.common.channel import EventChannel
 from services.spawner import handoff, install, sandbox
-from services.spawner.errors import SessionBusy, SessionEnded
+from services.spawner.errors import SessionBusy, SessionEnded, SessionNotStarted
 from services.spawner.provision import Sandbox
 from services.spawner.sessions.spec import SessionSpec
 
@@ -47,8 +53,14 @@ _OUTPUT_CUT = b"\n[output limit reached; the rest of this call's output dropped]
 # execution with packages does (the python kernel's path is set in
 # images/runtime/cells.py).
 _NODE_ENVIRONMENT = install.run_environment("node")
-# `timeout -s KILL` reports a program it killed as 128+9.
+# `timeout -s KILL` reports a program it killed as 128+9 (so does the runner
+# for a program it killed at an interrupt).
 _KILLED_EXIT = 137
+# A restart waits this long for an interrupted call to end (the kernel's
+# grace to stop, 5 s, then a fresh kernel), and this long for the new kernel.
+RESTART_WAIT_SECONDS = 20.0
+RESTART_BACKSTOP_SECONDS = 90.0
+_NODE_INTERRUPTED = cells.CellError(name="KeyboardInterrupt", value="the program was killed by an interrupt")
 
 
 class LiveSession:
@@ -59,8 +71,10 @@ class LiveSession:
         self.on_end = on_end  # destroys the sandbox, frees the slot; called once
         self.created_at = time.monotonic()
         self.last_used_at = self.created_at
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a call ends
         self._busy = False
+        self._interrupted = False  # the running call is to be interrupted
+        self._handed: handoff.RunnerConnection | None = None  # the runner runs the call
         self.ended_reason = ""
 
     @property
@@ -102,6 +116,7 @@ class LiveSession:
             if self._busy:
                 raise SessionBusy()
             self._busy = True
+            self._interrupted = False
             self.last_used_at = time.monotonic()
         channel: EventChannel[cells.CellEvent] = EventChannel(_EVENT_QUEUE_SIZE)
         worker = threading.Thread(
@@ -137,9 +152,7 @@ class LiveSession:
             backstop.cancel()
         result.duration_ms = int((time.monotonic() - started) * 1000)
         ended = result.status == cells.CELL_STATUS_SESSION_ENDED
-        with self._lock:
-            self._busy = False
-            self.last_used_at = time.monotonic()
+        self._idle()
         if ended:
             self.end("its sandbox went away")
         try:
@@ -147,9 +160,72 @@ class LiveSession:
         finally:
             channel.close()
 
+    def interrupt(self) -> bool:
+        """Interrupts the running call; False when none runs."""
+        with self._lock:
+            if self.ended_reason or not self._busy:
+                return False
+            self._interrupted = True
+            if self._handed is not None:  # else it is sent as soon as the call is handed over
+                self._handed.interrupt()
+        return True
+
+    def restart(self) -> int:
+        """A fresh interpreter, files kept; a running call is interrupted
+        first. Returns how long it took (ms). SessionBusy if the call did not
+        end in time, SessionEnded if the session has ended or its sandbox
+        went away, SessionNotStarted if the new interpreter did not start."""
+        started = time.monotonic()
+        self.interrupt()
+        with self._lock:
+            self._lock.wait_for(lambda: not self._busy or self.ended_reason, RESTART_WAIT_SECONDS)
+            if self.ended_reason:
+                raise SessionEnded(self.ended_reason)
+            if self._busy:
+                raise SessionBusy()
+            self._busy = True
+            self._interrupted = False
+        status = "ok"
+        backstop = threading.Timer(RESTART_BACKSTOP_SECONDS, self.end, ("its interpreter did not restart",))
+        backstop.daemon = True
+        backstop.start()
+        try:
+            if self.spec.language == "python":  # node has no interpreter between calls
+                cell = self._runner().start_restart()
+                for _ in cell.frames():
+                    pass
+                status = str(_json(cell.end).get("status")) if cell.end is not None and not cell.violation else ""
+        except (handoff.HandoffError, OSError) as exc:
+            log.warning("session %s: the restart failed: %s", self.spec.session_key, exc)
+            status = ""
+        finally:
+            backstop.cancel()
+            self._idle()
+        if not status:
+            self.end("its sandbox went away")
+            raise SessionEnded(self.ended_reason)
+        if status != "ok":
+            raise SessionNotStarted()
+        return int((time.monotonic() - started) * 1000)
+
+    def _handed_over(self, runner: handoff.RunnerConnection) -> None:
+        """The call is now the runner's: an interrupt asked for meanwhile is sent."""
+        with self._lock:
+            self._handed = runner
+            if self._interrupted:
+                runner.interrupt()
+
+    def _idle(self) -> None:
+        with self._lock:
+            self._busy = False
+            self._handed = None
+            self.last_used_at = time.monotonic()
+            self._lock.notify_all()
+
     def _python(self, code: str, timeout_ms: int, channel: EventChannel[cells.CellEvent]) -> cells.CellResult:
         runner = self._runner()
         cell = runner.start_cell(code, timeout_ms)
+        self._handed_over(runner)
         result = cells.CellResult()
         output = _OutputCap(self.max_output_bytes, channel)
         for kind, payload in cell.frames():
@@ -181,12 +257,15 @@ class LiveSession:
         argv = ["timeout", "-s", "KILL", seconds, "node", "-e", code]
         started = time.monotonic()
         program = runner.start(argv, _NODE_ENVIRONMENT, _WORKING_DIRECTORY, None)
+        self._handed_over(runner)
         output = _OutputCap(self.max_output_bytes, channel)
         for stream, data in program.stream():
             output.write(handoff.KIND_STDOUT if stream == sandbox.STDOUT else handoff.KIND_STDERR, data)
         code_ = program.exit_code()
         if code_ == sandbox.NO_EXIT_CODE:
             return cells.CellResult(status=cells.CELL_STATUS_SESSION_ENDED, exit_code=code_)
+        if code_ == _KILLED_EXIT and self._interrupted:
+            return cells.CellResult(status=cells.CELL_STATUS_ERROR, error=_NODE_INTERRUPTED, exit_code=code_)
         if code_ == _KILLED_EXIT and time.monotonic() - started >= timeout_ms / 1000:
             return cells.CellResult(status=cells.CELL_STATUS_TIMEOUT, exit_code=code_)
         status = cells.CELL_STATUS_OK if code_ == 0 else cells.CELL_STATUS_ERROR

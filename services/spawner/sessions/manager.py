@@ -167,6 +167,21 @@ class SessionManager:
             return False
         return session.end("closed by the caller")
 
+    def interrupt(self, ref: pb.SessionRef) -> bool:
+        return self._find(ref.session_key, ref.tenant).interrupt()
+
+    def restart(self, ref: pb.SessionRef) -> pb.RestartSessionResponse:
+        session = self._find(ref.session_key, ref.tenant)
+        return pb.RestartSessionResponse(start_ms=session.restart())
+
+    def listing(self) -> pb.ListSessionsResponse:
+        """The sessions open here (control marks the others ended)."""
+        with self._lock:
+            open_now = list(self._sessions.values())
+        return pb.ListSessionsResponse(
+            sessions=[pb.SessionRef(session_key=s.spec.session_key, tenant=s.spec.tenant) for s in open_now]
+        )
+
     # ---- the spawner's ----------------------------------------------------------
 
     def tokens(self) -> set[str]:
