@@ -233,12 +233,16 @@ def check_session_id(session_id: str) -> str:
 
 
 def check_path(path: str, argument: str = "path") -> str:
-    """A path relative to /workspace (a leading /workspace/ is taken off)."""
-    relative = path.strip().removeprefix("/workspace/")
-    parts = pathlib.PurePosixPath(relative).parts
-    if not relative or relative.startswith("/") or ".." in parts:
-        raise ArgumentError(argument, f"{path!r} is not a path inside /workspace (e.g. data/input.csv)")
-    return relative
+    """A path as the session's code names it: relative to its working
+    directory (/workspace/code), or absolute under /workspace."""
+    name = path.strip()
+    parts = pathlib.PurePosixPath(name).parts
+    outside = name.startswith("/") and name != "/workspace" and not name.startswith("/workspace/")
+    if not name or outside or ".." in parts:
+        raise ArgumentError(
+            argument, f"{path!r} is not a path in the session (e.g. data/input.csv or /workspace/output/plot.png)"
+        )
+    return name
 
 
 def decode_content(content: str, encoding: str, argument: str = "content") -> bytes:

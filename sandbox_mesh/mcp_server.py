@@ -37,24 +37,24 @@ ARGUMENT_OF_OPTION = {"--pip": "packages", "--npm": "packages", "--timeout": "ti
 INSTRUCTIONS = """\
 Runs code in isolated, network-less sandboxes of the Sandbox mesh. Use run_code for one-off programs. For work
 in steps (load data, look at it, plot, fix, plot again) open a session: a live interpreter whose variables,
-imports, files in /workspace and installed packages persist between run_in_session calls until it is closed
+imports, files and installed packages persist between run_in_session calls until it is closed
 or stays idle past its idle timeout (15 minutes by default). Close sessions you no longer need."""
 
 RUN_CODE = """\
 Run a program once in a fresh sandbox and return its stdout, stderr, exit status, and any images it saved
 under /workspace/output/ (other files there are listed). Nothing persists after the call; use a session to
 keep state. The sandbox has no network; packages are installed before the program runs. The program runs in
-/workspace as main.py (python) or main.js (node). A non-zero exit, a timeout or a crash is a result with
+/workspace/code as main.py (python) or main.js (node). A non-zero exit, a timeout or a crash is a result with
 isError set and the reason in the text. Matplotlib figures must be saved to a file here (e.g.
 plt.savefig('/workspace/output/plot.png')); variant "datascience" has numpy, pandas, scipy and matplotlib."""
 
 OPEN_SESSION = """\
 Open a session: a sandbox that lives across calls, like a notebook kernel. Returns its session_id, which the
 other session tools take. Python keeps variables and imports between calls and returns the last expression's
-value; Node runs each call as a new program (files and packages persist, variables do not). Files in
-/workspace persist for the session's life. It ends when closed, after idle_timeout_seconds without a call
-(default 900), or at its maximum lifetime; everything in it is then gone. Use variant "datascience" for
-numpy, pandas, scipy and matplotlib (figures come back as images)."""
+value; Node runs each call as a new program (files and packages persist, variables do not). Calls run in
+/workspace/code; files under /workspace persist for the session's life. It ends when closed, after
+idle_timeout_seconds without a call (default 900), or at its maximum lifetime; everything in it is then gone.
+Use variant "datascience" for numpy, pandas, scipy and matplotlib (figures come back as images)."""
 
 RUN_IN_SESSION = """\
 Run code in an open session and return stdout, stderr, the last expression's value (python), displayed values
@@ -66,14 +66,19 @@ interpreter died (e.g. out of memory) the next call starts a fresh one with the 
 CLOSE_SESSION = "Close a session; its sandbox and files are destroyed. Closing an ended session is a no-op."
 LIST_SESSIONS = "List this tenant's open sessions (all of them with include_ended): id, language, status, calls."
 PUT_FILE = """\
-Write a file into an open session's /workspace (parent folders are made; an existing file is replaced).
+Write a file into an open session (parent folders are made; an existing file is replaced). A relative path is
+relative to the calls' working directory /workspace/code (so code opens it by the same name); an absolute one
+must be under /workspace.
 content is UTF-8 text, or base64 with encoding="base64" for binary files. At most 8 MiB."""
 GET_FILE = """\
-Read a file from an open session's /workspace: text as text, an image (png, jpeg, gif, webp) as an image,
-other binary files as a base64 blob. At most 8 MiB; for bigger files read the part you need with code."""
-LIST_FILES = "List the files in an open session's /workspace (or one folder of it), with their sizes."
+Read a file from an open session (a path relative to /workspace/code, or absolute under /workspace): text
+as text, an image (png, jpeg, gif, webp) as an image, other binary files as a base64 blob. At most 8 MiB;
+for bigger files read the part you need with code."""
+LIST_FILES = """\
+List the files of an open session with their sizes: the calls' working directory /workspace/code by default,
+a folder in it, or "/workspace" for everything."""
 RESTART_SESSION = """\
-Start a fresh interpreter in a session: variables and imports are lost, files in /workspace and installed
+Start a fresh interpreter in a session: variables and imports are lost, files and installed
 packages stay. Use it when the interpreter is stuck or its state is broken."""
 
 Language = Annotated[Literal["python", "node"], Field(description='"python" or "node"')]
@@ -83,14 +88,19 @@ Packages = Annotated[
 ]
 Files = Annotated[
     dict[str, str] | None,
-    Field(description="extra UTF-8 text files to place in /workspace first: relative path -> content"),
+    Field(description="extra UTF-8 text files to place in the working directory first: relative path -> content"),
 ]
 TimeoutMs = Annotated[
     int | None, Field(description="time limit of this call in milliseconds (default: the mesh's, usually 20 s)")
 ]
 Variant = Annotated[str | None, Field(description='image variant, e.g. "datascience" (default: the plain runtime)')]
 SessionId = Annotated[str, Field(description="the id open_session returned")]
-WorkspacePath = Annotated[str, Field(description="path relative to /workspace, e.g. data/input.csv")]
+WorkspacePath = Annotated[
+    str,
+    Field(
+        description="relative to the working directory /workspace/code (data/input.csv), or absolute under /workspace"
+    ),
+]
 
 
 def mesh_failure(exc: MeshError) -> CallToolResult:
@@ -213,7 +223,7 @@ class SandboxTools:
         data = content.decode_content(content_text, encoding)
         session = self.session(session_id)
         session.put_file(relative, data)
-        return text_result(f"wrote /workspace/{relative} ({len(data)} bytes)")
+        return text_result(f"wrote {relative} ({len(data)} bytes)")
 
     def get_file(self, session_id: str, path: str) -> CallToolResult:
         relative = content.check_path(path)
@@ -351,7 +361,9 @@ def build_server(tools: SandboxTools, *, host: str = "127.0.0.1", port: int = 80
     @server.tool(description=LIST_FILES)
     async def list_files(
         session_id: SessionId,
-        directory: Annotated[str, Field(description='a folder relative to /workspace; "" for all')] = "",
+        directory: Annotated[
+            str, Field(description='a folder; "" for the working directory, "/workspace" for all')
+        ] = "",
     ) -> CallToolResult:
         return await in_thread(lambda: tools.list_files(session_id, directory))
 

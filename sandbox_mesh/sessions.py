@@ -288,7 +288,8 @@ class Session:
     # ---- files under /workspace --------------------------------------------
 
     def put_file(self, path: str, data: bytes | str) -> int:
-        """Writes a file (relative to /workspace, parents made); its size."""
+        """Writes a file (relative to the calls' working directory,
+        /workspace/code, or absolute under /workspace; parents made); its size."""
         content = data.encode() if isinstance(data, str) else data
         request = pb.PutSessionFileRequest(session_id=self.session_id, path=path, content=content)
         # Writing the same bytes twice is harmless: retried like a read.
@@ -302,7 +303,8 @@ class Session:
         return b"".join(self.file_chunks(path))
 
     def files(self, directory: str = "") -> list[tuple[str, int]]:
-        """Regular files under /workspace (or `directory` in it), sorted by path."""
+        """Regular files under the working directory (or `directory`;
+        "/workspace" for the whole workspace), sorted by path."""
         request = pb.ListSessionFilesRequest(session_id=self.session_id, directory=directory)
         response = self._unary(lambda t: self._stub.ListSessionFiles(request, timeout=t))
         return [(f.path, f.size) for f in response.files]

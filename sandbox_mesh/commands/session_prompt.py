@@ -37,7 +37,7 @@ from sandbox_mesh.sessions import Session
 CELL_SEPARATOR_RE = re.compile(r"#\s*%%")
 META_COMMANDS = ("%files", "%get", "%put", "%restart", "%info", "%exit", "%help")
 META_HELP = """\
-%files [DIR]         the session's files under /workspace (or DIR in it)
+%files [DIR]         the session's files (the working directory, DIR, or /workspace for all)
 %get PATH [DEST]     copy a file of the session here (DEST: a file or a folder; default its name)
 %put LOCAL [PATH]    copy a local file into the session (PATH: default its name)
 %restart             a fresh interpreter: variables go, files and packages stay

@@ -100,8 +100,8 @@ def test_files_at_creation_put_get_and_list(spawner):
         result = run(spawner, "f", "import lib.helper\nopen('data.csv').read(), lib.helper.X")
         assert value(result) == b"('a,b\\n1,2\\n', 7)"
         # Put between calls: the code reads it, owns it, and may change it.
-        written = put(spawner, "f", "code/incoming/new.txt", b"from the caller")
-        assert (written.path, written.size) == ("code/incoming/new.txt", 15)
+        written = put(spawner, "f", "incoming/new.txt", b"from the caller")
+        assert (written.path, written.size) == ("incoming/new.txt", 15)
         result = run(
             spawner,
             "f",
@@ -110,31 +110,31 @@ def test_files_at_creation_put_get_and_list(spawner):
         )
         assert value(result) == f"('from the caller', {SANDBOX_UID}, {SANDBOX_UID})".encode()
         # A put replaces what is there.
-        put(spawner, "f", "code/data.csv", b"replaced")
+        put(spawner, "f", "data.csv", b"replaced")
         assert value(run(spawner, "f", "open('data.csv').read()")) == b"'replaced'"
         # A file the code writes comes back whole, in chunks, bytes equal.
         run(spawner, "f", "import os\nopen('blob.bin', 'wb').write(os.urandom(3 * 1024 * 1024 + 5))")
         expected = value(run(spawner, "f", "import hashlib\nhashlib.sha256(open('blob.bin','rb').read()).hexdigest()"))
-        data, chunks = get(spawner, "f", "code/blob.bin")
+        data, chunks = get(spawner, "f", "blob.bin")
         assert len(chunks) >= 3 and all(c.size == len(data) for c in chunks)
         assert [c.offset for c in chunks] == [sum(len(c.data) for c in chunks[:i]) for i in range(len(chunks))]
         assert f"'{hashlib.sha256(data).hexdigest()}'".encode() == expected
-        data, chunks = get(spawner, "f", "code/incoming/new.txt")
+        data, chunks = get(spawner, "f", "incoming/new.txt")
         assert data == b"from the caller!"
         run(spawner, "f", "open('empty', 'w').close()")
-        assert get(spawner, "f", "code/empty") == (b"", [pb.SessionFileChunk(size=0)])
+        assert get(spawner, "f", "empty") == (b"", [pb.SessionFileChunk(size=0)])
         # Listed sorted, regular files only, with their sizes.
-        found = listing(spawner, "f", "code")
+        found = listing(spawner, "f", "")
         assert [(f.path, f.size) for f in found.files] == [
-            ("code/blob.bin", 3 * 1024 * 1024 + 5),
-            ("code/data.csv", 8),
-            ("code/empty", 0),
-            ("code/incoming/new.txt", 16),
-            ("code/lib/helper.py", 6),
+            ("blob.bin", 3 * 1024 * 1024 + 5),
+            ("data.csv", 8),
+            ("empty", 0),
+            ("incoming/new.txt", 16),
+            ("lib/helper.py", 6),
         ]
         assert not found.truncated
         with pytest.raises(FileNotFound):
-            get(spawner, "f", "code/missing.txt")
+            get(spawner, "f", "missing.txt")
         with pytest.raises(FileNotFound):
             listing(spawner, "f", "nowhere")
     finally:
@@ -155,11 +155,11 @@ def test_files_work_during_a_call(spawner):
         )
         deadline = threading.Event()
         for _ in range(100):
-            if any(f.path == "code/during.txt" for f in listing(spawner, "busy", "code").files):
+            if any(f.path == "during.txt" for f in listing(spawner, "busy", "").files):
                 break
             deadline.wait(0.1)
-        assert get(spawner, "busy", "code/during.txt")[0] == b"written"
-        put(spawner, "busy", "code/go", b"released")
+        assert get(spawner, "busy", "during.txt")[0] == b"written"
+        put(spawner, "busy", "go", b"released")
         result = list(events)[-1].result
         assert result.status == cells.CELL_STATUS_OK and value(result) == b"'released'"
     finally:
@@ -169,7 +169,7 @@ def test_files_work_during_a_call(spawner):
 def test_bad_paths_and_sizes_name_the_field(spawner):
     create(spawner, "bad")
     try:
-        for path in ("../etc/passwd", "/etc/passwd", "code/../../x", "code/./x", "", "code//x", "code/.hidden"):
+        for path in ("../etc/passwd", "/etc/passwd", "../../x", "./x", "", "/x", ".hidden"):
             with pytest.raises(InvalidArgument) as refused:
                 get(spawner, "bad", path)
             assert refused.value.field == "path", path
@@ -181,9 +181,9 @@ def test_bad_paths_and_sizes_name_the_field(spawner):
         assert refused.value.field == "directory"
         cap = spawner.settings.limits.max_file_bytes
         with pytest.raises(InvalidArgument) as refused:
-            put(spawner, "bad", "code/big", b"x" * (cap + 1))
+            put(spawner, "bad", "big", b"x" * (cap + 1))
         assert refused.value.field == "content"
-        assert put(spawner, "bad", "code/big", b"x" * cap).size == cap
+        assert put(spawner, "bad", "big", b"x" * cap).size == cap
         # The workspace's own cap: the code fills it, then a put has no room.
         run(
             spawner,
@@ -192,19 +192,19 @@ def test_bad_paths_and_sizes_name_the_field(spawner):
             "except OSError: pass",
         )
         with pytest.raises(WorkspaceFull) as full:
-            put(spawner, "bad", "code/more", os.urandom(cap))
+            put(spawner, "bad", "more", os.urandom(cap))
         assert str(full.value).startswith("content:")
-        assert all(not f.path.startswith("code/.sandbox-put-") for f in listing(spawner, "bad", "code").files)
+        assert all(not f.path.startswith(".sandbox-put-") for f in listing(spawner, "bad", "").files)
         with pytest.raises(SessionNotFound):  # another tenant's session is nobody's
-            get(spawner, "bad", "code/big", tenant="someone-else")
+            get(spawner, "bad", "big", tenant="someone-else")
         with pytest.raises(SessionNotFound):
-            put(spawner, "bad", "code/x", b"x", tenant="someone-else")
+            put(spawner, "bad", "x", b"x", tenant="someone-else")
     finally:
         close(spawner, "bad")
     with pytest.raises(SessionNotFound):  # closed: its workspace is gone
-        get(spawner, "bad", "code/big")
+        get(spawner, "bad", "big")
     with pytest.raises(SessionNotFound):
-        put(spawner, "bad", "code/big", b"x")
+        put(spawner, "bad", "big", b"x")
 
 
 def test_links_fifos_and_sparse_files_are_never_followed_or_read(spawner, host_dir):
@@ -225,28 +225,28 @@ def test_links_fifos_and_sparse_files_are_never_followed_or_read(spawner, host_d
             "os.makedirs('deep/' * 40 + 'end')\n"
             "open('deep/' * 40 + 'end/x', 'w').write('deep')\n",
         )
-        for path in ("code/passwd", "code/host-file", "code/host-dir/f", "code/etc/passwd", "code/fifo", "code/sparse"):
+        for path in ("passwd", "host-file", "host-dir/f", "etc/passwd", "fifo", "sparse"):
             with pytest.raises(InvalidArgument) as refused:
                 get(spawner, "hostile", path)
             assert refused.value.field == "path", path
         # A put through a symlinked directory writes nothing on the host.
-        for path in ("code/host-dir/planted", "code/etc/planted"):
+        for path in ("host-dir/planted", "etc/planted"):
             with pytest.raises(InvalidArgument):
                 put(spawner, "hostile", path, b"planted")
         assert sorted(p.name for p in host_dir.iterdir()) == ["f"]
         # A put over a link or a FIFO replaces the entry, never its target.
-        put(spawner, "hostile", "code/host-file", b"mine")
-        put(spawner, "hostile", "code/fifo", b"now a file")
+        put(spawner, "hostile", "host-file", b"mine")
+        put(spawner, "hostile", "fifo", b"now a file")
         assert (host_dir / "f").read_bytes() == HOST_SECRET
-        assert get(spawner, "hostile", "code/fifo")[0] == b"now a file"
+        assert get(spawner, "hostile", "fifo")[0] == b"now a file"
         # Listed: regular files only; links, FIFOs and too-deep trees are not.
-        found = listing(spawner, "hostile", "code")
+        found = listing(spawner, "hostile", "")
         paths = [f.path for f in found.files]
-        assert "code/host-file" in paths and "code/fifo" in paths and "code/sparse" in paths
-        assert not any(p.startswith(("code/passwd", "code/host-dir", "code/etc", "code/deep")) for p in paths)
+        assert "host-file" in paths and "fifo" in paths and "sparse" in paths
+        assert not any(p.startswith(("passwd", "host-dir", "etc", "deep")) for p in paths)
         assert found.truncated  # the deep tree was cut
         with pytest.raises(InvalidArgument):
-            listing(spawner, "hostile", "code/host-dir")
+            listing(spawner, "hostile", "host-dir")
     finally:
         close(spawner, "hostile")
 
@@ -255,9 +255,9 @@ def test_many_files_are_listed_up_to_the_cap(spawner):
     create(spawner, "many")
     try:
         run(spawner, "many", "import os\nos.mkdir('m')\nfor i in range(1500): open(f'm/{i:05}', 'w').close()")
-        found = listing(spawner, "many", "code/m")
+        found = listing(spawner, "many", "m")
         assert len(found.files) == 1000 and found.truncated
-        assert found.files[0].path == "code/m/00000"
+        assert found.files[0].path == "m/00000"
     finally:
         close(spawner, "many")
 
@@ -296,19 +296,19 @@ def test_a_directory_racing_with_a_symlink_is_never_followed(spawner, host_dir):
         )
         waited = threading.Event()
         for _ in range(200):
-            if any(f.path == "code/ready" for f in listing(spawner, "race", "code").files):
+            if any(f.path == "ready" for f in listing(spawner, "race", "").files):
                 break
             waited.wait(0.05)
         outcomes = {"read": 0, "refused": 0, "written": 0}
         for attempt in range(400):
             try:
-                data, _ = get(spawner, "race", "code/inside/f")
+                data, _ = get(spawner, "race", "inside/f")
                 assert data == b"inside"
                 outcomes["read"] += 1
             except (InvalidArgument, FileNotFound):
                 outcomes["refused"] += 1
             try:
-                put(spawner, "race", f"code/inside/p{attempt}", b"planted")
+                put(spawner, "race", f"inside/p{attempt}", b"planted")
                 outcomes["written"] += 1
             except (InvalidArgument, FileNotFound):
                 outcomes["refused"] += 1

@@ -43,12 +43,12 @@ class SessionFiles:
         self.fail = fail  # records the session failed and closes it on its spawner
 
     def put(self, tenant: str, request: pb.PutSessionFileRequest) -> pb.SessionFile:
-        path = check_file_path(request.path, self.limits)
+        check_file_path(request.path, self.limits)  # the spawner names it inside
         content = check_content(request.content, self.limits)
         row, spawner = self._open(tenant, request.session_id)
         try:
             written = spawner.stub.PutSessionFile(
-                spb.PutSessionFileRequest(session_key=row.key, tenant=tenant, path=path, content=content),
+                spb.PutSessionFileRequest(session_key=row.key, tenant=tenant, path=request.path, content=content),
                 timeout=FILE_TIMEOUT_SECONDS,
             )
         except grpc.RpcError as exc:
@@ -58,10 +58,11 @@ class SessionFiles:
     def get(self, tenant: str, request: pb.GetSessionFileRequest) -> Iterator[pb.OutputFileChunk]:
         """The file in chunks; the last one carries the sha256 of all that
         was sent. A generator: every refusal comes before the first chunk."""
-        path = check_file_path(request.path, self.limits)
+        check_file_path(request.path, self.limits)
         row, spawner = self._open(tenant, request.session_id)
         call = spawner.stub.GetSessionFile(
-            spb.GetSessionFileRequest(session_key=row.key, tenant=tenant, path=path), timeout=GET_TIMEOUT_SECONDS
+            spb.GetSessionFileRequest(session_key=row.key, tenant=tenant, path=request.path),
+            timeout=GET_TIMEOUT_SECONDS,
         )
         digest = hashlib.sha256()
         held: pb.OutputFileChunk | None = None
@@ -81,11 +82,11 @@ class SessionFiles:
         yield held
 
     def list(self, tenant: str, request: pb.ListSessionFilesRequest) -> pb.ListSessionFilesResponse:
-        directory = check_directory(request.directory, self.limits)
+        check_directory(request.directory, self.limits)
         row, spawner = self._open(tenant, request.session_id)
         try:
             found = spawner.stub.ListSessionFiles(
-                spb.ListSessionFilesRequest(session_key=row.key, tenant=tenant, directory=directory),
+                spb.ListSessionFilesRequest(session_key=row.key, tenant=tenant, directory=request.directory),
                 timeout=FILE_TIMEOUT_SECONDS,
             )
         except grpc.RpcError as exc:

@@ -19,7 +19,7 @@ from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.common.channel import EventChannel
 from services.common.contract.runtimes import runtime_name
 from services.common.contract.sandbox_runtimes import GVISOR, RUNC
-from services.common.contract.session_files import check_content, check_directory, check_file_path
+from services.common.contract.session_files import check_content, check_directory, check_file_path, shown_path
 from services.spawner import sandbox
 from services.spawner.config import SpawnerSettings
 from services.spawner.errors import (
@@ -135,7 +135,7 @@ class SessionManager:
         content = check_content(request.content, limits)
         session = self._find(request.session_key, request.tenant)
         size = _in_workspace(session, lambda root: files.put(root, path, content))
-        return pb.SessionFile(path=path, size=size)
+        return pb.SessionFile(path=shown_path(path), size=size)
 
     def get_file(self, request: pb.GetSessionFileRequest) -> Iterator[pb.SessionFileChunk]:
         """The file's chunks; a generator, so nothing is opened until the
@@ -157,7 +157,7 @@ class SessionManager:
         session = self._find(request.session_key, request.tenant)
         found, truncated = _in_workspace(session, lambda root: files.list_files(root, directory, max_length))
         return pb.ListSessionFilesResponse(
-            files=[pb.SessionFile(path=path, size=size) for path, size in found], truncated=truncated
+            files=[pb.SessionFile(path=shown_path(path), size=size) for path, size in found], truncated=truncated
         )
 
     def close(self, request: pb.CloseSessionRequest) -> bool:

@@ -184,7 +184,7 @@ def test_files_and_restart_over_stdio(server_env, control_spawner):
     async def scenario(session: ClientSession) -> None:
         session_id = await open_python(session, files={"data/seed.txt": "seed"})
         wrote = await call(session, "put_file", session_id=session_id, path="data/in.csv", content="a,b\n1,2\n")
-        assert not wrote.isError and "wrote /workspace/data/in.csv (8 bytes)" in text(wrote), text(wrote)
+        assert not wrote.isError and "wrote data/in.csv (8 bytes)" in text(wrote), text(wrote)
         await call(session, "put_file", session_id=session_id, path="pic.png", content=png, encoding="base64")
         await call(session, "put_file", session_id=session_id, path="raw.bin", content="/wA=", encoding="base64")
         read = await call(session, "run_in_session", session_id=session_id, code="x = open('data/in.csv').read()\nx")
@@ -192,7 +192,9 @@ def test_files_and_restart_over_stdio(server_env, control_spawner):
         await call(session, "run_in_session", session_id=session_id, code="open('out.txt', 'w').write('made')")
 
         assert text(await call(session, "get_file", session_id=session_id, path="out.txt")) == "made"
-        assert text(await call(session, "get_file", session_id=session_id, path="/workspace/data/seed.txt")) == "seed"
+        assert (
+            text(await call(session, "get_file", session_id=session_id, path="/workspace/code/data/seed.txt")) == "seed"
+        )
         assert images(await call(session, "get_file", session_id=session_id, path="pic.png")) == [base64.b64decode(png)]
         blob = await call(session, "get_file", session_id=session_id, path="raw.bin")
         assert "2 bytes" in text(blob) and blob.content[-1].type == "resource"

@@ -45,37 +45,45 @@ def test_files_of_a_session_through_control(tenant_a, control_spawner):
         _, result = call(tenant_a, "files", "open('data.csv').read()")
         assert result.status == cells.CELL_STATUS_OK, result
         assert last_value(result) == b"'x,y\\n1,2\\n'"
-        written = put(tenant_a, "files", "code/in/note.txt", b"from the caller")
-        assert (written.path, written.size) == ("code/in/note.txt", 15)
+        written = put(tenant_a, "files", "in/note.txt", b"from the caller")
+        assert (written.path, written.size) == ("in/note.txt", 15)
         _, result = call(tenant_a, "files", "open('in/note.txt').read()")
         assert last_value(result) == b"'from the caller'"
         _, result = call(tenant_a, "files", "import os\nopen('out.bin', 'wb').write(os.urandom(2 * 1024 * 1024 + 3))")
         assert result.status == cells.CELL_STATUS_OK, result
         _, result = call(tenant_a, "files", "import hashlib\nhashlib.sha256(open('out.bin', 'rb').read()).hexdigest()")
-        data, chunks = get(tenant_a, "files", "code/out.bin")
+        data, chunks = get(tenant_a, "files", "out.bin")
         assert len(data) == 2 * 1024 * 1024 + 3 and len(chunks) >= 3
         digest = hashlib.sha256(data).hexdigest()
         assert last_value(result) == f"'{digest}'".encode()
         # The last chunk carries the sha256 of the whole file; sizes on each.
         assert chunks[-1].sha256 == digest and all(not c.sha256 for c in chunks[:-1])
         assert {c.size for c in chunks} == {len(data)}
-        found = tenant_a.ListSessionFiles(pb.ListSessionFilesRequest(session_id="files", directory="code"))
+        found = tenant_a.ListSessionFiles(pb.ListSessionFilesRequest(session_id="files", directory=""))
         assert [(f.path, f.size) for f in found.files] == [
-            ("code/data.csv", 8),
-            ("code/in/note.txt", 15),
-            ("code/out.bin", len(data)),
+            ("data.csv", 8),
+            ("in/note.txt", 15),
+            ("out.bin", len(data)),
         ]
         assert not found.truncated
+        # Outside the working directory, a file is named from the workspace's root.
+        _, result = call(tenant_a, "files", "open('/workspace/output/chart.txt', 'w').write('drawn')")
+        assert result.status == cells.CELL_STATUS_OK, result
+        assert get(tenant_a, "files", "/workspace/output/chart.txt")[0] == b"drawn"
+        assert get(tenant_a, "files", "/workspace/code/data.csv")[0] == b"x,y\n1,2\n"
+        whole = tenant_a.ListSessionFiles(pb.ListSessionFilesRequest(session_id="files", directory="/workspace"))
+        assert ("/workspace/output/chart.txt", 5) in [(f.path, f.size) for f in whole.files]
+        assert ("data.csv", 8) in [(f.path, f.size) for f in whole.files]
         # Bad requests name the field; what is not there is NOT_FOUND.
-        for path in ("../x", "/etc/passwd", "code/../../etc/passwd", ""):
+        for path in ("../x", "/etc/passwd", "../../etc/passwd", "", "/workspace/../etc/passwd", "/workspacex/y"):
             error = refused(lambda p=path: get(tenant_a, "files", p))
             assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("path:"), path
-        error = refused(lambda: put(tenant_a, "files", "code/big", os.urandom(1024 * 1024 + 1)))
+        error = refused(lambda: put(tenant_a, "files", "big", os.urandom(1024 * 1024 + 1)))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details().startswith("content:")
-        error = refused(lambda: get(tenant_a, "files", "code/missing"))
+        error = refused(lambda: get(tenant_a, "files", "missing"))
         assert error.code() == grpc.StatusCode.NOT_FOUND and error.details().startswith("path:")
         _, result = call(tenant_a, "files", "import os\nos.symlink('/etc/passwd', 'pw')")
-        error = refused(lambda: get(tenant_a, "files", "code/pw"))
+        error = refused(lambda: get(tenant_a, "files", "pw"))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "never followed" in error.details()
         error = refused(
             lambda: tenant_a.ListSessionFiles(pb.ListSessionFilesRequest(session_id="files", directory="/etc"))
@@ -89,18 +97,18 @@ def test_files_of_a_session_through_control(tenant_a, control_spawner):
 def test_another_tenants_or_an_ended_session(tenant_a, tenant_b, control_spawner):
     open_session(tenant_a, session_id="theirs")
     try:
-        put(tenant_a, "theirs", "code/secret.txt", b"tenant a's")
+        put(tenant_a, "theirs", "secret.txt", b"tenant a's")
         for attempt in (
-            lambda: get(tenant_b, "theirs", "code/secret.txt"),
-            lambda: put(tenant_b, "theirs", "code/planted.txt", b"x"),
+            lambda: get(tenant_b, "theirs", "secret.txt"),
+            lambda: put(tenant_b, "theirs", "planted.txt", b"x"),
             lambda: tenant_b.ListSessionFiles(pb.ListSessionFilesRequest(session_id="theirs")),
         ):
             assert refused(attempt).code() == grpc.StatusCode.NOT_FOUND
     finally:
         tenant_a.CloseSession(pb.CloseSessionRequest(session_id="theirs"))
     for attempt in (
-        lambda: get(tenant_a, "theirs", "code/secret.txt"),
-        lambda: put(tenant_a, "theirs", "code/late.txt", b"x"),
+        lambda: get(tenant_a, "theirs", "secret.txt"),
+        lambda: put(tenant_a, "theirs", "late.txt", b"x"),
         lambda: tenant_a.ListSessionFiles(pb.ListSessionFilesRequest(session_id="theirs")),
     ):
         error = refused(attempt)

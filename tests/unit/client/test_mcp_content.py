@@ -192,7 +192,8 @@ def test_bad_arguments_name_the_argument(check, argument):
 
 
 def test_good_arguments_pass():
-    assert content.check_path("/workspace/data/in.csv") == "data/in.csv"
+    assert content.check_path("/workspace/output/in.csv") == "/workspace/output/in.csv"
+    assert content.check_path("/workspace") == "/workspace"
     assert content.check_path("data/in.csv") == "data/in.csv"
     assert content.decode_content(base64.b64encode(PNG).decode(), "base64") == PNG
     assert content.decode_content("héllo", "text") == "héllo".encode()

@@ -12,14 +12,23 @@ from services.common.contract.capacity import no_free_slot_status
 from services.common.contract.errors import InvalidArgument
 from services.common.contract.install_failures import install_failure_of, install_failure_status
 from services.common.contract.limits import RequestLimits
-from services.common.contract.session_files import check_content, check_directory, check_file_path
+from services.common.contract.session_files import check_content, check_directory, check_file_path, shown_path
 
 LIMITS = RequestLimits(max_path_length=40, max_file_bytes=10)
 
 
-@pytest.mark.parametrize("path", ["code/data.csv", "output/chart.png", "a", "code/deep/er/file.txt"])
-def test_relative_paths_are_accepted(path):
-    assert check_file_path(path, LIMITS) == path
+@pytest.mark.parametrize(
+    ("path", "inside"),
+    [
+        ("data.csv", "code/data.csv"),
+        ("deep/er/file.txt", "code/deep/er/file.txt"),
+        ("/workspace/output/chart.png", "output/chart.png"),
+        ("/workspace/code/a", "code/a"),
+    ],
+)
+def test_paths_are_the_working_directorys_or_absolute_in_the_workspace(path, inside):
+    assert check_file_path(path, LIMITS) == inside
+    assert shown_path(inside) == path.removeprefix("/workspace/code/")
 
 
 @pytest.mark.parametrize(
@@ -37,7 +46,10 @@ def test_relative_paths_are_accepted(path):
         "code\\x",
         "code/x\x00y",
         "code/\u202ex",
-        "C:x",
+        "/workspace",
+        "/workspace/",
+        "/workspacex/y",
+        "/workspace/../etc/passwd",
         "p" * 41,
     ],
 )
@@ -47,11 +59,13 @@ def test_bad_paths_name_the_field(path):
     assert refused.value.field == "path"
 
 
-def test_a_directory_may_be_the_whole_workspace_or_end_in_a_slash():
-    assert check_directory("", LIMITS) == ""
-    assert check_directory("code/", LIMITS) == "code"
-    assert check_directory("code/sub", LIMITS) == "code/sub"
-    for bad in ("/", "/etc", "..", "code//", "code/../x"):
+def test_a_directory_is_the_working_directory_by_default_or_the_whole_workspace():
+    assert check_directory("", LIMITS) == "code"
+    assert check_directory("sub/", LIMITS) == "code/sub"
+    assert check_directory("/workspace", LIMITS) == ""
+    assert check_directory("/workspace/", LIMITS) == ""
+    assert check_directory("/workspace/output", LIMITS) == "output"
+    for bad in ("/", "/etc", "..", "code//", "code/../x", "/workspace//x"):
         with pytest.raises(InvalidArgument) as refused:
             check_directory(bad, LIMITS)
         assert refused.value.field == "directory", bad
