@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.control.executions import states
-from services.control.executions.models import ExecutionRow, OutputFileRow
+from services.control.executions.models import RUNNING, ExecutionRow, OutputFileRow
 
 EXECUTIONS = ExecutionRow.metadata.tables[ExecutionRow.__tablename__]
 OUTPUT_FILES = OutputFileRow.metadata.tables[OutputFileRow.__tablename__]
@@ -61,6 +61,15 @@ def transition(key: str, target: str, **values: Any) -> dict[str, Any]:
     """The parameters of TRANSITION or VERDICT: moves `key` to `target`,
     setting `values` too, only from a state the table allows."""
     return {"b_key": key, "b_sources": states.sources(target), "status": target, **values}
+
+
+def start_running(connection: sa.Connection, key: str, spawner: str, now: int) -> bool:
+    """Names the spawner and moves `key` to RUNNING in the caller's
+    transaction: a session's call, whose sandbox is already running, is
+    admitted, assigned and started in one write."""
+    connection.execute(ASSIGN_SPAWNER, {"b_key": key, "b_now": now, "spawner": spawner, "heartbeat_at_ms": now})
+    moved = connection.execute(TRANSITION, transition(key, RUNNING, heartbeat_at_ms=now, started_at_ms=now))
+    return moved.rowcount == 1
 
 
 def row_values(row: ExecutionRow) -> dict[str, Any]:

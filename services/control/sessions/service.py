@@ -27,8 +27,9 @@ from services.common.contract.runtimes import check_variant
 from services.common.contract.sandbox_runtimes import RUNC, at_least
 from services.common.contract.sessions import check_code, check_lifetimes
 from services.control.errors import FailedPrecondition, InstallFailed, LimitExceeded, QuotaExceeded, Unavailable
+from services.control.executions import statements
 from services.control.executions.messages import usage_json
-from services.control.executions.models import CANCELLED, COMPLETED, FAILED, RUNNING, Verdict
+from services.control.executions.models import CANCELLED, COMPLETED, FAILED, Verdict
 from services.control.executions.service import Admission, ExecutionService, new_execution_key
 from services.control.pagination import PageRequest
 from services.control.sessions import messages
@@ -188,8 +189,10 @@ class SessionService(SessionOps):
             self._busy.add(row.key)
         try:
             admission = Admission(execution_id, "", row.language, timeout_ms, row.variant, RUNC, row.session_id)
-            with self.store.db.write() as transaction:
+            with self.store.db.write() as transaction:  # one write: admitted, assigned, running, used
                 call_row = self.executions.admit(transaction, tenant, admission)
+                statements.start_running(transaction.connection(), call_row.key, spawner.address, self.store.clock())
+                self.sessions.used(row.key, calls=1, transaction=transaction)
         except BaseException:
             self._release(row.key)
             raise
@@ -204,6 +207,22 @@ class SessionService(SessionOps):
         outputs = {"stdout": bytearray(), "stderr": bytearray()}
         verdict = Verdict(CANCELLED, "CANCELLED", "the caller went away; the call ran on in the session")
         call = None
+        settled = False
+
+        def settle(final: Verdict) -> None:
+            """Records the call's verdict and frees the session, once."""
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            try:
+                self.running.ended(row.key, key)
+                wall_ms = int((time.monotonic() - started) * 1000)
+                self.store.finalize(key, _with_previews(final, outputs, self.limits.preview_bytes, wall_ms))
+                self.sessions.used(row.key)
+            finally:
+                self._release(row.key)
+
         try:
             call = spawner.stub.RunCell(
                 spb.RunCellRequest(session_key=row.key, tenant=row.tenant, code=code, timeout_ms=timeout_ms),
@@ -211,9 +230,6 @@ class SessionService(SessionOps):
             )
             cell.relaying(call)
             self.running.started(row.key, key)
-            self.store.assign_spawner(key, spawner.address)
-            self.store.advance(key, RUNNING)
-            self.sessions.used(row.key, calls=1)
             yield pb.CellEvent(accepted=pb.Accepted(execution_id=execution_id, status=common.EXECUTION_STATUS_RUNNING))
             result = None
             for event in call:
@@ -239,6 +255,7 @@ class SessionService(SessionOps):
                 verdict = Verdict(CANCELLED, "CANCELLED", message, exit_code=result.exit_code)
             elif result.status == cells.CELL_STATUS_KERNEL_DIED:
                 self.sessions.restarted(row.key)  # the next call starts a fresh interpreter
+            settle(verdict)  # before the result: a next call sent on seeing it finds the session free
             yield pb.CellEvent(result=result)
         except grpc.RpcError as exc:
             if cell.gone.is_set():
@@ -250,6 +267,8 @@ class SessionService(SessionOps):
                 verdict = Verdict(FAILED, "SPAWNER_UNAVAILABLE", "the session's sandbox is gone", cpu_seconds=0.0)
             if ended:
                 self._fail(row, "its sandbox or spawner went away")
+            settle(verdict)
+            if ended:
                 yield pb.CellEvent(result=cells.CellResult(status=cells.CELL_STATUS_SESSION_ENDED, exit_code=-1))
             else:  # busy through another control replica, or the spawner failed this call
                 error = cells.CellError(name="CallRefused", value=verdict.error_message)
@@ -257,13 +276,7 @@ class SessionService(SessionOps):
         finally:
             if call is not None:
                 call.cancel()
-            self.running.ended(row.key, key)
-            self.store.finalize(
-                key,
-                _with_previews(verdict, outputs, self.limits.preview_bytes, int((time.monotonic() - started) * 1000)),
-            )
-            self.sessions.used(row.key)
-            self._release(row.key)
+            settle(verdict)  # the caller went away, or something failed: once, whatever happened
 
     # ---- helpers -------------------------------------------------------------
 

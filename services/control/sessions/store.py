@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from services.control.db import Database
 from services.control.errors import AlreadyExists, LimitExceeded, NotFound
@@ -66,14 +66,19 @@ class SessionStore:
         # One that expired as it was read is no longer open (the page's token stands).
         return [row for row in rows if not open_only or row.status == OPEN], token
 
-    def used(self, key: str, calls: int = 0) -> None:
-        """A call started (calls=1) or ended: the idle timeout counts from now."""
+    def used(self, key: str, calls: int = 0, transaction: Session | None = None) -> None:
+        """A call started (calls=1) or ended: the idle timeout counts from
+        now. In `transaction` when given (the call's admission)."""
+        update = (
+            sa.update(SessionRow)
+            .where(col(SessionRow.key) == key)
+            .values(last_used_at_ms=self.clock(), calls=SessionRow.calls + calls)
+        )
+        if transaction is not None:
+            transaction.connection().execute(update)
+            return
         with self.db.write() as session:
-            session.connection().execute(
-                sa.update(SessionRow)
-                .where(col(SessionRow.key) == key)
-                .values(last_used_at_ms=self.clock(), calls=SessionRow.calls + calls)
-            )
+            session.connection().execute(update)
 
     def restarted(self, key: str) -> None:
         """A fresh interpreter was started (a restart, or after a crash)."""
