@@ -1,8 +1,8 @@
 """The session figures through control (issue 12; docs/performance.md,
 "Sessions"), each beside its baseline in the same run.
 
-  second call: `1+1` in an open Python session after its first call,
-      interleaved with a warm one-shot Execute of `print(1+1)`
+  second call: `1+1` in an open Python session after its first call, back
+      to back, then as many warm one-shot Executes of `print(1+1)`
   create: CreateSession with a warm container and with limits no warm
       container fits (each closed at once), against `docker run --rm` of
       hello world, interleaved
