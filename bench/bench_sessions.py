@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="counted second calls (default 50, --quick 10)")
     parser.add_argument("--create-rounds", type=int, help="counted creates of each kind (default 10, --quick 3)")
     parser.add_argument("--sessions", type=int, default=MAX_SESSIONS, help="idle sessions measured at once")
-    parser.add_argument("--warm-pool", default="python=2", help="own mesh: SPAWNER_WARM_POOL")
+    parser.add_argument("--warm-pool", default="python=2,python+session=1", help="own mesh: SPAWNER_WARM_POOL")
     parser.add_argument("--only", default="", help="comma list of figures: second_call,create,memory")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()

@@ -72,9 +72,12 @@ class Pool:
         return False, f"n/a: the mesh's pool has no {sandbox_runtime} entry"
 
 
-def pool_from_settings(targets: dict[tuple[str, bool, str], int], source: str) -> Pool:
-    """From SpawnerSettings.warm_pool_targets: (runtime, network, sandbox runtime) -> count."""
-    keys = frozenset((r, "egress" if net else "none", s) for (r, net, s), n in targets.items() if n)
+def pool_from_settings(targets: dict[tuple[str, bool, str, bool], int], source: str) -> Pool:
+    """From SpawnerSettings.warm_pool_targets: (runtime, network, sandbox runtime, session) -> count
+    (sandboxes for sessions left out: executions never take them)."""
+    keys = frozenset(
+        (r, "egress" if net else "none", s) for (r, net, s, session), n in targets.items() if n and not session
+    )
     return Pool(keys, source)
 
 

@@ -23,27 +23,41 @@ MIB = 1024 * 1024
 INODE_BYTES = 256  # what each inode takes in a workspace's inode tables
 INODE_TABLE_SHARE = 2  # the inode tables may take at most 1/this of a workspace
 NETWORK_SUFFIX = "+network"
+SESSION_SUFFIX = "+session"
 MAX_WARM_PER_RUNTIME = 64
-_WARM_POOL_FORM = f"<runtime>[{NETWORK_SUFFIX}][+runc|+gvisor]=<count>"
+_WARM_POOL_FORM = f"<runtime>[{NETWORK_SUFFIX}][+runc|+gvisor]=<count> or <python runtime>{SESSION_SUFFIX}=<count>"
 
 
-def parse_warm_pool(entries: tuple[str, ...], default_runtime: str = RUNC) -> dict[tuple[str, bool, str], int]:
-    """`("python=2", "node+network+gvisor=1")` -> {("python", False, <the
-    default sandbox runtime>): 2, ("node", True, "gvisor"): 1}."""
-    targets: dict[tuple[str, bool, str], int] = {}
+def parse_warm_pool(entries: tuple[str, ...], default_runtime: str = RUNC) -> dict[tuple[str, bool, str, bool], int]:
+    """`("python=2", "node+network+gvisor=1", "python+session=1")` ->
+    {("python", False, <the default sandbox runtime>, False): 2,
+    ("node", True, "gvisor", False): 1, ("python", False, "runc", True): 1}.
+    A `+session` sandbox has its interpreter started ahead, for a session
+    (python only, on runc, without a network: what sessions run on)."""
+    targets: dict[tuple[str, bool, str, bool], int] = {}
     for entry in entries:
         name, equals, count = entry.partition("=")
         runtime, *options = name.strip().split("+")
         network = "network" in options
+        session = "session" in options
         sandbox_runtimes = [o for o in options if o in SANDBOX_RUNTIMES]
-        unknown = [o for o in options if o != "network" and o not in SANDBOX_RUNTIMES]
+        unknown = [o for o in options if o not in ("network", "session") and o not in SANDBOX_RUNTIMES]
         if not equals or runtime not in RUNTIME_NAMES or not count.strip().isdigit() or unknown:
             raise ValueError(
                 f"warm_pool entry {entry!r}: write {_WARM_POOL_FORM}, the runtime one of {', '.join(RUNTIME_NAMES)}"
             )
         if len(options) != len(set(options)) or len(sandbox_runtimes) > 1:
             raise ValueError(f"warm_pool entry {entry!r}: write {_WARM_POOL_FORM}")
-        key = (runtime, network, sandbox_runtimes[0] if sandbox_runtimes else default_runtime)
+        if session and (network or sandbox_runtimes or not runtime.startswith("python")):
+            raise ValueError(
+                f"warm_pool entry {entry!r}: {SESSION_SUFFIX} is for python runtimes alone (runc, no network)"
+            )
+        key = (
+            runtime,
+            network,
+            RUNC if session else (sandbox_runtimes[0] if sandbox_runtimes else default_runtime),
+            session,
+        )
         if key in targets:
             raise ValueError(f"warm_pool entry {entry!r}: {name.strip()} is given twice")
         if not 0 <= int(count) <= MAX_WARM_PER_RUNTIME:
@@ -123,9 +137,10 @@ class SpawnerSettings(BaseSettings):
     # no `+runc`/`+gvisor` an entry is the default sandbox runtime's). Only requests with the
     # default memory and CPU limits can use them; others start cold. Empty:
     # no pool.
-    warm_pool: CommaList = ("python=2", "node=2", "python+network=2", "node+network=2")
+    warm_pool: CommaList = ("python=2", "node=2", "python+network=2", "node+network=2", "python+session=1")
     """Sandboxes started ahead of demand, `<runtime>[+network][+runc|+gvisor]=<count>` entries (runtimes `python`,
-    `node`, `python-datascience`); only requests with the default memory and CPU limits use them; empty for none
+    `node`, `python-datascience`), and `<python runtime>+session=<count>` for sandboxes whose interpreter is started
+    ahead for a session; only requests with the default memory and CPU limits use them; empty for none
     (docs/decisions.md, Warm pool)."""
 
     default_timeout_ms: int = Field(default=10_000, ge=100)
@@ -288,9 +303,10 @@ class SpawnerSettings(BaseSettings):
         return entries
 
     @property
-    def warm_pool_targets(self) -> dict[tuple[str, bool, str], int]:
+    def warm_pool_targets(self) -> dict[tuple[str, bool, str, bool], int]:
         """How many warm sandboxes to keep, by (runtime, has a network,
-        sandbox runtime); an entry naming no sandbox runtime is the default's."""
+        sandbox runtime, interpreter started for a session); an entry naming
+        no sandbox runtime is the default's."""
         return {key: n for key, n in parse_warm_pool(self.warm_pool, self.default_runtime).items() if n}
 
     def engine_runtime(self, sandbox_runtime: str, network: bool) -> str:

@@ -102,4 +102,4 @@ class SpawnerMetrics(ServesMetrics):
 
 def _pool_labels(key) -> tuple[str, str, str]:
     """A warm pool key (services/spawner/provision.py PoolKey) as labels."""
-    return key.runtime, "egress" if key.network else "none", key.sandbox_runtime
+    return key.runtime + ("+session" if key.session else ""), "egress" if key.network else "none", key.sandbox_runtime

@@ -45,6 +45,7 @@ class PoolKey:
     runtime: str  # the image: services/common/contract/runtimes.py
     network: bool
     sandbox_runtime: str = RUNC  # the kernel wall: services/common/contract/sandbox_runtimes.py
+    session: bool = False  # its interpreter started ahead, for a session (sessions/manager.py)
 
 
 @dataclasses.dataclass

@@ -30,6 +30,8 @@ from services.spawner.netpool import NetworkPool, NetworkPoolError, reap_network
 from services.spawner.network import EgressClient, NetworkAccess, check_ca_volume
 from services.spawner.provision import PoolKey, Provisioner, Sandbox
 from services.spawner.reaper import reap
+from services.spawner.sessions.live import start_interpreter
+from services.spawner.sessions.manager import START_TIMEOUT_MS as SESSION_START_TIMEOUT_MS
 from services.spawner.sessions.manager import SessionManager
 from services.spawner.startup_checks import ConfigurationError, check_workspaces, checked_ca_cert
 from services.spawner.validation import validate_execute
@@ -256,6 +258,8 @@ class Spawner:
     def _build_warm(self, box: Sandbox) -> None:
         self.provisioner.make_workspace(box)
         self.provisioner.start(box, labels={})
+        if box.key.session:
+            start_interpreter(box, SESSION_START_TIMEOUT_MS)
 
     def _destroy_warm(self, box: Sandbox) -> None:
         self.provisioner.destroy(box, lambda what, exc: self._cleanup_failed(what, exc, f"warm {box.token}"))

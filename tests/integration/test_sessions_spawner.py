@@ -14,6 +14,7 @@ from sandbox.common.v1 import execution_pb2 as common
 from sandbox.common.v1 import session_pb2 as cells
 from sandbox.spawner.v1 import spawner_pb2 as pb
 from services.spawner.errors import CapacityExhausted, SessionNotFound
+from services.spawner.provision import PoolKey
 from services.spawner.server import start
 from tests.integration.conftest import assert_nothing_left, labelled_containers, make_settings
 
@@ -154,4 +155,42 @@ def test_a_warm_sandbox_serves_a_session(docker_api, tmp_path):
     finally:
         running.stop(grace_seconds=5)
     assert_nothing_left(docker_api, name, root, running.spawner.cgroups)
+    assert running.spawner.cleanup_failures == 0
+
+
+def test_a_session_takes_a_sandbox_whose_interpreter_started_ahead(docker_api, tmp_path):
+    name = f"sess-{secrets.token_hex(4)}"
+    running = start(make_settings(name, tmp_path / "workspaces", capacity=2, warm_pool=("python+session=1",)))
+    spawner = running.spawner
+    try:
+        key = PoolKey("python", False, "runc", session=True)
+        deadline = time.monotonic() + 60
+        while spawner.pool.ready(key) < 1:
+            assert time.monotonic() < deadline, "the pool made no sandbox for a session in 60 s"
+            time.sleep(0.2)
+        [warm] = labelled_containers(docker_api, name)
+        ahead = spawner.sessions.create(
+            pb.CreateSessionRequest(session_key="ahead", tenant=TENANT, language=common.LANGUAGE_PYTHON)
+        )
+        # Limits no warm sandbox has: made, and its interpreter started, in the call.
+        cold = spawner.sessions.create(
+            pb.CreateSessionRequest(
+                session_key="cold",
+                tenant=TENANT,
+                language=common.LANGUAGE_PYTHON,
+                limits=common.Limits(memory_bytes=320 * 1024 * 1024),
+            )
+        )
+        assert ahead.start_ms < cold.start_ms, (ahead, cold)
+        _, result = run(spawner, "ahead", "import socket\nx = socket.gethostname()\nx")
+        assert result.status == cells.CELL_STATUS_OK, result
+        [host] = [p.data.decode().strip("'") for p in result.values if p.last_value]
+        assert warm["Id"].startswith(host)  # the warm sandbox, now this session's
+        _, again = run(spawner, "ahead", "x")
+        assert [p.data for p in again.values if p.last_value] == [f"'{host}'".encode()]
+        for session in ("ahead", "cold"):
+            spawner.sessions.close(pb.CloseSessionRequest(session_key=session, tenant=TENANT))
+    finally:
+        running.stop(grace_seconds=5)
+    assert_nothing_left(docker_api, name, tmp_path / "workspaces", running.spawner.cgroups)
     assert running.spawner.cleanup_failures == 0

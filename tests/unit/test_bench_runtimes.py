@@ -49,7 +49,13 @@ def test_an_unknown_pool_is_measured_and_said_so() -> None:
 
 def test_the_pool_is_read_from_the_own_spawners_settings() -> None:
     pool = pool_from_settings(
-        {("python", False, "runc"): 2, ("python", False, "gvisor"): 2, ("node", True, "runc"): 0}, "s"
+        {
+            ("python", False, "runc", False): 2,
+            ("python", False, "gvisor", False): 2,
+            ("node", True, "runc", False): 0,
+            ("python", False, "runc", True): 1,  # for sessions: not an execution's
+        },
+        "s",
     )
     assert pool.keys == {("python", "none", "runc"), ("python", "none", "gvisor")}
     assert pool.warm("gvisor") == (True, "")

@@ -96,11 +96,23 @@ def test_a_failing_refill_backs_off_and_removes_what_it_made():
 @pytest.mark.parametrize(
     "entries, expected",
     [
-        (("python=2", "node+network=1"), {("python", False, "runc"): 2, ("node", True, "runc"): 1}),
-        (("python-datascience=0",), {("python-datascience", False, "runc"): 0}),
+        (("python=2", "node+network=1"), {("python", False, "runc", False): 2, ("node", True, "runc", False): 1}),
+        (("python-datascience=0",), {("python-datascience", False, "runc", False): 0}),
         (
             ("python+gvisor=1", "python+network+gvisor=2", "python+runc=3"),
-            {("python", False, "gvisor"): 1, ("python", True, "gvisor"): 2, ("python", False, "runc"): 3},
+            {
+                ("python", False, "gvisor", False): 1,
+                ("python", True, "gvisor", False): 2,
+                ("python", False, "runc", False): 3,
+            },
+        ),
+        (
+            ("python=1", "python+session=2", "python-datascience+session=1"),
+            {
+                ("python", False, "runc", False): 1,
+                ("python", False, "runc", True): 2,
+                ("python-datascience", False, "runc", True): 1,
+            },
         ),
         ((), {}),
     ],
@@ -110,7 +122,9 @@ def test_the_setting_is_read(entries, expected):
 
 
 def test_an_entry_naming_no_sandbox_runtime_is_the_defaults():
-    assert parse_warm_pool(("node+network=1",), "gvisor") == {("node", True, "gvisor"): 1}
+    assert parse_warm_pool(("node+network=1",), "gvisor") == {("node", True, "gvisor", False): 1}
+    # A session's sandbox is on runc whatever the default: sessions run there only.
+    assert parse_warm_pool(("python+session=1",), "gvisor") == {("python", False, "runc", True): 1}
 
 
 @pytest.mark.parametrize(
@@ -124,6 +138,10 @@ def test_an_entry_naming_no_sandbox_runtime_is_the_defaults():
         "python+kata=1",
         "python+gvisor+runc=1",
         "python+network+network=1",
+        "node+session=1",
+        "python+session+network=1",
+        "python+session+gvisor=1",
+        "python+session+session=1",
     ],
 )
 def test_a_bad_setting_is_refused(entry):

@@ -313,6 +313,20 @@ def _error(payload: bytes) -> cells.CellError:
     return cells.CellError(name=str(error.get("name", "")), value=str(error.get("value", "")), traceback=frames)
 
 
+def start_interpreter(box: Sandbox, timeout_ms: int) -> None:
+    """Starts the Python interpreter of a warm sandbox no session has yet
+    (an empty cell), so that the session taking it does not wait for it;
+    SessionNotStarted when it does not start. Nothing of any tenant is in
+    the sandbox: it is the image's interpreter, as a cold session's."""
+    if box.runner is None:
+        raise SessionNotStarted()
+    cell = box.runner.start_cell("", timeout_ms)
+    for _ in cell.frames():
+        pass
+    if cell.end is None or cell.violation or _json(cell.end).get("status") != "ok":
+        raise SessionNotStarted()
+
+
 def _json(payload: bytes | None) -> dict:
     """The runner's JSON, or {} for anything else (it is the code's to forge)."""
     try:

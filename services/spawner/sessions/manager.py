@@ -7,6 +7,7 @@ crashed one left, as for executions (docs/sessions.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -91,7 +92,13 @@ class SessionManager:
         # answers it only while its installer runs (sessions/packages.py).
         key = PoolKey(runtime_name(spec.language, spec.variant), bool(spec.packages), RUNC)
         limits = sandbox.ContainerLimits(spec.memory_bytes, spec.cpus)
-        box = self.take_warm(key, limits)
+        # An interpreter started ahead serves a session without packages
+        # (installed ones must be there before the interpreter starts).
+        box = None
+        if spec.language == "python" and not spec.packages:
+            box = self.take_warm(dataclasses.replace(key, session=True), limits)
+        interpreter_started = box is not None
+        box = box or self.take_warm(key, limits)
         if box is None:
             box = self.provisioner.plan(key, limits, owner=spec.session_key)
         with self._lock:
@@ -105,7 +112,8 @@ class SessionManager:
             box.workspace.stage(spec.files, b"")
             if spec.packages:
                 install_ms = packages.install(spec, box, self.provisioner, self.settings)
-            if spec.language == "python" and session.run_now("", START_TIMEOUT_MS).status != cells.CELL_STATUS_OK:
+            starts_here = spec.language == "python" and not interpreter_started
+            if starts_here and session.run_now("", START_TIMEOUT_MS).status != cells.CELL_STATUS_OK:
                 raise SessionNotStarted()
             with self._lock:
                 if spec.session_key in self._sessions:
