@@ -235,3 +235,9 @@ def test_sweep_removes_old_unowned_leftovers_only(spawner_server, stub, docker_a
         for container in labelled_containers(docker_api, spawner_name):
             if container["Id"] == orphan["Id"]:
                 docker_api.remove_container(orphan["Id"], force=True)
+        # The cancelled execution's sandbox goes in the background; the next
+        # test of this spawner must not find it still there.
+        deadline = time.monotonic() + 30
+        while labelled_containers(docker_api, spawner_name, req.execution_id):
+            assert time.monotonic() < deadline, "the cancelled execution's sandbox was not removed in 30 s"
+            time.sleep(0.1)
