@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -314,3 +315,24 @@ def test_the_tools_over_streamable_http(server_env, client, control_spawner):
         over_http(url, scenario)
     assert [s.status for s in client.sessions()] == ["closed"]
     assert_session_gone(control_spawner)
+
+
+def test_a_web_page_cannot_drive_the_http_server(server_env, client, control_spawner):
+    """DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own
+    Host (and Origin); the loopback server refuses both before any tool runs."""
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "page", "version": "1"}},
+    }
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with http_server(server_env) as url:
+        port = url.split(":")[2].split("/")[0]
+        forged_host = httpx.post(url, json=initialize, headers={**headers, "Host": f"attacker.invalid:{port}"})
+        forged_origin = httpx.post(url, json=initialize, headers={**headers, "Origin": "http://attacker.invalid"})
+        honest = httpx.post(url, json=initialize, headers=headers)
+    assert forged_host.status_code == 421, forged_host.text
+    assert forged_origin.status_code == 403, forged_origin.text
+    assert honest.status_code == 200, honest.text
+    assert client.sessions() == []
