@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "stubs")]  # also works without `pip insta
 from bench import calls, session_figures  # noqa: E402
 from bench.bench_mesh import measure  # noqa: E402
 from bench.mesh import MIB, own_mesh, target_mesh  # noqa: E402
+from bench.report import figure_value  # noqa: E402
 from bench.stats import Target, fmt, table  # noqa: E402
 
 MAX_ROUNDS = 500
@@ -73,27 +74,18 @@ def run(args: argparse.Namespace, stub, report: dict[str, Any]) -> None:
     measure(report, "memory", wanted, lambda: session_figures.idle_memory(stub, sessions=args.sessions))
 
 
-def _get(report: dict[str, Any], *path: str) -> Any:
-    value: Any = report["figures"]
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
 def print_report(report: dict[str, Any]) -> None:
     print(f"{report['mode']}; {report['cpus']} CPUs, load {report['load_average']}")
     for note in report["notes"]:
         print(f"  {note}")
     rows = []
     for figure, series in (("second_call", ("session_call", "execute")), ("create", ("warm", "cold", "docker_run"))):
-        if error := _get(report, figure, "error"):
+        if error := figure_value(report, figure, "error"):
             rows.append([figure, error, "", "", ""])
             continue
         for name in series:
-            timed = _get(report, figure, "total_ms", name)
-            ratio = _get(report, figure, "ratio_p50")
+            timed = figure_value(report, figure, "total_ms", name)
+            ratio = figure_value(report, figure, "ratio_p50")
             ratio = ratio.get(name) if isinstance(ratio, dict) else (ratio if name == series[0] else None)
             rows.append([f"{figure}: {name}", fmt(timed["p50"]), fmt(timed["p95"]), str(timed["n"]), fmt(ratio, 2)])
     print()
@@ -116,7 +108,9 @@ def print_report(report: dict[str, Any]) -> None:
                 ],
             )
         )
-    target = Target("second call of 1+1 p50", _get(report, "second_call", "total_ms", "session_call", "p50"), "<=", 20)
+    target = Target(
+        "second call of 1+1 p50", figure_value(report, "second_call", "total_ms", "session_call", "p50"), "<=", 20
+    )
     print()
     row = [target.name, "<= 20 ms", fmt(target.value), target.verdict]
     print(table(["target", "limit", "measured", "verdict"], [row]))

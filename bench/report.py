@@ -7,7 +7,7 @@ from typing import Any
 from bench.stats import Target, fmt, table
 
 
-def _get(report: dict[str, Any], *path: str) -> Any:
+def figure_value(report: dict[str, Any], *path: str) -> Any:
     """The value at `path` in the report, None where a figure is missing or n/a."""
     value: Any = report["figures"]
     for key in path:
@@ -19,14 +19,27 @@ def _get(report: dict[str, Any], *path: str) -> Any:
 
 def targets(report: dict[str, Any]) -> list[Target]:
     return [
-        Target("warm hello world p50", _get(report, "hello", "total_ms", "warm", "p50"), "<=", 60, "ms"),
-        Target("warm hello world p50 / docker run p50", _get(report, "hello", "ratio_p50", "warm"), "<=", 0.25),
-        Target("cold hello world p50 / docker run p50", _get(report, "hello", "ratio_p50", "cold"), "<=", 1.0),
-        Target("first stdout byte, warm, p50", _get(report, "hello", "first_stdout_ms", "warm", "p50"), "<=", 30, "ms"),
-        Target("executions/s at concurrency 4 / docker run", _get(report, "throughput", "ratio"), ">=", 1.5),
-        Target("stdout streaming", _get(report, "streaming", "mb_per_second_p50", "execute"), ">=", 20, "MB/s"),
-        Target("numpy+pandas install: first / second", _get(report, "pip", "install_ratio_first_to_second"), ">=", 3),
-        Target("admissions+finalizations/s, SQLite", _get(report, "store", "sqlite", "per_second"), ">=", 300, "/s"),
+        Target("warm hello world p50", figure_value(report, "hello", "total_ms", "warm", "p50"), "<=", 60, "ms"),
+        Target("warm hello world p50 / docker run p50", figure_value(report, "hello", "ratio_p50", "warm"), "<=", 0.25),
+        Target("cold hello world p50 / docker run p50", figure_value(report, "hello", "ratio_p50", "cold"), "<=", 1.0),
+        Target(
+            "first stdout byte, warm, p50",
+            figure_value(report, "hello", "first_stdout_ms", "warm", "p50"),
+            "<=",
+            30,
+            "ms",
+        ),
+        Target("executions/s at concurrency 4 / docker run", figure_value(report, "throughput", "ratio"), ">=", 1.5),
+        Target("stdout streaming", figure_value(report, "streaming", "mb_per_second_p50", "execute"), ">=", 20, "MB/s"),
+        Target(
+            "numpy+pandas install: first / second",
+            figure_value(report, "pip", "install_ratio_first_to_second"),
+            ">=",
+            3,
+        ),
+        Target(
+            "admissions+finalizations/s, SQLite", figure_value(report, "store", "sqlite", "per_second"), ">=", 300, "/s"
+        ),
     ]
 
 

@@ -171,9 +171,16 @@ def read_chunks(root: str, path: str, size: int) -> Iterator[tuple[int, bytes]]:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     finally:
         os.close(dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return
+    yield from read_open(fd, size)
+
+
+def read_open(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of an opened file, at most `size` bytes (what was
+    measured before: a file growing meanwhile is cut there); closes it."""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return
         offset = 0
         while offset < size:
             data = os.read(fd, min(CHUNK_BYTES, size - offset))

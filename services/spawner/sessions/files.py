@@ -104,18 +104,9 @@ def open_file(root: str, path: str, max_bytes: int) -> tuple[int, int]:
 
 
 def read_chunks(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, data) of an opened file, at most `size` bytes (what it
-    measured when opened: a file growing meanwhile is cut there); closes it."""
-    try:
-        offset = 0
-        while offset < size:
-            data = os.read(fd, min(CHUNK_BYTES, size - offset))
-            if not data:
-                break
-            yield offset, data
-            offset += len(data)
-    finally:
-        os.close(fd)
+    """(offset, data) of a file `open_file` opened, at most `size` bytes;
+    closes it (the harvest's own loop)."""
+    return outputs.read_open(fd, size)
 
 
 def list_files(root: str, directory: str, max_path_length: int) -> tuple[list[tuple[str, int]], bool]:
