@@ -1,34 +1,40 @@
-"""A Python interpreter started ahead of its program (the runner's
-`serve SOCKET python3`): its start-up, 10-15 ms in a sandbox, is paid while
-the sandbox waits for work instead of after the program arrives.
+"""A Python sandbox's PID 1 (`python3 prestart.py SOCKET`): an interpreter
+started ahead of its program, and the runner beside it. Starting an
+interpreter costs 8-15 ms of CPU in a sandbox; this pays it once, while the
+sandbox waits for work, for both.
 
-The runner runs this source with `python3 -c SOURCE FD` before any tenant
-code runs, and later writes one marshalled request to FD and closes it:
+Before importing anything, this interpreter forks. The child is the
+interpreter started ahead: its stdout and stderr are fresh pipes, its stdin
+/dev/null, and it waits for one marshalled request on a control pipe:
 {"argv": [...], "env": {...}, "cwd": "...", "stdin": path or None}, the
-request it would have run with Popen. The program is then run in this
-interpreter exactly as `argv` would have run it: same `sys.argv`, `sys.path`,
-`__main__` module, environment, working directory, stdin, exit status and
-uncaught-exception output. Whatever this cannot reproduce exactly (another
-interpreter or flags, a changed variable the interpreter reads at start-up,
-a directory, zip or .pyc as the program, an unreadable file) is handed to the
-real interpreter with execve, in this same process: the runner sees one pid
-either way.
+request the runner would have run with Popen. The parent imports runner.py
+(beside this file) and serves SOCKET as `runner.py serve SOCKET` does, with
+the child as the first program's process (docs/decisions.md, "Python started
+ahead").
 
-Only modules every interpreter has imported by the time `-c` runs are used
-(os, sys, marshal, zipimport and the import machinery), so nothing of this
-file is visible to the program: a `json.py` of its own still shadows json.
+The program is then run in the child exactly as `argv` would have run it:
+same `sys.argv`, `sys.path`, `__main__` module, environment, working
+directory, stdin, signals, exit status and uncaught-exception output.
+Whatever this cannot reproduce exactly (another interpreter or flags, a
+changed variable the interpreter reads at start-up, a directory, zip or .pyc
+as the program, an unreadable file) is handed to the real interpreter with
+execve, in this same process: the runner sees one pid either way.
+
+Until the fork, only modules every interpreter has imported at start-up are
+used (os, sys, marshal, zipimport and the import machinery), so nothing of
+this file is visible to the program: a `json.py` of its own still shadows
+json.
 """
 
 _PRISTINE = frozenset(globals())  # a fresh script's globals, before this file's
 
 
-def _prestart() -> None:
+def _prestart(control: int) -> None:
     import marshal
     import os
     import sys
 
     main = sys.modules["__main__"].__dict__
-    control = int(sys.argv[1])
     chunks = []
     while chunk := os.read(control, 1 << 16):
         chunks.append(chunk)
@@ -145,4 +151,44 @@ def _exec(argv: list, environment: dict) -> None:
         os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
-_prestart()
+def _start(socket_path: str) -> None:
+    """Forks the interpreter started ahead (which returns here once its
+    program has run), then serves as the runner."""
+    import os
+    import sys
+
+    control, handing = os.pipe()
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    child_ends = (control, out_write, err_write)
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1  # no process to start ahead: every program starts when it arrives
+    if pid == 0:
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        for target, source in ((0, stdin), (1, out_write), (2, err_write)):
+            os.dup2(source, target)
+        os.closerange(3, control)
+        os.closerange(control + 1, os.sysconf("SC_OPEN_MAX"))
+        _prestart(control)
+        return
+    for descriptor in child_ends:
+        os.close(descriptor)
+    import runner  # beside this file: sys.path[0]; precompiled in the image
+
+    ahead = runner.Program(pid, out_read, err_read) if pid > 0 else None
+    if ahead is None:
+        for descriptor in (out_read, err_read, handing):
+            os.close(descriptor)
+        handing = -1
+    runner.serve(socket_path, ahead, handing)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: prestart.py SOCKET_PATH")
+    _start(sys.argv[1])

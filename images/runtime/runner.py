@@ -26,11 +26,12 @@ Output is forwarded as it arrives, one read (at most 64 KiB) at a time: a
 slow reader blocks the runner, which blocks the program on its full pipe.
 When the spawner closes the connection the runner goes back to holding.
 
-`runner.py serve SOCKET INTERPRETER` also starts INTERPRETER (python3) with
-prestart.py, beside this file, before it listens, and hands it the first
-program: an interpreter's start-up is then paid before the program arrives.
-prestart.py runs the program exactly as the runner would have started it,
-or execs it.
+A Python sandbox starts prestart.py, beside this file, instead: it forks an
+interpreter that waits for the first program, imports this module and
+serves as `serve SOCKET` does, handing that program to the interpreter
+started ahead (one interpreter's start-up, paid before the program arrives,
+for both). prestart.py runs the program exactly as the runner would have
+started it, or execs it.
 
 A session's cell is the other kind of request, {"kind": "cell", "code":
 ..., "timeout_ms": N}: it is handed to the session's kernel driver by
@@ -40,9 +41,11 @@ the runner reads is {"kind": "interrupt"}: the program's process group is
 killed (SIGKILL), the cell's kernel interrupted (cellrelay.py). One that
 arrives when nothing runs is ignored (it crossed the end on the way).
 
-Every sandbox starts this file, so it imports only what costs nothing (C
-modules, no enum, subprocess, json or socket wrappers): the container is
-started with `python3 -I -S` and each import here is CPU every execution pays.
+Every sandbox runs this file, so it imports only what costs nothing (C
+modules, no enum, subprocess, json or socket wrappers): each import here is
+CPU every execution pays. Started directly (node), it runs under `python3 -I
+-S`; imported by prestart.py, it is loaded from the .pyc compiled into the
+image.
 cellrelay.py, which needs more, is imported when a session's first cell
 arrives.
 """
@@ -172,9 +175,9 @@ class StartFailed(Exception):
         return code, f"runner: {self.path}: {os.strerror(self.error)}\n".encode()
 
 
-def start(argv: list, env: dict, cwd: str | None, stdin: str | None, keep: int = -1) -> Program:
+def start(argv: list, env: dict, cwd: str | None, stdin: str | None) -> Program:
     """Forks and execs `argv` with fresh stdout/stderr pipes, `stdin` (None:
-    /dev/null), every other descriptor closed but `keep`, and the signals
+    /dev/null), every other descriptor closed, and the signals
     the runner handles or the interpreter ignores back at their defaults, as
     Popen(close_fds=True, restore_signals=True) does. StartFailed if it
     could not start (the child's failure comes back over a pipe)."""
@@ -193,13 +196,8 @@ def start(argv: list, env: dict, cwd: str | None, stdin: str | None, keep: int =
             _signal.set_wakeup_fd(-1)
             for target, source in ((0, stdin_fd), (1, out_write), (2, err_write)):
                 os.dup2(source, target)
-            if keep >= 0:
-                os.set_inheritable(keep, True)
-            low = 3
-            for kept in sorted({keep, fail_write} - {-1}):
-                os.closerange(low, kept)
-                low = kept + 1
-            os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+            os.closerange(3, fail_write)
+            os.closerange(fail_write + 1, os.sysconf("SC_OPEN_MAX"))
             where = cwd or ""
             try:
                 if cwd is not None:
@@ -224,10 +222,10 @@ def start(argv: list, env: dict, cwd: str | None, stdin: str | None, keep: int =
     return Program(pid, out_read, err_read)
 
 
-def start_watched(reaper: Reaper, argv: list, env: dict, cwd: str | None, stdin: str | None, keep=-1) -> Program:
+def start_watched(reaper: Reaper, argv: list, env: dict, cwd: str | None, stdin: str | None) -> Program:
     reaper.expect()
     try:
-        program = start(argv, env, cwd, stdin, keep)
+        program = start(argv, env, cwd, stdin)
     except BaseException:
         reaper.watch(None)
         raise
@@ -236,23 +234,15 @@ def start_watched(reaper: Reaper, argv: list, env: dict, cwd: str | None, stdin:
 
 
 class Prestarted:
-    """An interpreter started before its program is known (prestart.py,
-    beside this file): its pipes are the program's, and one request written
-    to its control pipe makes it run that program."""
+    """The interpreter started ahead of the first program (prestart.py,
+    beside this file, forked it before this module was imported): its pipes
+    are the program's, and one request written to its control pipe makes it
+    run that program."""
 
-    def __init__(self, interpreter: str, reaper: Reaper) -> None:
-        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "prestart.py")) as file:
-            source = file.read()
-        read_end, self.control = os.pipe()
-        try:
-            argv = [interpreter, "-c", source, str(read_end)]
-            self.program = start_watched(reaper, argv, dict(os.environ), None, None, keep=read_end)
-        except BaseException:
-            os.close(self.control)
-            raise
-        finally:
-            os.close(read_end)
-        self.reaper = reaper
+    def __init__(self, program: Program, control: int, reaper: Reaper) -> None:
+        self.program, self.control, self.reaper = program, control, reaper
+        reaper.watch(program.pid)
+        reaper.reap()  # it may have exited before the SIGCHLD handler was installed
 
     def hand(self, request: dict) -> Program | None:
         """The process now running `request`; None if the interpreter is gone
@@ -488,7 +478,9 @@ class Session:
             pass
 
 
-def serve(socket_path: str, interpreter: str | None) -> None:
+def serve(socket_path: str, ahead: Program | None = None, control: int = -1) -> None:
+    """Serves the one connection on `socket_path`; `ahead` (with its control
+    pipe) is the interpreter prestart.py started ahead of the first program."""
     reaper = Reaper()
     wakeup, wakeup_writer = os.pipe()
     os.set_blocking(wakeup, False)
@@ -498,12 +490,7 @@ def serve(socket_path: str, interpreter: str | None) -> None:
     _signal.signal(_signal.SIGTERM, exit_now)
     _signal.signal(_signal.SIGINT, exit_now)
     # Started before the spawner can connect, so before any tenant code runs.
-    prestarted = None
-    if interpreter:
-        try:
-            prestarted = Prestarted(interpreter, reaper)
-        except (OSError, StartFailed):
-            pass  # every program is started when it arrives
+    prestarted = Prestarted(ahead, control, reaper) if ahead is not None else None
     connection = listen_once(socket_path)
     try:
         Session(connection, reaper, wakeup, prestarted).serve()
@@ -517,10 +504,10 @@ def serve(socket_path: str, interpreter: str | None) -> None:
 def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] == "hold":
         hold()
-    elif len(sys.argv) in (3, 4) and sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else None)
+    elif len(sys.argv) == 3 and sys.argv[1] == "serve":
+        serve(sys.argv[2])
     else:
-        sys.exit("usage: runner.py hold | runner.py serve SOCKET_PATH [INTERPRETER]")
+        sys.exit("usage: runner.py hold | runner.py serve SOCKET_PATH")
 
 
 if __name__ == "__main__":

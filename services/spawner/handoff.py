@@ -67,17 +67,19 @@ class HandoffError(Exception):
     pass
 
 
-# The interpreter the runner starts ahead of the first program, by language:
-# Python's start-up is most of a warm hello world's first byte. Node has none
-# (its programs start when they arrive).
-PRESTARTED_INTERPRETERS = {"python": "python3"}
+# A Python sandbox's PID 1 is an interpreter started ahead of the first
+# program that forks and serves as the runner (prestart.py): Python's start-up
+# is most of a warm hello world's first byte, and one start-up serves both.
+# Node has none (its programs start when they arrive).
+PRESTART_COMMAND = ("python3", "/opt/sandbox/prestart.py")
 
 
 def runner_command(language: str, socket_in_container: str = SOCKET_IN_CONTAINER) -> list[str]:
     """The container's command: the runner serving on the given socket, with
-    `language`'s interpreter started ahead where it has one."""
-    prestarted = PRESTARTED_INTERPRETERS.get(language)
-    return [*RUNNER_COMMAND, "serve", socket_in_container, *([prestarted] if prestarted else [])]
+    Python's interpreter started ahead."""
+    if language == "python":
+        return [*PRESTART_COMMAND, socket_in_container]
+    return [*RUNNER_COMMAND, "serve", socket_in_container]
 
 
 def connect(workspace_path: pathlib.Path, timeout_seconds: float, alive: Callable[[], bool]) -> RunnerConnection:

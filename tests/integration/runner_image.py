@@ -18,6 +18,9 @@ RUNNER_FILES = ("runner.py", "prestart.py", "cellrelay.py", "cells.py")
 ROLE = "handoff-test"
 DOCKERFILE = f"""FROM {RUNTIME_IMAGE}
 COPY runner.py prestart.py cellrelay.py cells.py /opt/sandbox/
+USER root
+RUN python3 -m compileall -q /opt/sandbox
+USER 10001:10001
 LABEL sandbox-mesh.role={ROLE}
 """
 

@@ -52,7 +52,7 @@ def test_runner_command_serves_on_the_workspace_socket_with_python_started_ahead
     socket_path = "/workspace/.runner/runner.sock"
     runner = ["python3", "-I", "-S", "/opt/sandbox/runner.py"]
     assert handoff.runner_command("node") == [*runner, "serve", socket_path]
-    assert handoff.runner_command("python") == [*runner, "serve", socket_path, "python3"]
+    assert handoff.runner_command("python") == ["python3", "/opt/sandbox/prestart.py", socket_path]
 
 
 def test_the_request_carries_argv_env_cwd_and_stdin(pair):

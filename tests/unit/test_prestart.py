@@ -1,4 +1,4 @@
-"""The interpreter the runner starts ahead (images/runtime/prestart.py), run
+"""The interpreter started ahead of the runner (images/runtime/prestart.py), run
 locally: every program must behave exactly as when the runner starts it with
 Popen: the same exit code, stdout and stderr, byte for byte. The container
 side is the spawner's integration suite, whose Python programs all take
@@ -17,7 +17,7 @@ import pytest
 from services.spawner import handoff
 from services.spawner.sandbox import STDERR, STDOUT
 
-RUNNER = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime" / "runner.py"
+RUNTIME = pathlib.Path(__file__).resolve().parents[2] / "images" / "runtime"
 PYTHON = sys.executable
 # Whether the program's module frame was called by the prestart (only
 # introspection tells the two apart).
@@ -31,7 +31,10 @@ def run(tmp_path: pathlib.Path, prestart: bool, argv: list[str], env: dict[str, 
     # The runner's own environment is the prestarted interpreter's: without
     # the test run's PYTHONPATH, as in a sandbox.
     runner_env = {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
-    command = [PYTHON, str(RUNNER), "serve", str(socket_path), *([PYTHON] if prestart else [])]
+    if prestart:
+        command = [PYTHON, str(RUNTIME / "prestart.py"), str(socket_path)]
+    else:
+        command = [PYTHON, str(RUNTIME / "runner.py"), "serve", str(socket_path)]
     runner = subprocess.Popen(command, env=runner_env)
     try:
         connection = handoff.connect(workspace, 10, lambda: runner.poll() is None)
@@ -90,6 +93,10 @@ PROGRAMS = {
     ),
     "stdout_and_stderr_interleaved": "import sys\nfor i in range(3):\n    print(i)\n    print(-i, file=sys.stderr)\n",
     "bom_and_coding_cookie": "\ufeff# -*- coding: utf-8 -*-\nprint('caf\u00e9')\n",
+    # Nothing the runner imports or opens after the fork reaches the program.
+    "modules_and_descriptors": (
+        "import os, sys\nprint(sorted(sys.modules))\nprint(sorted(os.listdir('/proc/self/fd')))\n"
+    ),
     "signals_of_a_child": "import subprocess\nsubprocess.run(['sh', '-c', 'grep SigIgn /proc/$$/status'])\n",
 }
 
