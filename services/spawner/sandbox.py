@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import docker
-from docker.types import Ulimit
+from docker.types import LogConfig, Ulimit
 
 from services.spawner import exec_stream, seccomp
 from services.spawner.config import SpawnerSettings
@@ -111,6 +111,11 @@ def host_config(
         runtime=oci_runtime or settings.oci_runtime,
         ipc_mode="private",
         oom_score_adj=SANDBOX_OOM_SCORE_ADJ,
+        # Nothing reads a sandbox's own stdout and stderr (programs' output
+        # comes through the runner or `docker exec`), and the engine's log
+        # file would be host disk the code can fill without a bound through
+        # /proc/1/fd/1. With no log driver a writer fills one pipe, then waits.
+        log_config=LogConfig(type=LogConfig.types.NONE),
     )
 
 

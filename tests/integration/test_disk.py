@@ -11,12 +11,14 @@ import pathlib
 import secrets
 import threading
 
+import docker
 import grpc
 import pytest
 
 from sandbox.common.v1 import execution_pb2 as common
 from sandbox.spawner.v1 import spawner_pb2_grpc
 from services.common.auth import ClientAuthInterceptor
+from services.spawner import sandbox
 from services.spawner.server import start
 from tests.integration.conftest import SECRET, assert_nothing_left, make_settings
 from tests.integration.helpers import execute, request
@@ -74,6 +76,51 @@ except OSError as exc:
     print(errno.errorcode[exc.errno], made, flush=True)
     raise SystemExit(1)
 """
+
+# The container's own stdout (PID 1's) is the engine's to keep: a program
+# reaches it through /proc/1/fd/1. Written until 64 MiB or a second without
+# progress, then held while the test looks at the engine's log file.
+CONTAINER_LOG_FLOOD = r"""
+import os, select, time
+block = b'x' * (1024 * 1024)
+written = 0
+fd = os.open('/proc/1/fd/1', os.O_WRONLY | os.O_NONBLOCK)
+while written < 64 * 1024 * 1024 and select.select([], [fd], [], 1.0)[1]:
+    try:
+        written += os.write(fd, block)
+    except BlockingIOError:
+        pass
+print(written, flush=True)
+time.sleep(1)
+"""
+
+
+class LogSampler(threading.Thread):
+    """The largest log file the engine keeps for the execution's container,
+    sampled while it runs."""
+
+    def __init__(self, docker_api, execution_id: str):
+        super().__init__(daemon=True)
+        self._api, self._execution_id = docker_api, execution_id
+        self._done = threading.Event()
+        self.containers_seen = 0
+        self.peak_bytes = 0
+
+    def run(self) -> None:
+        label = f"{sandbox.LABEL_EXECUTION}={self._execution_id}"
+        while not self._done.wait(SAMPLE_SECONDS):
+            for summary in self._api.containers(all=True, filters={"label": label}):
+                self.containers_seen += 1
+                try:
+                    log_path = self._api.inspect_container(summary["Id"])["LogPath"]
+                    size = os.stat(log_path).st_size if log_path else 0
+                except (docker.errors.NotFound, FileNotFoundError):
+                    continue
+                self.peak_bytes = max(self.peak_bytes, size)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 class DiskSampler:
@@ -157,6 +204,21 @@ def test_a_write_flood_past_the_cap_gets_enospc(stub, spawner_server, workspace_
     assert sampler.image_peak > cap // 2  # the bytes did land in the image, and nowhere else
     assert outcome.result.error_code == common.ERROR_CODE_OUTPUT_LIMIT, outcome.result
     assert "the workspace ran out of space" in outcome.result.error_message
+
+
+def test_a_flood_of_the_container_s_own_stdout_reaches_no_disk(stub, spawner_server, docker_api):
+    # With the engine's default log driver (json-file, no size cap) it all
+    # went into a file on the host's disk, bounded by no limit of the sandbox.
+    req = request({"main.py": CONTAINER_LOG_FLOOD}, timeout_ms=60_000)
+    sampler = LogSampler(docker_api, req.execution_id)
+    sampler.start()
+    try:
+        outcome = execute(stub, req)
+    finally:
+        sampler.stop()
+    assert outcome.result.exit_code == 0, outcome
+    assert int(outcome.stdout.decode()) > 0 and sampler.containers_seen > 0
+    assert sampler.peak_bytes < MIB
 
 
 def test_millions_of_empty_files_stop_at_the_inode_cap(stub, spawner_server, workspace_root):
