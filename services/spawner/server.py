@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import cast
 
 import docker
 import grpc
-from docker.transport import UnixHTTPAdapter
 from grpc_health.v1 import health, health_pb2
 
 from sandbox.spawner.v1 import spawner_pb2, spawner_pb2_grpc
@@ -16,6 +14,7 @@ from services.common import grpc_server
 from services.common.contract.limits import max_message_bytes
 from services.common.tracing import ServerTraceInterceptor
 from services.spawner.config import SpawnerSettings
+from services.spawner.engine_client import engine_client
 from services.spawner.servicer import SpawnerServicer
 from services.spawner.spawner import ConfigurationError, Spawner
 
@@ -41,36 +40,9 @@ class RunningServer:
         self.spawner.metrics.stop()
 
 
-UNIX_SOCKET_SCHEME = "http+docker://"  # docker-py's base_url for a unix socket
-ENGINE_TIMEOUT_SECONDS = 60
-
-
-class OnePoolUnixAdapter(UnixHTTPAdapter):
-    """docker-py's unix-socket adapter keys its connection pools by the whole
-    URL (with requests 2.32 and later), and nearly every engine call names
-    its container: each made a new pool and a new connection to the engine,
-    and closed an older pool's. The one socket gets one pool, whose
-    connections every call reuses."""
-
-    def get_connection(self, url, proxies=None):
-        return super().get_connection(UNIX_SOCKET_SCHEME, proxies)
-
-
 def docker_client(settings: SpawnerSettings) -> docker.APIClient:
     # One pooled connection per concurrent execution plus a few for control calls.
-    pool_size = settings.capacity * 2 + 8
-    client = docker.APIClient(
-        base_url=settings.docker_host or None, version="auto", timeout=ENGINE_TIMEOUT_SECONDS, max_pool_size=pool_size
-    )
-    if client.base_url.startswith(UNIX_SOCKET_SCHEME):
-        # No proxy or .netrc applies to a unix socket; without this, requests
-        # looks both up on every engine call (~0.15 ms of CPU each).
-        client.trust_env = False
-        mounted = cast(UnixHTTPAdapter, client.get_adapter(UNIX_SOCKET_SCHEME))
-        adapter = OnePoolUnixAdapter(mounted.socket_path, timeout=ENGINE_TIMEOUT_SECONDS, max_pool_size=pool_size)
-        mounted.close()
-        client.mount(UNIX_SOCKET_SCHEME, adapter)
-    return client
+    return engine_client(settings.docker_host, pool_size=settings.capacity * 2 + 8)
 
 
 def _engine_health(servicer: health.HealthServicer, up: bool) -> None:

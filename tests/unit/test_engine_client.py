@@ -3,7 +3,10 @@ unix socket, whatever URL a call names."""
 
 from __future__ import annotations
 
-from services.spawner.server import OnePoolUnixAdapter
+import pytest
+import requests
+
+from services.spawner.engine_client import EngineClient, OnePoolUnixAdapter
 
 
 def test_calls_naming_different_containers_share_one_pool():
@@ -13,3 +16,13 @@ def test_calls_naming_different_containers_share_one_pool():
     assert first is second
     assert len(adapter.pools) == 1
     adapter.close()
+
+
+def test_an_engine_that_is_gone_fails_a_call_the_same_way_directly_or_streamed():
+    # The engine watch (engine.py) counts requests' exceptions as the engine gone.
+    client = EngineClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.inspect_container("sandbox")  # the direct way
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.get(client._url("/containers/{0}/logs", "sandbox"), stream=True)  # the session's way
+    client.close()
