@@ -343,10 +343,9 @@ class Relay:
 
     def _finish_event(self, execution: InFlightExecution) -> None:
         """The caller's last event: the record as stored."""
-        row = self.store.db.retrying(lambda: self.store.by_key(execution.key))
-        if row is not None:
-            files = self.store.db.retrying(lambda: self.store.files(row.key))
-            execution.push(pb.ExecuteEvent(finished=messages.execution(row, files)))
+        found = self.store.db.retrying(lambda: self.store.finished(execution.key))
+        if found is not None:
+            execution.push(pb.ExecuteEvent(finished=messages.execution(*found)))
 
 
 def _fields(execution: InFlightExecution, verdict: Verdict | None = None) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.control.executions import states
-from services.control.executions.models import RUNNING, ExecutionRow, OutputFileRow
+from services.control.executions.models import RUNNING, ExecutionRow, OutputFileRow, StoredFile
 
 EXECUTIONS = ExecutionRow.metadata.tables[ExecutionRow.__tablename__]
 OUTPUT_FILES = OutputFileRow.metadata.tables[OutputFileRow.__tablename__]
@@ -30,6 +30,12 @@ DUPLICATE = sa.select(EXECUTIONS.c.key).where(_THIS_TENANT, EXECUTIONS.c.executi
 IN_FLIGHT = sa.select(sa.func.count()).select_from(EXECUTIONS).where(_THIS_TENANT, _LIVE)
 INSERT = sa.insert(EXECUTIONS)
 INSERT_FILE = sa.insert(OUTPUT_FILES)
+# An execution's output files, by path (every finished event reads them).
+FILES = (
+    sa.select(OUTPUT_FILES.c.path, OUTPUT_FILES.c.size, OUTPUT_FILES.c.sha256)
+    .where(OUTPUT_FILES.c.execution_key == sa.bindparam("b_key"))
+    .order_by(OUTPUT_FILES.c.path)
+)
 TENANT_AND_STATUS = sa.select(EXECUTIONS.c.tenant, EXECUTIONS.c.status).where(_THIS_EXECUTION)
 # The tenant's executions holding a slot of the mesh, through any replica.
 SLOTS_HELD = sa.select(sa.func.count()).select_from(EXECUTIONS).where(_THIS_TENANT, _LIVE, EXECUTIONS.c.slot_at_ms > 0)
@@ -75,3 +81,7 @@ def start_running(connection: sa.Connection, key: str, spawner: str, now: int) -
 def row_values(row: ExecutionRow) -> dict[str, Any]:
     """Every column of a new row, as INSERT takes them."""
     return {column.name: getattr(row, column.name) for column in EXECUTIONS.columns}
+
+
+def files_of(connection: sa.Connection, key: str) -> list[StoredFile]:
+    return [StoredFile(path, size, sha256) for path, size, sha256 in connection.execute(FILES, {"b_key": key})]

@@ -361,10 +361,13 @@ class ExecutionStore:
 
     def files(self, key: str) -> list[StoredFile]:
         with self.db.read() as session:
-            rows = session.exec(
-                select(OutputFileRow).where(OutputFileRow.execution_key == key).order_by(OutputFileRow.path)
-            )
-            return [StoredFile(r.path, r.size, r.sha256) for r in rows]
+            return statements.files_of(session.connection(), key)
+
+    def finished(self, key: str) -> tuple[ExecutionRow, list[StoredFile]] | None:
+        """The record as stored and its output files, in one read."""
+        with self.db.read() as session:
+            row = session.get(ExecutionRow, key)
+            return None if row is None else (row, statements.files_of(session.connection(), key))
 
     def file(self, tenant: str, execution_id: str, path: str) -> StoredFile:
         row = self.get(tenant, execution_id)
