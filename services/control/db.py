@@ -80,6 +80,12 @@ def create_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Statement journals and temporary tables in memory, not in files
+            # under TMPDIR: control runs on a read-only root (compose), where
+            # a statement journal past 64 KiB (an update writing a full output
+            # preview) failed with "disk I/O error" and its verdict was never
+            # recorded.
+            cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
             cursor.close()
 

@@ -33,6 +33,15 @@ libc.fallocate(fd, 1, ctypes.c_long(0), ctypes.c_long(5 * 1024**3))  # FALLOC_FL
 print(errno.errorcode.get(ctypes.get_errno()))
 """
 
+# A preview's worth of output (64 KiB), kept past control's flush interval
+# (1 s), then a flood past the output cap.
+FULL_PREVIEW_THEN_FLOOD = """
+import time
+print('p' * 100_000, flush=True)
+time.sleep(2.5)
+print('x' * 3_000_000)
+"""
+
 
 PROBE = """
 import os, socket, urllib.parse
@@ -164,6 +173,18 @@ def test_make_up_serves_make_down_keeps_data_make_clean_removes_everything(docke
             events = list(control.Execute(req, timeout=120))
             assert events[-1].finished.status == common.EXECUTION_STATUS_COMPLETED, events[-1]
             finished_id = events[-1].finished.execution_id
+            # Output past the cap after a full preview was kept: its verdict
+            # is recorded on control's read-only root (rewriting the preview
+            # once spilled SQLite's statement journal into an unwritable
+            # TMPDIR: "disk I/O error", no verdict, the slot held for good).
+            flood = control_pb2.ExecuteRequest(
+                language=common.LANGUAGE_PYTHON,
+                files=[common.File(path="main.py", content=FULL_PREVIEW_THEN_FLOOD.encode())],
+                entry="main.py",
+            )
+            events = list(control.Execute(flood, timeout=120))
+            assert events[-1].WhichOneof("event") == "finished", events[-1]
+            assert events[-1].finished.error_code == common.ERROR_CODE_OUTPUT_LIMIT, events[-1].finished
             chunks = control.GetOutputFile(
                 control_pb2.GetOutputFileRequest(execution_id=finished_id, path="answer.txt"), timeout=30
             )

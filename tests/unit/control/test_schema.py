@@ -43,4 +43,8 @@ def test_sqlite_uses_wal(tmp_path):
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # 2: in memory. Control's root is read-only under compose, and a
+        # statement journal spilled into a file there was a "disk I/O error"
+        # on recording a verdict (a large preview rewritten).
+        assert connection.exec_driver_sql("PRAGMA temp_store").scalar() == 2
     db.dispose()
