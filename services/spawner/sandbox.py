@@ -114,7 +114,7 @@ def host_config(
         # Nothing reads a sandbox's own stdout and stderr (programs' output
         # comes through the runner or `docker exec`), and the engine's log
         # file would be host disk the code can fill without a bound through
-        # /proc/1/fd/1. With no log driver a writer fills one pipe, then waits.
+        # /proc/1/fd/1. With no log driver the engine discards what comes.
         log_config=LogConfig(type=LogConfig.types.NONE),
     )
 
