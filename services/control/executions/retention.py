@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from services.common.periodic import Periodic
 from services.control.blobs import BlobStore
 from services.control.executions import states
 from services.control.executions.models import ExecutionRow, OutputFileRow
@@ -39,8 +39,6 @@ MS_PER_DAY = 86_400_000
 BATCH = 200
 # A blob written or reused this recently is never removed.
 BLOB_GRACE_SECONDS = 3600
-# How long stop() waits for the sweeper's thread.
-JOIN_SECONDS = 5.0
 
 
 @dataclasses.dataclass
@@ -60,28 +58,15 @@ class RetentionSweeper:
         self.blobs = blobs
         # 0 keeps executions for ever (blobs no row references still go).
         self.retention_ms = int(retention_days * MS_PER_DAY)
-        self.interval_seconds = interval_seconds
         # Items that failed, over the sweeper's life.
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("control-retention", interval_seconds, self.sweep, log)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="control-retention", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(JOIN_SECONDS)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep()
-            except Exception:  # a sweep that broke is retried next time
-                log.exception("retention sweep failed")
-            self._stop.wait(self.interval_seconds)
+        self._thread.stop()
 
     def sweep(self) -> Sweep:
         """Deletes every expired execution, then every blob nobody references."""

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable
 
 import grpc
 from sqlmodel import col, select
 
 from sandbox.spawner.v1 import spawner_pb2 as spb
+from services.common.periodic import Periodic
 from services.control.sessions.models import EXPIRED, FAILED, OPEN, SessionRow
 from services.control.sessions.store import SessionStore, expires_at_ms
 from services.control.spawners import SpawnerPool
@@ -35,7 +35,6 @@ from services.control.spawners import SpawnerPool
 log = logging.getLogger(__name__)
 
 LIST_TIMEOUT_SECONDS = 3.0
-JOIN_SECONDS = 5.0
 # How close to its idle expiry, and to its maximum lifetime, a session
 # missing from its spawner is taken for expired there (the spawner's idle
 # clock runs a call's relay ahead of control's; its lifetime clock, the
@@ -84,30 +83,17 @@ class SessionSweeper:
     ):
         self.store = store
         self.pool = pool
-        self.interval_seconds = interval_seconds
         self.grace_ms = int(spawner_grace_seconds * 1000)
         self.busy = busy
         self._silent_since: dict[str, int] = {}  # spawner -> when it first did not answer
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # The first sweep right away: what a restart finds ended is recorded at once.
+        self._thread = Periodic("control-session-sweeper", interval_seconds, self.sweep, log)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="control-session-sweeper", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(JOIN_SECONDS)
-
-    def _loop(self) -> None:
-        wait = 0.0  # the first sweep right away: what a restart finds ended is recorded at once
-        while not self._stop.wait(wait):
-            wait = self.interval_seconds
-            try:
-                self.sweep()
-            except Exception:  # the next sweep tries again
-                log.exception("session sweep failed")
+        self._thread.stop()
 
     def sweep(self) -> SessionSweep:
         done = SessionSweep()
